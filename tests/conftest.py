@@ -1,0 +1,72 @@
+"""Shared fixtures: an isolated registry home, tiny models and tickets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ticketzoo.card import ArchConfig, SourceData
+from ticketzoo.models import build_model, classifier_names
+from ticketzoo.pruning import prune_to_sparsity
+from ticketzoo.ticket import Ticket
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", help="run ResNet-50-sized and other slow tests")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow: pass --runslow to run")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    """Every test gets its own registry home and no extra catalog."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("TICKETZOO_HOME", str(home))
+    monkeypatch.delenv("TICKETZOO_CATALOG", raising=False)
+    monkeypatch.delenv("TICKETZOO_DEBUG", raising=False)
+    return home
+
+
+def tiny_ticket(
+    arch: str = "conv2",
+    sparsity: float = 0.8,
+    *,
+    name: str = "tiny-conv2-s80",
+    seed: int = 0,
+    trained: bool = True,
+    num_classes: int = 4,
+    input_size: int = 16,
+    **kwargs,
+) -> Ticket:
+    """A small real ticket: a seeded model, magnitude-pruned, with a perturbed 'trained' set."""
+    kwargs.setdefault("width", 0.125)
+    model = build_model(arch, num_classes=num_classes, input_size=input_size, seed=seed, **kwargs)
+    masks = prune_to_sparsity(model, sparsity)
+    other = None
+    if trained:
+        g = torch.Generator().manual_seed(seed + 1)
+        other = {k: (v + torch.randn(v.shape, generator=g) if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    arch_cfg = ArchConfig(
+        arch, num_classes, 3, input_size, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), classifier_names(model), dict(kwargs)
+    )
+    src = SourceData("synthetic", tuple(f"c{i}" for i in range(num_classes)), "made by tests")
+    return Ticket.from_model(model, masks, name=name, arch=arch_cfg, source=src, trained=other)
+
+
+@pytest.fixture
+def ticket() -> Ticket:
+    return tiny_ticket()
+
+
+@pytest.fixture
+def ticket_file(tmp_path, ticket):
+    path = tmp_path / "t.safetensors"
+    ticket.save(path)
+    return path

@@ -1,0 +1,3 @@
+from ticketzoo.cli import main
+
+main()

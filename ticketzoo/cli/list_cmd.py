@@ -1,0 +1,55 @@
+"""``ticketzoo list``: catalog + local registry."""
+
+from __future__ import annotations
+
+import click
+
+from ticketzoo.cli.console import console, human_size, print_json
+
+
+@click.command("list")
+@click.option("--arch", help="Only tickets of this architecture (e.g. resnet50).")
+@click.option("--source", help="Only tickets found on this source dataset.")
+@click.option("--min-sparsity", type=click.FloatRange(0, 1), help="Only tickets at least this sparse (0-1).")
+@click.option("--max-sparsity", type=click.FloatRange(0, 1), help="Only tickets at most this sparse (0-1).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def command(arch, source, min_sparsity, max_sparsity, as_json) -> None:
+    """List tickets in the zoo catalog and the local registry."""
+    from ticketzoo.registry.api import list_entries
+
+    rows = []
+    for entry, where in list_entries():
+        card = entry.card
+        if arch and card.arch.name != arch:
+            continue
+        if source and card.source.dataset != source:
+            continue
+        if min_sparsity is not None and card.sparsity < min_sparsity:
+            continue
+        if max_sparsity is not None and card.sparsity > max_sparsity:
+            continue
+        rows.append(
+            {
+                "name": entry.name,
+                "revision": entry.revision,
+                "arch": card.arch.name,
+                "source": card.source.dataset,
+                "sparsity": card.sparsity,
+                "size": entry.size,
+                "where": where,
+                "control": card.lineage.control,
+            }
+        )
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("no tickets match (see `ticketzoo list` without filters)")
+        return
+    from rich.table import Table
+
+    table = Table("name", "arch", "source", "sparsity", "size", "where", box=None, pad_edge=False)
+    for r in rows:
+        label = r["name"] + (f" [{r['control']} control]" if r["control"] else "")
+        table.add_row(label, r["arch"], r["source"], f"{r['sparsity']:.1%}", human_size(r["size"]), r["where"])
+    console.print(table)

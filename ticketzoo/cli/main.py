@@ -1,0 +1,87 @@
+"""The click group and the one error boundary every command runs inside."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from ticketzoo import __version__
+from ticketzoo.cli.console import err_console
+
+EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
+
+
+class LazyGroup(click.Group):
+    """Imports a command's module only when it runs, so ``--help`` stays instant."""
+
+    _commands = {
+        "list": "list_cmd",
+        "info": "info",
+        "pull": "pull",
+        "push": "push",
+        "verify": "verify",
+        "export": "export",
+        "find": "find",
+        "finetune": "finetune",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from importlib.util import find_spec
+
+        return [n for n, m in self._commands.items() if find_spec(f"ticketzoo.cli.{m}") is not None]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        module = self._commands.get(name)
+        if name not in self.list_commands(ctx):
+            return None
+        from importlib import import_module
+
+        return getattr(import_module(f"ticketzoo.cli.{module}"), "command")
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ticketzoo")
+def cli() -> None:
+    """ticketzoo: find, share and fine-tune sparse lottery tickets."""
+
+
+def _debug() -> bool:
+    return os.environ.get("TICKETZOO_DEBUG", "") not in ("", "0", "false")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; exit 0 ok, 1 user error, 2 usage error. Never a traceback unless debugging."""
+    from ticketzoo.errors import TicketzooError
+
+    try:
+        rc = cli.main(args=argv, prog_name="ticketzoo", standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else EXIT_OK)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.UsageError as e:
+        if _debug():
+            raise
+        e.show(file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as e:
+        if _debug():
+            raise
+        err_console.print(f"error: {e.format_message()}")
+        sys.exit(EXIT_USER)
+    except (click.Abort, KeyboardInterrupt):
+        err_console.print("interrupted")
+        sys.exit(130)
+    except TicketzooError as e:
+        if _debug():
+            raise
+        err_console.print(f"error: {e}")
+        sys.exit(EXIT_USER)
+    except BrokenPipeError:
+        sys.exit(EXIT_OK)
+    except Exception as e:  # a bug, not a user error: still one line unless debugging
+        if _debug():
+            raise
+        err_console.print(f"error: unexpected {type(e).__name__}: {e} (set TICKETZOO_DEBUG=1 for a traceback)")
+        sys.exit(EXIT_USER)

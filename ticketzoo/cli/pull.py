@@ -1,0 +1,23 @@
+"""``ticketzoo pull REF``: bring a ticket into the local registry and print its path."""
+
+from __future__ import annotations
+
+import click
+
+from ticketzoo.cli.console import console, err_console, print_json
+
+
+@click.command("pull")
+@click.argument("ref")
+@click.option("--registry", metavar="URL", help="Pull NAME from this registry: file:///DIR or hf://ORG[/REPO].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def command(ref: str, registry: str | None, as_json: bool) -> None:
+    """Pull a ticket (verified by sha256) into the local registry; prints the local file path."""
+    from ticketzoo.registry.api import pull
+
+    with err_console.status(f"pulling {ref}"):
+        entry = pull(ref, registry)
+    if as_json:
+        print_json({"name": entry.name, "revision": entry.revision, "sha256": entry.sha256, "path": str(entry.file)})
+    else:
+        console.print(str(entry.file))

@@ -1,0 +1,114 @@
+"""One exception hierarchy for ticketzoo.
+
+Every error a user can cause derives from :class:`TicketzooError` and also from the
+builtin that best describes it, so callers may catch either. The CLI turns any
+``TicketzooError`` into a one-line message on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class TicketzooError(Exception):
+    """Base class of all ticketzoo errors.
+
+    ``hint`` is an optional sentence saying how to fix the problem; the CLI prints it
+    after the message.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+class TicketFormatError(TicketzooError, ValueError):
+    """A ticket file violates the ``ticketzoo-csr`` format.
+
+    ``path`` names the file (when known) and ``tensor`` the offending tensor.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        path: str | Path | None = None,
+        tensor: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.path = str(path) if path is not None else None
+        self.tensor = tensor
+        self.problem = problem
+        where = self.path or "<bytes>"
+        if tensor:
+            where = f"{where}: tensor {tensor!r}"
+        super().__init__(f"{where}: {problem}", hint=hint)
+
+
+class IntegrityError(TicketzooError, ValueError):
+    """A file's sha256 differs from the one recorded for it."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None, hint: str | None = None):
+        self.path = str(path) if path is not None else None
+        super().__init__(message, hint=hint)
+
+
+class InvalidRefError(TicketzooError, ValueError):
+    """A ticket reference or ticket name is malformed."""
+
+    def __init__(self, message: str, *, ref: str | None = None, hint: str | None = None):
+        self.ref = ref
+        super().__init__(message, hint=hint)
+
+
+class TicketNotFoundError(TicketzooError, LookupError):
+    """A well-formed reference that names no ticket in the registry asked."""
+
+    def __init__(self, message: str, *, ref: str | None = None, hint: str | None = None):
+        self.ref = ref
+        super().__init__(message, hint=hint)
+
+
+class RegistryError(TicketzooError, OSError):
+    """A registry could not be read or written (permissions, disk full, lock)."""
+
+
+class HubError(RegistryError):
+    """The Hugging Face Hub (or a compatible server) refused or could not be reached."""
+
+
+class UnknownArchitectureError(TicketzooError, KeyError):
+    """An architecture name that the model registry does not know."""
+
+    def __init__(self, message: str, *, name: str | None = None, hint: str | None = None):
+        self.name = name
+        super().__init__(message, hint=hint)
+
+    # KeyError.__str__ would quote the message; keep the plain sentence.
+    __str__ = TicketzooError.__str__
+
+
+class DataError(TicketzooError, ValueError):
+    """A dataset or image folder cannot be used as given."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None, hint: str | None = None):
+        self.path = str(path) if path is not None else None
+        super().__init__(message, hint=hint)
+
+
+class ConfigError(TicketzooError, ValueError):
+    """A recipe or option value is out of range or inconsistent."""
+
+
+class CheckpointError(TicketzooError, RuntimeError):
+    """A run directory or checkpoint cannot be resumed (different recipe, corrupt file)."""
+
+
+class MaskViolationError(TicketzooError, RuntimeError):
+    """A trained model broke its ticket's mask (a pruned weight is not exactly zero)."""

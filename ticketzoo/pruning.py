@@ -1,0 +1,139 @@
+"""Magnitude pruning (global or layerwise), the random-prune control, sparsity accounting.
+
+Masks are ``dict[str, torch.BoolTensor]`` keyed by state-dict name; True means kept.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Mapping
+
+import torch
+from torch import nn
+
+from ticketzoo.errors import ConfigError
+
+SCOPES = ("global", "layerwise")
+
+
+def full_masks(model: nn.Module, names: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+    """All-True masks for ``names`` (default: every conv and linear weight)."""
+    if names is None:
+        from ticketzoo.models import prunable_names
+
+        names = prunable_names(model)
+    state = model.state_dict()
+    return {n: torch.ones_like(state[n], dtype=torch.bool, device="cpu") for n in names}
+
+
+def _keep_count(kept: int, rate: float) -> int:
+    # Round half up so 0.2 of 5 remaining prunes 1, and never prune more than is left.
+    return kept - min(kept, math.floor(kept * rate + 0.5))
+
+
+def _top_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Boolean mask of the k largest scores; ties broken by position (deterministic)."""
+    keep = torch.zeros(scores.numel(), dtype=torch.bool)
+    if k > 0:
+        order = torch.sort(scores.reshape(-1), descending=True, stable=True).indices
+        keep[order[:k]] = True
+    return keep.reshape(scores.shape)
+
+
+def magnitude_prune(
+    weights: Mapping[str, torch.Tensor],
+    masks: Mapping[str, torch.Tensor],
+    rate: float,
+    *,
+    scope: str = "global",
+    layer_rates: Mapping[str, float] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Prune ``rate`` of the weights each mask still keeps, smallest magnitude first.
+
+    ``global`` ranks all masked tensors together; ``layerwise`` prunes each tensor by
+    its own rate (``layer_rates[name]`` overrides ``rate``, e.g. the output layer at
+    half the rate as Frankle & Carbin do). In global scope a tensor named in
+    ``layer_rates`` is pruned on its own at that rate and left out of the global pool.
+    Masks only ever lose entries, so successive rounds are nested.
+    """
+    if not 0.0 < rate < 1.0:
+        raise ConfigError(f"pruning rate must be in (0, 1), got {rate}")
+    if scope not in SCOPES:
+        raise ConfigError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+    layer_rates = dict(layer_rates or {})
+    for name, r in layer_rates.items():
+        if name not in masks or not 0.0 <= r < 1.0:
+            raise ConfigError(f"layer rate for {name!r} must name a mask and lie in [0, 1)")
+
+    def scores(name: str) -> torch.Tensor:
+        w = weights[name].detach().to("cpu", torch.float32).abs()
+        # Already-pruned weights score below any kept weight, so they stay pruned.
+        return torch.where(masks[name].to("cpu"), w, torch.full_like(w, -1.0))
+
+    out: dict[str, torch.Tensor] = {}
+    own = set(layer_rates) if scope == "global" else set(masks)
+    for name in own:
+        r = layer_rates.get(name, rate)
+        kept = int(masks[name].sum())
+        out[name] = _top_k_mask(scores(name), _keep_count(kept, r)) if r > 0 else masks[name].clone()
+    pool = [n for n in masks if n not in own]
+    if pool:
+        flat = torch.cat([scores(n).reshape(-1) for n in pool])
+        kept = int(sum(int(masks[n].sum()) for n in pool))
+        keep = _top_k_mask(flat, _keep_count(kept, rate))
+        offset = 0
+        for n in pool:
+            size = masks[n].numel()
+            out[n] = keep[offset : offset + size].reshape(masks[n].shape)
+            offset += size
+    return {n: out[n] for n in masks}
+
+
+def prune_to_sparsity(
+    model: nn.Module,
+    sparsity: float,
+    *,
+    scope: str = "global",
+    names: Iterable[str] | None = None,
+) -> dict[str, torch.Tensor]:
+    """One-shot magnitude pruning of a model to ``sparsity`` (fraction removed)."""
+    if not 0.0 <= sparsity <= 1.0:
+        raise ConfigError(f"sparsity must be in [0, 1], got {sparsity}")
+    masks = full_masks(model, names)
+    if sparsity == 0.0:
+        return masks
+    if sparsity == 1.0:
+        return {n: torch.zeros_like(m) for n, m in masks.items()}
+    return magnitude_prune(model.state_dict(), masks, sparsity, scope=scope)
+
+
+def random_masks_like(masks: Mapping[str, torch.Tensor], *, seed: int) -> dict[str, torch.Tensor]:
+    """Random masks with exactly the same number of kept weights per tensor (a control)."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for name, m in masks.items():
+        k = int(m.sum())
+        perm = torch.randperm(m.numel(), generator=g)
+        keep = torch.zeros(m.numel(), dtype=torch.bool)
+        keep[perm[:k]] = True
+        out[name] = keep.reshape(m.shape)
+    return out
+
+
+def sparsity(masks: Mapping[str, torch.Tensor]) -> float:
+    """Overall fraction of masked weights removed."""
+    total = sum(m.numel() for m in masks.values())
+    kept = sum(int(m.sum()) for m in masks.values())
+    return 1.0 - kept / total if total else 0.0
+
+
+def layer_sparsity(masks: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    return {n: 1.0 - int(m.sum()) / m.numel() if m.numel() else 0.0 for n, m in masks.items()}
+
+
+def apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
+    """Zero the pruned weights of ``model`` in place."""
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, m in masks.items():
+            params[name].mul_(m.to(params[name].device, params[name].dtype))

@@ -1,0 +1,283 @@
+"""The :class:`Ticket`: a mask, one or more weight sets aligned with it, and a card."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from ticketzoo import codec
+from ticketzoo.card import ArchConfig, Card, LayerSparsity, Lineage, Recipe, RoundMetrics, SourceData, now_iso
+from ticketzoo.errors import ConfigError, TicketFormatError
+
+TICKET_FILE = "ticket.safetensors"
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder, fsync and rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _state_dict_of(obj: nn.Module | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    state = obj.state_dict() if isinstance(obj, nn.Module) else dict(obj)
+    return {k: v.detach().to("cpu") for k, v in state.items()}
+
+
+class Ticket:
+    """A lottery ticket: masks, weight sets (``rewind`` = θk, optional ``trained``) and a card.
+
+    Build one with :meth:`from_model`, persist with :meth:`save`, read with
+    :meth:`load`, and get a ready network with :meth:`to_model`.
+    """
+
+    def __init__(self, card: Card, masks: dict[str, codec.CSRMask], sets: dict[str, dict[str, torch.Tensor]]):
+        self.card = card
+        self._csr = masks
+        self._sets = sets
+        self._dense_masks: dict[str, torch.Tensor] | None = None
+
+    # --- construction -----------------------------------------------------------------
+
+    @classmethod
+    def from_model(
+        cls,
+        model: nn.Module | Mapping[str, torch.Tensor],
+        masks: Mapping[str, torch.Tensor],
+        *,
+        name: str,
+        arch: ArchConfig,
+        source: SourceData,
+        trained: nn.Module | Mapping[str, torch.Tensor] | None = None,
+        recipe: Recipe | None = None,
+        metrics: tuple[RoundMetrics, ...] = (),
+        lineage: Lineage | None = None,
+        description: str = "",
+        extra: dict | None = None,
+    ) -> "Ticket":
+        """A ticket whose ``rewind`` weights are ``model``'s state (θk) under ``masks``.
+
+        ``trained`` optionally adds the ``trained`` weight set. Weights at pruned
+        positions are stored as absent, so they come back exactly zero.
+        """
+        sets = {"rewind": _state_dict_of(model)}
+        if trained is not None:
+            sets["trained"] = _state_dict_of(trained)
+        masks = {k: v.detach().to("cpu", torch.bool) for k, v in masks.items()}
+        for k in masks:
+            if k not in sets["rewind"]:
+                raise ConfigError(f"mask {k!r} names no tensor of the model")
+        if not arch.classifier:
+            raise ConfigError("ArchConfig.classifier must name the head's tensors")
+        from ticketzoo import __version__
+
+        card = Card(
+            name=name,
+            arch=arch,
+            source=source,
+            recipe=recipe or Recipe(),
+            metrics=tuple(metrics),
+            weight_sets=tuple(sets),
+            lineage=lineage or Lineage(),
+            versions={"ticketzoo": __version__, "torch": torch.__version__.split("+")[0]},
+            created=now_iso(),
+            description=description,
+            extra=dict(extra or {}),
+        )
+        tensors = codec.encode(masks, sets)  # validates shapes and sets
+        decoded = codec.validate(tensors, {"weight_sets": _json_list(sets), "card": ""})
+        ticket = cls(card, decoded.masks, decoded.sets)
+        return ticket._with_sparsity()
+
+    def _with_sparsity(self) -> "Ticket":
+        layers = tuple(
+            LayerSparsity(name=n, shape=c.shape, kept=c.nnz, total=c.numel) for n, c in self._csr.items()
+        )
+        self.card = self.card.replace(sparsity=_overall(layers), layers=layers, weight_sets=tuple(self._sets))
+        return self
+
+    def with_card(self, **changes) -> "Ticket":
+        """A ticket sharing this one's tensors with card fields replaced."""
+        return Ticket(self.card.replace(**changes), self._csr, self._sets)
+
+    # --- persistence ------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        tensors: dict[str, torch.Tensor] = {}
+        for name, c in self._csr.items():
+            tensors[codec._key(codec.MASK, name, "shape")] = torch.tensor(c.shape, dtype=torch.int64)
+            tensors[codec._key(codec.MASK, name, "indptr")] = c.indptr
+            tensors[codec._key(codec.MASK, name, "indices")] = c.indices
+        for s, state in self._sets.items():
+            for name, t in state.items():
+                key = codec._key(s, name, "values") if name in self._csr else codec._key(s, name)
+                tensors[key] = t
+        return codec.pack(tensors, list(self._sets), self.card.to_json())
+
+    def save(self, path: str | Path) -> str:
+        """Write the ticket atomically; returns the file's sha256."""
+        data = self.to_bytes()
+        atomic_write_bytes(path, data)
+        return hashlib.sha256(data).hexdigest()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, path: str | Path | None = None) -> "Ticket":
+        p = str(path) if path is not None else None
+        decoded = codec.unpack(data, p)
+        card = Card.from_json(decoded.card_json, path=p)
+        ticket = cls(card, decoded.masks, decoded.sets)
+        _check_card(ticket, p)
+        return ticket
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Ticket":
+        """Read and fully validate a ticket file; any violation is a TicketFormatError."""
+        try:
+            data = Path(path).read_bytes()
+        except IsADirectoryError:
+            return cls.load(Path(path) / TICKET_FILE)
+        except OSError as e:
+            raise TicketFormatError(f"cannot read: {e.strerror}", path=path) from None
+        return cls.from_bytes(data, path)
+
+    # --- views ------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def weight_sets(self) -> tuple[str, ...]:
+        return tuple(self._sets)
+
+    @property
+    def csr_masks(self) -> dict[str, codec.CSRMask]:
+        return dict(self._csr)
+
+    @property
+    def masks(self) -> dict[str, torch.Tensor]:
+        """Boolean masks keyed by state-dict name (True = kept)."""
+        if self._dense_masks is None:
+            self._dense_masks = {n: c.to_dense() for n, c in self._csr.items()}
+        return dict(self._dense_masks)
+
+    @property
+    def sparsity(self) -> float:
+        """Fraction of prunable weights removed, over all masked tensors."""
+        return self.card.sparsity
+
+    def layer_sparsity(self) -> dict[str, float]:
+        return {layer.name: layer.sparsity for layer in self.card.layers}
+
+    def state_dict(self, weights: str = "rewind") -> dict[str, torch.Tensor]:
+        """A dense state dict of one weight set; pruned weights are exactly zero."""
+        if weights not in self._sets:
+            raise ConfigError(
+                f"ticket {self.name!r} has no weight set {weights!r} (it has: {', '.join(self._sets)})"
+            )
+        out = {}
+        for name, t in self._sets[weights].items():
+            out[name] = self._csr[name].scatter(t) if name in self._csr else t.clone()
+        return out
+
+    def to_model(self, weights: str = "rewind", num_classes: int | None = None) -> nn.Module:
+        """The ticket's network with one weight set loaded and pruned weights exactly zero.
+
+        With ``num_classes`` other than the card's, the head is replaced by a fresh
+        dense layer with that many outputs (its weights and mask are dropped).
+        """
+        from ticketzoo.models import build_model, swap_head
+
+        arch = self.card.arch
+        state = self.state_dict(weights)
+        swap = num_classes is not None and num_classes != arch.num_classes
+        # Build on the meta device and assign the loaded tensors: no wasted random init.
+        with torch.device("meta"):
+            model = build_model(
+                arch.name,
+                num_classes=arch.num_classes,
+                in_channels=arch.in_channels,
+                input_size=arch.input_size,
+                **arch.kwargs,
+            )
+        if swap:
+            swap_head(model, num_classes)
+            for k in arch.classifier:
+                state.pop(k, None)
+        missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+        if unexpected or (missing and not swap) or any(k not in arch.classifier for k in missing):
+            raise TicketFormatError(
+                f"ticket tensors do not match architecture {arch.name!r} "
+                f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
+            )
+        _materialize_fresh(model)
+        return model
+
+    def head_masks_dropped(self) -> dict[str, torch.Tensor]:
+        """Masks without the classifier's (what a head swap keeps)."""
+        return {k: v for k, v in self.masks.items() if k not in self.card.arch.classifier}
+
+
+def _materialize_fresh(model: nn.Module) -> None:
+    """Give modules still on the meta device (a swapped head) real, freshly initialised tensors."""
+    for module in model.modules():
+        own = list(module.parameters(recurse=False)) + list(module.buffers(recurse=False))
+        if any(t.is_meta for t in own):
+            module.to_empty(device="cpu", recurse=False)
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+
+
+def _json_list(items) -> str:
+    import json
+
+    return json.dumps(list(items))
+
+
+def _overall(layers: tuple[LayerSparsity, ...]) -> float:
+    total = sum(layer.total for layer in layers)
+    kept = sum(layer.kept for layer in layers)
+    return 1.0 - kept / total if total else 0.0
+
+
+def _check_card(ticket: Ticket, path: str | None) -> None:
+    """The card must agree with the tensors it describes."""
+    card = ticket.card
+    if tuple(card.weight_sets) != tuple(ticket._sets):
+        raise TicketFormatError(
+            f"card lists weight sets {list(card.weight_sets)}, file holds {list(ticket._sets)}", path=path
+        )
+    layers = {layer.name: layer for layer in card.layers}
+    if set(layers) != set(ticket._csr):
+        raise TicketFormatError("card's per-layer table does not match the masks", path=path)
+    for name, c in ticket._csr.items():
+        layer = layers[name]
+        if tuple(layer.shape) != c.shape or layer.kept != c.nnz or layer.total != c.numel:
+            raise TicketFormatError("card's per-layer sparsity does not match the mask", path=path, tensor=name)
+    if abs(card.sparsity - _overall(card.layers)) > 1e-9:
+        raise TicketFormatError("card's overall sparsity does not match the masks", path=path)
+    for name in card.arch.classifier:
+        if name not in ticket._sets["rewind"]:
+            raise TicketFormatError("card names a classifier tensor the file lacks", path=path, tensor=name)
