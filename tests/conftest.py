@@ -10,6 +10,8 @@ from ticketzoo.models import build_model, classifier_names
 from ticketzoo.pruning import prune_to_sparsity
 from ticketzoo.ticket import Ticket
 
+pytest_plugins = ["hubserver.fixtures"]
+
 
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", help="run ResNet-50-sized and other slow tests")

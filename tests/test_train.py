@@ -1,0 +1,402 @@
+"""Tests of ticketzoo.train: tiny conv nets on random 16 px images, CPU only."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import math
+
+import pytest
+import torch
+from rich.console import Console
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from ticketzoo.errors import CheckpointError, ConfigError, DataError
+from ticketzoo.train import (
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    ProgressCallback,
+    Runtime,
+    SnapshotAt,
+    Step,
+    TrainConfig,
+    cpu_state_dict,
+    evaluate,
+    resolve_device,
+    train,
+)
+from ticketzoo.train.callbacks import TrainState
+
+CPU = dict(device="cpu", patience=None, milestones=())
+
+
+def tiny_model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)
+    )
+
+
+def dataset(n: int = 48, *, seed: int = 0, separable: bool = False, shift: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 3
+    images = torch.randn(n, 3, 16, 16, generator=g)
+    if separable:  # class c lights up channel c
+        images[torch.arange(n), labels] += 3.0
+    return TensorDataset(images, (labels + shift) % 3)
+
+
+def loader(ds: TensorDataset, *, shuffle: bool = True, seed: int = 0, batch: int = 8) -> DataLoader:
+    gen = torch.Generator().manual_seed(seed)
+    return DataLoader(ds, batch_size=batch, shuffle=shuffle, generator=gen)
+
+
+def random_masks(model: nn.Module, density: float = 0.5, seed: int = 1) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {
+        name: torch.rand(p.shape, generator=g) < density
+        for name, p in model.named_parameters()
+        if name.endswith("weight")
+    }
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+class Raise(Callback):
+    """Simulates a crash at a given (0-based epoch, iteration)."""
+
+    def __init__(self, epoch: int, iteration: int):
+        self.at = (epoch, iteration)
+
+    def on_step_end(self, state: TrainState) -> None:
+        if (state.epoch, state.iteration) == self.at:
+            raise KeyboardInterrupt("simulated interruption")
+
+
+# --- Step ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "step"),
+    [("2ep", Step(2, "ep")), ("500it", Step(500, "it")), ("0", Step(0, "it")),
+     ("0ep", Step(0, "ep")), ("0it", Step(0, "it")), (" 3EP ", Step(3, "ep"))],
+)  # fmt: skip
+def test_step_parse(text, step):
+    assert Step.parse(text) == step
+    assert Step.parse(str(step)) == step
+
+
+@pytest.mark.parametrize("text", ["", "2", "ep", "-1ep", "2.5ep", "2 epochs", "1e3it", "it5"])
+def test_step_parse_rejects(text):
+    with pytest.raises(ConfigError, match="ep"):
+        Step.parse(text)
+
+
+def test_step_iterations_and_coerce():
+    assert str(Step(2, "ep")) == "2ep"
+    assert Step(2, "ep").iterations(10) == 20
+    assert Step(7, "it").iterations(10) == 7
+    assert Step.coerce(5) == Step(5, "it") and Step.coerce("1ep") == Step.epochs(1)
+    with pytest.raises(ConfigError):
+        Step(1, "ep").iterations(0)
+    with pytest.raises(ConfigError):
+        Step(-1, "it")
+
+
+# --- TrainConfig -----------------------------------------------------------------------
+
+
+def test_config_defaults_follow_protocol():
+    c = TrainConfig()
+    assert (c.optimizer, c.lr, c.momentum, c.nesterov) == ("sgd", 0.1, 0.9, True)
+    assert (c.weight_decay, c.batch_size, c.max_epochs) == (1e-5, 64, 100)
+    assert (c.milestones, c.gamma, c.patience) == ((50, 60, 75), 0.1, 5)
+    assert c.lr_at(0) == 0.1 and math.isclose(c.lr_at(50), 0.01) and math.isclose(c.lr_at(99), 1e-4)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [dict(lr=0), dict(lr=float("nan")), dict(momentum=1.0), dict(weight_decay=-1),
+     dict(batch_size=0), dict(max_epochs=0), dict(milestones=(5, 3)), dict(milestones=(0,)),
+     dict(gamma=0), dict(patience=0), dict(seed=-1), dict(device="tpu"), dict(optimizer="rmsprop"),
+     dict(momentum=0.0, nesterov=True), dict(lr="0.1"), dict(batch_size=True), dict(amp="yes")],
+)  # fmt: skip
+def test_config_validation(bad):
+    with pytest.raises(ConfigError):
+        TrainConfig(**bad)
+
+
+def test_config_hash_stable():
+    c = TrainConfig()
+    assert c.hash() == "b2ff1cd4466555f454271c1c2be4955e967bbbf11a7aa183d2c72761cfedce54"
+    assert c.hashname() == "b2ff1cd44665"
+    assert TrainConfig(lr=1).hash() == TrainConfig(lr=1.0).hash()
+    assert TrainConfig(milestones=[50, 60, 75]).hash() == c.hash()
+    assert TrainConfig(device="cpu").hash() == c.hash()  # where, not what
+    assert TrainConfig(lr=0.05).hash() != c.hash()
+    assert TrainConfig.from_dict(c.to_dict()) == c
+    with pytest.raises(ConfigError, match="unknown training option"):
+        TrainConfig.from_dict({"learning_rate": 0.1})
+
+
+# --- device ------------------------------------------------------------------------------
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        assert resolve_device("auto") == torch.device("cpu")
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            resolve_device("cuda")
+    with pytest.raises(ConfigError):
+        resolve_device("tpu")
+    rt = Runtime.create("cpu")  # AMP and channels_last are CUDA-only
+    assert rt.amp_dtype is None and rt.grad_scaler() is None and not rt.channels_last
+
+
+# --- masked training -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_pruned_weights_stay_exactly_zero(optimizer):
+    model = tiny_model()
+    masks = random_masks(model)
+    before = cpu_state_dict(model)
+    assert all((before[n][~m] != 0).any() for n, m in masks.items())
+    config = TrainConfig(max_epochs=2, weight_decay=1e-2, momentum=0.9, optimizer=optimizer, **CPU)
+    train(model, masks, loader(dataset()), None, config)
+    after = cpu_state_dict(model)
+    for name, mask in masks.items():
+        assert torch.count_nonzero(after[name][~mask]) == 0, name
+        assert not torch.equal(after[name][mask], before[name][mask]), name
+
+
+def test_mask_validation():
+    model = tiny_model()
+    config = TrainConfig(max_epochs=1, **CPU)
+    data = loader(dataset())
+    for masks, message in [
+        ({"nope.weight": torch.ones(3, dtype=torch.bool)}, "names no parameter"),
+        ({"0.weight": torch.ones(4, dtype=torch.bool)}, "shape"),
+        ({"0.weight": torch.ones(4, 3, 3, 3)}, "bool"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            train(model, masks, data, None, config)
+
+
+def test_training_reduces_loss_on_separable_task():
+    ds = dataset(96, separable=True)
+    config = TrainConfig(max_epochs=8, lr=0.05, **CPU)
+    result = train(tiny_model(), None, loader(ds), loader(ds, shuffle=False), config)
+    assert result.history[-1]["train_loss"] < 0.5 * result.history[0]["train_loss"]
+    assert result.history[-1]["val_acc"] >= 0.9
+    assert result.epochs_run == 8 and not result.stopped_early
+
+
+def test_early_stopping_stops_and_restores_best():
+    train_ds = dataset(48, separable=True)
+    val_ds = dataset(48, separable=True, shift=1)  # fitting the train labels hurts these
+    per_epoch: dict[int, dict] = {}
+
+    class Keep(Callback):
+        def on_epoch_end(self, state, metrics):
+            per_epoch[metrics["epoch"]] = cpu_state_dict(state.model)
+
+    config = TrainConfig(max_epochs=30, lr=0.05, patience=2, device="cpu", milestones=())
+    model = tiny_model()
+    val = loader(val_ds, shuffle=False)
+    result = train(model, None, loader(train_ds), val, config, callbacks=[Keep()])
+    assert result.stopped_early and result.epochs_run < 30
+    assert result.epochs_run == result.best_epoch + 2
+    assert "did not improve" in result.stop_reason
+    val_losses = [row["val_loss"] for row in result.history]
+    assert result.best_val_loss == min(val_losses)
+    assert_same_state(cpu_state_dict(model), per_epoch[result.best_epoch])
+
+
+def test_early_stopping_counts():
+    stopper = EarlyStopping(2)
+    state = TrainState(None, None, TrainConfig(), torch.device("cpu"), 1)  # type: ignore[arg-type]
+    for loss in (1.0, 0.9, 0.95):
+        stopper.on_epoch_end(state, {"val_loss": loss})
+        assert not state.stop_requested
+    stopper.on_epoch_end(state, {"val_loss": 0.91})
+    assert state.stop_requested and stopper.state_dict() == {"best": 0.9, "bad_epochs": 2}
+
+
+def test_milestones_change_lr():
+    config = TrainConfig(max_epochs=4, lr=0.1, milestones=(1, 3), gamma=0.1, device="cpu")
+    result = train(tiny_model(), None, loader(dataset(16)), None, config)
+    lrs = [row["lr"] for row in result.history]
+    assert [round(lr, 10) for lr in lrs] == [0.1, 0.01, 0.01, 0.001]
+
+
+def test_snapshot_at_steps():
+    data = dataset()  # 6 iterations per epoch
+    masks = random_masks(tiny_model())
+    config = TrainConfig(max_epochs=2, **CPU)
+    got: dict[str, list] = {"0": [], "2it": [], "1ep": []}
+    snaps = [SnapshotAt(step, got[step].append) for step in got]
+    model = tiny_model()
+    expected_zero = {k: v * masks[k] if k in masks else v for k, v in cpu_state_dict(model).items()}
+    train(model, masks, loader(data), None, config, callbacks=snaps)
+    assert [len(v) for v in got.values()] == [1, 1, 1]
+    assert_same_state(got["0"][0], expected_zero)
+
+    class StopAt2(Callback):
+        def on_step_end(self, state):
+            if state.step == 2:
+                state.request_stop("test")
+
+    short = tiny_model()
+    result = train(short, masks, loader(data), None, config, callbacks=[StopAt2()])
+    assert result.final_step == 2 and result.stopped_early
+    assert_same_state(got["2it"][0], cpu_state_dict(short))
+    one_epoch = tiny_model()
+    train(one_epoch, masks, loader(data), None, dataclasses.replace(config, max_epochs=1))
+    assert_same_state(got["1ep"][0], cpu_state_dict(one_epoch))
+
+
+def test_start_mid_schedule():
+    config = TrainConfig(max_epochs=2, lr=0.1, milestones=(1,), device="cpu", patience=None)
+    result = train(tiny_model(), None, loader(dataset()), None, config, start="3it")
+    assert [row["epoch"] for row in result.history] == [1, 2]
+    assert [row["iterations"] for row in result.history] == [3, 6]
+    assert result.final_step == 12 and math.isclose(result.history[1]["lr"], 0.01)
+    with pytest.raises(ConfigError, match="past the end"):
+        train(tiny_model(), None, loader(dataset()), None, config, start="2ep")
+
+
+def test_cpu_determinism():
+    config = TrainConfig(max_epochs=2, seed=3, device="cpu")
+    states = []
+    for _ in range(2):
+        model = tiny_model()
+        train(model, random_masks(model), loader(dataset()), loader(dataset(24, seed=5)), config)
+        states.append(cpu_state_dict(model))
+    assert_same_state(*states)
+
+
+# --- checkpoints -----------------------------------------------------------------------
+
+
+def test_resume_is_bitwise_identical(tmp_path):
+    config = TrainConfig(max_epochs=3, patience=2, device="cpu", milestones=(2,), weight_decay=1e-3)
+    val = loader(dataset(24, seed=7), shuffle=False)
+    masks = random_masks(tiny_model())
+
+    straight = tiny_model()
+    data = loader(dataset(), seed=11)
+    expected = train(straight, masks, data, val, config, checkpoint_dir=tmp_path / "a")
+
+    run_dir = tmp_path / "b"
+    with pytest.raises(KeyboardInterrupt):  # crash in the middle of epoch 3
+        train(tiny_model(), masks, loader(dataset(), seed=11), val, config,
+              checkpoint_dir=run_dir, callbacks=[Raise(epoch=2, iteration=3)])  # fmt: skip
+    resumed = tiny_model(seed=99)  # different init: the checkpoint must win
+    log = tmp_path / "log.csv"
+    result = train(resumed, masks, loader(dataset(), seed=123), val, config, checkpoint_dir=run_dir,
+                   resume=True, callbacks=[CSVLogger(log)])  # fmt: skip
+    assert result.resumed and result.epochs_run == 3
+    assert_same_state(cpu_state_dict(straight), cpu_state_dict(resumed))
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "time_s"} for r in rows]  # noqa: E731
+    assert strip(result.history) == strip(expected.history)
+    rows = list(csv.DictReader(log.open()))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+
+    again = tiny_model(seed=5)  # a finished run returns at once with the same weights
+    data = loader(dataset(), seed=0)
+    done = train(again, masks, data, val, config, checkpoint_dir=run_dir, resume=True)
+    assert done.epochs_run == 3 and done.best_epoch == result.best_epoch
+    assert_same_state(cpu_state_dict(again), cpu_state_dict(resumed))
+
+
+def test_resume_refuses_other_config_or_masks(tmp_path):
+    config = TrainConfig(max_epochs=2, **CPU)
+    model = tiny_model()
+    masks = random_masks(model)
+    with pytest.raises(KeyboardInterrupt):
+        train(model, masks, loader(dataset()), None, config, checkpoint_dir=tmp_path,
+              callbacks=[Raise(epoch=1, iteration=1)])  # fmt: skip
+    other = dataclasses.replace(config, lr=0.05)
+    with pytest.raises(CheckpointError, match="different training config") as info:
+        train(tiny_model(), masks, loader(dataset()), None, other, checkpoint_dir=tmp_path,
+              resume=True)  # fmt: skip
+    assert "new run directory" in str(info.value)
+    with pytest.raises(CheckpointError, match="different masks"):
+        train(tiny_model(), random_masks(model, seed=2), loader(dataset()), None, config,
+              checkpoint_dir=tmp_path, resume=True)  # fmt: skip
+
+
+def test_corrupt_checkpoint(tmp_path):
+    config = TrainConfig(max_epochs=1, **CPU)
+    train(tiny_model(), None, loader(dataset()), None, config, checkpoint_dir=tmp_path)
+    path = tmp_path / "checkpoint.pt"
+    resume = dict(checkpoint_dir=tmp_path, resume=True)
+    data = path.read_bytes()
+    for garbage in (b"not a checkpoint", data[: len(data) // 2]):
+        path.write_bytes(garbage)
+        with pytest.raises(CheckpointError, match="unreadable"):
+            train(tiny_model(), None, loader(dataset()), None, config, **resume)
+    torch.save({"format": "something else"}, path)
+    with pytest.raises(CheckpointError, match="not a ticketzoo"):
+        train(tiny_model(), None, loader(dataset()), None, config, **resume)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+# --- evaluation and logging ------------------------------------------------------------
+
+
+class Oracle(nn.Module):
+    """Predicts the class written in the image's first pixel."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(5.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.one_hot(x[:, 0, 0, 0].long(), 4).float() * self.scale
+
+
+def test_evaluate_confusion_and_per_class():
+    preds = torch.tensor([0, 0, 1, 2, 2, 2, 1])
+    labels = torch.tensor([0, 1, 1, 2, 2, 0, 1])  # class 3 never occurs
+    images = preds.float().view(-1, 1, 1, 1).expand(-1, 1, 2, 2).contiguous()
+    batches = loader(TensorDataset(images, labels), shuffle=False, batch=3)
+    result = evaluate(Oracle(), batches, "cpu")
+    assert result.confusion == [[1, 0, 1, 0], [1, 2, 0, 0], [0, 0, 2, 0], [0, 0, 0, 0]]
+    assert result.per_class_accuracy == [0.5, 2 / 3, 1.0, None]
+    assert math.isclose(result.accuracy, 5 / 7) and result.num_samples == 7
+    wrong = math.log(3 + math.exp(5))
+    assert math.isclose(result.loss, (5 * (wrong - 5) + 2 * wrong) / 7, rel_tol=1e-5)
+    with pytest.raises(ConfigError, match="num_classes"):
+        evaluate(Oracle(), [(images, labels)], "cpu", num_classes=3)
+    with pytest.raises(DataError, match="outside"):
+        evaluate(Oracle(), [(images, labels + 3)], "cpu")
+
+
+def test_progress_and_csv(tmp_path):
+    out = io.StringIO()
+    console = Console(file=out, width=120, highlight=False)
+    config = TrainConfig(max_epochs=2, device="cpu")
+    log = tmp_path / "logs" / "train.csv"
+    callbacks = [ProgressCallback(console), CSVLogger(log)]
+    val = loader(dataset(24, seed=2))
+    train(tiny_model(), None, loader(dataset()), val, config, callbacks=callbacks)
+    lines = out.getvalue().splitlines()
+    assert [line.split("  ")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert "val loss" in lines[0]
+    rows = list(csv.reader(log.open()))
+    assert rows[0] == ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "time_s"]
+    assert len(rows) == 3 and rows[2][0] == "2"
+    quiet = io.StringIO()
+    train(tiny_model(), None, loader(dataset()), None, config,
+          callbacks=[ProgressCallback(Console(file=quiet), quiet=True)])  # fmt: skip
+    assert quiet.getvalue() == ""

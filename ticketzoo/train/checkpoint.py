@@ -1,0 +1,209 @@
+"""Per-epoch checkpoints of a training run, written atomically, read without unpickling.
+
+A checkpoint holds only tensors and plain containers (``torch.load(weights_only=True)``):
+model, optimizer and grad-scaler state, the position (epoch/step), the best epoch's
+weights, callback states (early-stopping counters, history), every RNG the run draws
+from (torch CPU/CUDA, Python, NumPy, the train loader's generator) and the config hash,
+so a resumed run on CPU ends bitwise identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import torch
+
+from ticketzoo.errors import CheckpointError
+from ticketzoo.train.callbacks import TrainState
+from ticketzoo.train.device import cpu_state_dict
+
+FORMAT = "ticketzoo-train-checkpoint"
+VERSION = 1
+FILENAME = "checkpoint.pt"
+_REQUIRED = (
+    "config_hash", "epoch", "step", "finished", "stopped_early", "model", "optimizer", "rng", "best"
+)  # fmt: skip
+
+
+def save_atomic(payload: Mapping[str, Any], path: str | Path) -> Path:
+    """``torch.save`` to a temp file beside ``path``, fsync, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(dict(payload), handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable (POSIX only)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return path
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read and sanity-check a checkpoint; any problem is a :class:`CheckpointError`."""
+    path = Path(path)
+    hint = "delete it to start the run over, or use a new run directory"
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, bad pickle, forbidden global, ...
+        raise CheckpointError(f"{path}: unreadable checkpoint ({exc})", hint=hint) from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a ticketzoo training checkpoint", hint=hint)
+    if payload.get("version") != VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint version {payload.get('version')!r} is not supported "
+            f"(this ticketzoo reads version {VERSION})",
+            hint=hint,
+        )
+    missing = [key for key in _REQUIRED if key not in payload]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}", hint=hint)
+    return payload
+
+
+def check_compatible(payload: Mapping[str, Any], path: Path, **expected: Any) -> None:
+    """Refuse a checkpoint written with a different config hash, masks or start step."""
+    for key, value in expected.items():
+        found = payload.get(key)
+        if found != value:
+            what = {"config_hash": "training config", "masks_digest": "masks"}.get(key, key)
+            short = lambda v: v[:12] if isinstance(v, str) else v  # noqa: E731
+            raise CheckpointError(
+                f"{path} was written with a different {what} ({short(found)} != {short(value)})",
+                hint="use a new run directory, or resume with the same arguments",
+            )
+
+
+def masks_digest(masks: Mapping[str, torch.Tensor] | None) -> str:
+    """sha256 of mask names, shapes and bits: detects resuming with another ticket."""
+    digest = hashlib.sha256()
+    for name in sorted(masks or {}):
+        mask = masks[name].detach().to("cpu", torch.bool).contiguous()
+        digest.update(f"{name}:{tuple(mask.shape)};".encode())
+        digest.update(mask.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _generators(loader: Any) -> list[torch.Generator]:
+    """The loader's shuffling generators: ``loader.generator`` and its sampler's."""
+    found: list[torch.Generator] = []
+    for owner in (loader, getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)):
+        gen = getattr(owner, "generator", None)
+        if isinstance(gen, torch.Generator) and all(gen is not g for g in found):
+            found.append(gen)
+    sampler = getattr(getattr(loader, "batch_sampler", None), "sampler", None)
+    gen = getattr(sampler, "generator", None)
+    if isinstance(gen, torch.Generator) and all(gen is not g for g in found):
+        found.append(gen)
+    return found
+
+
+def capture_rng(loader: Any = None) -> dict[str, Any]:
+    """Every RNG state a run draws from, as tensors and plain containers."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, py_state, py_gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
+        "python": [version, list(py_state), py_gauss],
+        "numpy": [kind, torch.from_numpy(np.array(keys)), int(pos), int(has_gauss), float(gauss)],
+        "loader": [g.get_state() for g in _generators(loader)],
+    }
+
+
+def restore_rng(state: Mapping[str, Any], loader: Any = None) -> None:
+    """Inverse of :meth:`capture_rng` (the loader must expose the same generators)."""
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    version, py_state, py_gauss = state["python"]
+    random.setstate((version, tuple(py_state), py_gauss))
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy(), pos, has_gauss, gauss))
+    generators = _generators(loader)
+    if len(generators) != len(state["loader"]):
+        raise CheckpointError(
+            f"the checkpoint saved {len(state['loader'])} loader generator(s) but the train "
+            f"loader has {len(generators)}",
+            hint="resume with a loader built the same way (same shuffle/generator arguments)",
+        )
+    for gen, gen_state in zip(generators, state["loader"]):
+        gen.set_state(gen_state)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA), Python's ``random`` and NumPy's global RNG."""
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def callback_states(callbacks: Iterable[Any]) -> list[dict[str, Any] | None]:
+    """``[{"name": class name, "state": cb.state_dict()} or None]`` in callback order."""
+    out: list[dict[str, Any] | None] = []
+    for cb in callbacks:
+        fn = getattr(cb, "state_dict", None)
+        out.append({"name": type(cb).__name__, "state": fn()} if callable(fn) else None)
+    return out
+
+
+def load_callback_states(callbacks: Iterable[Any], states: list[dict[str, Any] | None]) -> None:
+    """Give each callback the state saved at its position, if of the same class."""
+    for cb, saved in zip(callbacks, states):
+        fn = getattr(cb, "load_state_dict", None)
+        if saved is not None and callable(fn) and saved["name"] == type(cb).__name__:
+            fn(saved["state"])
+
+
+def save_run(
+    path: Path, expected: Mapping[str, Any], state: TrainState, scaler: Any,
+    best: Mapping[str, Any], callbacks: list, loader: Any, *, finished: bool, stopped_early: bool,
+) -> Path:  # fmt: skip
+    """Write the checkpoint of ``state`` at an epoch boundary (see the module docstring)."""
+    payload = {
+        "format": FORMAT, "version": VERSION, **expected, "config": state.config.to_dict(),
+        "epoch": state.epoch, "step": state.step, "finished": finished,
+        "stopped_early": stopped_early, "stop_reason": state.stop_reason,
+        "model": cpu_state_dict(state.model), "optimizer": state.optimizer.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None, "best": dict(best),
+        "callbacks": callback_states(callbacks), "rng": capture_rng(loader),
+    }  # fmt: skip
+    return save_atomic(payload, path)
+
+
+def restore_run(
+    path: Path, expected: Mapping[str, Any], model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer, scaler: Any, callbacks: list, loader: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """Load ``path`` into model, optimizer, scaler, callbacks and RNGs; return the payload."""
+    payload = load_checkpoint(path)
+    check_compatible(payload, path, **expected)
+    try:
+        model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        if scaler is not None and payload.get("scaler"):
+            scaler.load_state_dict(payload["scaler"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{path}: does not fit this model ({exc})") from exc
+    load_callback_states(callbacks, payload.get("callbacks") or [])
+    restore_rng(payload["rng"], loader)
+    return payload

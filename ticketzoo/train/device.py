@@ -1,0 +1,135 @@
+"""Where and how tensors live during a run: device choice, autocast, channels_last, and
+the on-device (param, mask) pairs that keep pruned weights at zero.
+
+AMP and channels_last only take effect on CUDA; on CPU they are silently off, so one
+recipe runs everywhere (and CPU runs stay bitwise reproducible).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass
+from typing import ContextManager, Mapping
+
+import torch
+from torch import nn
+
+from ticketzoo.errors import ConfigError
+
+_CUDA = re.compile(r"cuda(?::(\d+))?")
+
+
+def resolve_device(spec: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``."""
+    text = str(spec).strip().lower() if isinstance(spec, (str, torch.device)) else None
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if text == "cpu":
+        return torch.device("cpu")
+    match = _CUDA.fullmatch(text) if text is not None else None
+    if match is None:
+        raise ConfigError(f"unknown device {spec!r}", hint="use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            f"device {text!r} was requested but CUDA is not available",
+            hint="use --device cpu or --device auto",
+        )
+    if match.group(1) is not None and int(match.group(1)) >= torch.cuda.device_count():
+        raise ConfigError(
+            f"device {text!r} does not exist: {torch.cuda.device_count()} CUDA device(s) visible"
+        )
+    return torch.device(text)
+
+
+def amp_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:
+    """The autocast dtype for ``device``: bf16 where supported, else fp16; None on CPU."""
+    if not enabled or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A resolved device plus the precision and memory format to use on it."""
+
+    device: torch.device
+    amp_dtype: torch.dtype | None = None
+    channels_last: bool = False
+
+    @classmethod
+    def create(
+        cls, device: str | torch.device = "auto", *, amp: bool = True, channels_last: bool = True
+    ) -> Runtime:
+        dev = resolve_device(device)
+        return cls(dev, amp_dtype(dev, amp), channels_last and dev.type == "cuda")
+
+    def autocast(self) -> ContextManager:
+        """``torch.autocast`` on CUDA with AMP on, else a no-op context."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def grad_scaler(self) -> torch.amp.GradScaler | None:
+        """A GradScaler for fp16 autocast (bf16 and fp32 need none)."""
+        if self.amp_dtype != torch.float16:
+            return None
+        return torch.amp.GradScaler(self.device.type)
+
+    def prepare_model(self, model: nn.Module) -> nn.Module:
+        """Move ``model`` in place to the device (and NHWC when channels_last)."""
+        model.to(self.device)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return model
+
+    def to_device(self, images: torch.Tensor, labels: torch.Tensor):
+        """Move one batch, images in NHWC when channels_last applies."""
+        non_blocking = self.device.type == "cuda"
+        if self.channels_last and images.dim() == 4:
+            images = images.to(
+                self.device, non_blocking=non_blocking, memory_format=torch.channels_last
+            )
+        else:
+            images = images.to(self.device, non_blocking=non_blocking)
+        return images, labels.to(self.device, non_blocking=non_blocking)
+
+
+def cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached, contiguous CPU copy of ``model.state_dict()`` (safe to keep or save)."""
+    return {
+        name: value.detach().to("cpu", copy=True, memory_format=torch.contiguous_format)
+        for name, value in model.state_dict().items()
+    }
+
+
+class MaskSet:
+    """(param, mask) pairs, each mask in its param's dtype, device and memory format, so
+    :meth:`apply` is one ``torch._foreach_mul_``. Build it after moving the model (module
+    conversions keep parameter objects, so the pairs stay valid). All-True masks are
+    skipped; a mask naming no parameter, of another shape or not bool is a ConfigError."""
+
+    def __init__(self, model: nn.Module, masks: Mapping[str, torch.Tensor] | None):
+        params = dict(model.named_parameters(remove_duplicate=False))
+        self.params: list[torch.Tensor] = []
+        self.masks: list[torch.Tensor] = []
+        for name, mask in (masks or {}).items():
+            param = params.get(name)
+            if param is None:
+                raise ConfigError(f"mask {name!r} names no parameter of the model")
+            if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+                raise ConfigError(f"mask {name!r} must be a bool tensor")
+            if mask.shape != param.shape:
+                raise ConfigError(
+                    f"mask {name!r} has shape {tuple(mask.shape)}, parameter {tuple(param.shape)}"
+                )
+            if bool(mask.all()):  # nothing pruned: skip the multiply
+                continue
+            with torch.no_grad():
+                self.params.append(param)
+                self.masks.append(torch.empty_like(param).copy_(mask))
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        if self.params:
+            torch._foreach_mul_(self.params, self.masks)

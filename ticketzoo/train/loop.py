@@ -1,0 +1,263 @@
+"""The masked training loop and evaluation.
+
+Masks are enforced on the *weights*: applied once before training and again after every
+optimizer step with one ``torch._foreach_mul_`` over precomputed (param, mask) pairs
+(:class:`~ticketzoo.train.device.MaskSet`), so pruned weights stay exactly zero.
+Gradients are not masked: a pruned weight is zero in every forward pass, so the
+gradients of the surviving weights do not depend on it, and whatever the optimizer
+writes into a pruned entry (its gradient, momentum, weight decay) stays in that entry
+(SGD/Adam update elementwise) and is multiplied back to zero before the next forward.
+
+Determinism: a fresh run seeds torch, ``random`` and NumPy with ``config.seed`` (the
+model is initialised by the caller, before). Shuffling is the loader's business: give a
+``DataLoader`` a seeded ``generator=`` (or rely on the seeded global RNG). On CPU two runs
+with the same seed, model init and loaders end with bitwise-identical weights.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ticketzoo.errors import ConfigError, DataError
+from ticketzoo.train import checkpoint as ckpt
+from ticketzoo.train.callbacks import EarlyStopping, History, TrainState
+from ticketzoo.train.config import TrainConfig
+from ticketzoo.train.device import MaskSet, Runtime, cpu_state_dict
+from ticketzoo.train.step import Step, StepLike
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    loss: float  # mean cross-entropy
+    accuracy: float  # in [0, 1]
+    per_class_accuracy: list[float | None]  # recall per true class; None if absent
+    confusion: list[list[int]]  # confusion[true][predicted]
+    num_samples: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    history: list[dict[str, Any]]  # one metrics dict per epoch (see ``train``)
+    best_epoch: int | None  # 1-based epoch with the lowest val loss; None without validation
+    best_val_loss: float | None
+    stopped_early: bool  # a callback (e.g. early stopping) ended training before max_epochs
+    epochs_run: int  # epochs completed in the schedule, including before a resume
+    final_step: int  # optimizer steps since the schedule's start (includes ``start``)
+    stop_reason: str | None = None
+    resumed: bool = False
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError("the model has no trainable parameters")
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+            nesterov=config.nesterov,
+        )  # fmt: skip
+    cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+    betas = (config.momentum, 0.999)
+    return cls(params, lr=config.lr, betas=betas, weight_decay=config.weight_decay)
+
+
+def _check_labels(labels: torch.Tensor, num_classes: int) -> None:
+    if labels.device.type == "cpu" and labels.numel():  # CPU-side check: no GPU sync
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= num_classes:
+            bad = high if high >= num_classes else low
+            raise DataError(f"label {bad} is outside [0, {num_classes})")
+
+
+def evaluate(
+    model: nn.Module, loader: Iterable, device: str | torch.device | None = None, *,
+    num_classes: int | None = None, runtime: Runtime | None = None,
+) -> EvalResult:  # fmt: skip
+    """Loss, accuracy and confusion of ``model`` over ``loader`` (model mode is restored)."""
+    if runtime is None:
+        if device is None:
+            device = next(iter(model.parameters()), torch.empty(0)).device
+        runtime = Runtime(torch.device(device))
+    dev = runtime.device
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+    confusion = None
+    try:
+        with torch.no_grad():
+            for images, labels in loader:
+                x, y = runtime.to_device(images, labels)
+                with runtime.autocast():
+                    logits = model(x).float()
+                n = logits.shape[1]
+                if num_classes is not None and num_classes != n:
+                    raise ConfigError(f"num_classes={num_classes} but the model has {n} outputs")
+                _check_labels(labels, n)
+                if confusion is None:
+                    confusion = torch.zeros(n * n, dtype=torch.long, device=dev)
+                loss_sum += F.cross_entropy(logits, y, reduction="sum")
+                confusion += torch.bincount(y * n + logits.argmax(1), minlength=n * n)
+    finally:
+        model.train(was_training)
+    if confusion is None or int(confusion.sum()) == 0:
+        raise DataError("the evaluation loader yielded no samples")
+    n = int(math.isqrt(confusion.numel()))
+    matrix = confusion.view(n, n).cpu()
+    total, support = int(matrix.sum()), matrix.sum(1).tolist()
+    diagonal = matrix.diagonal().tolist()
+    return EvalResult(
+        loss=float(loss_sum) / total,
+        accuracy=sum(diagonal) / total,
+        per_class_accuracy=[d / s if s else None for d, s in zip(diagonal, support)],
+        confusion=matrix.tolist(),
+        num_samples=total,
+    )
+
+
+def _emit(callbacks: list, hook: str, *args: Any) -> None:
+    for cb in callbacks:
+        fn = getattr(cb, hook, None)
+        if fn is not None:
+            fn(*args)
+
+
+def _train_epoch(state: TrainState, loader, runtime: Runtime, masks: MaskSet, scaler, callbacks):
+    model, optimizer, dev = state.model, state.optimizer, runtime.device
+    first = state.step - state.epoch * state.iters_per_epoch  # > 0 only when `start` is mid-epoch
+    loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+    correct = torch.zeros((), dtype=torch.long, device=dev)
+    seen, state.iteration = 0, first
+    model.train()
+    for index, (images, labels) in enumerate(loader):
+        if index >= state.iters_per_epoch - first:
+            break
+        x, y = runtime.to_device(images, labels)
+        with runtime.autocast():
+            logits = model(x)
+            _check_labels(labels, logits.shape[1])
+            loss = F.cross_entropy(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        masks.apply()
+        loss_sum += loss.detach() * y.shape[0]
+        correct += (logits.detach().argmax(1) == y).sum()
+        seen += y.shape[0]
+        state.iteration, state.step = state.iteration + 1, state.step + 1
+        state.loss_tensor = loss.detach()
+        _emit(callbacks, "on_step_end", state)
+        if state.stop_requested:
+            break
+    if seen == 0:
+        raise DataError("the train loader yielded no batches")
+    return {
+        "train_loss": float(loss_sum) / seen,
+        "train_acc": int(correct) / seen,
+        "iterations": state.iteration - first,
+    }
+
+
+def train(
+    model: nn.Module, masks: Mapping[str, torch.Tensor] | None, train_loader, val_loader,
+    config: TrainConfig | None = None, *, callbacks: Iterable = (), start: StepLike | None = None,
+    checkpoint_dir: str | Path | None = None, resume: bool = False,
+) -> TrainResult:  # fmt: skip
+    """Train ``model`` in place under ``masks`` from ``start`` (default 0) to ``max_epochs``.
+
+    Each epoch appends ``{epoch (1-based), step, lr, train_loss, train_acc, val_loss,
+    val_acc, time_s, iterations}`` to the history (val_* None without ``val_loader``).
+    With validation and ``restore_best``, the lowest-val-loss epoch's weights are loaded
+    at the end. With ``checkpoint_dir`` a checkpoint is written after every epoch;
+    ``resume=True`` continues from it (or starts fresh if there is none; a finished run
+    returns at once). Without ``resume`` an existing checkpoint is overwritten."""
+    config = config if config is not None else TrainConfig()
+    config.validate()
+    runtime = Runtime.create(config.device, amp=config.amp, channels_last=config.channels_last)
+    try:
+        ipe = len(train_loader)
+    except TypeError:
+        raise DataError("the train loader must have a len() (batches per epoch)") from None
+    if ipe < 1:
+        raise DataError("the train loader has no batches")
+    start_step = Step.coerce(start if start is not None else 0).iterations(ipe)
+    if start_step >= config.max_epochs * ipe:
+        raise ConfigError(
+            f"start {start} is at or past the end of training ({config.max_epochs}ep)"
+        )
+
+    runtime.prepare_model(model)
+    maskset = MaskSet(model, masks)
+    maskset.apply()
+    optimizer = build_optimizer(model, config)
+    scaler = runtime.grad_scaler()
+    history = History()
+    stopper = val_loader is not None and config.patience is not None
+    cbs = [history] + ([EarlyStopping(config.patience)] if stopper else []) + list(callbacks)
+    state = TrainState(model, optimizer, config, runtime.device, ipe, epoch=start_step // ipe,
+                       step=start_step, history=history.rows)  # fmt: skip
+    best: dict[str, Any] = {"epoch": None, "val_loss": math.inf, "state": None}
+    finished = stopped_early = False
+    path = Path(checkpoint_dir) / ckpt.FILENAME if checkpoint_dir is not None else None
+    expected = {"config_hash": config.hash(), "masks_digest": ckpt.masks_digest(masks),
+                "start_step": start_step}  # fmt: skip
+
+    if resume and path is not None and path.exists():
+        payload = ckpt.restore_run(path, expected, model, optimizer, scaler, cbs, train_loader)
+        best, state.history, state.resumed = payload["best"], history.rows, True
+        state.epoch, state.step = int(payload["epoch"]), int(payload["step"])
+        finished, stopped_early = bool(payload["finished"]), bool(payload["stopped_early"])
+        state.stop_reason = payload.get("stop_reason")
+    else:
+        ckpt.seed_everything(config.seed)
+
+    try:
+        _emit(cbs, "on_train_start", state)
+        while not finished:
+            t0 = time.perf_counter()
+            lr = config.lr_at(state.epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            metrics: dict[str, Any] = {"epoch": state.epoch + 1, "lr": lr}
+            metrics.update(_train_epoch(state, train_loader, runtime, maskset, scaler, cbs))
+            metrics.update(step=state.step, val_loss=None, val_acc=None)
+            if val_loader is not None:
+                result = evaluate(model, val_loader, runtime=runtime)
+                metrics.update(val_loss=result.loss, val_acc=result.accuracy)
+                if result.loss < best["val_loss"]:
+                    keep = cpu_state_dict(model) if config.restore_best else None
+                    best = {"epoch": state.epoch + 1, "val_loss": result.loss, "state": keep}
+            metrics["time_s"] = time.perf_counter() - t0
+            _emit(cbs, "on_epoch_end", state, metrics)
+            state.epoch += 1
+            finished = state.stop_requested or state.epoch >= config.max_epochs
+            stopped_early = state.stop_requested and state.epoch < config.max_epochs
+            if path is not None:
+                ckpt.save_run(path, expected, state, scaler, best, cbs, train_loader,
+                              finished=finished, stopped_early=stopped_early)  # fmt: skip
+        if best["state"] is not None:
+            model.load_state_dict(best["state"])
+        _emit(cbs, "on_train_end", state)
+    finally:
+        _emit(cbs, "close")
+    return TrainResult(
+        [dict(row) for row in state.history], best["epoch"],
+        best["val_loss"] if best["epoch"] is not None else None, stopped_early,
+        epochs_run=state.epoch, final_step=state.step, stop_reason=state.stop_reason,
+        resumed=state.resumed,
+    )  # fmt: skip
