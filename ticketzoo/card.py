@@ -125,7 +125,12 @@ class Card:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    """Current UTC time, or ``$SOURCE_DATE_EPOCH`` when set (reproducible builds)."""
+    import os
+
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    when = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch and epoch.isdigit() else datetime.now(timezone.utc)
+    return when.replace(microsecond=0).isoformat()
 
 
 def _build(tp: Any, value: Any) -> Any:
