@@ -73,6 +73,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sparsities", type=float, nargs="+", default=[0.8, 0.9, 0.97, 0.99])
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--scope", choices=["global", "layerwise"], default="global", help="magnitude pruning scope")
     args = ap.parse_args()
     torch.manual_seed(0)
     model = torchvision.models.resnet50()
@@ -93,12 +94,15 @@ def main() -> None:
 
     t_base = timed(baseline_load, args.repeats)
     t_base_e2e = timed(baseline_e2e, max(1, args.repeats // 2))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, ResNet-50 ({dense_bytes / 1e6:.1f} MB dense fp32)")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, ResNet-50 ({dense_bytes / 1e6:.1f} MB dense fp32), "
+        f"{args.scope} magnitude pruning, one weight set (rewind)"
+    )
     print(f"baseline: torch.load + load_state_dict {t_base * 1e3:.1f} ms; with model construction {t_base_e2e * 1e3:.1f} ms")
     header = f"{'sparsity':>8} {'ticket MB':>9} {'limit MB':>8} {'vs limit':>8} {'dense/ticket':>12} {'prune.pt MB':>11} {'load ms':>8} {'vs base':>7} {'e2e vs':>7}"
     print(header)
     for s in args.sparsities:
-        masks = prune_to_sparsity(model, s)
+        masks = prune_to_sparsity(model, s, scope=args.scope)
         ticket = Ticket.from_model(model, masks, name=f"bench-s{round(s * 100)}", arch=arch, source=SourceData("none"))
         path = tmp / f"t{s}.safetensors"
         ticket.save(path)
