@@ -84,3 +84,16 @@ def test_corrupt_file_error_and_debug_traceback(tmp_path):
     assert "bad.safetensors" in p.stderr and "payload sha256" in p.stderr and "Traceback" not in p.stderr
     p = run("verify", str(bad), env={"TICKETZOO_DEBUG": "1"})
     assert p.returncode != 0 and "Traceback" in p.stderr
+
+
+def test_unknown_architecture_is_a_clear_error(tmp_path):
+    t = tiny_ticket(name="odd-arch")
+    t = t.with_card(arch=t.card.arch.__class__(**{**t.card.arch.__dict__, "name": "resnet9000"}))
+    path = tmp_path / "odd.safetensors"
+    t.save(path)
+    run("verify", str(path), check=0)  # the file itself is fine: only building the model needs the arch
+    from ticketzoo.errors import UnknownArchitectureError
+    from ticketzoo.ticket import Ticket
+
+    with pytest.raises(UnknownArchitectureError, match="resnet9000.*resnet50"):
+        Ticket.load(path).to_model()
