@@ -1,0 +1,272 @@
+"""Iterative magnitude pruning with rewinding: ``find_tickets(recipe, data) -> FindResult``.
+
+R rounds train R+1 times. Round 0 trains the dense network from θ0 and captures θk at the
+rewind step; it is recorded in every card's lineage but emits no ticket. Round r >= 1 prunes
+``rate`` of the weights round r-1 kept (by round r-1's trained magnitudes), rewinds the
+survivors to θk, trains them from step k (so the LR schedule continues from k, as in Frankle
+et al. 2020) and emits ticket r: mask m_r, weight sets ``rewind`` (θk ⊙ m_r) and ``trained``.
+
+Every round is a pure function of what is on disk (θ0, θk, the previous round's ticket, the
+recipe): each training reseeds its RNGs and the loader's shuffling generator, and resumes
+from its per-epoch checkpoint. A run killed at any point and started again with the same
+recipe therefore ends with tickets bitwise identical to an uninterrupted run on CPU. The
+tickets' ``created`` field is the run's creation time (``$SOURCE_DATE_EPOCH`` when set).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from rich.console import Console
+
+from ticketzoo.card import ArchConfig, SourceData, now_iso
+from ticketzoo.errors import ConfigError
+from ticketzoo.find.recipe import FindRecipe, ticket_name
+from ticketzoo.find.report import (RoundResult, card_metrics, card_recipe, describe, lineage,
+                                   summary_table, write_logs)
+from ticketzoo.find.rundir import RunDir, load_tensors, save_tensors
+from ticketzoo.find.sources import DataSpec, SourceLoaders, load_source, resolve_data
+
+
+@dataclass(frozen=True)
+class FindResult:
+    run_dir: Path
+    recipe: FindRecipe
+    rounds: tuple[RoundResult, ...]  # round 0 first, controls after their round
+
+    @property
+    def tickets(self) -> list[Path]:
+        return [self.run_dir / r.file for r in self.rounds if r.file]
+
+    def table(self):
+        return summary_table(self.rounds, title=f"IMP run {self.run_dir.name}")
+
+
+def find_tickets(recipe: FindRecipe, data: str | DataSpec, *, run_dir: str | Path = "runs",
+                 data_root: str | Path | None = None, download: bool = False,
+                 device: str | None = None, workers: int | None = None,
+                 console: Console | None = None, quiet: bool = False, description: str = "",
+                 source_description: str = "",
+                 on_ticket: Callable[[Path, RoundResult], Any] | None = None) -> FindResult:
+    """Run (or resume) IMP for ``recipe`` on ``data``; see the module docstring."""
+    from ticketzoo.models import build_model, check_input, get_arch
+    from ticketzoo.train import resolve_device
+
+    spec = resolve_data(data, data_root) if isinstance(data, str) else data
+    if (spec.kind, spec.source) != (recipe.data_kind, recipe.source):
+        raise ConfigError(f"recipe is for {recipe.data_kind} '{recipe.source}' but the data is "
+                          f"{spec.kind} '{spec.source}'")
+    get_arch(recipe.arch)  # unknown names fail before any data is read
+    config = recipe.train if device is None else dataclasses.replace(recipe.train, device=device)
+    dev = resolve_device(config.device)
+    src = load_source(spec, input_size=recipe.input_size, channels=recipe.channels,
+                      batch_size=config.batch_size, seed=config.seed, data_seed=recipe.data_seed,
+                      split=recipe.split, val_fraction=recipe.val_fraction, device=dev,
+                      workers=workers, download=download)
+    model = build_model(recipe.arch, num_classes=len(src.classes), in_channels=recipe.channels,
+                        input_size=recipe.input_size, init=recipe.init, seed=recipe.seed,
+                        **recipe.arch_kwargs)
+    check_input(model, recipe.channels, recipe.input_size)
+    ipe = len(src.train)
+    if recipe.rewind_step.iterations(ipe) >= config.max_epochs * ipe:
+        raise ConfigError(f"--rewind {recipe.rewind} is at or past the end of training "
+                          f"({config.max_epochs} epochs of {ipe} iterations)")
+    fingerprint = {"classes": list(src.classes), "counts": src.counts}
+    run = RunDir.open(RunDir.locate(run_dir, recipe), recipe, fingerprint, now_iso())
+    try:
+        imp = _IMP(recipe, config, run, src, model, console or Console(stderr=True), quiet,
+                   description, source_description, on_ticket)
+        return imp.run()
+    finally:
+        run.close()
+
+
+class _IMP:
+    def __init__(self, recipe, config, run, src: SourceLoaders, model, console, quiet,
+                 description, source_description, on_ticket):
+        from ticketzoo.models import classifier_names, prunable_names
+        from ticketzoo.train import Runtime
+
+        self.recipe, self.config, self.run_dir, self.src, self.model = recipe, config, run, src, model
+        self.console, self.quiet, self.description, self.on_ticket = console, quiet, description, on_ticket
+        self.runtime = Runtime.create(config.device, amp=config.amp, channels_last=config.channels_last)
+        self.ipe = len(src.train)
+        self.k = recipe.rewind_step.iterations(self.ipe)
+        head = classifier_names(model)[0]
+        names = prunable_names(model)
+        excluded = {head} if recipe.exclude_head else set()
+        if recipe.exclude_first_conv:
+            convs = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)]
+            excluded |= {f"{convs[0]}.weight"} if convs else set()
+        self.prunable, self.pool = names, [n for n in names if n not in excluded]
+        rate = recipe.head_rate_for()
+        self.layer_rates = {head: rate} if rate is not None and head in self.pool else {}
+        self.arch = ArchConfig(recipe.arch, len(src.classes), recipe.channels, recipe.input_size,
+                               src.mean, src.std, classifier_names(model), dict(recipe.arch_kwargs))
+        text = "; ".join(t for t in (source_description.strip(), src.description) if t)
+        self.source = SourceData(recipe.source, src.classes, text)
+        self.results: list[RoundResult] = []
+        self.taken: set[str] = set()
+
+    # --- the loop ---------------------------------------------------------------------
+
+    def run(self) -> FindResult:
+        run, r = self.run_dir, self.recipe
+        if not run.theta0.exists():
+            save_tensors(run.theta0, self._state())
+        self._say(f"IMP of {r.arch} on {r.source}: {r.rounds} round(s), rate {r.rate:g}, "
+                  f"{r.scope}, rewind {r.rewind_step} ({self.k} it), run folder {run.root}")
+        prev = self._round0()
+        masks = {n: torch.ones_like(t, dtype=torch.bool) for n, t in self._state().items()
+                 if n in self.prunable}
+        for i in range(1, r.rounds + 1):
+            masks = self._mask(i, prev, masks)
+            prev = self._line(i, "imp", masks, load_tensors(run.thetak), prev)
+            if r.control == "reinit":
+                fresh = self._fresh(i)
+                self._line(i, "reinit", masks, fresh, prev)
+            elif r.control == "random-prune":
+                from ticketzoo.pruning import random_masks_like
+
+                rand = random_masks_like({n: masks[n] for n in self.pool}, seed=_seed(r.seed, i))
+                self._line(i, "random-prune", {**masks, **rand}, load_tensors(run.thetak), prev)
+            write_logs(run.root, r, self.results)
+        write_logs(run.root, r, self.results)
+        return FindResult(run.root, r, tuple(self.results))
+
+    def _round0(self) -> RoundResult:
+        run = self.run_dir
+        done = run.result(0)
+        if done is None:
+            self._say("round 0: dense training")
+            callbacks = []
+            if self.k == 0:
+                if not run.thetak.exists():
+                    save_tensors(run.thetak, load_tensors(run.theta0))
+            else:
+                from ticketzoo.train import SnapshotAt
+
+                callbacks.append(SnapshotAt(self.k, lambda sd: save_tensors(run.thetak, sd)))
+            tr, val, test = self._train(load_tensors(run.theta0), None, 0, run.round_dir(0), callbacks)
+            if not run.thetak.exists():
+                raise ConfigError(f"training stopped after {tr.epochs_run} epoch(s), before the "
+                                  f"rewind step {self.recipe.rewind_step}",
+                                  hint="rewind earlier, or raise --patience / --epochs")
+            save_tensors(run.round_dir(0) / "trained.safetensors", self._state())
+            done = RoundResult(0, "imp", 0.0, val, test, tr.epochs_run, _time(tr)).to_dict()
+            run.write_result(0, done)
+        result = RoundResult.from_dict(done)
+        self.results.append(result)
+        self._say(f"round 0: test accuracy {_pct(result.test_accuracy)}")
+        return result
+
+    def _line(self, i: int, line: str, masks, weights, parent: RoundResult) -> RoundResult:
+        run, sub = self.run_dir, None if line == "imp" else line
+        done = run.result(i, sub)
+        if done is None:
+            from ticketzoo.pruning import sparsity
+
+            s = sparsity(masks)
+            self._say(f"round {i}/{self.recipe.rounds} ({line}): sparsity {s:.2%}")
+            tr, val, test = self._train(weights, masks, self.k, run.round_dir(i, sub), [])
+            name = ticket_name(self.recipe.source, self.recipe.arch, s, i, self.taken,
+                               None if line == "imp" else line)
+            result = RoundResult(i, line, s, val, test, tr.epochs_run, _time(tr), name,
+                                 f"tickets/{name}.safetensors")
+            sha = self._emit(result, weights, masks, parent)
+            done = dataclasses.replace(result, sha256=sha).to_dict()
+            run.write_result(i, done, sub)
+        result = RoundResult.from_dict(done)
+        self.taken.add(result.ticket)
+        self.results.append(result)
+        if self.on_ticket is not None:
+            self.on_ticket(run.root / result.file, result)
+        return result
+
+    # --- steps ------------------------------------------------------------------------
+
+    def _train(self, weights, masks, start: int, folder: Path, callbacks: list):
+        from ticketzoo.train import CSVLogger, ProgressCallback, evaluate, train
+
+        self.model.load_state_dict(weights)
+        self.src.generator.manual_seed(self.config.seed)  # same data order every round
+        cbs = [*callbacks, ProgressCallback(self.console, quiet=self.quiet),
+               CSVLogger(folder / "train.csv")]
+        tr = train(self.model, masks, self.src.train, self.src.val, self.config, callbacks=cbs,
+                   start=start, checkpoint_dir=folder, resume=True)
+        val = evaluate(self.model, self.src.val, runtime=self.runtime) if self.src.val else None
+        test = evaluate(self.model, self.src.test, runtime=self.runtime) if self.src.test else None
+        return tr, val.accuracy if val else None, test.accuracy if test else None
+
+    def _mask(self, i: int, prev: RoundResult, masks):
+        """m_i: prune the weights m_{i-1} kept by round i-1's trained magnitudes."""
+        from ticketzoo.pruning import magnitude_prune
+
+        path = self.run_dir.round_dir(i) / "mask.safetensors"
+        if path.exists():  # safetensors sorts keys: restore module order (it is in the card)
+            loaded = load_tensors(path)
+            return {n: loaded[n] for n in self.prunable}
+        trained = self._trained_of(prev)
+        pool = magnitude_prune({n: trained[n] for n in self.pool}, {n: masks[n] for n in self.pool},
+                               self.recipe.rate, scope=self.recipe.scope, layer_rates=self.layer_rates)
+        new = {n: pool.get(n, masks[n]) for n in self.prunable}
+        save_tensors(path, new)
+        return new
+
+    def _trained_of(self, prev: RoundResult) -> dict[str, torch.Tensor]:
+        if prev.round == 0:
+            return load_tensors(self.run_dir.round_dir(0) / "trained.safetensors")
+        from ticketzoo.ticket import Ticket
+
+        return Ticket.load(self.run_dir.root / prev.file).state_dict("trained")
+
+    def _fresh(self, i: int) -> dict[str, torch.Tensor]:
+        from ticketzoo.models import build_model
+
+        r = self.recipe
+        model = build_model(r.arch, num_classes=self.arch.num_classes, in_channels=r.channels,
+                            input_size=r.input_size, init=r.init, seed=_seed(r.seed, i),
+                            **r.arch_kwargs)
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def _emit(self, result: RoundResult, weights, masks, parent: RoundResult) -> str:
+        from ticketzoo.ticket import Ticket
+
+        imp_rows = [x for x in self.results if x.line == "imp"]
+        metrics = card_metrics(imp_rows + [result] if result.line == "imp" else [result])
+        ticket = Ticket.from_model(
+            weights, masks, name=result.ticket, arch=self.arch, source=self.source,
+            trained=self._state(), recipe=card_recipe(self.recipe, result.round, self.ipe),
+            metrics=metrics, lineage=lineage(result.line, parent),
+            description=describe(self.recipe, result, self.description),
+            extra={"round": result.round, "line": result.line, "epochs": result.epochs},
+        ).with_card(created=self.run_dir.created)
+        sha = ticket.save(self.run_dir.tickets / f"{result.ticket}.safetensors")
+        self._say(f"  ticket {result.ticket}: test accuracy {_pct(result.test_accuracy)}")
+        return sha
+
+    def _state(self) -> dict[str, torch.Tensor]:
+        from ticketzoo.train import cpu_state_dict
+
+        return cpu_state_dict(self.model)
+
+    def _say(self, text: str) -> None:
+        if not self.quiet:
+            self.console.print(text)
+
+
+def _seed(seed: int, round_: int) -> int:
+    """Seed of a control's fresh init / random mask in round ``round_`` (distinct from ``seed``)."""
+    return (seed + 1) * 1_000_003 + round_
+
+
+def _time(tr) -> float:
+    return float(sum(row.get("time_s") or 0.0 for row in tr.history))
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2%}"

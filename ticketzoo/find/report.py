@@ -1,0 +1,125 @@
+"""What a finished round leaves behind: its ticket's card, the run logs, the summary table."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from ticketzoo.card import Lineage, Recipe, RoundMetrics
+from ticketzoo.find.recipe import FindRecipe
+from ticketzoo.ticket import atomic_write_bytes
+
+LOG_COLUMNS = ("round", "line", "sparsity", "val_accuracy", "test_accuracy", "epochs",
+               "time_s", "ticket", "file", "sha256")
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """One training of an IMP run: the winning-ticket line (``line="imp"``) or a control."""
+
+    round: int
+    line: str  # "imp", "reinit" or "random-prune"
+    sparsity: float  # over all prunable tensors
+    val_accuracy: float | None
+    test_accuracy: float | None
+    epochs: int  # epochs completed in the schedule (including those before the rewind step)
+    time_s: float  # training time (sum of epoch times, also over a resume)
+    ticket: str | None = None  # ticket name (None for round 0, which emits no ticket)
+    file: str | None = None  # ticket file, relative to the run folder
+    sha256: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RoundResult:
+        return cls(**{k: data.get(k) for k in LOG_COLUMNS})
+
+
+def card_recipe(recipe: FindRecipe, round_: int, ipe: int) -> Recipe:
+    """The card's recipe block for a ticket of round ``round_``."""
+    train = {k: v for k, v in recipe.train.to_dict().items() if k not in ("device",)}
+    head = recipe.head_rate_for()
+    params = {
+        "recipe_hash": recipe.hash(),
+        "arch_kwargs": dict(recipe.arch_kwargs),
+        "init": recipe.init,
+        "train": train,
+        "head_rate": head,
+        "head_rate_rule": "the classifier weight is pruned at head_rate on its own; null means "
+                          "it is pooled with the other tensors (global scope default; layerwise "
+                          "default is rate/2, as Frankle & Carbin do for the output layer)",
+        "exclude_head": recipe.exclude_head,
+        "exclude_first_conv": recipe.exclude_first_conv,
+        "rewind_iterations": recipe.rewind_step.iterations(ipe),
+        "iterations_per_epoch": ipe,
+        "data_seed": recipe.data_seed,
+        "split": list(recipe.split) if recipe.data_kind == "folder" else None,
+        "val_fraction": recipe.val_fraction if recipe.data_kind == "named" else None,
+        "total_rounds": recipe.rounds,
+    }
+    return Recipe(method="imp", scope=recipe.scope, rate=recipe.rate, rounds=round_,
+                  rewind=str(recipe.rewind_step), seed=recipe.seed, params=params)
+
+
+def card_metrics(results: Sequence[RoundResult]) -> tuple[RoundMetrics, ...]:
+    return tuple(RoundMetrics(r.round, round(r.sparsity, 6), r.val_accuracy, r.test_accuracy,
+                              r.epochs) for r in results)
+
+
+def lineage(line: str, parent: RoundResult | None) -> Lineage:
+    if line == "imp":
+        if parent is None or parent.ticket is None:
+            return Lineage(relation="imp-round")
+        return Lineage(parent=parent.ticket, parent_sha256=parent.sha256, relation="imp-round")
+    return Lineage(parent=parent.ticket if parent else None,
+                   parent_sha256=parent.sha256 if parent else None,
+                   relation="imp-control", control=line)
+
+
+def describe(recipe: FindRecipe, result: RoundResult, extra: str = "") -> str:
+    acc = "n/a" if result.test_accuracy is None else f"{result.test_accuracy:.2%}"
+    what = (f"Round {result.round} of iterative magnitude pruning" if result.line == "imp"
+            else f"Control ({result.line}) for round {result.round} of iterative magnitude pruning")
+    text = (f"{what} ({recipe.scope}, rate {recipe.rate:g}, rewind {recipe.rewind_step}) of "
+            f"`{recipe.arch}` on `{recipe.source}`: {result.sparsity:.2%} of prunable weights "
+            f"removed, test accuracy {acc} (measured on this ticket's own training).")
+    if result.line == "reinit":
+        text += " Same mask as the winning ticket, fresh random initialisation: a baseline."
+    elif result.line == "random-prune":
+        text += " Random mask with the winning ticket's per-layer sparsity: a baseline."
+    return f"{extra.strip()} {text}".strip()
+
+
+def write_logs(root: Path, recipe: FindRecipe, results: Sequence[RoundResult]) -> None:
+    """``log.csv`` (one row per training) and ``log.json`` (recipe + rows), atomically."""
+    import json
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, LOG_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in results:
+        writer.writerow({k: "" if v is None else v for k, v in r.to_dict().items()})
+    atomic_write_bytes(root / "log.csv", buf.getvalue().encode("utf-8"))
+    data = {"recipe": recipe.to_dict(), "hash": recipe.hash(),
+            "rounds": [r.to_dict() for r in results]}
+    atomic_write_bytes(root / "log.json", (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+
+
+def summary_table(results: Sequence[RoundResult], title: str | None = None):
+    """A rich Table: round, line, sparsity, val/test accuracy, epochs, time, ticket."""
+    from rich.table import Table
+
+    table = Table(title=title, show_edge=False)
+    for col, just in (("round", "right"), ("line", "left"), ("sparsity", "right"),
+                      ("val acc", "right"), ("test acc", "right"), ("epochs", "right"),
+                      ("time", "right"), ("ticket", "left")):
+        table.add_column(col, justify=just)
+    pct = lambda x: "-" if x is None else f"{x:.2%}"  # noqa: E731
+    for r in results:
+        table.add_row(str(r.round), r.line, f"{r.sparsity:.2%}", pct(r.val_accuracy),
+                      pct(r.test_accuracy), str(r.epochs), f"{r.time_s:.1f}s", r.ticket or "-")
+    return table

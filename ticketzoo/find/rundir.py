@@ -1,0 +1,162 @@
+"""The run folder of one IMP recipe: what is on disk, written atomically, read safely.
+
+Layout (``<run-dir>/<source>-<arch>-<hash12>/``)::
+
+    recipe.json                 the recipe, its hash, the run's creation time, the data's
+                                classes and split sizes (checked on resume)
+    theta0.safetensors          θ0, the weights before any training
+    thetak.safetensors          θk, the rewind point captured during round 0
+    round_NN/mask.safetensors   the round's mask (rounds >= 1)
+    round_NN/checkpoint.pt      per-epoch training checkpoint (removed when the round ends)
+    round_NN/train.csv          per-epoch metrics
+    round_NN/result.json        written last: the round is done
+    round_NN/<control>/...      the same for the control network of that round
+    tickets/<name>.safetensors  one ticket per round (and per control)
+    log.csv, log.json           the summary of every finished round
+
+Tensors are stored as safetensors and read with ``safetensors`` (never unpickled);
+training checkpoints are read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from ticketzoo.errors import CheckpointError
+from ticketzoo.find.recipe import FindRecipe, diff_fields
+from ticketzoo.ticket import atomic_write_bytes
+
+RECIPE_FILE = "recipe.json"
+_HINT = "use another --run-dir, or delete the folder to start over"
+
+
+def write_json(path: Path, data: Any) -> None:
+    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=True) + "\n"
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: unreadable ({e})", hint=_HINT) from None
+
+
+def save_tensors(path: Path, tensors: Mapping[str, torch.Tensor]) -> None:
+    from safetensors.torch import save
+
+    data = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    atomic_write_bytes(path, save(data))
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        return dict(load(path.read_bytes()))
+    except (OSError, SafetensorError, ValueError) as e:
+        raise CheckpointError(f"{path}: unreadable tensors ({e})", hint=_HINT) from None
+
+
+class RunDir:
+    """One run folder; :meth:`open` creates it or checks it belongs to ``recipe``."""
+
+    def __init__(self, root: Path, recipe: FindRecipe, meta: dict[str, Any]):
+        self.root, self.recipe, self.meta = root, recipe, meta
+        self._lock = None
+
+    @classmethod
+    def locate(cls, run_dir: str | Path, recipe: FindRecipe) -> Path:
+        """``run_dir`` itself when it already is a run folder, else ``run_dir/<run name>``."""
+        base = Path(run_dir).expanduser()
+        return base if (base / RECIPE_FILE).is_file() else base / recipe.run_name()
+
+    @classmethod
+    def open(cls, root: Path, recipe: FindRecipe, data: Mapping[str, Any], created: str) -> RunDir:
+        """Create ``root`` for ``recipe`` or resume it; a different recipe or data is refused."""
+        from filelock import FileLock, Timeout
+
+        root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(root / ".lock"), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise CheckpointError(f"run folder {root} is in use by another find process",
+                                  hint="wait for it to finish, or use another --run-dir") from None
+        try:
+            meta = cls._check_or_write(root / RECIPE_FILE, recipe, dict(data), created)
+        except BaseException:
+            lock.release()
+            raise
+        run = cls(root, recipe, meta)
+        run._lock = lock
+        return run
+
+    @staticmethod
+    def _check_or_write(path: Path, recipe: FindRecipe, data: dict, created: str) -> dict:
+        if not path.exists():
+            meta = {"hash": recipe.hash(), "recipe": recipe.to_dict(), "created": created,
+                    "data": data, "format": "ticketzoo-find-run/1"}
+            write_json(path, meta)
+            return meta
+        meta = read_json(path)
+        if not isinstance(meta, dict) or "recipe" not in meta:
+            raise CheckpointError(f"{path} is not a ticketzoo find recipe", hint=_HINT)
+        old = dict(meta["recipe"])
+        old.get("train", {}).pop("device", None)
+        differ = diff_fields(old, recipe.hashed_dict())
+        if differ:
+            raise CheckpointError(
+                f"run folder {path.parent} was made by a different recipe: {'; '.join(differ)}",
+                hint=_HINT)
+        differ = diff_fields(meta.get("data", {}), data)
+        if differ:
+            raise CheckpointError(
+                f"run folder {path.parent} was made from different data: {'; '.join(differ)}",
+                hint="point --data at the same images, or use another --run-dir")
+        return meta
+
+    def close(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    # --- paths ------------------------------------------------------------------------
+
+    @property
+    def created(self) -> str:
+        return str(self.meta.get("created", ""))
+
+    def round_dir(self, r: int, line: str | None = None) -> Path:
+        d = self.root / f"round_{r:02d}"
+        d = d / line if line else d
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    @property
+    def theta0(self) -> Path:
+        return self.root / "theta0.safetensors"
+
+    @property
+    def thetak(self) -> Path:
+        return self.root / "thetak.safetensors"
+
+    @property
+    def tickets(self) -> Path:
+        d = self.root / "tickets"
+        d.mkdir(exist_ok=True)
+        return d
+
+    def result(self, r: int, line: str | None = None) -> dict[str, Any] | None:
+        path = self.root / f"round_{r:02d}" / (line or "") / "result.json"
+        return read_json(path) if path.is_file() else None
+
+    def write_result(self, r: int, result: Mapping[str, Any], line: str | None = None) -> None:
+        folder = self.round_dir(r, line)
+        write_json(folder / "result.json", dict(result))
+        (folder / "checkpoint.pt").unlink(missing_ok=True)  # the round is done: free the disk
