@@ -80,8 +80,6 @@ def main(out: str, keep_run: str | None) -> None:
             folder.mkdir()
             write_ticket_folder(folder, path.read_bytes(), ticket.card,
                                 extra_meta={"location": "bundled"})
-            for item in folder.iterdir():  # atomic writes create 0600 files; ship them readable
-                item.chmod(0o644)
             click.echo(f"{ticket.name}: sparsity {ticket.sparsity:.2%}, test accuracy "
                        f"{r.test_accuracy:.2%}, {path.stat().st_size} bytes -> {folder}")
     finally:
