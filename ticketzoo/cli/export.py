@@ -18,7 +18,7 @@ def command(ref: str, out: Path, weights: str) -> None:
     from safetensors.torch import save
 
     from ticketzoo.registry.api import load
-    from ticketzoo.ticket import atomic_write_bytes
+    from ticketzoo.fileio import atomic_write_bytes
 
     ticket, _ = load(ref)
     state = ticket.state_dict(weights)

@@ -114,12 +114,11 @@ def command(ref, data_dir, out_dir, name, init, compare, seeds, seed, split, str
 
 def _load_base(ref: str | None):
     """The base ticket, its display ref and its file's sha256."""
-    from pathlib import Path
-
     from ticketzoo.errors import TicketNotFoundError
+    from ticketzoo.fileio import sha256_file
     from ticketzoo.registry.api import last_pulled, load
     from ticketzoo.registry.refs import parse_ref
-    from ticketzoo.ticket import TICKET_FILE, Ticket, sha256_file
+    from ticketzoo.ticket import TICKET_FILE, Ticket
 
     if ref is None:
         entry = last_pulled()

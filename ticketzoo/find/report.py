@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from ticketzoo.card import Lineage, Recipe, RoundMetrics
 from ticketzoo.find.recipe import FindRecipe
-from ticketzoo.ticket import atomic_write_bytes
+from ticketzoo.fileio import atomic_write_bytes
 
 LOG_COLUMNS = ("round", "line", "sparsity", "val_accuracy", "test_accuracy", "epochs",
                "time_s", "ticket", "file", "sha256")

@@ -28,7 +28,7 @@ import torch
 
 from ticketzoo.errors import CheckpointError
 from ticketzoo.find.recipe import FindRecipe, diff_fields
-from ticketzoo.ticket import atomic_write_bytes
+from ticketzoo.fileio import atomic_write_bytes
 
 RECIPE_FILE = "recipe.json"
 _HINT = "use another --run-dir, or delete the folder to start over"

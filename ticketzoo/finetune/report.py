@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ticketzoo.ticket import atomic_write_bytes
+from ticketzoo.fileio import atomic_write_bytes
 
 METRICS_SCHEMA = 1
 BASELINES = ("dense", "reinit")

@@ -29,7 +29,8 @@ from ticketzoo.finetune.output import METRICS_FILE, check_masks, check_saved, ma
 from ticketzoo.models import build_model, classifier_names, swap_head
 from ticketzoo.pruning import apply_masks
 from ticketzoo.pruning import sparsity as masks_sparsity
-from ticketzoo.ticket import TICKET_FILE, Ticket, atomic_write_bytes
+from ticketzoo.fileio import atomic_write_bytes
+from ticketzoo.ticket import TICKET_FILE, Ticket
 from ticketzoo.train import (CSVLogger, EvalResult, ProgressCallback, Runtime, TrainResult,
                              cpu_state_dict, evaluate, resolve_device, train)
 

@@ -15,7 +15,8 @@ from ticketzoo.errors import InvalidRefError, TicketNotFoundError
 from ticketzoo.registry.catalog import BUNDLED, CatalogEntry, load_catalog
 from ticketzoo.registry.local import Entry, LocalRegistry, read_entry, verify_entry
 from ticketzoo.registry.refs import Ref, check_name, parse_ref, parse_registry_url
-from ticketzoo.ticket import TICKET_FILE, Ticket, atomic_write_bytes
+from ticketzoo.fileio import atomic_write_bytes
+from ticketzoo.ticket import TICKET_FILE, Ticket
 
 STATE_FILE = "state.json"
 

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 from ticketzoo.errors import IntegrityError, InvalidRefError, TicketFormatError, TicketNotFoundError
 from ticketzoo.registry.hub_errors import NoTicketError, Target, offline_push, translated
 from ticketzoo.registry.local import README, read_entry, write_ticket_folder
-from ticketzoo.ticket import TICKET_FILE, sha256_file
+from ticketzoo.fileio import sha256_file
+from ticketzoo.ticket import TICKET_FILE
 
 if TYPE_CHECKING:
     from ticketzoo.registry.api import Pushed

@@ -28,7 +28,8 @@ from filelock import FileLock, Timeout
 from ticketzoo.card import Card, parse_readme, render_readme
 from ticketzoo.errors import IntegrityError, RegistryError, TicketNotFoundError
 from ticketzoo.registry.refs import check_name
-from ticketzoo.ticket import TICKET_FILE, Ticket, atomic_write_bytes, sha256_file
+from ticketzoo.fileio import atomic_write_bytes, sha256_file
+from ticketzoo.ticket import TICKET_FILE, Ticket
 
 README = "README.md"
 REV_LEN = 12

@@ -10,9 +10,7 @@ so a resumed run on CPU ends bitwise identical to an uninterrupted one.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -20,6 +18,7 @@ import numpy as np
 import torch
 
 from ticketzoo.errors import CheckpointError
+from ticketzoo.fileio import atomic_write
 from ticketzoo.train.callbacks import TrainState
 from ticketzoo.train.device import cpu_state_dict
 
@@ -35,27 +34,7 @@ def save_atomic(payload: Mapping[str, Any], path: str | Path) -> Path:
     """``torch.save`` to a temp file beside ``path``, fsync, then ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(dict(payload), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable (POSIX only)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return path
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-    return path
+    return atomic_write(path, lambda handle: torch.save(dict(payload), handle))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
