@@ -97,3 +97,18 @@ def test_unknown_architecture_is_a_clear_error(tmp_path):
 
     with pytest.raises(UnknownArchitectureError, match="resnet9000.*resnet50"):
         Ticket.load(path).to_model()
+
+
+def test_brackets_in_data_are_printed_verbatim(tmp_path):
+    from ticketzoo.card import Lineage
+
+    t = tiny_ticket(name="x-conv2-s20-reinit").with_card(description="a [/b] b [red]c", lineage=Lineage(control="reinit"))
+    path = tmp_path / "t.safetensors"
+    t.save(path)
+    out = run("info", str(path), check=0).stdout
+    assert "a [/b] b [red]c" in out and "reinit control" in out
+    run("push", str(path), check=0)
+    listing = run("list", check=0).stdout
+    assert "control" in listing.splitlines()[0] and "reinit" in listing
+    p = run("pull", "hf://a", check=1)
+    assert "hf://ORG/REPO[/NAME][@REV]" in p.stderr and "Traceback" not in p.stderr

@@ -131,3 +131,19 @@ def test_truncated_file():
     data = _repack(_valid_tensors())
     with pytest.raises(TicketFormatError):
         codec.unpack(data[: len(data) - 7])
+
+
+def test_dense_tensors_must_agree_across_sets():
+    tensors = _valid_tensors()
+    tensors["trained::b"] = tensors["trained::b"].double()
+    with pytest.raises(TicketFormatError, match="'trained' has torch.float64"):
+        codec.unpack(_repack(tensors))
+    tensors = _valid_tensors()
+    tensors["trained::b"] = torch.ones(4)
+    with pytest.raises(TicketFormatError, match=r"\[4\] but 'rewind' has"):
+        codec.unpack(_repack(tensors))
+
+
+def test_unknown_metadata_key_is_refused():
+    with pytest.raises(TicketFormatError, match="unexpected header metadata key 'extra'"):
+        codec.unpack(_repack(_valid_tensors(), {"extra": "x"}))

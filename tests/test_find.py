@@ -163,7 +163,7 @@ def test_kill9_resume_is_bitwise_identical(tmp_path, capsys, monkeypatch):
     data = make_image_folder(tmp_path / "shapes", kind="shapes", classes=3, per_class=12, size=16)
     args = ["--arch", "conv2", "--width", "0.25", "--data", str(data), "--input-size", "16",
             "--rounds", "3", "--epochs", "5", "--rewind", "1ep", "--batch-size", "2", "--device",
-            "cpu", "--patience", "0", "-q"]
+            "cpu", "--patience", "0", "--lr", "0.01", "-q"]
     monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
     assert _main("find", *args, "--run-dir", str(tmp_path / "straight"), capsys=capsys)[0] == 0
     victim = _cli(*args, "--run-dir", str(tmp_path / "killed"))
@@ -260,3 +260,13 @@ def test_starter_zoo_in_catalog_pulls_offline(capsys):
         assert "synthetic" in card.source.description and "make_starter_zoo.py" in card.source.description
         assert (card.arch.in_channels, card.arch.input_size) == (3, 32)
         assert card.metrics[-1].test_accuracy is not None and ticket.weight_sets == ("rewind", "trained")
+
+
+def test_unreadable_files_are_counted_or_refused(tmp_path, capsys):
+    data = make_image_folder(tmp_path / "bad", kind="shapes", classes=2, per_class=8, size=16, corrupt=2)
+    args = ["find", "--arch", "conv2", "--width", "0.125", "--data", str(data), "--input-size", "16",
+            "--rounds", "1", "--epochs", "1", "--rewind", "0", "--device", "cpu", "-q"]
+    code, err = _main(*args, "--run-dir", str(tmp_path / "r1"), capsys=capsys)
+    assert code == 0 and "skipped 2 unreadable file(s)" in err
+    code, err = _main(*args, "--run-dir", str(tmp_path / "r2"), "--strict", capsys=capsys)
+    assert code == 1 and "cannot use" in err and "--strict" in err

@@ -126,3 +126,31 @@ def test_concurrent_pushes_are_safe(tmp_path):
     assert reg.resolve("busy").revision in revs
     for r in revs:
         reg.pull("busy", r)  # every revision intact
+
+
+def test_pull_repairs_a_damaged_local_copy_from_the_catalog(tmp_path, monkeypatch):
+    catalog = tmp_path / "catalog"
+    src = LocalRegistry(tmp_path / "src").publish(tiny_ticket(name="cat-t"))
+    import shutil
+
+    shutil.copytree(src.folder, catalog / "cat-t")
+    monkeypatch.setenv("TICKETZOO_CATALOG", str(catalog))
+    entry = api.pull("cat-t")
+    data = bytearray(entry.file.read_bytes())
+    data[100] ^= 1
+    entry.file.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match=f"delete {entry.folder}"):
+        api.verify("cat-t")
+    assert api.pull("cat-t").file.read_bytes() == src.file.read_bytes()
+    api.verify("cat-t")
+
+
+def test_only_pull_changes_the_last_pulled_ticket(tmp_path):
+    reg = LocalRegistry()
+    reg.publish(tiny_ticket(name="first", seed=0))
+    reg.publish(tiny_ticket(name="second", seed=1))
+    api.pull("first")
+    api.load("second")
+    api.resolve_card("second")
+    api.verify("second")
+    assert api.last_pulled().name == "first"

@@ -140,3 +140,19 @@ def test_golden_file_pins_the_format():
             assert got.dtype == v.dtype and torch.equal(got, expect)
     assert dec.masks["conv.weight"].indptr.dtype == torch.int32
     assert dec.masks["conv.weight"].indices.dtype == torch.int16
+
+
+def test_card_name_must_be_a_valid_ticket_name():
+    t = tiny_ticket()
+    card = json.loads(t.card.to_json())
+    card["name"] = "../../evil"
+    data = codec.pack(codec.st_load(t.to_bytes()), list(t.weight_sets), json.dumps(card))
+    with pytest.raises(TicketFormatError, match="not a valid ticket name"):
+        Ticket.from_bytes(data, "x.safetensors")
+
+
+def test_arch_arguments_that_do_not_fit_the_tensors():
+    t = tiny_ticket("conv2", 0.5, width=0.125)
+    wrong = t.with_card(arch=t.card.arch.__class__(**{**t.card.arch.__dict__, "kwargs": {"width": 0.25}}))
+    with pytest.raises(TicketFormatError, match="does not fit architecture 'conv2'"):
+        wrong.to_model()

@@ -400,3 +400,13 @@ def test_progress_and_csv(tmp_path):
     train(tiny_model(), None, loader(dataset()), None, config,
           callbacks=[ProgressCallback(Console(file=quiet), quiet=True)])  # fmt: skip
     assert quiet.getvalue() == ""
+
+
+def test_divergence_is_reported_as_such():
+    from ticketzoo.errors import TrainingDivergedError
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 2))
+    data = torch.utils.data.TensorDataset(torch.randn(16, 3, 4, 4) * 1e3, torch.randint(0, 2, (16,)))
+    loader = torch.utils.data.DataLoader(data, batch_size=8)
+    with pytest.raises(TrainingDivergedError, match=r"diverged in epoch \d.*lower the learning rate"):
+        train(model, None, loader, None, TrainConfig(lr=1e30, max_epochs=3, patience=None, device="cpu"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,6 +19,12 @@ from typing import Any
 from ticketzoo.errors import TicketFormatError
 
 CARD_SCHEMA = 1
+#: Ticket names: no slash and no leading dot, so a name can never leave a registry folder.
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,95}$")
+
+
+def valid_name(name: object) -> bool:
+    return isinstance(name, str) and bool(NAME_RE.match(name)) and ".." not in name
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ SEP = "::"
 MASK = "mask"
 REQUIRED_SET = "rewind"
 
+_METADATA_KEYS = frozenset({"format", "format_version", "weight_sets", "card", "payload_sha256"})
 _SET_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _VALUE_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 _INT16_MAX_COLS = 2**15  # column indices 0..32767 fit int16
@@ -266,6 +267,9 @@ def read_metadata(data: bytes, path: str | None = None) -> dict[str, str]:
             path=path,
             hint="upgrade ticketzoo" if str(version).isdigit() and int(version) > FORMAT_VERSION else None,
         )
+    unknown = sorted(set(meta) - _METADATA_KEYS)
+    if unknown:
+        raise TicketFormatError(f"unexpected header metadata key {unknown[0]!r} (not part of ticketzoo-csr/1)", path=path)
     if not all(isinstance(v, str) for v in meta.values()):
         raise TicketFormatError("header metadata values must be strings", path=path)
     return meta
@@ -346,9 +350,14 @@ def validate(tensors: dict[str, torch.Tensor], meta: Mapping[str, str], path: st
     for name in masks:
         if name not in names:
             raise fail("mask has no values in the rewind set", name)
-        dtypes = {out_sets[s][name].dtype for s in sets}
-        if len(dtypes) != 1:
-            raise fail("weight sets disagree on the dtype", name)
+    for name, ref in out_sets[REQUIRED_SET].items():
+        for s in sets:
+            t = out_sets[s][name]
+            if t.dtype != ref.dtype or (name not in masks and t.shape != ref.shape):
+                raise fail(
+                    f"weight set {s!r} has {t.dtype} {list(t.shape)} but 'rewind' has {ref.dtype} {list(ref.shape)}",
+                    name,
+                )
     return Decoded(masks=masks, sets=out_sets, card_json=card_json)
 
 

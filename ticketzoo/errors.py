@@ -110,5 +110,9 @@ class CheckpointError(TicketzooError, RuntimeError):
     """A run directory or checkpoint cannot be resumed (different recipe, corrupt file)."""
 
 
+class TrainingDivergedError(TicketzooError, ArithmeticError):
+    """The training loss became NaN or infinite (usually: the learning rate is too high)."""
+
+
 class MaskViolationError(TicketzooError, RuntimeError):
     """A trained model broke its ticket's mask (a pruned weight is not exactly zero)."""

@@ -11,7 +11,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ticketzoo import codec
-from ticketzoo.card import ArchConfig, Card, LayerSparsity, Lineage, Recipe, RoundMetrics, SourceData, now_iso
+from ticketzoo.card import (ArchConfig, Card, LayerSparsity, Lineage, Recipe, RoundMetrics, SourceData, now_iso,
+                            valid_name)
 from ticketzoo.errors import ConfigError, TicketFormatError
 from ticketzoo.fileio import atomic_write_bytes
 
@@ -203,6 +204,15 @@ class Ticket:
             swap_head(model, num_classes)
             for k in arch.classifier:
                 state.pop(k, None)
+        expected = model.state_dict()
+        for k, t in state.items():
+            if k in expected and tuple(expected[k].shape) != tuple(t.shape):
+                raise TicketFormatError(
+                    f"shape {list(t.shape)} does not fit architecture {arch.name!r} "
+                    f"{arch.kwargs or ''}, which expects {list(expected[k].shape)}",
+                    tensor=k,
+                    hint="the card's arch arguments do not match the stored tensors",
+                )
         missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
         if unexpected or (missing and not swap) or any(k not in arch.classifier for k in missing):
             raise TicketFormatError(
@@ -255,6 +265,8 @@ def _overall(layers: tuple[LayerSparsity, ...]) -> float:
 def _check_card(ticket: Ticket, path: str | None) -> None:
     """The card must agree with the tensors it describes."""
     card = ticket.card
+    if not valid_name(card.name):
+        raise TicketFormatError(f"card name {card.name!r} is not a valid ticket name", path=path)
     if tuple(card.weight_sets) != tuple(ticket._sets):
         raise TicketFormatError(
             f"card lists weight sets {list(card.weight_sets)}, file holds {list(ticket._sets)}", path=path

@@ -7,8 +7,10 @@ from typing import Any
 
 from rich.console import Console
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# markup=False: names, paths, class names and card text are data and may contain brackets;
+# styles are passed explicitly (style=...) where wanted.
+console = Console(highlight=False, markup=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:

@@ -29,6 +29,7 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
 @click.option("--data-root", default="data", show_default=True, type=click.Path(file_okay=False),
               help="Folder holding the torchvision dataset files.")
 @click.option("--download", is_flag=True, help="Download a named dataset into --data-root.")
+@click.option("--strict", is_flag=True, help="Fail on an unreadable image instead of skipping and counting it.")
 @click.option("--rounds", type=int, default=31, show_default=True,
               help="Pruning rounds (R rounds train R+1 times; round 0 is dense).")
 @click.option("--rate", type=float, default=0.2, show_default=True,
@@ -80,7 +81,7 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
 @click.option("--registry", metavar="URL", default=None, help="file:///DIR or hf://ORG[/REPO].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def command(arch, data, data_root, download, rounds, rate, rewind, scope, head_rate, exclude_head,
+def command(arch, data, data_root, download, strict, rounds, rate, rewind, scope, head_rate, exclude_head,
             exclude_first_conv, init, seed, control, epochs, patience, milestones, gamma,
             optimizer, lr, momentum, nesterov, weight_decay, batch_size, input_size, channels,
             width, data_seed, split, val_fraction, run_dir, device, workers, amp, channels_last,
@@ -131,7 +132,7 @@ def command(arch, data, data_root, download, rounds, rate, rewind, scope, head_r
 
             pushed.append(push_ticket(str(path), registry))
 
-    result = find_tickets(recipe, spec, run_dir=run_dir, download=download, workers=workers,
+    result = find_tickets(recipe, spec, run_dir=run_dir, download=download, workers=workers, strict=strict,
                           console=err_console, quiet=quiet, description=description,
                           source_description=source_description, on_ticket=on_ticket)
     if as_json:

@@ -24,7 +24,12 @@ def command(ref: str, as_json: bool) -> None:
     from rich.table import Table
 
     a, s, r = card.arch, card.source, card.recipe
-    console.print(f"[bold]{card.name}[/bold]" + (f"  [yellow]{card.lineage.control} control[/yellow]" if card.lineage.control else ""))
+    from rich.text import Text
+
+    title = Text(card.name, style="bold")
+    if card.lineage.control:
+        title.append(f"  {card.lineage.control} control", style="yellow")
+    console.print(title)
     if card.description:
         console.print(card.description)
     facts = [

@@ -48,8 +48,10 @@ def command(arch, source, min_sparsity, max_sparsity, as_json) -> None:
         return
     from rich.table import Table
 
-    table = Table("name", "arch", "source", "sparsity", "size", "where", box=None, pad_edge=False)
+    controls = any(r["control"] for r in rows)
+    columns = ["name", "arch", "source", "sparsity", "size", "where"] + (["control"] if controls else [])
+    table = Table(*columns, box=None, pad_edge=False)
     for r in rows:
-        label = r["name"] + (f" [{r['control']} control]" if r["control"] else "")
-        table.add_row(label, r["arch"], r["source"], f"{r['sparsity']:.1%}", human_size(r["size"]), r["where"])
+        cells = [r["name"], r["arch"], r["source"], f"{r['sparsity']:.1%}", human_size(r["size"]), r["where"]]
+        table.add_row(*cells, *([r["control"] or ""] if controls else []))
     console.print(table)

@@ -48,7 +48,7 @@ class FindResult:
 
 def find_tickets(recipe: FindRecipe, data: str | DataSpec, *, run_dir: str | Path = "runs",
                  data_root: str | Path | None = None, download: bool = False,
-                 device: str | None = None, workers: int | None = None,
+                 device: str | None = None, workers: int | None = None, strict: bool = False,
                  console: Console | None = None, quiet: bool = False, description: str = "",
                  source_description: str = "",
                  on_ticket: Callable[[Path, RoundResult], Any] | None = None) -> FindResult:
@@ -66,7 +66,12 @@ def find_tickets(recipe: FindRecipe, data: str | DataSpec, *, run_dir: str | Pat
     src = load_source(spec, input_size=recipe.input_size, channels=recipe.channels,
                       batch_size=config.batch_size, seed=config.seed, data_seed=recipe.data_seed,
                       split=recipe.split, val_fraction=recipe.val_fraction, device=dev,
-                      workers=workers, download=download)
+                      workers=workers, download=download, strict=strict)
+    out = console or Console(stderr=True, highlight=False, markup=False)
+    if src.skipped:
+        first = src.skipped[0]
+        out.print(f"skipped {len(src.skipped)} unreadable file(s) (first: {first.path}: {first.reason}); "
+                  "--strict makes this an error", style="yellow")
     model = build_model(recipe.arch, num_classes=len(src.classes), in_channels=recipe.channels,
                         input_size=recipe.input_size, init=recipe.init, seed=recipe.seed,
                         **recipe.arch_kwargs)
@@ -78,7 +83,7 @@ def find_tickets(recipe: FindRecipe, data: str | DataSpec, *, run_dir: str | Pat
     fingerprint = {"classes": list(src.classes), "counts": src.counts}
     run = RunDir.open(RunDir.locate(run_dir, recipe), recipe, fingerprint, now_iso())
     try:
-        imp = _IMP(recipe, config, run, src, model, console or Console(stderr=True), quiet,
+        imp = _IMP(recipe, config, run, src, model, out, quiet,
                    description, source_description, on_ticket)
         return imp.run()
     finally:

@@ -53,6 +53,7 @@ class SourceLoaders:
     std: tuple[float, ...]
     counts: dict[str, int]  # images per split
     description: str  # how the splits were made (goes to the card)
+    skipped: tuple = ()  # unreadable files left out of an image folder (SkippedFile)
 
 
 def resolve_data(data: str, data_root: str | Path | None = None) -> DataSpec:
@@ -76,8 +77,11 @@ def resolve_data(data: str, data_root: str | Path | None = None) -> DataSpec:
 
 def load_source(spec: DataSpec, *, input_size: int, channels: int, batch_size: int, seed: int,
                 data_seed: int, split: tuple[float, float, float], val_fraction: float,
-                device: Any, workers: int | None = None, download: bool = False) -> SourceLoaders:
-    """Read the data and build train / val / test loaders (train shuffled by ``seed``)."""
+                device: Any, workers: int | None = None, download: bool = False,
+                strict: bool = False) -> SourceLoaders:
+    """Read the data and build train / val / test loaders (train shuffled by ``seed``).
+
+    Unreadable files in an image folder are skipped and reported (``strict``: an error)."""
     from ticketzoo.data import discover_folder, load_named_dataset, make_dataset, make_loaders
 
     if spec.kind == "named":
@@ -90,11 +94,12 @@ def load_source(spec: DataSpec, *, input_size: int, channels: int, batch_size: i
         decoded = None
     else:
         ds = discover_folder(spec.location, split=split, seed=data_seed, channels=channels,
-                             resize=input_size)
+                             resize=input_size, strict=strict)
         mean, std = _IMAGENET if channels == 3 else _GREY
         how = (f"image folder '{spec.source}' ({ds.layout} layout"
                + (f", split {'/'.join(f'{x:g}' for x in split)} with seed {data_seed}"
-                  if ds.layout == "split" else "") + ")")
+                  if ds.layout == "split" else "") + ")"
+               + (f"; {len(ds.skipped)} unreadable file(s) skipped" if ds.skipped else ""))
         decoded = ds.decoded
     kw = dict(channels=channels, resize=input_size, train_crop=input_size, mean=mean, std=std,
               decoded=decoded)
@@ -106,7 +111,7 @@ def load_source(spec: DataSpec, *, input_size: int, channels: int, batch_size: i
     counts = {"train": len(ds.train), "val": len(ds.val), "test": len(ds.test)}
     return SourceLoaders(loaders.train, loaders.val, loaders.test, loaders.generator,
                          tuple(ds.classes), channels, input_size, tuple(mean), tuple(std),
-                         counts, how)
+                         counts, how, tuple(getattr(ds, "skipped", ())))
 
 
 def _fit(values: tuple[float, ...], channels: int) -> tuple[float, ...]:

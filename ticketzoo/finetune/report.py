@@ -71,14 +71,21 @@ def comparison_notes(rows: list[SummaryRow], primary: str) -> list[str]:
 
 
 def _diff(a: SummaryRow, b: SummaryRow) -> str:
+    """The measured difference with its standard error and a Welch t-test over seeds."""
     d = 100 * (a.mean - b.mean)
     text = f"{a.init} − {b.init}: {d:+.1f} points of test accuracy (measured, {a.n} vs {b.n} seed(s))"
     if a.n < 2 or b.n < 2:
         return text + "; one seed is not enough to tell them apart: use --seeds 3 or more."
-    noise = 100 * max(a.std or 0.0, b.std or 0.0)
-    if abs(d) <= noise:
-        return text + f"; within seed noise (std up to {noise:.1f}): no difference shown."
-    return text + f"; larger than the seed std (up to {noise:.1f})."
+    from scipy.stats import ttest_ind_from_stats
+
+    sa, sb = a.std or 0.0, b.std or 0.0
+    se = 100 * (sa**2 / a.n + sb**2 / b.n) ** 0.5
+    if se == 0.0:
+        return text + "; every seed gave the same accuracy on both sides: no noise estimate."
+    p = float(ttest_ind_from_stats(a.mean, sa, a.n, b.mean, sb, b.n, equal_var=False).pvalue)
+    few = " (few seeds: treat as a hint)" if min(a.n, b.n) < 5 else ""
+    verdict = "a difference at p < 0.05" if p < 0.05 else "no difference shown at p < 0.05"
+    return text + f"; ± {se:.1f} (standard error), Welch t-test p = {p:.2g}: {verdict}{few}."
 
 
 def table(rows: list[SummaryRow], primary: str):
@@ -105,10 +112,10 @@ def describe_data(say: Callable[..., Any], data, sets: dict) -> None:
     say("decoded once into memory: " + (", ".join(cached) if cached else "none (streaming from disk)"))
     if data.skipped:
         first = data.skipped[0]
-        say(f"[yellow]skipped {len(data.skipped)} unreadable file(s)[/yellow] "
-            f"(first: {first.path}: {first.reason}); --strict makes this an error")
+        say(f"skipped {len(data.skipped)} unreadable file(s) "
+            f"(first: {first.path}: {first.reason}); --strict makes this an error", style="yellow")
     if not n["val"]:
-        say("[yellow]no validation images: early stopping and best-epoch restore are off[/yellow]")
+        say("no validation images: early stopping and best-epoch restore are off", style="yellow")
 
 
 def _run_dict(run, classes) -> dict[str, Any]:

@@ -79,7 +79,7 @@ def finetune(ticket: Ticket, data_dir: str | Path, config: FinetuneConfig | None
     if not (resume or overwrite) and any((out / f).exists() for f in (TICKET_FILE, METRICS_FILE)):
         raise ConfigError(f"{out} already holds a fine-tuned ticket",
                           hint="pass --resume to continue it, --force to overwrite, or another --out")
-    say = (lambda *a: None) if quiet or console is None else console.print
+    say = (lambda *a, **k: None) if quiet or console is None else console.print
     data, sets = _load_data(data_dir, config, arch)
     report.describe_data(say, data, sets)
     out.mkdir(parents=True, exist_ok=True)
@@ -89,7 +89,7 @@ def finetune(ticket: Ticket, data_dir: str | Path, config: FinetuneConfig | None
     total = len(config.inits) * config.seeds
     for init in config.inits:
         for seed in config.seed_list():
-            say(f"[bold]run {len(runs) + 1}/{total}[/bold]: init {init}, seed {seed}")
+            say(f"run {len(runs) + 1}/{total}: init {init}, seed {seed}", style="bold")
             run, start, final = _run_one(ticket, init, seed, classes, sets, config, out,
                                          console, resume, quiet)
             runs.append(run)

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ticketzoo.errors import InvalidRefError, TicketNotFoundError
+from ticketzoo.errors import IntegrityError, InvalidRefError, TicketNotFoundError
 from ticketzoo.registry.catalog import BUNDLED, CatalogEntry, load_catalog
 from ticketzoo.registry.local import Entry, LocalRegistry, read_entry, verify_entry
 from ticketzoo.registry.refs import Ref, check_name, parse_ref, parse_registry_url
@@ -56,8 +56,6 @@ def _import(local: LocalRegistry, folder: Path, location: str, expect_sha: str |
     """Verify a fetched ticket folder and publish it into the local registry."""
     entry = verify_entry(read_entry(folder, location=location))
     if expect_sha is not None and entry.sha256 != expect_sha:
-        from ticketzoo.errors import IntegrityError
-
         raise IntegrityError(
             f"{entry.file}: sha256 {entry.sha256[:12]}… differs from the catalog's {expect_sha[:12]}…",
             path=entry.file,
@@ -84,8 +82,12 @@ def _fetch_location(location: str, local: LocalRegistry) -> Path:
     raise InvalidRefError(f"catalog location {location!r} must be bundled, hf:// or file://", ref=location)
 
 
-def pull(ref_text: str, registry: str | None = None, *, home: Path | None = None) -> Entry:
-    """Bring a ticket into the local registry (verified) and return its entry."""
+def pull(ref_text: str, registry: str | None = None, *, home: Path | None = None, record: bool = True) -> Entry:
+    """Bring a ticket into the local registry (verified) and return its entry.
+
+    ``record`` makes it "the ticket pulled last" (what ``finetune`` uses without a REF);
+    commands that only resolve a reference pass False.
+    """
     local = _home(home)
     ref = parse_ref(ref_text)
     if registry is not None:
@@ -98,15 +100,7 @@ def pull(ref_text: str, registry: str | None = None, *, home: Path | None = None
             f"{ref_text!r} is a file path; pull takes a name or URL", ref=ref_text, hint="use `ticketzoo push PATH`"
         )
     if ref.kind == "name":
-        if local.has(ref.name, ref.revision):
-            entry = local.pull(ref.name, ref.revision)
-        else:
-            catalog = load_catalog()
-            item = catalog.get(ref.name)
-            if item is None or (ref.revision and not item.entry.revision.startswith(ref.revision)):
-                raise _not_found(ref.name, local, catalog)
-            folder = item.entry.folder if item.location == BUNDLED else _fetch_location(item.location, local)
-            entry = _import(local, folder, item.location, expect_sha=item.entry.sha256)
+        entry = _pull_name(ref, local)
     elif ref.kind == "file":
         remote = LocalRegistry(ref.root, location=ref.root.as_uri())
         entry = _import(local, remote.pull(ref.name, ref.revision).folder, remote.location)
@@ -114,8 +108,27 @@ def pull(ref_text: str, registry: str | None = None, *, home: Path | None = None
         from ticketzoo.registry import hub
 
         entry = _import(local, hub.download(ref.repo_id, ref.name, ref.revision), ref.text)
-    _record_pull(local, ref_text, entry)
+    if record:
+        _record_pull(local, ref_text, entry)
     return entry
+
+
+def _pull_name(ref: Ref, local: LocalRegistry) -> Entry:
+    """A local ticket, verified; else (or when the local copy is damaged) the catalog's."""
+    damaged: IntegrityError | None = None
+    if local.has(ref.name, ref.revision):
+        try:
+            return local.pull(ref.name, ref.revision)
+        except IntegrityError as e:
+            damaged = e  # re-fetch from the catalog below when it has this ticket
+    catalog = load_catalog()
+    item = catalog.get(ref.name)
+    if item is None or (ref.revision and not item.entry.revision.startswith(ref.revision)):
+        if damaged is not None:
+            raise damaged
+        raise _not_found(ref.name, local, catalog)
+    folder = item.entry.folder if item.location == BUNDLED else _fetch_location(item.location, local)
+    return _import(local, folder, item.location, expect_sha=item.entry.sha256)
 
 
 def _in_registry(reg: Ref, ref: Ref) -> Ref:
@@ -135,7 +148,7 @@ def load(ref_text: str, *, home: Path | None = None) -> tuple[Ticket, Entry | No
         if not path.exists():
             raise TicketNotFoundError(f"no ticket file at {path}", ref=ref_text)
         return Ticket.load(path), None
-    entry = pull(ref_text, home=home)
+    entry = pull(ref_text, home=home, record=False)
     return Ticket.load(entry.file), entry
 
 
@@ -200,7 +213,7 @@ def verify(ref_text: str, *, home: Path | None = None) -> tuple[Ticket, Entry | 
     if ref.kind == "name" and local.has(ref.name, ref.revision):
         entry = local.pull(ref.name, ref.revision)
     else:
-        entry = pull(ref_text, home=home)
+        entry = pull(ref_text, home=home, record=False)
     return Ticket.load(entry.file), entry
 
 
@@ -218,5 +231,5 @@ def resolve_card(ref_text: str, *, home: Path | None = None):
         item = load_catalog().get(ref.name)
         if item is not None and not ref.revision:
             return item.entry.card, None
-    entry = pull(ref_text, home=home)
+    entry = pull(ref_text, home=home, record=False)
     return entry.card, entry

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ticketzoo.errors import RegistryError, TicketFormatError
 from ticketzoo.registry.local import Entry, read_entry, read_readme
-from ticketzoo.registry.refs import NAME_RE
+from ticketzoo.card import valid_name
 
 BUNDLED = "bundled"
 
@@ -53,7 +53,7 @@ def load_catalog() -> dict[str, CatalogEntry]:
         if not d.is_dir():
             continue
         for folder in sorted(d.iterdir()):
-            if not folder.is_dir() or not NAME_RE.match(folder.name) or folder.name in out:
+            if not folder.is_dir() or not valid_name(folder.name) or folder.name in out:
                 continue
             if not (folder / "README.md").is_file():
                 continue

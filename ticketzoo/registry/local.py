@@ -26,7 +26,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from ticketzoo.card import Card, parse_readme, render_readme
-from ticketzoo.errors import IntegrityError, RegistryError, TicketNotFoundError
+from ticketzoo.errors import IntegrityError, RegistryError, TicketFormatError, TicketNotFoundError
 from ticketzoo.registry.refs import check_name
 from ticketzoo.fileio import atomic_write_bytes, sha256_file
 from ticketzoo.ticket import TICKET_FILE, Ticket
@@ -93,7 +93,7 @@ def verify_entry(entry: Entry) -> Entry:
         raise IntegrityError(
             f"{path}: sha256 {actual[:12]}… differs from the recorded {entry.sha256[:12]}…",
             path=path,
-            hint="the file was modified or damaged; pull it again",
+            hint=f"the file was modified or damaged; pull it again from its source, or delete {entry.folder}",
         )
     return entry
 
@@ -107,6 +107,14 @@ def write_ticket_folder(folder: Path, data: bytes, card: Card, *, extra_meta: di
     readme = render_readme(card, sha256=sha, size=len(data), extra_meta=extra_meta)
     atomic_write_bytes(folder / README, readme.encode("utf-8"))
     return sha
+
+
+def _intact(folder: Path) -> bool:
+    try:
+        verify_entry(read_entry(folder))
+        return True
+    except (IntegrityError, RegistryError, TicketFormatError):
+        return False
 
 
 class LocalRegistry:
@@ -170,11 +178,15 @@ class LocalRegistry:
             sha = write_ticket_folder(tmp, data, card)
             rev = sha[:REV_LEN]
             final = base / rev
-            if final.exists():
-                verify_entry(read_entry(final))  # same content already there: keep it
-                shutil.rmtree(tmp)
-            else:
+            if not final.exists():
                 os.rename(tmp, final)
+            elif _intact(final):
+                shutil.rmtree(tmp)  # the same content is already there
+            else:  # a damaged copy of this very revision: replace it with the good one
+                trash = Path(tempfile.mkdtemp(prefix=".bad-", dir=base))
+                os.rename(final, trash / rev)
+                os.rename(tmp, final)
+                shutil.rmtree(trash, ignore_errors=True)
             atomic_write_bytes(base / "HEAD", (rev + "\n").encode())
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

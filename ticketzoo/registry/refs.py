@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from ticketzoo.card import valid_name
 from ticketzoo.errors import InvalidRefError
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,95}$")
 REV_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
 HF_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 NAME_RULE = "names use lowercase letters, digits, '.', '_' and '-', and start with a letter or digit"
@@ -28,7 +28,7 @@ NAME_RULE = "names use lowercase letters, digits, '.', '_' and '-', and start wi
 
 def check_name(name: str) -> str:
     """Return ``name`` if it is a valid ticket name, else raise InvalidRefError."""
-    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
+    if not valid_name(name):
         raise InvalidRefError(f"invalid ticket name {name!r}", ref=name, hint=NAME_RULE)
     return name
 

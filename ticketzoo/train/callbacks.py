@@ -171,7 +171,7 @@ class ProgressCallback(Callback):
     def __init__(
         self, console: Console | None = None, *, quiet: bool = False, refresh_s: float = 0.5
     ) -> None:
-        self.console = console or Console(highlight=False)
+        self.console = console or Console(highlight=False, markup=False)
         self.quiet, self.refresh_s = quiet, refresh_s
         self._progress: Progress | None = None
         self._task = None

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ticketzoo.errors import ConfigError, DataError
+from ticketzoo.errors import ConfigError, DataError, TrainingDivergedError
 from ticketzoo.train import checkpoint as ckpt
 from ticketzoo.train.callbacks import EarlyStopping, History, TrainState
 from ticketzoo.train.config import TrainConfig
@@ -235,6 +235,11 @@ def train(
                 group["lr"] = lr
             metrics: dict[str, Any] = {"epoch": state.epoch + 1, "lr": lr}
             metrics.update(_train_epoch(state, train_loader, runtime, maskset, scaler, cbs))
+            if not math.isfinite(metrics["train_loss"]):
+                raise TrainingDivergedError(
+                    f"training diverged in epoch {state.epoch + 1}: the train loss is {metrics['train_loss']}",
+                    hint=f"lower the learning rate: it was {lr:g} (--lr)",
+                )
             metrics.update(step=state.step, val_loss=None, val_acc=None)
             if val_loader is not None:
                 result = evaluate(model, val_loader, runtime=runtime)
