@@ -116,9 +116,8 @@ def _load_base(ref: str | None):
     """The base ticket, its display ref and its file's sha256."""
     from ticketzoo.errors import TicketNotFoundError
     from ticketzoo.fileio import sha256_file
-    from ticketzoo.registry.api import last_pulled, load
-    from ticketzoo.registry.refs import parse_ref
-    from ticketzoo.ticket import TICKET_FILE, Ticket
+    from ticketzoo.registry.api import last_pulled, load, ticket_path
+    from ticketzoo.ticket import Ticket
 
     if ref is None:
         entry = last_pulled()
@@ -131,6 +130,4 @@ def _load_base(ref: str | None):
     ticket, entry = load(ref)
     if entry is not None:
         return ticket, f"{entry.name}@{entry.revision}", entry.sha256
-    path = parse_ref(ref).path
-    path = path / TICKET_FILE if path.is_dir() else path
-    return ticket, ticket.name, sha256_file(path)
+    return ticket, ticket.name, sha256_file(ticket_path(ref))

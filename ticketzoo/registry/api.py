@@ -52,9 +52,13 @@ def last_pulled(home: Path | None = None) -> Entry | None:
         return None
 
 
-def _import(local: LocalRegistry, folder: Path, location: str, expect_sha: str | None = None) -> Entry:
-    """Verify a fetched ticket folder and publish it into the local registry."""
-    entry = verify_entry(read_entry(folder, location=location))
+def _import(
+    local: LocalRegistry, folder: Path, location: str, expect_sha: str | None = None, *, verified: bool = False
+) -> Entry:
+    """Verify a fetched ticket folder (unless its fetcher already did) and publish it locally."""
+    entry = read_entry(folder, location=location)
+    if not verified:
+        verify_entry(entry)
     if expect_sha is not None and entry.sha256 != expect_sha:
         raise IntegrityError(
             f"{entry.file}: sha256 {entry.sha256[:12]}… differs from the catalog's {expect_sha[:12]}…",
@@ -78,7 +82,7 @@ def _fetch_location(location: str, local: LocalRegistry) -> Path:
 
         return hub.download(ref.repo_id, ref.name, ref.revision)
     if ref.kind == "file":
-        return LocalRegistry(ref.root, location=ref.root.as_uri()).pull(ref.name, ref.revision).folder
+        return LocalRegistry(ref.root, location=ref.root.as_uri()).resolve(ref.name, ref.revision).folder
     raise InvalidRefError(f"catalog location {location!r} must be bundled, hf:// or file://", ref=location)
 
 
@@ -103,11 +107,12 @@ def pull(ref_text: str, registry: str | None = None, *, home: Path | None = None
         entry = _pull_name(ref, local)
     elif ref.kind == "file":
         remote = LocalRegistry(ref.root, location=ref.root.as_uri())
-        entry = _import(local, remote.pull(ref.name, ref.revision).folder, remote.location)
+        entry = _import(local, remote.resolve(ref.name, ref.revision).folder, remote.location)
     else:  # hf
         from ticketzoo.registry import hub
 
-        entry = _import(local, hub.download(ref.repo_id, ref.name, ref.revision), ref.text)
+        # download() checks the sha256 itself, to evict a bad copy from the HF cache
+        entry = _import(local, hub.download(ref.repo_id, ref.name, ref.revision), ref.text, verified=True)
     if record:
         _record_pull(local, ref_text, entry)
     return entry
@@ -144,7 +149,7 @@ def load(ref_text: str, *, home: Path | None = None) -> tuple[Ticket, Entry | No
     """A validated Ticket for a path or a reference (pulling it first when needed)."""
     ref = parse_ref(ref_text)
     if ref.kind == "path":
-        path = _path_of(ref_text)
+        path = ticket_path(ref_text)
         if not path.exists():
             raise TicketNotFoundError(f"no ticket file at {path}", ref=ref_text)
         return Ticket.load(path), None
@@ -165,7 +170,7 @@ def push(
 ) -> Pushed:
     """Publish a ticket file or local ticket to the local registry, a file:// or hf:// one."""
     ticket, entry = load(source, home=home)
-    data = (entry.file if entry is not None else _path_of(source)).read_bytes()
+    data = (entry.file if entry is not None else ticket_path(source)).read_bytes()
     name = check_name(name or ticket.name)
     if registry is None or parse_registry_url(registry).kind == "file":
         target = _home(home) if registry is None else _file_registry(registry)
@@ -180,7 +185,8 @@ def push(
     return hub.upload(ticket, data, reg.repo_id, name, private=private, revision=revision, tag=tag, message=message)
 
 
-def _path_of(source: str) -> Path:
+def ticket_path(source: str) -> Path:
+    """The ticket file a path reference names (a file, or a folder holding ticket.safetensors)."""
     p = parse_ref(source).path
     return p / TICKET_FILE if p.is_dir() else p
 

@@ -29,8 +29,7 @@ from typing import TYPE_CHECKING
 
 from ticketzoo.errors import IntegrityError, InvalidRefError, TicketFormatError, TicketNotFoundError
 from ticketzoo.registry.hub_errors import NoTicketError, Target, offline_push, translated
-from ticketzoo.registry.local import README, read_entry, write_ticket_folder
-from ticketzoo.fileio import sha256_file
+from ticketzoo.registry.local import README, read_entry, verify_entry, write_ticket_folder
 from ticketzoo.ticket import TICKET_FILE
 
 if TYPE_CHECKING:
@@ -120,16 +119,16 @@ def _check(t: Target, folder: Path, commit: str) -> None:
         raise TicketNotFoundError(
             f"hub repo {t.repo_id} has a README.md that is not a ticketzoo card ({e.problem})", ref=t.url
         ) from None
-    path, where = folder / TICKET_FILE, f"{t.url} (commit {commit[:12]})"
-    size = path.stat().st_size
-    actual = sha256_file(path) if size == entry.size else None
-    if actual == entry.sha256:
+    try:
+        verify_entry(entry)
         return
+    except IntegrityError as e:
+        problem = e.message.split(": ", 1)[-1]
+    path = entry.file
     _evict(path)
-    problem = (f"size {size} differs from the recorded {entry.size} bytes" if actual is None
-               else f"sha256 {actual[:12]}… differs from the recorded {entry.sha256[:12]}…")
     raise IntegrityError(
-        f"{where}: ticket.safetensors {problem} (recorded in its README.md); nothing was imported",
+        f"{t.url} (commit {commit[:12]}): ticket.safetensors {problem} (recorded in its README.md); "
+        "nothing was imported",
         path=path,
         hint="the file on the hub was changed or damaged after it was published; "
         "pin a known-good commit with @SHA or ask the publisher",
