@@ -416,6 +416,9 @@ def test_cifar10_from_native_files(tmp_path, monkeypatch):
     assert (len(ds.train), len(ds.val), len(ds.test)) == (40, 10, 10)
     assert ds.counts()["val"] == {c: 1 for c in ds.classes} and ds.skipped == ()
     assert ds.train.images.shape == (40, 32, 32, 3)
+    assert ds.files[0] == tmp_path / "cifar-10-batches-py" / "data_batch_1" and len(ds.files) == 7
+    assert ds.description == (f"CIFAR-10 (Krizhevsky 2009), python-version batches from "
+                              f"{tmp_path / 'cifar-10-batches-py'}: 50 train / 10 test, 32x32 RGB")
     raw = pickle.loads((tmp_path / "cifar-10-batches-py" / "test_batch").read_bytes())["data"]
     assert np.array_equal(ds.test.images[3], raw[3].reshape(3, 32, 32).transpose(1, 2, 0))
     again = load_named_dataset("cifar10", tmp_path, split_seed=0)
@@ -531,18 +534,40 @@ def test_synthetic_generator_errors(tmp_path):
         _folder(tmp_path, name="full")
 
 
-def test_make_example_data_script(tmp_path):
-    script = Path(__file__).parents[1] / "scripts" / "make_example_data.py"
-    spec = importlib.util.spec_from_file_location("make_example_data", script)
+def test_example_digits_folder_is_rebuilt_by_its_script(tmp_path):
+    """examples/digits is what scripts/make_example_digits.py writes from the UCI digits CSV."""
+    import gzip
+
+    import numpy as np
+    from PIL import Image
+
+    script = Path(__file__).parents[1] / "scripts" / "make_example_digits.py"
+    spec = importlib.util.spec_from_file_location("make_example_digits", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    out = tmp_path / "ex"
-    args = [str(out), "--kind", "textures", "--classes", "3", "--per-class", "4", "--size", "16",
-            "--layout", "presplit", "--corrupt", "2"]
-    result = CliRunner().invoke(module.main, args)
+    shipped = Path(__file__).parents[1] / "examples" / "digits"
+    rows = []  # rebuild a CSV from the shipped PNGs (row number = file name): values 0..16
+    for png in sorted(shipped.glob("*/*.png")):
+        pixels = np.asarray(Image.open(png))
+        assert pixels.shape == (8, 8) and pixels.dtype == np.uint8
+        counts = np.rint(pixels.astype(float) * 16 / 255).astype(int)
+        rows.append((int(png.stem), [*counts.ravel().tolist(), int(png.parent.name)]))
+    assert len(rows) == 300 and {r[1][-1] for r in rows} == set(range(10))
+    csv_path = tmp_path / "digits.csv.gz"
+    with gzip.open(csv_path, "wt") as fh:
+        by_row = dict(rows)
+        for i in range(max(by_row) + 1):  # rows the demo does not ship: a digit 10 never picked
+            fh.write(",".join(map(str, by_row.get(i, [0] * 64 + [-1]))) + "\n")
+    out = tmp_path / "digits"
+    result = CliRunner().invoke(module.main, ["--csv", str(csv_path), "--out", str(out)])
+    assert result.exit_code == 1 and "not scikit-learn's digits" in result.output  # label -1
+    with gzip.open(csv_path, "wt") as fh:
+        for i in sorted(by_row):
+            fh.write(",".join(map(str, by_row[i])) + "\n")
+    result = CliRunner().invoke(module.main, ["--csv", str(csv_path), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "wrote 12 textures images (presplit)" in result.output
-    ds = discover_folder(out)
-    assert ds.layout == "presplit" and len(ds.skipped) == 2
-    again = CliRunner().invoke(module.main, args)
-    assert again.exit_code == 1 and "not an empty folder" in again.output
+    for digit in range(10):  # same images in the same order (names differ: the CSV was compacted)
+        ours, theirs = (sorted((root / str(digit)).glob("*.png")) for root in (out, shipped))
+        assert len(ours) == len(theirs) == 30
+        for a, b in zip(ours, theirs):
+            assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))

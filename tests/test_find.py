@@ -77,7 +77,13 @@ def test_three_rounds_sparsity_rewind_nesting(folder, imp3):
                for k, v in model.state_dict().items())
     src = load_source(resolve_data(str(folder)), input_size=16, channels=3, batch_size=8, seed=0,
                       data_seed=0, split=(0.8, 0.1, 0.1), val_fraction=0.1, device="cpu")
-    train(model, None, src.train, src.val, dataclasses.replace(recipe.train, max_epochs=1))
+    from ticketzoo.train.threads import set_threads
+
+    previous = set_threads(tickets[0].card.extra["cpu_threads"])  # floats depend on it
+    try:
+        train(model, None, src.train, src.val, dataclasses.replace(recipe.train, max_epochs=1))
+    finally:
+        set_threads(previous)
     assert all(torch.equal(v, thetak[k]) for k, v in model.state_dict().items())
 
 
@@ -243,23 +249,39 @@ def test_named_dataset_and_push(tmp_path, capsys):
     assert code == 0, err
     t = Ticket.load(next((registry / "tickets" / "mnist-lenet-300-100-s20").glob("*/ticket.safetensors")))
     assert (t.card.source.dataset, t.card.arch.in_channels, t.card.arch.input_size) == ("mnist", 1, 28)
-    assert t.card.arch.mean == (0.1307,) and "torchvision mnist" in t.card.source.description
+    assert t.card.arch.mean == (0.1307,) and "original IDX files" in t.card.source.description
 
 
 def test_starter_zoo_in_catalog_pulls_offline(capsys):
+    from ticketzoo.card import seed_table
     from ticketzoo.registry.api import verify
     from ticketzoo.registry.catalog import load_catalog
 
-    starters = [n for n, e in load_catalog().items() if n.startswith("shapes-conv4-")]
+    catalog = load_catalog()
+    for name, entry in catalog.items():  # real data only in the catalog
+        source = entry.entry.card.source
+        assert "synthetic" not in source.description.lower() and source.dataset not in ("shapes", "textures")
+    starters = [n for n in catalog if n.startswith("fashionmnist-lenet-300-100-")]
     assert len(starters) >= 3
     for name in starters:
         code, _ = _main("pull", name, capsys=capsys)
         assert code == 0
         ticket, entry = verify(name)
         card = ticket.card
-        assert "synthetic" in card.source.description and "make_starter_zoo.py" in card.source.description
-        assert (card.arch.in_channels, card.arch.input_size) == (3, 32)
-        assert card.metrics[-1].test_accuracy is not None and ticket.weight_sets == ("rewind", "trained")
+        assert "original IDX files" in card.source.description and "Fashion-MNIST" in card.source.description
+        assert (card.arch.in_channels, card.arch.input_size, card.arch.num_classes) == (1, 28, 10)
+        assert ticket.weight_sets == ("rewind", "trained") and card.extra["seeds"] == [0, 1, 2]
+        assert [m.round for m in card.metrics] == list(range(card.recipe.rounds + 1))
+        header, rows = seed_table(card)  # every round, ticket and reinit control over seeds
+        assert len(rows) == card.recipe.params["total_rounds"] + 1
+        assert all(len(r["ticket"]["per_seed"]) == 3 == len(r["reinit"]["per_seed"])
+                   for r in card.extra["source_results"])
+        from ticketzoo.cli.main import main
+
+        with pytest.raises(SystemExit) as exc:
+            main(["info", name])
+        out = capsys.readouterr().out
+        assert exc.value.code == 0 and "source test accuracy over seeds" in out and "reinit" in out
 
 
 def test_unreadable_files_are_counted_or_refused(tmp_path, capsys):

@@ -1,4 +1,9 @@
-"""Tests of ticketzoo.finetune and `ticketzoo finetune`: tiny tickets on generated 16 px folders."""
+"""Tests of ticketzoo.finetune and `ticketzoo finetune`: tiny tickets on generated 16 px folders.
+
+Runs are judged (ok / chance / diverged) and only an ``ok`` run is saved, so the tests that
+need a saved ticket train on :func:`quick`, a two-class folder that the tiny ticket learns
+in a few Adam epochs, with a test split large enough to show it (16 images per class).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from ticketzoo.cli.main import main
 from ticketzoo.data import make_image_folder
 from ticketzoo.errors import CheckpointError, ConfigError, MaskViolationError
 from ticketzoo.finetune import FinetuneConfig, check_saved, default_name, finetune, start_model, table
-from ticketzoo.finetune import run as run_mod
+from ticketzoo.finetune import runs as runs_mod
 from ticketzoo.finetune.report import summarize
 from ticketzoo.ticket import Ticket
 from ticketzoo.train import Callback, TrainConfig
@@ -29,6 +34,23 @@ def cfg(epochs: int = 2, **kw) -> FinetuneConfig:
 
 def folder(path, *, kind="textures", classes=3, per_class=8, **kw):
     return make_image_folder(path, kind=kind, classes=classes, per_class=per_class, size=16, **kw)
+
+
+QUICK_SPLIT = (0.5, 0.1, 0.4)
+QUICK_ARGS = ["--split", "0.5,0.1,0.4", "--optimizer", "adam", "--lr", 0.01, "--batch-size", 8,
+              "--device", "cpu"]
+
+
+def quick(path, **kw):
+    """Two stripe classes, 40 images each: learnt in a few epochs by the tiny ticket."""
+    return folder(path, classes=2, per_class=40, **kw)
+
+
+def qcfg(epochs: int = 8, **kw) -> FinetuneConfig:
+    """The recipe that trains on :func:`quick` (Adam 1e-2, batch 8), split 0.5/0.1/0.4."""
+    train = TrainConfig(max_epochs=epochs, lr=kw.pop("lr", 0.01), optimizer="adam", batch_size=8,
+                        device="cpu", milestones=(), patience=None, seed=kw.pop("seed", 0))
+    return FinetuneConfig(train=train, split=QUICK_SPLIT, **kw)
 
 
 def cli(capsys, *args):
@@ -134,20 +156,21 @@ def test_trained_init_needs_a_trained_set():
 
 
 def test_dense_and_reinit_runs_are_labelled(tmp_path):
-    data = folder(tmp_path / "f")
+    data = quick(tmp_path / "f")
     base = tiny_ticket()
-    dense = finetune(base, data, cfg(1, init="dense"), out_dir=tmp_path / "d")
+    dense = finetune(base, data, qcfg(init="dense"), out_dir=tmp_path / "d")
     assert dense.ticket.masks == {} and dense.ticket.sparsity == 0
     assert dense.ticket.card.lineage.control == "dense-baseline"
-    reinit = finetune(base, data, cfg(1, init="reinit"), out_dir=tmp_path / "r")
+    reinit = finetune(base, data, qcfg(init="reinit"), out_dir=tmp_path / "r")
     assert reinit.ticket.card.lineage.control == "reinit"
     assert all(torch.equal(reinit.ticket.masks[k], v) for k, v in base.head_masks_dropped().items())
 
 
 def test_seeds_and_compare_give_mean_and_std(tmp_path):
-    data = folder(tmp_path / "f")
-    result = finetune(tiny_ticket(), data, cfg(1, seeds=2, compare="dense"), out_dir=tmp_path / "o")
+    data = quick(tmp_path / "f")
+    result = finetune(tiny_ticket(), data, qcfg(seeds=2, compare="dense"), out_dir=tmp_path / "o")
     assert [(r.init, r.seed) for r in result.runs] == [("rewind", 0), ("rewind", 1), ("dense", 0), ("dense", 1)]
+    assert [r.status for r in result.runs] == ["ok"] * 4
     rows = summarize(result.runs)
     assert [(r.init, r.n) for r in rows] == [("rewind", 2), ("dense", 2)]
     assert all(r.std is not None for r in rows) and "±" in rows[0].accuracy_text()
@@ -212,22 +235,23 @@ def test_cli_bad_folders(tmp_path, capsys, case):
 def test_cli_skips_and_counts_corrupt_files_and_reads_any_mode(tmp_path, capsys):
     base = tmp_path / "base.safetensors"
     tiny_ticket().save(base)
-    root = folder(tmp_path / "data", classes=2, corrupt=3)
+    root = quick(tmp_path / "data", corrupt=3)
     rgb = np.random.default_rng(0).integers(0, 256, (20, 20, 3), dtype=np.uint8)
     cls = root / "stripes-horizontal"
     Image.fromarray(rgb[..., 0]).save(cls / "gray.png")
     Image.fromarray(rgb).convert("RGBA").save(cls / "rgba.png")
     Image.fromarray(rgb).convert("P").save(cls / "palette.png")
     Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(cls / "sixteen.png")
-    code, out, err = cli(capsys, base, "--data", root, "--out", tmp_path / "o", "--max-epochs", 1,
-                         "--batch-size", 8, "--device", "cpu")
+    code, out, err = cli(capsys, base, "--data", root, "--out", tmp_path / "o", "--max-epochs", 8,
+                         *QUICK_ARGS)
     assert code == 0, err
     assert "skipped 3 unreadable file(s)" in out and "skipped 3 unreadable" in err
     assert "baselines not measured" in out
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert m["data"]["num_skipped"] == 3 and len(m["data"]["skipped"]) == 3
     assert sum(m["data"]["counts"]["train"].values()) + sum(m["data"]["counts"]["val"].values()) \
-        + sum(m["data"]["counts"]["test"].values()) == 2 * 8 + 4
+        + sum(m["data"]["counts"]["test"].values()) == 2 * 40 + 4
+    assert m["images"]["modes"] == {"L": 1, "RGB": 80, "RGBA": 1, "P": 1, "I;16": 1}
     # a second run into the same folder is refused without --resume/--force
     code, _, err = cli(capsys, base, "--data", root, "--out", tmp_path / "o", "--max-epochs", 1)
     assert code == 1 and "--resume" in err
@@ -242,9 +266,9 @@ def test_cli_ref_omitted_uses_last_pulled_and_push(tmp_path, capsys):
     tiny_ticket(name="starter").save(src)
     push(str(src))
     entry = pull("starter")
-    root = folder(tmp_path / "My Data", classes=2)
+    root = quick(tmp_path / "My Data")
     remote = tmp_path / "remote"
-    code, out, err = cli(capsys, "--data", root, "--max-epochs", 1, "--device", "cpu", "--out",
+    code, out, err = cli(capsys, "--data", root, "--max-epochs", 8, *QUICK_ARGS, "--out",
                          tmp_path / "o", "--push", "--registry", f"file://{remote}")
     assert code == 0, err
     assert f"using the most recently pulled ticket: starter@{entry.revision}" in err
@@ -264,20 +288,22 @@ class _Crash(Callback):
 
 
 def test_resume_continues_bitwise(tmp_path, monkeypatch):
-    data = folder(tmp_path / "f")
+    data = quick(tmp_path / "f")
     base = tiny_ticket()
-    whole = finetune(base, data, cfg(3), out_dir=tmp_path / "whole")
-    real = run_mod.train
-    monkeypatch.setattr(run_mod, "train", lambda *a, callbacks=(), **k: real(*a, callbacks=[*callbacks, _Crash()], **k))
+    whole = finetune(base, data, qcfg(4), out_dir=tmp_path / "whole")
+    real = runs_mod.train
+    monkeypatch.setattr(runs_mod, "train", lambda *a, callbacks=(), **k: real(*a, callbacks=[*callbacks, _Crash()], **k))
     with pytest.raises(KeyboardInterrupt):
-        finetune(base, data, cfg(3), out_dir=tmp_path / "cut")
-    monkeypatch.setattr(run_mod, "train", real)
-    resumed = finetune(base, data, cfg(3), out_dir=tmp_path / "cut", resume=True)
-    assert resumed.runs[0].train.resumed and resumed.runs[0].train.epochs_run == 3
+        finetune(base, data, qcfg(4), out_dir=tmp_path / "cut")
+    monkeypatch.setattr(runs_mod, "train", real)
+    resumed = finetune(base, data, qcfg(4), out_dir=tmp_path / "cut", resume=True)
+    assert resumed.runs[0].train.resumed and resumed.runs[0].train.epochs_run == 4
     a, b = whole.ticket.state_dict("trained"), resumed.ticket.state_dict("trained")
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(CheckpointError, match="other data, ticket or settings"):
-        finetune(base, data, cfg(3, lr=0.05), out_dir=tmp_path / "cut", resume=True)
+        finetune(base, data, qcfg(4, lr=0.05), out_dir=tmp_path / "cut", resume=True)
+    # a different thread count is where, not what: it resumes
+    assert finetune(base, data, qcfg(4, threads=1), out_dir=tmp_path / "cut", resume=True).ticket
 
 
 def test_broken_mask_raises_and_saves_nothing(tmp_path, monkeypatch):

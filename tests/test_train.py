@@ -144,6 +144,48 @@ def test_config_hash_stable():
     assert TrainConfig.from_dict(c.to_dict()) == c
     with pytest.raises(ConfigError, match="unknown training option"):
         TrainConfig.from_dict({"learning_rate": 0.1})
+    # schedule and warm-up came later: at their defaults they stay out of the dict and hash
+    assert "schedule" not in c.to_dict() and "warmup_epochs" not in c.to_dict()
+    cosine = TrainConfig(schedule="cosine", milestones=(), warmup_epochs=2)
+    assert cosine.to_dict()["schedule"] == "cosine" and cosine.to_dict()["warmup_epochs"] == 2
+    assert TrainConfig.from_dict(cosine.to_dict()) == cosine
+    assert len({c.hash(), TrainConfig(warmup_epochs=1).hash(), cosine.hash()}) == 3
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [dict(schedule="linear"), dict(schedule="cosine"), dict(warmup_epochs=-1),
+     dict(warmup_epochs=5, max_epochs=5), dict(warmup_epochs=1.5)],
+)  # fmt: skip
+def test_schedule_validation(bad):
+    with pytest.raises(ConfigError):
+        TrainConfig(**bad)
+
+
+def test_lr_at_step_warmup_cosine_and_step():
+    step = TrainConfig(lr=0.1, milestones=(2,), gamma=0.5)
+    assert [step.lr_at_step(s, 4) for s in (0, 7, 8, 20)] == [step.lr_at(0), 0.1, 0.05, 0.05]
+    warm = TrainConfig(lr=0.1, milestones=(2,), gamma=0.5, warmup_epochs=1)
+    assert [warm.lr_at_step(s, 4) for s in range(5)] == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1])
+    cos = TrainConfig(lr=1.0, schedule="cosine", milestones=(), warmup_epochs=1, max_epochs=3)
+    lrs = [cos.lr_at_step(s, 2) for s in range(6)]
+    assert lrs[:2] == [0.5, 1.0] and lrs[2] == 1.0 and math.isclose(lrs[4], 0.5)
+    assert all(a >= b for a, b in zip(lrs[2:], lrs[3:])) and lrs[5] > 0
+    assert math.isclose(cos.lr_at_step(6, 2), 0.0, abs_tol=1e-12)
+
+
+def test_the_loop_sets_the_lr_every_step():
+    config = TrainConfig(max_epochs=3, lr=0.1, schedule="cosine", milestones=(), warmup_epochs=1,
+                         device="cpu", patience=None)
+    seen = []
+
+    class Record(Callback):
+        def on_step_end(self, state):
+            seen.append(state.lr)
+
+    result = train(tiny_model(), None, loader(dataset(48)), None, config, callbacks=[Record()])
+    assert seen == [config.lr_at_step(s, 6) for s in range(18)]
+    assert [row["lr"] for row in result.history] == [seen[0], seen[6], seen[12]]
 
 
 # --- device ------------------------------------------------------------------------------
@@ -408,5 +450,21 @@ def test_divergence_is_reported_as_such():
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 2))
     data = torch.utils.data.TensorDataset(torch.randn(16, 3, 4, 4) * 1e3, torch.randint(0, 2, (16,)))
     loader = torch.utils.data.DataLoader(data, batch_size=8)
-    with pytest.raises(TrainingDivergedError, match=r"diverged in epoch \d.*lower the learning rate"):
+    with pytest.raises(TrainingDivergedError, match=r"diverged in epoch \d.*lower the learning rate") as info:
         train(model, None, loader, None, TrainConfig(lr=1e30, max_epochs=3, patience=None, device="cpu"))
+    assert info.value.epoch >= 1 and info.value.lr == 1e30 and not math.isfinite(info.value.loss)
+
+
+def test_non_finite_validation_loss_is_divergence():
+    from ticketzoo.train import DivergedError
+
+    class Poison(Callback):  # the weights turn NaN after the last step: only validation sees it
+        def on_step_end(self, state):
+            if state.iteration == state.iters_per_epoch:
+                with torch.no_grad():
+                    state.model[-1].bias.fill_(float("nan"))
+
+    with pytest.raises(DivergedError, match="the validation loss is nan") as info:
+        train(tiny_model(), None, loader(dataset()), loader(dataset(), shuffle=False),
+              TrainConfig(max_epochs=2, **CPU), callbacks=[Poison()])
+    assert info.value.epoch == 1

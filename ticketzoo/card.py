@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import types
 import typing
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ticketzoo.errors import TicketFormatError
+from ticketzoo.errors import TicketFormatError, short
 
 CARD_SCHEMA = 1
 #: Ticket names: no slash and no leading dot, so a name can never leave a registry folder.
@@ -126,9 +127,13 @@ class Card:
     def from_json(cls, text: str, path: str | None = None) -> "Card":
         try:
             data = json.loads(text)
-            return _build(cls, data)
-        except (ValueError, TypeError, KeyError) as e:
-            raise TicketFormatError(f"invalid card: {e}", path=path) from None
+            card = _build(cls, data)
+        except RecursionError:
+            raise TicketFormatError("invalid card: JSON nested too deeply", path=path) from None
+        except (ValueError, TypeError, KeyError, OverflowError) as e:
+            raise TicketFormatError(f"invalid card: {short(str(e))}", path=path) from None
+        validate_card(card, path)
+        return card
 
 
 def now_iso() -> str:
@@ -187,6 +192,90 @@ def _build(tp: Any, value: Any) -> Any:
             raise TypeError(f"expected a string, got {value!r}")
         return value
     return value
+
+
+# --- validation: every field a reader acts on, as a format error ------------------------
+
+#: Bounds on what a card may claim. Far beyond any image classifier, and small enough
+#: that building the architecture (even on the meta device) cannot overflow.
+MAX_CLASSES = 1_000_000
+MAX_CHANNELS = 256
+MAX_INPUT_SIZE = 4096
+_ARCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def validate_card(card: Card, path: str | None = None) -> None:
+    """Check a card's fields (types, ranges, schema) so no reader acts on a wild value.
+
+    NaN compares false with everything, so every float is checked to be finite first.
+    Architecture-specific options (``arch.kwargs``) are checked against the model
+    registry when the network is built (:meth:`ticketzoo.ticket.Ticket.check_arch`).
+    """
+
+    def fail(problem: str) -> TicketFormatError:
+        return TicketFormatError(f"invalid card: {problem}", path=path)
+
+    if card.schema != CARD_SCHEMA:
+        newer = isinstance(card.schema, int) and card.schema > CARD_SCHEMA
+        raise TicketFormatError(f"card schema {card.schema} is not supported (this ticketzoo reads schema "
+                                f"{CARD_SCHEMA})", path=path, hint="upgrade ticketzoo" if newer else None)
+    if not valid_name(card.name):
+        raise TicketFormatError(f"card name {_short_repr(card.name)} is not a valid ticket name", path=path)
+    _fraction(card.sparsity, "sparsity", fail)
+    a = card.arch
+    if not _ARCH_NAME.match(a.name):
+        raise fail(f"arch.name {_short_repr(a.name)} is not an architecture name")
+    _bounded_int(a.num_classes, "arch.num_classes", 1, MAX_CLASSES, fail)
+    _bounded_int(a.in_channels, "arch.in_channels", 1, MAX_CHANNELS, fail)
+    _bounded_int(a.input_size, "arch.input_size", 1, MAX_INPUT_SIZE, fail)
+    for what, values in (("arch.mean", a.mean), ("arch.std", a.std)):
+        if not 1 <= len(values) <= MAX_CHANNELS or not all(math.isfinite(v) for v in values):
+            raise fail(f"{what} must hold 1 to {MAX_CHANNELS} finite numbers")
+    if any(v <= 0 for v in a.std):
+        raise fail("arch.std must be positive")
+    for k, v in a.kwargs.items():
+        if not isinstance(v, (bool, int, str, type(None))) and not (isinstance(v, float) and math.isfinite(v)):
+            raise fail(f"arch.kwargs[{k!r}] must be a finite number, a string, true/false or null")
+    for layer in card.layers:
+        if not layer.name or any(d < 0 for d in layer.shape) or not 0 <= layer.kept <= layer.total:
+            raise fail(f"per-layer entry {_short_repr(layer.name)} has an invalid shape or counts")
+    r = card.recipe
+    _fraction(r.rate, "recipe.rate", fail)
+    if r.rounds < 0:
+        raise fail("recipe.rounds must be >= 0")
+    for m in card.metrics:
+        _fraction(m.sparsity, "metrics.sparsity", fail)
+        for what, v in (("metrics.val_accuracy", m.val_accuracy), ("metrics.test_accuracy", m.test_accuracy)):
+            if v is not None:
+                _fraction(v, what, fail)
+        if m.round < 0 or (m.epochs is not None and m.epochs < 0):
+            raise fail("metrics.round and metrics.epochs must be >= 0")
+    if not all(isinstance(v, str) for v in card.versions.values()):
+        raise fail("versions must map names to strings")
+    try:  # the seed table is rendered by `info` and into README.md: it must render
+        if seed_table(card) is not None:
+            ", ".join(map(str, card.extra["seeds"]))
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        raise fail(f"extra source results are malformed ({type(e).__name__}: {e})") from None
+
+
+def _fraction(value: float, what: str, fail) -> None:
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise fail(f"{what} must be a number in [0, 1], got {value!r}")
+
+
+def _bounded_int(value: int, what: str, lo: int, hi: int, fail) -> None:
+    if not lo <= value <= hi:
+        raise fail(f"{what} must be in [{lo}, {hi}], got {_short_repr(value)}")
+
+
+def _short_repr(value: object) -> str:
+    return short(repr(value))
+
+
+def card_differences(a: Card, b: Card) -> list[str]:
+    """Top-level card fields whose values differ (``arch``, ``sparsity``, ...)."""
+    return [f.name for f in dataclasses.fields(Card) if getattr(a, f.name) != getattr(b, f.name)]
 
 
 # --- README.md (Hugging Face model card) ---------------------------------------------
@@ -250,6 +339,13 @@ def render_readme(
         lines += ["", "| round | sparsity | val acc | test acc |", "|---|---|---|---|"]
         for m in card.metrics:
             lines.append(f"| {m.round} | {m.sparsity:.4f} | {_pct(m.val_accuracy)} | {_pct(m.test_accuracy)} |")
+    seeds = seed_table(card)
+    if seeds is not None:
+        header, rows = seeds
+        lines += ["", f"Source test accuracy over seeds {', '.join(map(str, card.extra['seeds']))} "
+                  "(mean ± std; differences with a Welch t-test; dense = round 0):", "",
+                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
     lines += [
         "",
         "Use it with [ticketzoo](https://pypi.org/project/ticketzoo/):",
@@ -269,6 +365,34 @@ def render_readme(
 
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x:.2%}"
+
+
+SEED_TABLE_HEADER = ("round", "sparsity", "ticket", "reinit", "ticket − dense", "ticket − reinit")
+
+
+def seed_table(card: Card) -> tuple[tuple[str, ...], list[tuple[str, ...]]] | None:
+    """The card's source results over seeds as text rows, or None when it has none.
+
+    ``extra["source_dense"]`` and ``extra["source_results"]`` (one row per round with the
+    ticket's and the reinit control's accuracy over seeds and Welch tests against the dense
+    network and the control) are written by ``scripts/make_starter_zoo.py``.
+    """
+    dense, results = card.extra.get("source_dense"), card.extra.get("source_results")
+    if not isinstance(dense, dict) or not isinstance(results, list):
+        return None
+
+    def stat(s: dict) -> str:
+        std = s.get("std")
+        return f"{100 * s['mean']:.2f}%" + (f" ± {100 * std:.2f}" if std is not None else "")
+
+    def test(t: dict) -> str:
+        return f"{100 * t['diff']:+.2f} (p {t['p']:.3f}, {t['verdict']})"
+
+    rows = [("0", "0.0000", stat(dense) + " (dense)", "—", "—", "—")]
+    for r in results:
+        rows.append((str(r["round"]), f"{r['sparsity']:.4f}", stat(r["ticket"]), stat(r["reinit"]),
+                     test(r["ticket_vs_dense"]), test(r["ticket_vs_reinit"])))
+    return SEED_TABLE_HEADER, rows
 
 
 def parse_readme(text: str, path: str | None = None) -> tuple[Card, dict[str, Any]]:

@@ -12,6 +12,7 @@ from ticketzoo.cli.console import console, human_size, print_json
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def command(ref: str, as_json: bool) -> None:
     """Show a ticket's card and per-layer sparsity (REF: name, name@rev, URL or path)."""
+    from ticketzoo.card import seed_table
     from ticketzoo.registry.api import resolve_card
 
     card, entry = resolve_card(ref)
@@ -50,6 +51,13 @@ def command(ref: str, as_json: bool) -> None:
         t = Table("round", "sparsity", "val acc", "test acc", title="source metrics", box=None)
         for m in card.metrics:
             t.add_row(str(m.round), f"{m.sparsity:.4f}", _pct(m.val_accuracy), _pct(m.test_accuracy))
+        console.print(t)
+    seeds = seed_table(card)
+    if seeds is not None:
+        t = Table(*seeds[0], title=f"source test accuracy over seeds {card.extra['seeds']} "
+                  "(mean ± std, Welch t-test)", box=None)
+        for row in seeds[1]:
+            t.add_row(*row)
         console.print(t)
     t = Table("tensor", "shape", "kept", "total", "sparsity", title="per-layer sparsity", box=None)
     for layer in card.layers:

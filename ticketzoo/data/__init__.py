@@ -8,8 +8,8 @@ Typical use::
     val = make_dataset(ds.val, train=False, decoded=ds.decoded, **kw)
     loaders = make_loaders(train, val, None, batch_size=64, seed=0, device="cpu")
 
-Modules, each importing only those above it: ``images`` (read one file), ``splits``,
-``folder``, ``cache``, ``datasets``, ``loaders``, ``synthetic``.
+Modules, each importing only those above it: ``images`` (read one file), ``idx`` (read
+IDX files), ``splits``, ``folder``, ``cache``, ``datasets``, ``loaders``, ``device_loader``, ``synthetic``.
 """
 
 from ticketzoo.data.cache import (
@@ -29,8 +29,15 @@ from ticketzoo.data.folder import (
     SkippedFile,
     discover_folder,
 )
+from ticketzoo.data.idx import read_idx, read_idx_pair
 from ticketzoo.data.images import DecodedImages, to_channels, try_decode
 from ticketzoo.data.loaders import Loaders, make_loaders
+from ticketzoo.data.device_loader import (
+    DeviceBudgetError,
+    DeviceImages,
+    DeviceLoader,
+    make_device_loaders,
+)
 from ticketzoo.data.splits import split_counts, split_groups
 from ticketzoo.data.synthetic import make_image_folder
 
@@ -41,6 +48,9 @@ __all__ = [
     "Batch",
     "CachedImageDataset",
     "DecodedImages",
+    "DeviceBudgetError",
+    "DeviceImages",
+    "DeviceLoader",
     "FolderDataset",
     "Loaders",
     "NamedDataset",
@@ -52,8 +62,11 @@ __all__ = [
     "discover_folder",
     "load_named_dataset",
     "make_dataset",
+    "make_device_loaders",
     "make_image_folder",
     "make_loaders",
+    "read_idx",
+    "read_idx_pair",
     "split_counts",
     "split_groups",
     "to_channels",

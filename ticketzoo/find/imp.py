@@ -16,6 +16,7 @@ tickets' ``created`` field is the run's creation time (``$SOURCE_DATE_EPOCH`` wh
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -25,6 +26,7 @@ from rich.console import Console
 
 from ticketzoo.card import ArchConfig, SourceData, now_iso
 from ticketzoo.errors import ConfigError
+from ticketzoo.find.carry import carried_rounds, seed_run
 from ticketzoo.find.recipe import FindRecipe, ticket_name
 from ticketzoo.find.report import (RoundResult, card_metrics, card_recipe, describe, lineage,
                                    summary_table, write_logs)
@@ -37,6 +39,7 @@ class FindResult:
     run_dir: Path
     recipe: FindRecipe
     rounds: tuple[RoundResult, ...]  # round 0 first, controls after their round
+    stopped: bool = False  # ended early by its time budget; re-run (or carry) to continue
 
     @property
     def tickets(self) -> list[Path]:
@@ -50,11 +53,18 @@ def find_tickets(recipe: FindRecipe, data: str | DataSpec, *, run_dir: str | Pat
                  data_root: str | Path | None = None, download: bool = False,
                  device: str | None = None, workers: int | None = None, strict: bool = False,
                  console: Console | None = None, quiet: bool = False, description: str = "",
-                 source_description: str = "",
+                 source_description: str = "", threads: int | None = None,
+                 time_budget: float | None = None, carry_in: str | Path | None = None,
                  on_ticket: Callable[[Path, RoundResult], Any] | None = None) -> FindResult:
-    """Run (or resume) IMP for ``recipe`` on ``data``; see the module docstring."""
+    """Run (or resume) IMP for ``recipe`` on ``data``; see the module docstring.
+
+    ``threads``: torch's CPU thread count (None: chosen from the model's size, see
+    :mod:`ticketzoo.train.threads`); recorded in every card, restored on return.
+    ``time_budget`` (seconds): stop before a round that would not finish within it.
+    ``carry_in``: a carry folder (:mod:`.carry`) a new run folder starts from."""
     from ticketzoo.models import build_model, check_input, get_arch
     from ticketzoo.train import resolve_device
+    from ticketzoo.train.threads import choose_threads, set_threads
 
     spec = resolve_data(data, data_root) if isinstance(data, str) else data
     if (spec.kind, spec.source) != (recipe.data_kind, recipe.source):
@@ -66,7 +76,8 @@ def find_tickets(recipe: FindRecipe, data: str | DataSpec, *, run_dir: str | Pat
     src = load_source(spec, input_size=recipe.input_size, channels=recipe.channels,
                       batch_size=config.batch_size, seed=config.seed, data_seed=recipe.data_seed,
                       split=recipe.split, val_fraction=recipe.val_fraction, device=dev,
-                      workers=workers, download=download, strict=strict)
+                      workers=workers, download=download, strict=strict,
+                      augment=recipe.augment, channels_last=config.channels_last)
     out = console or Console(stderr=True, highlight=False, markup=False)
     if src.skipped:
         first = src.skipped[0]
@@ -76,23 +87,30 @@ def find_tickets(recipe: FindRecipe, data: str | DataSpec, *, run_dir: str | Pat
                         input_size=recipe.input_size, init=recipe.init, seed=recipe.seed,
                         **recipe.arch_kwargs)
     check_input(model, recipe.channels, recipe.input_size)
+    count = choose_threads(threads, model, in_channels=recipe.channels, input_size=recipe.input_size)
     ipe = len(src.train)
     if recipe.rewind_step.iterations(ipe) >= config.max_epochs * ipe:
         raise ConfigError(f"--rewind {recipe.rewind} is at or past the end of training "
                           f"({config.max_epochs} epochs of {ipe} iterations)")
     fingerprint = {"classes": list(src.classes), "counts": src.counts}
     run = RunDir.open(RunDir.locate(run_dir, recipe), recipe, fingerprint, now_iso())
+    previous = set_threads(count)
     try:
+        if carry_in is not None:
+            seed_run(run, carry_in)
         imp = _IMP(recipe, config, run, src, model, out, quiet,
-                   description, source_description, on_ticket)
-        return imp.run()
+                   description, source_description, on_ticket, count)
+        if dev.type == "cpu":
+            imp._say(f"threads: {count} ({'set by --threads' if threads else 'chosen from the model size'})")
+        return imp.run(time_budget)
     finally:
+        set_threads(previous)
         run.close()
 
 
 class _IMP:
     def __init__(self, recipe, config, run, src: SourceLoaders, model, console, quiet,
-                 description, source_description, on_ticket):
+                 description, source_description, on_ticket, threads: int):
         from ticketzoo.models import classifier_names, prunable_names
         from ticketzoo.train import Runtime
 
@@ -116,19 +134,37 @@ class _IMP:
         self.source = SourceData(recipe.source, src.classes, text)
         self.results: list[RoundResult] = []
         self.taken: set[str] = set()
+        self.threads = threads  # torch's CPU thread count, recorded in the cards
 
     # --- the loop ---------------------------------------------------------------------
 
-    def run(self) -> FindResult:
+    def run(self, time_budget: float | None = None) -> FindResult:
         run, r = self.run_dir, self.recipe
-        if not run.theta0.exists():
-            save_tensors(run.theta0, self._state())
+        started = time.monotonic()
         self._say(f"IMP of {r.arch} on {r.source}: {r.rounds} round(s), rate {r.rate:g}, "
                   f"{r.scope}, rewind {r.rewind_step} ({self.k} it), run folder {run.root}")
-        prev = self._round0()
-        masks = {n: torch.ones_like(t, dtype=torch.bool) for n, t in self._state().items()
-                 if n in self.prunable}
-        for i in range(1, r.rounds + 1):
+        carried = carried_rounds(run)
+        if carried is None:
+            if not run.theta0.exists():
+                save_tensors(run.theta0, self._state())
+            prev, first = self._round0(), 1
+            masks = {n: torch.ones_like(t, dtype=torch.bool) for n, t in self._state().items()
+                     if n in self.prunable}
+        else:  # seeded from a carry folder: rounds up to `last` ran elsewhere
+            last, rows = carried
+            self.results += rows
+            self.taken |= {x.ticket for x in rows if x.ticket}
+            prev, first = next(x for x in rows if x.round == last and x.line == "imp"), last + 1
+            masks = load_tensors(run.round_dir(last) / "mask.safetensors")
+            masks = {n: masks[n] for n in self.prunable}
+            self._say(f"continuing after round {last}, carried from an earlier job")
+        stopped = False
+        for i in range(first, r.rounds + 1):
+            if time_budget is not None and run.result(i) is None and self._out_of_time(started, time_budget):
+                self._say(f"stopping before round {i}: the time budget of {time_budget:.0f}s "
+                          "would run out during it")
+                stopped = True
+                break
             masks = self._mask(i, prev, masks)
             prev = self._line(i, "imp", masks, load_tensors(run.thetak), prev)
             if r.control == "reinit":
@@ -141,7 +177,15 @@ class _IMP:
                 self._line(i, "random-prune", {**masks, **rand}, load_tensors(run.thetak), prev)
             write_logs(run.root, r, self.results)
         write_logs(run.root, r, self.results)
-        return FindResult(run.root, r, tuple(self.results))
+        return FindResult(run.root, r, tuple(self.results), stopped)
+
+    def _out_of_time(self, started: float, budget: float) -> bool:
+        """Would the next round (as long as the longest so far, controls included) overrun?"""
+        per_round: dict[int, float] = {}
+        for x in self.results:
+            per_round[x.round] = per_round.get(x.round, 0.0) + x.time_s
+        estimate = max(per_round.values(), default=0.0)
+        return time.monotonic() - started + estimate > budget
 
     def _round0(self) -> RoundResult:
         run = self.run_dir
@@ -248,7 +292,8 @@ class _IMP:
             trained=self._state(), recipe=card_recipe(self.recipe, result.round, self.ipe),
             metrics=metrics, lineage=lineage(result.line, parent),
             description=describe(self.recipe, result, self.description),
-            extra={"round": result.round, "line": result.line, "epochs": result.epochs},
+            extra={"round": result.round, "line": result.line, "epochs": result.epochs,
+                   "cpu_threads": self.threads},
         ).with_card(created=self.run_dir.created)
         sha = ticket.save(self.run_dir.tickets / f"{result.ticket}.safetensors")
         self._say(f"  ticket {result.ticket}: test accuracy {_pct(result.test_accuracy)}")

@@ -23,6 +23,7 @@ CONTROLS = ("reinit", "random-prune")
 CONTROL_SUFFIX = {"reinit": "reinit", "random-prune": "randprune"}
 INITS = ("xavier", "default")
 SCOPES = ("global", "layerwise")
+_LATER = {"augment": False}  # fields added after the first release, and their defaults
 _SAFE = re.compile(r"[^a-z0-9._-]+")
 
 
@@ -50,6 +51,7 @@ class FindRecipe:
     channels: int = 3  # image channels the network sees
     arch_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"width": 0.25}
     train: TrainConfig = field(default_factory=TrainConfig)
+    augment: bool = False  # random crop (4 px zero padding) + horizontal flip of train images
 
     def __post_init__(self) -> None:
         for name in ("rate", "val_fraction"):
@@ -94,6 +96,8 @@ class FindRecipe:
                               f"({self.train.max_epochs} epochs)", hint="rewind earlier or train longer")
         if not isinstance(self.train, TrainConfig):
             raise ConfigError("train must be a TrainConfig")
+        if not isinstance(self.augment, bool):
+            raise ConfigError(f"augment must be true or false, got {self.augment!r}")
 
     @property
     def rewind_step(self) -> Step:
@@ -102,10 +106,15 @@ class FindRecipe:
     # --- serialisation and hash --------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields; fields added later appear only when not at their default, so
+        the hashes of earlier recipes (and their run folders) stay as they were."""
         data = asdict(self)
         data["split"] = list(self.split)
         data["train"] = self.train.to_dict()
         data["rewind"] = str(self.rewind_step)  # "0" and "0it" are the same recipe
+        for name, default in _LATER.items():
+            if data[name] == default:
+                del data[name]
         return data
 
     @classmethod

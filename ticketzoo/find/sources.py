@@ -1,10 +1,11 @@
 """Turn ``--data`` into loaders plus what the card records (channels, size, classes).
 
-``--data`` is a torchvision dataset name (``cifar10``, ``cifar100``, ``fashionmnist``,
-``mnist``, ``svhn``; read from ``--data-root``) or an image folder (``train/val/test``
-subfolders, or one folder split by a seed). Images become ``input_size`` squares once
-(no crop or flip augmentation, as in Sabatelli et al.) and are normalised with the
-dataset's usual statistics (ImageNet's for RGB folders, 0.5/0.25 for grey folders).
+``--data`` is a dataset name (``cifar10``, ``cifar100``, ``fashionmnist``, ``mnist``,
+``svhn``; read from ``--data-root`` as :mod:`ticketzoo.data.datasets` says) or an image
+folder (``train/val/test`` subfolders, or one folder split by a seed). Images become
+``input_size`` squares once (no crop or flip augmentation, as in Sabatelli et al.) and are
+normalised with the dataset's usual statistics (ImageNet's for RGB folders, 0.5/0.25 for
+grey folders).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from ticketzoo.errors import DataError
 
@@ -78,19 +81,25 @@ def resolve_data(data: str, data_root: str | Path | None = None) -> DataSpec:
 def load_source(spec: DataSpec, *, input_size: int, channels: int, batch_size: int, seed: int,
                 data_seed: int, split: tuple[float, float, float], val_fraction: float,
                 device: Any, workers: int | None = None, download: bool = False,
-                strict: bool = False) -> SourceLoaders:
+                strict: bool = False, augment: bool = False,
+                channels_last: bool = True) -> SourceLoaders:
     """Read the data and build train / val / test loaders (train shuffled by ``seed``).
 
-    Unreadable files in an image folder are skipped and reported (``strict``: an error)."""
-    from ticketzoo.data import discover_folder, load_named_dataset, make_dataset, make_loaders
+    On CUDA, and wherever ``augment`` is on, the splits live on the device as uint8 and are
+    cropped, flipped and normalised there (:mod:`ticketzoo.data.device_loader`); otherwise
+    a DataLoader feeds the decoded images. Unreadable files in an image folder are skipped
+    and reported (``strict``: an error)."""
+    from ticketzoo.data import discover_folder, load_named_dataset
 
     if spec.kind == "named":
         ds = load_named_dataset(spec.source, spec.location, download=download,
                                 split_seed=data_seed, val_fraction=val_fraction)
         mean, std = _STATS[spec.source]
         mean, std = _fit(mean, channels), _fit(std, channels)
-        how = (f"torchvision {spec.source}: official train set minus a stratified "
-               f"{val_fraction:g} validation split (seed {data_seed}), official test set")
+        # Exactly which data: the files read, how val was carved, which test set.
+        how = (f"{ds.description}; train: the official train set minus a stratified "
+               f"{val_fraction:g} validation split ({len(ds.val)} images, seed {data_seed}); "
+               f"test: the official {len(ds.test)}-image test set")
         decoded = None
     else:
         ds = discover_folder(spec.location, split=split, seed=data_seed, channels=channels,
@@ -101,17 +110,49 @@ def load_source(spec: DataSpec, *, input_size: int, channels: int, batch_size: i
                   if ds.layout == "split" else "") + ")"
                + (f"; {len(ds.skipped)} unreadable file(s) skipped" if ds.skipped else ""))
         decoded = ds.decoded
+    if augment:
+        how += "; train images randomly cropped (4 px zero padding) and flipped"
+    kw = dict(channels=channels, input_size=input_size, mean=mean, std=std, decoded=decoded,
+              batch_size=batch_size, seed=seed, device=device)
+    if augment or torch.device(device).type == "cuda":
+        loaders = _device_loaders(ds, augment=augment, channels_last=channels_last,
+                                  required=augment, **kw)
+    else:
+        loaders = None
+    if loaders is None:
+        loaders = _host_loaders(ds, workers=workers, **kw)
+    counts = {"train": len(ds.train), "val": len(ds.val), "test": len(ds.test)}
+    return SourceLoaders(loaders.train, loaders.val, loaders.test, loaders.generator,
+                         tuple(ds.classes), channels, input_size, tuple(mean), tuple(std),
+                         counts, how, tuple(getattr(ds, "skipped", ())))
+
+
+def _device_loaders(ds, *, augment: bool, channels_last: bool, required: bool, **kw):
+    """Loaders over the splits held on the device; None when they do not fit (unless required)."""
+    from ticketzoo.data import DeviceBudgetError, make_device_loaders
+
+    try:
+        return make_device_loaders(
+            ds.train, ds.val if len(ds.val) else None, ds.test if len(ds.test) else None,
+            pad=4 if augment else 0, crop=augment, flip=augment, channels_last=channels_last,
+            num_classes=len(ds.classes), **kw)
+    except DeviceBudgetError:
+        if required:
+            raise
+        return None
+
+
+def _host_loaders(ds, *, workers, channels, input_size, mean, std, decoded, batch_size, seed, device):
+    """DataLoaders over decoded images (the images are already ``input_size`` squares)."""
+    from ticketzoo.data import make_dataset, make_loaders
+
     kw = dict(channels=channels, resize=input_size, train_crop=input_size, mean=mean, std=std,
               decoded=decoded)
     train = make_dataset(ds.train, train=True, **kw)
     val = make_dataset(ds.val, train=False, **kw) if len(ds.val) else None
     test = make_dataset(ds.test, train=False, **kw) if len(ds.test) else None
-    loaders = make_loaders(train, val, test, batch_size=batch_size, seed=seed, device=device,
-                           workers=workers)
-    counts = {"train": len(ds.train), "val": len(ds.val), "test": len(ds.test)}
-    return SourceLoaders(loaders.train, loaders.val, loaders.test, loaders.generator,
-                         tuple(ds.classes), channels, input_size, tuple(mean), tuple(std),
-                         counts, how, tuple(getattr(ds, "skipped", ())))
+    return make_loaders(train, val, test, batch_size=batch_size, seed=seed, device=device,
+                        workers=workers)
 
 
 def _fit(values: tuple[float, ...], channels: int) -> tuple[float, ...]:

@@ -1,8 +1,12 @@
 """The fine-tuning recipe: one frozen dataclass around the training recipe.
 
-Defaults follow Sabatelli et al. (appendix, Table 4) through :class:`TrainConfig`; the
-fields here say which weights training starts from, which baselines run beside it, how
-many seeds, and how the folder is split and read.
+``protocol`` says where the training recipe comes from: ``None`` uses ``train`` exactly
+as given; ``"paper"`` is Sabatelli et al.'s Table 4 (:class:`TrainConfig`'s defaults,
+with the fields the caller set in ``train``); ``"auto"`` derives batch size, learning
+rate, epochs, warm-up and patience from the number of training images
+(:mod:`.protocol`), except the fields named in ``overrides``, which come from ``train``.
+The other fields say which weights training starts from, which baselines run beside
+it, how many seeds, and how the data is split and read.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from dataclasses import fields as dataclass_fields
 
 from ticketzoo.data import DEFAULT_MEMORY_BUDGET
 from ticketzoo.errors import ConfigError
@@ -21,6 +27,7 @@ from ticketzoo.train import TrainConfig
 # fresh weights (training from scratch).
 INITS = ("rewind", "trained", "reinit", "dense")
 WEIGHT_INITS = ("xavier", "default")  # how fresh weights (head, reinit, dense) are drawn
+PROTOCOLS = ("auto", "paper")  # None: ``train`` as given
 _NAME_CHARS = re.compile(r"[^a-z0-9._-]+")
 
 
@@ -40,8 +47,13 @@ class FinetuneConfig:
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET  # decoded cache; above: streaming
     workers: int | None = None  # DataLoader workers; None picks per device and dataset
     name: str | None = None  # fine-tuned ticket name; None: <base>-ft-<folder>
+    protocol: str | None = None  # None: train as given; "paper" or "auto" (module docstring)
+    overrides: tuple[str, ...] = ()  # train fields the caller set; "auto" keeps them
+    threads: int | None = None  # torch CPU threads; None: chosen from the model (not hashed)
 
     def __post_init__(self) -> None:
+        if isinstance(self.overrides, (list, set, frozenset)):
+            object.__setattr__(self, "overrides", tuple(sorted(self.overrides)))
         if isinstance(self.compare, (list, str)):
             items = self.compare.split(",") if isinstance(self.compare, str) else self.compare
             object.__setattr__(self, "compare", tuple(s.strip() for s in items if s.strip()))
@@ -74,6 +86,14 @@ class FinetuneConfig:
                               hint=f"choose from {', '.join(WEIGHT_INITS)}")
         if not isinstance(self.memory_budget_bytes, int) or self.memory_budget_bytes < 0:
             raise ConfigError(f"memory budget must be >= 0 bytes, got {self.memory_budget_bytes!r}")
+        if self.protocol is not None and self.protocol not in PROTOCOLS:
+            raise ConfigError(f"unknown protocol {self.protocol!r}", hint=f"choose from {', '.join(PROTOCOLS)}")
+        known = {f.name for f in dataclass_fields(TrainConfig)}
+        if unknown := sorted(set(self.overrides) - known):
+            raise ConfigError(f"unknown training option(s) in overrides: {', '.join(unknown)}")
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
+                                         or self.threads < 1):
+            raise ConfigError(f"threads must be a positive integer, got {self.threads!r}")
         if self.name is not None:
             from ticketzoo.registry.refs import check_name
 
@@ -101,7 +121,8 @@ class FinetuneConfig:
             "seeds": self.seeds, "split": list(self.split), "strict": self.strict,
             "augment": self.augment, "resize": self.resize, "weight_init": self.weight_init,
             "memory_budget_bytes": self.memory_budget_bytes, "workers": self.workers,
-            "name": self.name,
+            "name": self.name, "protocol": self.protocol, "overrides": list(self.overrides),
+            "threads": self.threads,
         }  # fmt: skip
 
 

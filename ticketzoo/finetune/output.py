@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from ticketzoo.card import Lineage, Recipe, RoundMetrics, SourceData
-from ticketzoo.data import FolderDataset
 from ticketzoo.errors import MaskViolationError
 from ticketzoo.ticket import Ticket
 
@@ -51,15 +50,20 @@ def check_saved(saved: Ticket | Path, base: Ticket, *, dense: bool = False) -> N
                 raise MaskViolationError(f"{path}: pruned weights of {name} ({weights}) are not zero")
 
 
-def make_ticket(base: Ticket, kept: dict, run, data: FolderDataset, config, name: str,
-                base_ref: str, base_sha256: str | None) -> Ticket:
-    """The fine-tuned ticket of ``run``: ``kept["start"]`` as rewind, ``kept["final"]`` as trained."""
+def make_ticket(base: Ticket, kept: dict, run, data, config, name: str,
+                base_ref: str, base_sha256: str | None, setup: dict) -> Ticket:
+    """The fine-tuned ticket of ``run``: ``kept["start"]`` as rewind, ``kept["final"]`` as trained.
+
+    ``setup`` is what metrics.json records as such: the resolved protocol, threads, images."""
+    from ticketzoo.finetune import source as sources
+
     card = base.card
     arch = dataclasses.replace(card.arch, num_classes=len(data.classes))
-    source = SourceData(data.root.resolve().name, data.classes,
-                        f"image folder {data.root.resolve().name}/ ({data.layout} layout), "
-                        f"fine-tuned from {base_ref}")
-    params = {"init": config.init, "train": dataclasses.replace(config.train, seed=run.seed).to_dict(),
+    source = SourceData(sources.label(data), data.classes,
+                        f"{sources.description(data)}, fine-tuned from {base_ref}")
+    recipe_setup = setup["protocol"]
+    params = {"init": config.init, "train": run.train_config.to_dict(),
+              "protocol": recipe_setup["protocol"], "resolved": recipe_setup,
               "split": list(config.split), "augment": config.augment, "weight_init": config.weight_init,
               "resize": config.working_size(card.arch.input_size), "weight_sets":
               {"rewind": "weights fine-tuning started from (head swapped)",
@@ -76,11 +80,15 @@ def make_ticket(base: Ticket, kept: dict, run, data: FolderDataset, config, name
     masks = {} if config.init == "dense" else base.head_masks_dropped()
     extra = {"test_accuracy": test_acc, "best_epoch": run.train.best_epoch, "metrics": METRICS_FILE,
              "init": config.init, "seeds": config.seed_list(), "compare": list(config.compare),
-             "skipped_files": len(data.skipped)}
+             "saved_seed": run.seed, "status": run.status, "p_value_vs_chance": run.p_value,
+             "protocol": recipe_setup["protocol"], "skipped_files": len(data.skipped)}
+    first = config.seed_list()[0]
+    seed_note = (f"; seed {run.seed} is saved, the first of its init that trained (seed {first} did not)"
+                 if run.seed != first else f"; seed {run.seed} is saved")
     desc = (f"`{base.name}` fine-tuned on `{source.dataset}` ({len(data.classes)} classes, "
-            f"init {config.init}); " + ("a dense baseline trained from scratch: no mask."
-                                       if config.init == "dense" else
-                                       "the head is dense, the body keeps the base mask."))
+            f"init {config.init}, protocol {recipe_setup['protocol']}{seed_note}); "
+            + ("a dense baseline trained from scratch: no mask." if config.init == "dense" else
+               "the head is dense, the body keeps the base mask."))
     return Ticket.from_model(kept["start"], masks, name=name, arch=arch, source=source,
                              trained=kept["final"], recipe=recipe, metrics=metrics,
                              lineage=lineage, description=desc, extra=extra)

@@ -1,81 +1,104 @@
-"""What a fine-tuning run reports: ``metrics.json`` and the summary table.
+"""What a fine-tuning run reports on the console: the per-run table and the summary.
 
 The summary shows what was measured and nothing more: test accuracy as mean ± sample
-std over seeds (std only with two or more seeds), per init. A difference between the
-ticket and a baseline is stated only when both were measured, with its seed noise; when
-no baseline ran the footer says so and how to run one.
+std over the seeds that trained (``ok`` runs; std only with two or more), per init, and
+how many runs of each init did not train and why. A difference between the ticket and a
+baseline is stated only when both sides have at least two trained runs, with its seed
+noise; when no baseline ran the footer says so and how to run one.
 """
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
-from ticketzoo.fileio import atomic_write_bytes
-
-METRICS_SCHEMA = 1
 BASELINES = ("dense", "reinit")
 
 
 @dataclass(frozen=True)
 class SummaryRow:
-    """One init's runs, aggregated over seeds."""
+    """One init's runs, aggregated over the seeds that trained."""
 
     init: str
-    n: int  # runs (seeds) with a test accuracy
+    n: int  # ok runs with a test accuracy: the mean's sample
     mean: float | None  # test accuracy
     std: float | None  # sample std over seeds; None with fewer than 2
     sparsity: float
-    best_epochs: tuple[int | None, ...]
-    seeds: tuple[int, ...]
+    best_epochs: tuple[int | None, ...]  # of the ok runs
+    seeds: tuple[int, ...]  # of the ok runs
+    runs: int = 0  # all runs of this init
+    failed: tuple[tuple[int, str, str], ...] = ()  # (seed, status, reason) of runs that did not train
 
     def accuracy_text(self) -> str:
         if self.mean is None:
-            return "not measured (no test split)"
+            return "no run trained" if self.runs and len(self.failed) == self.runs else \
+                "not measured (no test split)"
         return f"{100 * self.mean:.1f}%" + (f" ± {100 * self.std:.1f}" if self.std is not None else "")
+
+    def failed_text(self) -> str:
+        counts = {s: sum(1 for f in self.failed if f[1] == s) for s in ("diverged", "chance")}
+        return ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "-"
 
 
 def summarize(runs) -> list[SummaryRow]:
-    """One row per init, in run order."""
+    """One row per init, in run order; the statistics use ``ok`` runs only."""
     rows = []
     for init in dict.fromkeys(r.init for r in runs):
         mine = [r for r in runs if r.init == init]
-        accs = [r.test.accuracy for r in mine if r.test is not None]
+        ok = [r for r in mine if r.ok]
+        accs = [r.test.accuracy for r in ok if r.test is not None]
         rows.append(SummaryRow(
             init, len(accs), statistics.fmean(accs) if accs else None,
             statistics.stdev(accs) if len(accs) >= 2 else None, mine[0].sparsity,
-            tuple(r.train.best_epoch for r in mine), tuple(r.seed for r in mine)))
+            tuple(r.train.best_epoch for r in ok), tuple(r.seed for r in ok), len(mine),
+            tuple((r.seed, r.status, r.reason or "") for r in mine if not r.ok)))
     return rows
 
 
 def comparison_notes(rows: list[SummaryRow], primary: str) -> list[str]:
-    """Footer sentences: measured differences with their noise, or how to measure them."""
+    """Footer sentences: measured differences with their noise, how to measure them, and
+    which runs did not train."""
+    return _comparisons(rows, primary) + [_failures(r) for r in rows if r.failed]
+
+
+def _comparisons(rows: list[SummaryRow], primary: str) -> list[str]:
     first = next(r for r in rows if r.init == primary)
     others = [r for r in rows if r.init != primary and r.mean is not None]
     if first.mean is None:
+        if first.failed and len(first.failed) == first.runs:
+            return [f"no {primary} run trained, so there is nothing to compare."]
         return ["no test split, so nothing was measured to compare: give --split a test fraction."]
+    untrained = [f"no {r.init} run trained: nothing to compare with it." for r in rows
+                 if r.init != primary and r.mean is None and r.failed]
     if primary in BASELINES:
-        return [f"{primary} is a baseline run: no ticket was measured beside it."] if not others else \
-            [_diff(first, o) for o in others if first.mean is not None]
-    if not others:
+        return ([f"{primary} is a baseline run: no ticket was measured beside it."] if not others
+                else [_diff(first, o) for o in others]) + untrained
+    if not others and not untrained:
         return ["baselines not measured: these numbers say nothing about whether the ticket "
                 "beats training from scratch. Measure them with "
                 "--compare dense,reinit --seeds 3."]
-    notes = [_diff(first, o) for o in others]
-    if not any(o.init in BASELINES for o in others):
+    notes = [_diff(first, o) for o in others] + untrained
+    if not any(r.init in BASELINES for r in rows if r.init != primary):
         notes.append("no dense or reinit baseline measured (add --compare dense,reinit).")
     return notes
+
+
+def _failures(row: SummaryRow) -> str:
+    parts = "; ".join(f"seed {seed} {status}: {reason}" for seed, status, reason in row.failed)
+    left = row.runs - len(row.failed)
+    return (f"{row.init}: {len(row.failed)} of {row.runs} run(s) did not train ({parts}); "
+            + (f"the summary uses the {left} that did." if left else "none did."))
 
 
 def _diff(a: SummaryRow, b: SummaryRow) -> str:
     """The measured difference with its standard error and a Welch t-test over seeds."""
     d = 100 * (a.mean - b.mean)
-    text = f"{a.init} − {b.init}: {d:+.1f} points of test accuracy (measured, {a.n} vs {b.n} seed(s))"
+    text = (f"{a.init} − {b.init}: {d:+.1f} points of test accuracy (measured, {a.n} vs {b.n} "
+            "trained seed(s))")
     if a.n < 2 or b.n < 2:
-        return text + "; one seed is not enough to tell them apart: use --seeds 3 or more."
+        return text + ("; fewer than 2 trained runs on a side: no difference is claimed "
+                       "(use --seeds 3 or more).")
     from scipy.stats import ttest_ind_from_stats
 
     sa, sb = a.std or 0.0, b.std or 0.0
@@ -92,21 +115,39 @@ def table(rows: list[SummaryRow], primary: str):
     """A rich Table of the summary, with the comparison notes as its caption."""
     from rich.table import Table
 
-    t = Table(title="fine-tuning results (test split)", caption="\n".join(comparison_notes(rows, primary)),
-              caption_justify="left")
-    for col in ("init", "test accuracy", "n", "sparsity", "best epoch"):
+    t = Table(title="fine-tuning results (test split; mean over runs that trained)",
+              caption="\n".join(comparison_notes(rows, primary)), caption_justify="left")
+    for col in ("init", "test accuracy", "trained", "did not train", "sparsity", "best epoch"):
         t.add_column(col, justify="left" if col == "init" else "right")
     for r in rows:
-        label = r.init + (" (saved)" if r.init == primary else "")
-        best = ", ".join("-" if e is None else str(e) for e in r.best_epochs)
-        t.add_row(label, r.accuracy_text(), str(r.n), f"{100 * r.sparsity:.1f}%", best)
+        best = ", ".join("-" if e is None else str(e) for e in r.best_epochs) or "-"
+        t.add_row(r.init, r.accuracy_text(), f"{r.runs - len(r.failed)}/{r.runs}", r.failed_text(),
+                  f"{100 * r.sparsity:.1f}%", best)
+    return t
+
+
+def runs_table(runs, saved=None):
+    """A rich Table with one row per run: its status, test accuracy and why it did not train."""
+    from rich.table import Table
+
+    t = Table(title="runs")
+    for col in ("init", "seed", "status", "test accuracy", "best epoch", "epochs", "note"):
+        t.add_column(col, justify="left" if col in ("init", "status", "note") else "right")
+    for r in runs:
+        acc = f"{100 * r.test.accuracy:.1f}%" if r.test is not None else "-"
+        best = str(r.train.best_epoch) if r.train and r.train.best_epoch else "-"
+        epochs = str(r.train.epochs_run) if r.train else str((r.diverged or {}).get("epoch", "-"))
+        note = "saved" if r is saved else (r.reason or "")
+        t.add_row(r.init, str(r.seed), r.status, acc, best, epochs, note)
     return t
 
 
 def describe_data(say: Callable[..., Any], data, sets: dict) -> None:
-    """Tell the user what was found in the folder, including every skipped file count."""
+    """Tell the user what was found, including every skipped file count."""
     n = {s: len(getattr(data, s)) for s in ("train", "val", "test")}
-    say(f"data: {data.root} ({data.layout} layout), {len(data.classes)} classes: "
+    where = (f"{data.name} from {data.root} (official test set)" if data.layout == "named"
+             else f"{data.root} ({data.layout} layout)")
+    say(f"data: {where}, {len(data.classes)} classes: "
         f"{', '.join(data.classes)}; train {n['train']} / val {n['val']} / test {n['test']} images")
     cached = [s for s, ds in sets.items() if ds is not None and hasattr(ds, "images")]
     say("decoded once into memory: " + (", ".join(cached) if cached else "none (streaming from disk)"))
@@ -116,62 +157,3 @@ def describe_data(say: Callable[..., Any], data, sets: dict) -> None:
             f"(first: {first.path}: {first.reason}); --strict makes this an error", style="yellow")
     if not n["val"]:
         say("no validation images: early stopping and best-epoch restore are off", style="yellow")
-
-
-def _run_dict(run, classes) -> dict[str, Any]:
-    t = run.train
-    test = run.test
-    return {
-        "init": run.init, "seed": run.seed, "sparsity": run.sparsity, "time_s": run.time_s,
-        "log": run.log, "epochs": t.history, "best_epoch": t.best_epoch,
-        "best_val_loss": t.best_val_loss, "epochs_run": t.epochs_run,
-        "stopped_early": t.stopped_early, "stop_reason": t.stop_reason, "resumed": t.resumed,
-        "test_loss": test.loss if test else None,
-        "test_accuracy": test.accuracy if test else None,
-        "test_samples": test.num_samples if test else 0,
-        "per_class_accuracy": dict(zip(classes, test.per_class_accuracy)) if test else None,
-        "confusion": test.confusion if test else None,
-    }  # fmt: skip
-
-
-def metrics_dict(runs, data, config, *, base, base_ref, base_sha256, ticket, sha256) -> dict[str, Any]:
-    """Everything measured: every run, the summary, and the saved run's fields at top level."""
-    run_dicts = [_run_dict(r, data.classes) for r in runs]
-    first = run_dicts[0]
-    rows = summarize(runs)
-    return {
-        "schema": METRICS_SCHEMA,
-        "ticket": {"name": ticket.name, "sha256": sha256, "file": "ticket.safetensors",
-                   "init": first["init"], "seed": first["seed"], "sparsity": ticket.sparsity},
-        "base": {"name": base.name, "ref": base_ref, "sha256": base_sha256,
-                 "sparsity": base.sparsity, "arch": base.card.arch.name},
-        "data": {"folder": data.root.resolve().name, "root": str(data.root), "layout": data.layout,
-                 "classes": list(data.classes), "channels": data.channels, "counts": data.counts(),
-                 "skipped": [{"path": s.path, "reason": s.reason} for s in data.skipped],
-                 "num_skipped": len(data.skipped)},
-        "config": config.to_dict(),
-        # the saved run, at top level for convenience
-        **{k: first[k] for k in ("epochs", "best_epoch", "test_accuracy", "per_class_accuracy",
-                                 "confusion", "stopped_early", "epochs_run")},
-        "runs": run_dicts,
-        "summary": [{"init": r.init, "n": r.n, "test_accuracy_mean": r.mean,
-                     "test_accuracy_std": r.std, "sparsity": r.sparsity,
-                     "best_epochs": list(r.best_epochs), "seeds": list(r.seeds)} for r in rows],
-        "notes": comparison_notes(rows, first["init"]),
-    }  # fmt: skip
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Atomically write ``data`` as indented JSON (NaN/inf become null)."""
-    text = json.dumps(_finite(data), indent=2, sort_keys=False) + "\n"
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value

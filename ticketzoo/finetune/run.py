@@ -1,111 +1,147 @@
-"""Fine-tune a ticket on an image folder: head swap, masked training, checks, outputs.
+"""Fine-tune a ticket on an image folder or a named dataset: head swap, masked training.
 
-One run trains one init (rewind θk, trained θ, reinit, dense) with one seed; a call runs
-every init of ``config.inits`` for every seed on the same splits, saves the ticket of
-the first (``config.init``, first seed) and writes ``metrics.json`` with every run.
-What is saved and how it is checked lives in :mod:`.output`.
+A call runs every init of ``config.inits`` for every seed on the same splits
+(:mod:`.runs`), each ending ``ok``, ``diverged`` or ``chance``; it saves the ticket of the
+first ``ok`` run of ``config.init`` and writes ``metrics.json`` with every run. When no
+run of ``config.init`` trained, ``metrics.json`` is still written and
+:class:`NoTrainedRunError` is raised. What is saved and how it is checked lives in
+:mod:`.output`; the recipe (``auto``/``paper``) in :mod:`.protocol`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-import os
-import time
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-from torch import nn
-
 from ticketzoo.card import render_readme
-from ticketzoo.data import FolderDataset, discover_folder, make_dataset, make_loaders
-from ticketzoo.data.cache import cache_nbytes
-from ticketzoo.errors import CheckpointError, ConfigError
-from ticketzoo.finetune import report
+from ticketzoo.errors import CheckpointError, ConfigError, TicketzooError
+from ticketzoo.fileio import atomic_write_bytes
+from ticketzoo.finetune import images, metrics, protocol, report, source
 from ticketzoo.finetune.config import FinetuneConfig, default_name
 from ticketzoo.finetune.output import METRICS_FILE, check_masks, check_saved, make_ticket
-from ticketzoo.models import build_model, classifier_names, swap_head
-from ticketzoo.pruning import apply_masks
-from ticketzoo.pruning import sparsity as masks_sparsity
-from ticketzoo.fileio import atomic_write_bytes
+from ticketzoo.finetune.runs import RunResult, run_one, start_model
 from ticketzoo.ticket import TICKET_FILE, Ticket
-from ticketzoo.train import (CSVLogger, EvalResult, ProgressCallback, Runtime, TrainResult,
-                             cpu_state_dict, evaluate, resolve_device, train)
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """One (init, seed) training run."""
-
-    init: str
-    seed: int
-    sparsity: float  # of the trained network's prunable weights (0 for dense)
-    train: TrainResult
-    test: EvalResult | None  # None when the folder has no test split
-    time_s: float
-    log: str  # CSV log, relative to the output folder
+from ticketzoo.train.threads import MULTI_THREAD_MACS, choose_threads, forward_macs, set_threads
 
 
 @dataclass(frozen=True)
 class FinetuneResult:
-    ticket: Ticket  # the saved fine-tuned ticket (config.init, first seed)
-    path: Path  # its file
-    sha256: str
+    ticket: Ticket | None  # the saved fine-tuned ticket; None when no run of config.init trained
+    path: Path | None  # its file
+    sha256: str | None
     metrics_path: Path
-    runs: tuple[RunResult, ...]  # every run, the saved one first
-    data: FolderDataset
+    runs: tuple[RunResult, ...]  # every run, in run order (config.init first)
+    data: object  # the FolderDataset or NamedDataset
     metrics: dict  # what metrics.json holds
+    saved: RunResult | None = None  # the run whose ticket was saved
 
     @property
     def test_accuracy(self) -> float | None:
-        return self.runs[0].test.accuracy if self.runs[0].test else None
+        run = self.saved or self.runs[0]
+        return run.test.accuracy if run.test else None
 
 
-def finetune(ticket: Ticket, data_dir: str | Path, config: FinetuneConfig | None = None, *,
-             out_dir: str | Path, base_ref: str | None = None, base_sha256: str | None = None,
-             console=None, resume: bool = False, overwrite: bool = False,
-             quiet: bool = False) -> FinetuneResult:
-    """Fine-tune ``ticket`` on the folder ``data_dir``; outputs go to ``out_dir``.
+class NoTrainedRunError(TicketzooError, RuntimeError):
+    """No run of the saved init trained; ``result`` holds every run and metrics.json's path."""
 
-    ``resume`` continues the runs from their per-epoch checkpoints; without it (or
-    ``overwrite``) an output folder that already holds a result is refused.
+    def __init__(self, message: str, *, result: FinetuneResult, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.result = result
+
+
+def finetune(ticket: Ticket, data: str | Path, config: FinetuneConfig | None = None, *,
+             out_dir: str | Path, data_root: str | Path | None = None, download: bool = False,
+             base_ref: str | None = None, base_sha256: str | None = None, console=None,
+             resume: bool = False, overwrite: bool = False, quiet: bool = False) -> FinetuneResult:
+    """Fine-tune ``ticket`` on ``data`` (a folder, or a dataset name read from ``data_root``).
+
+    ``resume`` continues from the per-run checkpoints in ``out_dir`` (finished runs are not
+    trained again); ``overwrite`` starts over. Without either, an ``out_dir`` holding a
+    result or an unfinished run is refused.
     """
     config = config or FinetuneConfig()
     arch = ticket.card.arch
     _check_ticket(ticket, config)
     out = Path(out_dir)
-    if not (resume or overwrite) and any((out / f).exists() for f in (TICKET_FILE, METRICS_FILE)):
-        raise ConfigError(f"{out} already holds a fine-tuned ticket",
-                          hint="pass --resume to continue it, --force to overwrite, or another --out")
-    say = (lambda *a, **k: None) if quiet or console is None else console.print
-    data, sets = _load_data(data_dir, config, arch)
-    report.describe_data(say, data, sets)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_resume(out, config, data, ticket, base_sha256, resume)
-    classes = len(data.classes)
-    runs, kept = [], {}
-    total = len(config.inits) * config.seeds
-    for init in config.inits:
-        for seed in config.seed_list():
-            say(f"run {len(runs) + 1}/{total}: init {init}, seed {seed}", style="bold")
-            run, start, final = _run_one(ticket, init, seed, classes, sets, config, out,
-                                         console, resume, quiet)
-            runs.append(run)
-            if not kept:
-                kept = {"start": start, "final": final}
-    name = config.name or default_name(ticket.name, data.root.resolve().name)
-    new = make_ticket(ticket, kept, runs[0], data, config, name, base_ref or ticket.name, base_sha256)
+    _check_output(out, resume, overwrite)
+    say = (lambda *a, **k: None) if console is None else console.print  # quiet: no per-epoch lines
+    ds, sets = source.load(data, config, arch, data_root=data_root, download=download)
+    resolved = protocol.resolve(config.protocol, config.train, config.overrides, len(ds.train))
+    info = images.source_images(ds)
+    how = images.transform(info, channels=arch.in_channels, input_size=arch.input_size,
+                           working=config.working_size(arch.input_size))
+    report.describe_data(say, ds, sets)
+    say(images.describe(info, how), style="yellow" if how["downscale"] >= 2 else None)
+    classes = len(ds.classes)
+    threads, why = _threads(config.threads, start_model(ticket, config.init, classes, config.seed)[0], arch)
+    setup = {"protocol": resolved.to_dict(), "threads": {"count": threads, "why": why},
+             "images": {**info, **how}}
+    say(f"setup: {resolved.summary()}; threads: {threads} ({why})")
+    previous = set_threads(threads)
+    try:
+        if overwrite and not resume:  # start over: nothing old may be resumed or mistaken as new
+            for sub in ("checkpoints", "logs"):
+                shutil.rmtree(out / sub, ignore_errors=True)
+            for name in (TICKET_FILE, "README.md", METRICS_FILE):
+                (out / name).unlink(missing_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+        _check_resume(out, config, resolved, ds, ticket, base_sha256, resume)
+        runs, kept, total = [], None, len(config.inits) * config.seeds
+        for init in config.inits:
+            for seed in config.seed_list():
+                if not quiet:
+                    say(f"run {len(runs) + 1}/{total}: init {init}, seed {seed}", style="bold")
+                run, start, final = run_one(ticket, init, seed, classes, sets, config,
+                                            protocol.with_seed(resolved, seed), out, console, resume, quiet)
+                runs.append(run)
+                if not run.ok:
+                    say(f"{init}, seed {seed}: {run.status}: {run.reason}; the other runs go on", style="yellow")
+                elif kept is None and init == config.init:
+                    kept = (run, start, final)
+    finally:
+        set_threads(previous)
+    return _save(ticket, kept, runs, ds, config, setup, out, base_ref, base_sha256, say)
+
+
+def _save(ticket, kept, runs, ds, config, setup, out, base_ref, base_sha256, say) -> FinetuneResult:
+    common = dict(base=ticket, base_ref=base_ref, base_sha256=base_sha256, setup=setup)
+    if kept is None:
+        data = metrics.metrics_dict(runs, ds, config, saved=None, ticket=None, sha256=None, **common)
+        metrics.write_json(out / METRICS_FILE, data)
+        result = FinetuneResult(None, None, None, out / METRICS_FILE, tuple(runs), ds, data)
+        mine = [r for r in runs if r.init == config.init]
+        why = "; ".join(f"seed {r.seed} {r.status}" for r in mine)
+        hints = (["a lower --lr"] if any(r.status == "diverged" for r in mine) else []) + \
+                (["--protocol auto"] if config.protocol != "auto" else []) + \
+                (["more epochs, images or a larger test split"] if any(r.status == "chance" for r in mine) else [])
+        raise NoTrainedRunError(
+            f"no {config.init} run trained ({why}): no ticket saved; every run is in "
+            f"{out / METRICS_FILE}", result=result, hint="try " + ", ".join(hints or ["more --seeds"]))
+    run, start, final = kept
+    name = config.name or default_name(ticket.name, source.label(ds))
+    new = make_ticket(ticket, {"start": start, "final": final}, run, ds, config, name,
+                      base_ref or ticket.name, base_sha256, setup)
     blob = new.to_bytes()  # checked as it will be read back, before anything is written
     check_saved(Ticket.from_bytes(blob), ticket, dense=config.init == "dense")
     atomic_write_bytes(out / TICKET_FILE, blob)
     sha = hashlib.sha256(blob).hexdigest()
     atomic_write_bytes(out / "README.md", render_readme(new.card, sha256=sha, size=len(blob)).encode())
-    metrics = report.metrics_dict(runs, data, config, base=ticket, base_ref=base_ref,
-                                  base_sha256=base_sha256, ticket=new, sha256=sha)
-    report.write_json(out / METRICS_FILE, metrics)
-    return FinetuneResult(new, out / TICKET_FILE, sha, out / METRICS_FILE, tuple(runs), data, metrics)
+    data = metrics.metrics_dict(runs, ds, config, saved=run, ticket=new, sha256=sha, **common)
+    metrics.write_json(out / METRICS_FILE, data)
+    if run is not runs[0]:
+        say(f"saved the {run.init} run of seed {run.seed}: the first of its init that trained")
+    return FinetuneResult(new, out / TICKET_FILE, sha, out / METRICS_FILE, tuple(runs), ds, data, run)
+
+
+def _threads(requested: int | None, model, arch) -> tuple[int, str]:
+    count = choose_threads(requested, model, in_channels=arch.in_channels, input_size=arch.input_size)
+    if requested is not None:
+        return count, "--threads"
+    large = forward_macs(model, arch.in_channels, arch.input_size) >= MULTI_THREAD_MACS
+    return count, ("large model: every available core" if large else "small model") + "; --threads to change"
 
 
 def _check_ticket(ticket: Ticket, config: FinetuneConfig) -> None:
@@ -125,91 +161,30 @@ def _check_ticket(ticket: Ticket, config: FinetuneConfig) -> None:
         raise ConfigError(f"ticket {ticket.name!r} names head tensors it lacks: {', '.join(missing)}")
 
 
-def _load_data(data_dir, config: FinetuneConfig, arch) -> tuple[FolderDataset, dict]:
-    """Discover, validate and split the folder; decode it once at working size."""
-    resize = config.working_size(arch.input_size)
-    data = discover_folder(data_dir, split=config.split, seed=config.seed, strict=config.strict,
-                           channels=arch.in_channels, resize=resize,
-                           memory_budget_bytes=config.memory_budget_bytes)
-    kw = dict(channels=arch.in_channels, resize=resize, train_crop=arch.input_size,
-              mean=arch.mean, std=arch.std, decoded=data.decoded)
-    budget, sets = config.memory_budget_bytes, {}
-    for split in ("train", "val", "test"):
-        samples = getattr(data, split)
-        if not samples:
-            sets[split] = None
-            continue
-        sets[split] = make_dataset(samples, train=split == "train", augment=config.augment,
-                                   memory_budget_bytes=max(0, budget), **kw)
-        if hasattr(sets[split], "images"):  # cached: it uses part of the budget
-            budget -= cache_nbytes(len(samples), arch.in_channels, resize)
-    return data, sets
+def _check_output(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to start over silently on a result or an unfinished run."""
+    if resume or overwrite:
+        return
+    ways = "pass --resume to continue it, --force to start over, or another --out"
+    if (out / TICKET_FILE).exists():
+        raise ConfigError(f"{out} already holds a fine-tuned ticket", hint=ways)
+    if (out / METRICS_FILE).exists():
+        raise CheckpointError(f"{out} holds a finished run that saved no ticket (see its {METRICS_FILE})",
+                              hint=ways)
+    runs = sorted(p.name for p in (out / "checkpoints").glob("*") if p.is_dir())
+    if runs:
+        raise CheckpointError(f"{out} holds an unfinished fine-tuning run ({len(runs)} run "
+                              f"checkpoint(s): {', '.join(runs[:3])}{', ...' if len(runs) > 3 else ''}; "
+                              "no ticket)", hint=ways)
 
 
-def start_model(ticket: Ticket, init: str, num_classes: int, seed: int,
-                weight_init: str = "xavier") -> tuple[nn.Module, dict[str, torch.Tensor] | None]:
-    """The network fine-tuning starts from and the masks it trains under (None: dense).
-
-    rewind/trained: the ticket's weights with a fresh head; reinit/dense: fresh weights
-    drawn with ``seed``. The head is always a fresh dense layer with ``num_classes`` outputs.
-    """
-    arch = ticket.card.arch
-    if init in ("rewind", "trained"):
-        model = ticket.to_model(init, num_classes=num_classes)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            swap_head(model, num_classes)  # also when the class count is unchanged
-            if weight_init == "xavier":
-                head = model.get_submodule(arch.classifier[0].rpartition(".")[0])
-                nn.init.xavier_normal_(head.weight)
-                if head.bias is not None:
-                    nn.init.zeros_(head.bias)
-    else:
-        model = build_model(arch.name, num_classes=num_classes, in_channels=arch.in_channels,
-                            input_size=arch.input_size, init=weight_init, seed=seed, **arch.kwargs)
-    if tuple(classifier_names(model)) != tuple(arch.classifier):
-        raise ConfigError(f"the card names head tensors {list(arch.classifier)} but {arch.name} "
-                          f"has {list(classifier_names(model))}")
-    masks = None if init == "dense" else ticket.head_masks_dropped()
-    if masks:
-        apply_masks(model, masks)
-    return model, masks
-
-
-def _run_one(ticket, init, seed, num_classes, sets, config, out, console, resume, quiet):
-    tc = dataclasses.replace(config.train, seed=seed)
-    model, masks = start_model(ticket, init, num_classes, seed, config.weight_init)
-    start = cpu_state_dict(model)
-    device = resolve_device(tc.device)
-    loaders = make_loaders(sets["train"], sets["val"], sets["test"], batch_size=tc.batch_size,
-                           seed=seed, device=device, workers=config.workers)
-    tag = f"{init}-seed{seed}"
-    log = Path("logs") / f"{tag}.csv"
-    callbacks = [ProgressCallback(console, quiet=quiet or console is None), CSVLogger(out / log)]
-    t0 = time.perf_counter()
-    result = train(model, masks, loaders.train, loaders.val, tc, callbacks=callbacks,
-                   checkpoint_dir=out / "checkpoints" / tag, resume=resume)
-    elapsed = time.perf_counter() - t0
-    if masks:
-        check_masks(model, masks)
-    test = None
-    if loaders.test is not None:
-        runtime = Runtime.create(tc.device, amp=tc.amp, channels_last=tc.channels_last)
-        test = evaluate(model, loaders.test, runtime=runtime, num_classes=num_classes)
-    sparsity = masks_sparsity(masks) if masks else 0.0
-    final = cpu_state_dict(model)
-    model.to("cpu")
-    return RunResult(init, seed, sparsity, result, test, elapsed, str(log)), start, final
-
-
-def _check_resume(out: Path, config, data, ticket, base_sha256, resume: bool) -> None:
+def _check_resume(out: Path, config, resolved, ds, ticket, base_sha256, resume: bool) -> None:
     """Record what the runs compute; refuse to resume runs of other data or settings."""
+    unhashed = {"workers": None, "name": None, "memory_budget_bytes": None, "threads": None}
     h = hashlib.sha256(json.dumps({
-        "config": {**config.to_dict(), "train": config.train.hash(), "workers": None, "name": None,
-                   "memory_budget_bytes": None},
-        "classes": data.classes, "base": base_sha256 or ticket.card.to_json(),
-        "files": [[os.path.relpath(s.path, data.root), s.label]
-                  for split in (data.train, data.val, data.test) for s in split],
+        "config": {**config.to_dict(), "train": config.train.hash(), **unhashed},
+        "recipe": resolved.train.hash(), "classes": list(ds.classes),
+        "base": base_sha256 or ticket.card.to_json(), "files": source.fingerprint(ds),
     }, sort_keys=True).encode()).hexdigest()
     path = out / "checkpoints" / "run.json"
     if resume and path.exists():
@@ -221,4 +196,5 @@ def _check_resume(out: Path, config, data, ticket, base_sha256, resume: bool) ->
     atomic_write_bytes(path, json.dumps({"fingerprint": h}).encode())
 
 
-__all__ = ["FinetuneResult", "RunResult", "check_masks", "check_saved", "finetune", "start_model"]
+__all__ = ["FinetuneResult", "NoTrainedRunError", "RunResult", "check_masks", "check_saved",
+           "finetune", "start_model"]

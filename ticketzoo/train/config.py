@@ -3,6 +3,13 @@
 Defaults follow Sabatelli et al.'s transfer-of-tickets protocol: SGD with Nesterov
 momentum 0.9, lr 0.1, weight decay 1e-5, batch 64, up to 100 epochs with the LR cut
 10x at epochs 50, 60 and 75, early stopping on validation loss with patience 5.
+
+The learning rate is set before every optimizer step (:meth:`TrainConfig.lr_at_step`):
+``schedule="step"`` multiplies it by ``gamma`` at each milestone epoch, ``"cosine"``
+decays it to 0 over ``max_epochs``; either starts with ``warmup_epochs`` of linear
+warm-up. Fields added after the first release (``schedule``, ``warmup_epochs``) enter
+:meth:`to_dict` and the hash only when they differ from their defaults, so the hash of
+every recipe written before them (run folders, checkpoints) is unchanged.
 """
 
 from __future__ import annotations
@@ -17,12 +24,15 @@ from typing import Any, Mapping
 from ticketzoo.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("step", "cosine")
 
 # Fields that say *where* a run executes, not *what* it computes: left out of the hash
 # so a run directory can be resumed on another GPU (or "auto" vs an explicit device).
 _UNHASHED = frozenset({"device"})
 _FLOATS = ("lr", "momentum", "weight_decay", "gamma")
-_INTS = ("batch_size", "max_epochs", "seed")
+_INTS = ("batch_size", "max_epochs", "seed", "warmup_epochs")
+# Later fields and their defaults: left out of to_dict() (and so the hash) at the default.
+_LATER = {"schedule": "step", "warmup_epochs": 0}
 _BOOLS = ("nesterov", "restore_best", "amp", "channels_last")
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
@@ -46,6 +56,8 @@ class TrainConfig:
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"; not part of the hash
     amp: bool = True  # autocast (bf16, or fp16 + GradScaler) on CUDA; ignored on CPU
     channels_last: bool = True  # NHWC model and inputs on CUDA; ignored on CPU
+    schedule: str = "step"  # "step": milestones x gamma; "cosine": to 0 at max_epochs
+    warmup_epochs: int = 0  # linear warm-up from lr/steps to lr over these epochs' steps
 
     def __post_init__(self) -> None:
         # Normalise types so equal recipes hash equally (lr=1 and lr=1.0, lists vs tuples).
@@ -55,8 +67,9 @@ class TrainConfig:
                 object.__setattr__(self, name, float(value))
         if isinstance(self.milestones, list):
             object.__setattr__(self, "milestones", tuple(self.milestones))
-        if isinstance(self.optimizer, str):
-            object.__setattr__(self, "optimizer", self.optimizer.lower())
+        for name in ("optimizer", "schedule"):
+            if isinstance(getattr(self, name), str):
+                object.__setattr__(self, name, getattr(self, name).lower())
         self.validate()
 
     def validate(self) -> None:
@@ -72,6 +85,14 @@ class TrainConfig:
         for name in _BOOLS:
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown schedule {self.schedule!r}",
+                              hint=f"choose one of {', '.join(SCHEDULES)}")
+        if self.schedule == "cosine" and self.milestones:
+            raise ConfigError("milestones apply to the step schedule only",
+                              hint="drop the milestones or use schedule 'step'")
+        if not 0 <= self.warmup_epochs < self.max_epochs:
+            raise ConfigError(f"warmup_epochs must be in [0, max_epochs), got {self.warmup_epochs}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(
                 f"unknown optimizer {self.optimizer!r}",
@@ -110,13 +131,26 @@ class TrainConfig:
             )
 
     def lr_at(self, epoch: int) -> float:
-        """Learning rate during 0-based ``epoch``: ``lr * gamma**(milestones <= epoch)``."""
+        """Step schedule, no warm-up: ``lr * gamma**(milestones <= epoch)`` in 0-based ``epoch``."""
         return self.lr * self.gamma ** sum(1 for m in self.milestones if m <= epoch)
 
+    def lr_at_step(self, step: int, iters_per_epoch: int) -> float:
+        """Learning rate of the optimizer step after ``step`` steps (0-based) of the schedule."""
+        warm = self.warmup_epochs * iters_per_epoch
+        if step < warm:  # linear: lr/warm at the first step, lr at the last warm-up step
+            return self.lr * (step + 1) / warm
+        if self.schedule == "step":
+            return self.lr_at(step // iters_per_epoch)
+        span = max(1, self.max_epochs * iters_per_epoch - warm)
+        return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warm) / span)))
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (milestones as a list)."""
+        """JSON-ready fields (milestones as a list; later fields only when not default)."""
         data = asdict(self)
         data["milestones"] = list(self.milestones)
+        for name, default in _LATER.items():
+            if data[name] == default:
+                del data[name]
         return data
 
     @classmethod

@@ -125,6 +125,24 @@ def evaluate(
     )
 
 
+class DivergedError(TrainingDivergedError):
+    """The loss became NaN or infinite in 1-based ``epoch``, at learning rate ``lr``."""
+
+    def __init__(self, message: str, *, epoch: int, lr: float, loss: float, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.epoch, self.lr, self.loss = epoch, lr, loss
+
+
+def _check_finite(loss: float, what: str, state, optimizer) -> None:
+    if not math.isfinite(loss):  # a NaN/inf train loss, or weights that give NaN/inf logits
+        lr, peak = float(optimizer.param_groups[0]["lr"]), state.config.lr
+        raise DivergedError(
+            f"training diverged in epoch {state.epoch + 1}: the {what} loss is {loss}",
+            epoch=state.epoch + 1, lr=lr, loss=loss,
+            hint=f"lower the learning rate: it was {lr:g} (--lr)" if lr == peak else
+            f"lower the learning rate: --lr was {peak:g}, {lr:g} at the last step")
+
+
 def _emit(callbacks: list, hook: str, *args: Any) -> None:
     for cb in callbacks:
         fn = getattr(cb, hook, None)
@@ -142,6 +160,9 @@ def _train_epoch(state: TrainState, loader, runtime: Runtime, masks: MaskSet, sc
     for index, (images, labels) in enumerate(loader):
         if index >= state.iters_per_epoch - first:
             break
+        lr = state.config.lr_at_step(state.step, state.iters_per_epoch)
+        for group in optimizer.param_groups:  # per step: warm-up and cosine move every step
+            group["lr"] = lr
         x, y = runtime.to_device(images, labels)
         with runtime.autocast():
             logits = model(x)
@@ -230,19 +251,14 @@ def train(
         _emit(cbs, "on_train_start", state)
         while not finished:
             t0 = time.perf_counter()
-            lr = config.lr_at(state.epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            lr = config.lr_at_step(state.step, ipe)  # the epoch's first step
             metrics: dict[str, Any] = {"epoch": state.epoch + 1, "lr": lr}
             metrics.update(_train_epoch(state, train_loader, runtime, maskset, scaler, cbs))
-            if not math.isfinite(metrics["train_loss"]):
-                raise TrainingDivergedError(
-                    f"training diverged in epoch {state.epoch + 1}: the train loss is {metrics['train_loss']}",
-                    hint=f"lower the learning rate: it was {lr:g} (--lr)",
-                )
+            _check_finite(metrics["train_loss"], "train", state, optimizer)
             metrics.update(step=state.step, val_loss=None, val_acc=None)
             if val_loader is not None:
                 result = evaluate(model, val_loader, runtime=runtime)
+                _check_finite(result.loss, "validation", state, optimizer)
                 metrics.update(val_loss=result.loss, val_acc=result.accuracy)
                 if result.loss < best["val_loss"]:
                     keep = cpu_state_dict(model) if config.restore_best else None

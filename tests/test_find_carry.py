@@ -1,0 +1,92 @@
+"""Carrying an IMP run between machines that keep nothing: time budget, carry out, carry in."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ticketzoo.data import make_image_folder
+from ticketzoo.errors import CheckpointError
+from ticketzoo.find import FindRecipe, find_tickets, resolve_data
+from ticketzoo.find import imp as imp_module
+from ticketzoo.find.carry import export_carry
+from ticketzoo.ticket import Ticket
+from ticketzoo.train import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("data") / "carry-shapes"
+    return make_image_folder(out, kind="shapes", classes=3, per_class=8, size=16, seed=1)
+
+
+def _recipe(folder: Path, **kw) -> FindRecipe:
+    spec = resolve_data(str(folder))
+    cfg = TrainConfig(max_epochs=2, batch_size=8, milestones=(), patience=None, device="cpu")
+    base = dict(arch="conv2", source=spec.source, data_kind=spec.kind, rounds=3, rewind="1ep",
+                input_size=16, arch_kwargs={"width": 0.125}, control="reinit", train=cfg)
+    return FindRecipe(**{**base, **kw})
+
+
+def _stop_before(round_: int):
+    """An ``_out_of_time`` that says the budget runs out before ``round_``."""
+    def out_of_time(self, started, budget):
+        return max((r.round for r in self.results), default=0) >= round_ - 1
+    return out_of_time
+
+
+def test_a_carried_run_ends_with_the_same_tickets(folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # same `created` in both runs
+    recipe = _recipe(folder)
+    full = find_tickets(recipe, str(folder), run_dir=tmp_path / "full", quiet=True, threads=1)
+    assert not full.stopped
+
+    with monkeypatch.context() as m:  # job 1: rounds 0 and 1, then the budget runs out
+        m.setattr(imp_module._IMP, "_out_of_time", _stop_before(2))
+        first = find_tickets(recipe, str(folder), run_dir=tmp_path / "job1", quiet=True,
+                             threads=1, time_budget=1.0)
+    assert first.stopped and max(r.round for r in first.rounds) == 1
+    ticket = export_carry(first.run_dir, tmp_path / "carry")
+    assert sorted(p.name for p in (tmp_path / "carry").iterdir()) == sorted(["log.json", ticket.name])
+    assert ticket.name == "carry-shapes-conv2-s20.safetensors"
+
+    # job 2, on a machine that has only the carry folder
+    second = find_tickets(recipe, str(folder), run_dir=tmp_path / "job2", quiet=True, threads=1,
+                          carry_in=tmp_path / "carry")
+    assert not second.stopped
+    assert [(r.round, r.line) for r in second.rounds] == [(r.round, r.line) for r in full.rounds]
+    for a, b in zip(full.rounds, second.rounds):
+        assert (a.ticket, a.sha256, a.test_accuracy) == (b.ticket, b.sha256, b.test_accuracy)
+    for r in second.rounds:
+        if r.round >= 2:  # trained in job 2: byte-identical to the uninterrupted run's
+            assert (second.run_dir / r.file).read_bytes() == (full.run_dir / r.file).read_bytes()
+    last = Ticket.load(second.run_dir / second.rounds[-2].file)
+    assert [m.round for m in last.card.metrics] == [0, 1, 2, 3]  # dense round 0 carried along
+
+
+def test_carry_refuses_another_recipe_and_missing_rounds(folder, tmp_path, monkeypatch):
+    recipe = _recipe(folder, rounds=2)
+    with monkeypatch.context() as m:
+        m.setattr(imp_module._IMP, "_out_of_time", _stop_before(1))
+        early = find_tickets(recipe, str(folder), run_dir=tmp_path / "early", quiet=True, threads=1,
+                             time_budget=1.0)
+    assert early.stopped
+    with pytest.raises(CheckpointError, match="no pruning round has finished"):
+        export_carry(early.run_dir, tmp_path / "c0")
+
+    done = find_tickets(recipe, str(folder), run_dir=tmp_path / "early", quiet=True, threads=1)
+    export_carry(done.run_dir, tmp_path / "c1")
+    other = _recipe(folder, rounds=2, seed=1)
+    with pytest.raises(CheckpointError, match="different recipe"):
+        find_tickets(other, str(folder), run_dir=tmp_path / "other", quiet=True, threads=1,
+                     carry_in=tmp_path / "c1")
+
+    log = json.loads((tmp_path / "c1" / "log.json").read_text())
+    ticket = tmp_path / "c1" / Path(log["rounds"][-2]["file"]).name
+    data = ticket.read_bytes()
+    ticket.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    with pytest.raises(CheckpointError, match="sha256"):
+        find_tickets(recipe, str(folder), run_dir=tmp_path / "tampered", quiet=True, threads=1,
+                     carry_in=tmp_path / "c1")

@@ -1,0 +1,111 @@
+"""Carry an IMP run between machines that keep nothing (a lent GPU, a preempted job).
+
+Once masks are nested, the last finished round's winning ticket holds everything IMP needs
+to go on: its mask (every later mask is a subset of it), its ``rewind`` set (θk on that
+mask: all of θk a later round reads, plus θk's dense tensors) and its ``trained`` set
+(whose magnitudes choose the next mask). With the run's ``log.json`` (the recipe, its hash
+and every finished round's results) that makes a *carry folder*::
+
+    <carry>/log.json              the run's log
+    <carry>/<ticket>.safetensors  the last finished round's winning ticket
+
+:func:`export_carry` writes one from a run folder; :func:`seed_run` turns one into a fresh
+run folder from which ``find`` continues with the next round. The continued run trains
+exactly what an uninterrupted run would (same device and thread count: same tickets). The
+random-prune control reads all of θk, so a run with that control cannot be carried.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ticketzoo.errors import CheckpointError
+from ticketzoo.find.recipe import FindRecipe
+from ticketzoo.find.report import RoundResult
+from ticketzoo.find.rundir import RECIPE_FILE, RunDir, save_tensors, write_json
+from ticketzoo.fileio import atomic_write_bytes
+
+CARRIED_FILE = "carried.json"  # in a seeded run folder: the rounds that came with the carry
+
+
+def last_round(rows: list[RoundResult], control: str | None) -> RoundResult | None:
+    """The last winning-ticket round whose control (when the recipe has one) finished too."""
+    for r in reversed([r for r in rows if r.line == "imp" and r.round >= 1 and r.file]):
+        if control is None or any(c.round == r.round and c.line == control for c in rows):
+            return r
+    return None
+
+
+def export_carry(run_root: str | Path, dest: str | Path) -> Path:
+    """Write ``log.json`` and the last finished round's ticket of ``run_root`` into ``dest``."""
+    root, dest = Path(run_root), Path(dest)
+    log = root / "log.json"
+    if not log.is_file():
+        raise CheckpointError(f"{root} has no log.json: no round has finished yet")
+    data = json.loads(log.read_text(encoding="utf-8"))
+    rows = [RoundResult.from_dict(r) for r in data.get("rounds", [])]
+    last = last_round(rows, (data.get("recipe") or {}).get("control"))
+    if last is None:
+        raise CheckpointError(f"{root}: no pruning round has finished yet, nothing to carry",
+                              hint="a carry starts after round 1 (round 0 is the dense network)")
+    dest.mkdir(parents=True, exist_ok=True)
+    ticket = root / last.file
+    atomic_write_bytes(dest / ticket.name, ticket.read_bytes())
+    keep = [r.to_dict() for r in rows if r.round <= last.round]
+    atomic_write_bytes(dest / "log.json", (json.dumps({**data, "rounds": keep}, indent=2) + "\n").encode())
+    return dest / ticket.name
+
+
+def read_carry(carry: str | Path, recipe: FindRecipe) -> tuple[list[RoundResult], RoundResult, Path]:
+    """The carried rounds, the last one, and its ticket file; checked against ``recipe``."""
+    folder = Path(carry)
+    try:
+        data = json.loads((folder / "log.json").read_text(encoding="utf-8"))
+        rows = [RoundResult.from_dict(r) for r in data["rounds"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{folder}: not a carry folder (log.json: {e})",
+                              hint="make one with `ticketzoo find ... --carry-out DIR`") from None
+    if data.get("hash") != recipe.hash():
+        raise CheckpointError(f"{folder} carries a run of a different recipe",
+                              hint="continue with exactly the options the carried run used")
+    if recipe.control == "random-prune":
+        raise CheckpointError("a run with the random-prune control cannot be carried (it reads all of θk)")
+    last = last_round(rows, recipe.control)
+    ticket = folder / Path(last.file).name if last else None
+    if ticket is None or not ticket.is_file():
+        raise CheckpointError(f"{folder}: the ticket of its last round is missing")
+    return rows, last, ticket
+
+
+def seed_run(run: RunDir, carry: str | Path) -> None:
+    """Fill a fresh run folder from a carry folder (a folder that has rounds is left alone)."""
+    from ticketzoo.fileio import sha256_file
+    from ticketzoo.ticket import Ticket
+
+    if (run.root / CARRIED_FILE).exists() or run.result(0) is not None:
+        return
+    rows, last, path = read_carry(carry, run.recipe)
+    if sha256_file(path) != last.sha256:
+        raise CheckpointError(f"{path}: sha256 differs from the one its log records")
+    ticket = Ticket.load(path)
+    run.meta["created"] = ticket.card.created  # the run's tickets keep the first job's date
+    write_json(run.root / RECIPE_FILE, run.meta)
+    save_tensors(run.thetak, ticket.state_dict("rewind"))
+    save_tensors(run.round_dir(last.round) / "mask.safetensors", ticket.masks)
+    target = run.tickets / path.name
+    shutil.copyfile(path, target)
+    carried: dict[str, Any] = {"round": last.round, "ticket": last.file,
+                               "rounds": [r.to_dict() for r in rows if r.round <= last.round]}
+    write_json(run.root / CARRIED_FILE, carried)
+
+
+def carried_rounds(run: RunDir) -> tuple[int, list[RoundResult]] | None:
+    """``(last carried round, its rows)`` for a seeded run folder, else None."""
+    path = run.root / CARRIED_FILE
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return int(data["round"]), [RoundResult.from_dict(r) for r in data["rounds"]]
