@@ -286,3 +286,80 @@ def _readme_for(path: Path) -> bytes:
     folder.mkdir(exist_ok=True)
     write_ticket_folder(folder, path.read_bytes(), Ticket.load(path).card)
     return (folder / "README.md").read_bytes()
+
+
+# --- a hub that never answers, or refuses: bounded, quiet, says what to do ---------------------
+
+
+class SilentHub:
+    """A TCP server that accepts connections and never answers."""
+
+    def __enter__(self):
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.conns = []
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def _accept(self):
+        while True:
+            try:
+                self.conns.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    def __exit__(self, *exc):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def _cli_without_hub(tmp_path: Path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess, float]:
+    import time
+
+    base = {k: v for k, v in os.environ.items() if k not in CLEAN}
+    base.update(HF_HOME=str(tmp_path / "hf"), HF_HUB_CACHE=str(tmp_path / "hf" / "hub"), HF_HUB_DISABLE_TELEMETRY="1",
+                TICKETZOO_HOME=str(tmp_path / "tz"), NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+    start = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "ticketzoo", *args], capture_output=True, text=True,
+                       env={**base, **env}, timeout=60)
+    return p, time.monotonic() - start
+
+
+def test_a_hub_that_never_answers_is_bounded(tmp_path):
+    with SilentHub() as hub:
+        p, took = _cli_without_hub(tmp_path, "pull", "hf://org/name", HF_ENDPOINT=f"http://127.0.0.1:{hub.port}",
+                                   TICKETZOO_HUB_TIMEOUT="1")
+    err = " ".join(p.stderr.split())
+    assert p.returncode == 1 and f"cannot reach the hub at http://127.0.0.1:{hub.port}" in err, p.stderr
+    assert "TICKETZOO_HUB_TIMEOUT (now 1 s)" in err and "HF_HUB_OFFLINE=1" in err
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert took < 30, took  # python start-up included; the hub wait itself is about 1 s
+
+
+def test_a_refused_hub_fails_fast_without_retry_noise(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    p, took = _cli_without_hub(tmp_path, "pull", "hf://org/name", HF_ENDPOINT=f"http://127.0.0.1:{port}")
+    assert p.returncode == 1 and "cannot reach the hub" in p.stderr and "Retry" not in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr  # was 11 retry lines and ~25 s
+    assert took < 20, took
+
+
+def test_hub_timeout_setting(monkeypatch):
+    from ticketzoo.errors import ConfigError
+    from ticketzoo.registry.hub_http import DEFAULT_TIMEOUT, hub_timeout
+
+    monkeypatch.delenv("TICKETZOO_HUB_TIMEOUT", raising=False)
+    assert hub_timeout() == DEFAULT_TIMEOUT == 10
+    monkeypatch.setenv("TICKETZOO_HUB_TIMEOUT", "2.5")
+    assert hub_timeout() == 2.5
+    for bad in ("soon", "0", "-1", "nan", "1e9"):
+        monkeypatch.setenv("TICKETZOO_HUB_TIMEOUT", bad)
+        with pytest.raises(ConfigError, match="TICKETZOO_HUB_TIMEOUT must be a number of seconds"):
+            hub_timeout()

@@ -101,10 +101,10 @@ def test_disk_full_during_push_leaves_nothing(tmp_path, monkeypatch):
 
     real = local_mod.atomic_write_bytes
 
-    def failing(path, data):
+    def failing(path, data, **kw):
         if Path(path).name == "README.md":
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(path, data)
+        return real(path, data, **kw)
 
     monkeypatch.setattr(local_mod, "atomic_write_bytes", failing)
     with pytest.raises(RegistryError, match="disk full.*nothing was published"):

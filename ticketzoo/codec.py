@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Mapping
@@ -31,7 +32,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ticketzoo.csr import CSRMask, mask_to_scipy
-from ticketzoo.errors import TicketFormatError
+from ticketzoo.errors import TicketFormatError, short
 
 __all__ = ["CSRMask", "Decoded", "FORMAT_VERSION", "encode", "mask_to_scipy", "pack", "unpack", "validate"]
 
@@ -42,6 +43,12 @@ MASK = "mask"
 REQUIRED_SET = "rewind"
 
 _METADATA_KEYS = frozenset({"format", "format_version", "weight_sets", "card", "payload_sha256"})
+#: What a mask may claim. Its dense size is not in the file (a 4 MB file can claim
+#: [10**6, 10**6]), so readers bound it before anything is allocated; 2**31 elements is
+#: 20x the largest layer of VGG-16. Tensors are also checked against the architecture.
+MAX_NDIM = 8
+MAX_NUMEL = 2**31
+MAX_HEADER = 100_000_000  # safetensors' own bound on the JSON header
 _SET_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _VALUE_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
@@ -168,12 +175,14 @@ def read_metadata(data: bytes, path: str | None = None) -> dict[str, str]:
     if len(data) < 8:
         raise TicketFormatError("file is too short to be a safetensors file", path=path)
     n = int.from_bytes(data[:8], "little")
-    if n <= 0 or 8 + n > len(data):
+    if n <= 0 or n > MAX_HEADER or 8 + n > len(data):
         raise TicketFormatError("not a safetensors file (bad header length; truncated?)", path=path)
     try:
         header = json.loads(data[8 : 8 + n])
+    except RecursionError:
+        raise TicketFormatError("safetensors header is not valid JSON: nested too deeply", path=path) from None
     except (UnicodeDecodeError, ValueError) as e:
-        raise TicketFormatError(f"safetensors header is not valid JSON: {e}", path=path) from None
+        raise TicketFormatError(f"safetensors header is not valid JSON: {str(e)[:200]}", path=path) from None
     meta = header.get("__metadata__") if isinstance(header, dict) else None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise TicketFormatError(
@@ -181,17 +190,31 @@ def read_metadata(data: bytes, path: str | None = None) -> dict[str, str]:
         )
     version = meta.get("format_version")
     if version != str(FORMAT_VERSION):
+        newer = isinstance(version, str) and re.fullmatch(r"[0-9]{1,9}", version) and int(version) > FORMAT_VERSION
         raise TicketFormatError(
-            f"unsupported format version {version!r} (this ticketzoo reads version {FORMAT_VERSION})",
+            f"unsupported format version {short(repr(version))} (this ticketzoo reads version {FORMAT_VERSION})",
             path=path,
-            hint="upgrade ticketzoo" if str(version).isdigit() and int(version) > FORMAT_VERSION else None,
+            hint="upgrade ticketzoo" if newer else None,
         )
     unknown = sorted(set(meta) - _METADATA_KEYS)
     if unknown:
-        raise TicketFormatError(f"unexpected header metadata key {unknown[0]!r} (not part of ticketzoo-csr/1)", path=path)
+        raise TicketFormatError(f"unexpected header metadata key {short(repr(unknown[0]))} "
+                                "(not part of ticketzoo-csr/1)", path=path)
     if not all(isinstance(v, str) for v in meta.values()):
         raise TicketFormatError("header metadata values must be strings", path=path)
     return meta
+
+
+def read_header(path: str) -> dict[str, str]:
+    """The header metadata of a ticket file, reading only the header (no tensor data)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else 0
+            body = f.read(n) if 0 < n <= MAX_HEADER else b""
+    except OSError as e:
+        raise TicketFormatError(f"cannot read: {e.strerror}", path=path) from None
+    return read_metadata(head + body, path)  # a short body fails its length check
 
 
 def unpack(data: bytes, path: str | None = None) -> Decoded:
@@ -216,13 +239,15 @@ def validate(tensors: dict[str, torch.Tensor], meta: Mapping[str, str], path: st
 
     try:
         sets = json.loads(meta["weight_sets"])
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, RecursionError):
         raise fail("header has no valid 'weight_sets' list") from None
-    if not isinstance(sets, list) or REQUIRED_SET not in sets or len(set(sets)) != len(sets):
+    if not isinstance(sets, list):
         raise fail(f"'weight_sets' must be a list of distinct names including {REQUIRED_SET!r}")
     for s in sets:
         if not isinstance(s, str) or not _SET_NAME.match(s) or s == MASK:
-            raise fail(f"invalid weight set name {s!r}")
+            raise fail(f"invalid weight set name {short(repr(s))}")
+    if REQUIRED_SET not in sets or len(set(sets)) != len(sets):
+        raise fail(f"'weight_sets' must be a list of distinct names including {REQUIRED_SET!r}")
     card_json = meta.get("card")
     if card_json is None:
         raise fail("header has no 'card'")
@@ -287,9 +312,13 @@ def _check_mask(name: str, parts: dict[str, torch.Tensor], fail) -> CSRMask:
     shape_t, indptr, indices = parts["shape"], parts["indptr"], parts["indices"]
     if shape_t.dtype != torch.int64 or shape_t.ndim != 1 or shape_t.numel() < 1:
         raise fail("mask shape must be a non-empty int64 vector", name)
+    if shape_t.numel() > MAX_NDIM:
+        raise fail(f"mask shape has {shape_t.numel()} dimensions (at most {MAX_NDIM})", name)
     shape = tuple(int(x) for x in shape_t.tolist())
     if any(d < 0 for d in shape):
         raise fail(f"mask shape {shape} has a negative dimension", name)
+    if math.prod(shape) > MAX_NUMEL or max(shape) > MAX_NUMEL:
+        raise fail(f"mask shape {list(shape)} claims more than {MAX_NUMEL} elements", name)
     if indptr.dtype not in (torch.int32, torch.int64):
         raise fail(f"indptr must be int32 or int64, got {indptr.dtype}", name)
     if indices.dtype not in (torch.int16, torch.int32):

@@ -9,6 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+def short(text: str, limit: int = 160) -> str:
+    """``text`` cut in the middle when long: a message echoing input stays one readable line."""
+    if len(text) <= limit:
+        return text
+    half = max(8, limit // 2 - 12)
+    return f"{text[:half]}…({len(text)} characters)…{text[-half:]}"
+
 
 class TicketzooError(Exception):
     """Base class of all ticketzoo errors.
@@ -45,9 +52,9 @@ class TicketFormatError(TicketzooError, ValueError):
         self.path = str(path) if path is not None else None
         self.tensor = tensor
         self.problem = problem
-        where = self.path or "<bytes>"
+        where = short(self.path) if self.path else "<bytes>"
         if tensor:
-            where = f"{where}: tensor {tensor!r}"
+            where = f"{where}: tensor {short(repr(tensor))}"
         super().__init__(f"{where}: {problem}", hint=hint)
 
 

@@ -31,11 +31,19 @@ class Ticket:
     :meth:`load`, and get a ready network with :meth:`to_model`.
     """
 
-    def __init__(self, card: Card, masks: dict[str, codec.CSRMask], sets: dict[str, dict[str, torch.Tensor]]):
+    def __init__(
+        self,
+        card: Card,
+        masks: dict[str, codec.CSRMask],
+        sets: dict[str, dict[str, torch.Tensor]],
+        path: str | None = None,
+    ):
         self.card = card
+        self.path = path  # the file it was read from, for messages
         self._csr = masks
         self._sets = sets
         self._dense_masks: dict[str, torch.Tensor] | None = None
+        self._arch_checked = False
 
     # --- construction -----------------------------------------------------------------
 
@@ -98,7 +106,7 @@ class Ticket:
 
     def with_card(self, **changes) -> "Ticket":
         """A ticket sharing this one's tensors with card fields replaced."""
-        return Ticket(self.card.replace(**changes), self._csr, self._sets)
+        return Ticket(self.card.replace(**changes), self._csr, self._sets, self.path)
 
     # --- persistence ------------------------------------------------------------------
 
@@ -125,7 +133,7 @@ class Ticket:
         p = str(path) if path is not None else None
         decoded = codec.unpack(data, p)
         card = Card.from_json(decoded.card_json, path=p)
-        ticket = cls(card, decoded.masks, decoded.sets)
+        ticket = cls(card, decoded.masks, decoded.sets, p)
         _check_card(ticket, p)
         return ticket
 
@@ -158,6 +166,7 @@ class Ticket:
     def masks(self) -> dict[str, torch.Tensor]:
         """Boolean masks keyed by state-dict name (True = kept)."""
         if self._dense_masks is None:
+            self.check_arch()  # the shapes a file claims are checked before they are allocated
             self._dense_masks = {n: c.to_dense() for n, c in self._csr.items()}
         return dict(self._dense_masks)
 
@@ -175,9 +184,79 @@ class Ticket:
             raise ConfigError(
                 f"ticket {self.name!r} has no weight set {weights!r} (it has: {', '.join(self._sets)})"
             )
+        self.check_arch()  # the shapes a file claims are checked before they are allocated
         out = {}
         for name, t in self._sets[weights].items():
             out[name] = self._csr[name].scatter(t) if name in self._csr else t.clone()
+        return out
+
+    def check_arch(self) -> None:
+        """Check every stored tensor against the architecture the card names: names, shapes
+        (a mask by the shape it claims) and dtypes, on the meta device, so nothing is allocated.
+
+        Raises TicketFormatError on a mismatch or a card whose arch cannot be built, and
+        UnknownArchitectureError when this ticketzoo does not know the arch.
+        """
+        if not self._arch_checked:
+            self._check_against(self._meta_model())
+
+    def _meta_model(self) -> nn.Module:
+        from ticketzoo.models import build_model, get_arch
+
+        arch = self.card.arch
+        get_arch(arch.name)  # an unknown name is its own error, listing the known ones
+        # Build on the meta device (assigned tensors replace the init; none is allocated).
+        try:
+            with torch.device("meta"), _SkipMetaInit():
+                return build_model(arch.name, num_classes=arch.num_classes, in_channels=arch.in_channels,
+                                   input_size=arch.input_size, **arch.kwargs)
+        except ConfigError as e:
+            problem = e.message
+        except (RuntimeError, ValueError, TypeError, NotImplementedError, OverflowError, AssertionError) as e:
+            # a builder refusing its arguments in its own words (torchvision asserts, raises ...)
+            problem = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+        raise TicketFormatError(f"the card's architecture {arch.name!r} {arch.kwargs or ''} cannot be built: "
+                                f"{problem[:300]}", path=self.path)
+
+    def _check_against(self, model: nn.Module) -> None:
+        arch = self.card.arch
+        expected = model.state_dict()
+        rewind = self._sets["rewind"]
+        missing, unexpected = sorted(set(expected) - set(rewind)), sorted(set(rewind) - set(expected))
+        if missing or unexpected:
+            raise TicketFormatError(
+                f"ticket tensors do not match architecture {arch.name!r} "
+                f"(missing {missing[:3]}, unexpected {unexpected[:3]})", path=self.path)
+        for k, want in expected.items():
+            t = rewind[k]
+            shape = self._csr[k].shape if k in self._csr else tuple(t.shape)
+            if tuple(want.shape) != tuple(shape):
+                raise TicketFormatError(
+                    f"shape {list(shape)} does not fit architecture {arch.name!r} "
+                    f"{arch.kwargs or ''}, which expects {list(want.shape)}",
+                    path=self.path, tensor=k, hint="the card's arch arguments do not match the stored tensors")
+            fits = t.dtype in codec._VALUE_DTYPES if want.is_floating_point() else t.dtype == want.dtype
+            if not fits:
+                expect = "a floating-point tensor" if want.is_floating_point() else str(want.dtype)
+                raise TicketFormatError(f"dtype {t.dtype} does not fit architecture {arch.name!r}, which "
+                                        f"expects {expect}", path=self.path, tensor=k)
+        from ticketzoo.models import classifier_names
+
+        head = classifier_names(model)
+        if set(arch.classifier) != set(head):
+            raise TicketFormatError(f"the card names head tensors {list(arch.classifier)[:3]} but {arch.name!r} "
+                                    f"has {list(head)}", path=self.path)
+        self._arch_checked = True
+
+    def nonfinite(self) -> dict[str, int]:
+        """``{"set::name": count}`` of NaN or infinite stored values (a damaged or diverged ticket)."""
+        out = {}
+        for s, state in self._sets.items():
+            for name, t in state.items():
+                if t.is_floating_point() and t.numel():
+                    bad = int(t.numel() - torch.isfinite(t).sum())
+                    if bad:
+                        out[f"{s}::{name}"] = bad
         return out
 
     def to_model(self, weights: str = "rewind", num_classes: int | None = None) -> nn.Module:
@@ -186,39 +265,18 @@ class Ticket:
         With ``num_classes`` other than the card's, the head is replaced by a fresh
         dense layer with that many outputs (its weights and mask are dropped).
         """
-        from ticketzoo.models import build_model, swap_head
+        from ticketzoo.models import swap_head
 
         arch = self.card.arch
+        model = self._meta_model()
+        if not self._arch_checked:
+            self._check_against(model)
         state = self.state_dict(weights)
-        swap = num_classes is not None and num_classes != arch.num_classes
-        # Build on the meta device and assign the loaded tensors: no wasted random init.
-        with torch.device("meta"), _SkipMetaInit():
-            model = build_model(
-                arch.name,
-                num_classes=arch.num_classes,
-                in_channels=arch.in_channels,
-                input_size=arch.input_size,
-                **arch.kwargs,
-            )
-        if swap:
+        if num_classes is not None and num_classes != arch.num_classes:
             swap_head(model, num_classes)
             for k in arch.classifier:
                 state.pop(k, None)
-        expected = model.state_dict()
-        for k, t in state.items():
-            if k in expected and tuple(expected[k].shape) != tuple(t.shape):
-                raise TicketFormatError(
-                    f"shape {list(t.shape)} does not fit architecture {arch.name!r} "
-                    f"{arch.kwargs or ''}, which expects {list(expected[k].shape)}",
-                    tensor=k,
-                    hint="the card's arch arguments do not match the stored tensors",
-                )
-        missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
-        if unexpected or (missing and not swap) or any(k not in arch.classifier for k in missing):
-            raise TicketFormatError(
-                f"ticket tensors do not match architecture {arch.name!r} "
-                f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
-            )
+        model.load_state_dict(state, strict=False, assign=True)  # names checked above; a swapped head stays
         _materialize_fresh(model)
         return model
 

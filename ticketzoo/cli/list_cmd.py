@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ticketzoo.cli.console import console, human_size, print_json
+from ticketzoo.cli.console import console, err_console, human_size, print_json
 
 
 @click.command("list")
@@ -15,10 +15,11 @@ from ticketzoo.cli.console import console, human_size, print_json
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def command(arch, source, min_sparsity, max_sparsity, as_json) -> None:
     """List tickets in the zoo catalog and the local registry."""
-    from ticketzoo.registry.api import list_entries
+    from ticketzoo.registry.api import scan_entries
 
     rows = []
-    for entry, where in list_entries():
+    found, damaged = scan_entries()
+    for entry, where, problem in found:
         card = entry.card
         if arch and card.arch.name != arch:
             continue
@@ -38,20 +39,26 @@ def command(arch, source, min_sparsity, max_sparsity, as_json) -> None:
                 "size": entry.size,
                 "where": where,
                 "control": card.lineage.control,
+                # what the row shows (its README) may not be the ticket's own card: say so
+                "problem": problem,
             }
         )
     if as_json:
         print_json(rows)
-        return
-    if not rows:
-        console.print("no tickets match (see `ticketzoo list` without filters)")
-        return
-    from rich.table import Table
+    elif rows:
+        from rich.table import Table
 
-    controls = any(r["control"] for r in rows)
-    columns = ["name", "arch", "source", "sparsity", "size", "where"] + (["control"] if controls else [])
-    table = Table(*columns, box=None, pad_edge=False)
-    for r in rows:
-        cells = [r["name"], r["arch"], r["source"], f"{r['sparsity']:.1%}", human_size(r["size"]), r["where"]]
-        table.add_row(*cells, *([r["control"] or ""] if controls else []))
-    console.print(table)
+        controls = any(r["control"] for r in rows)
+        problems = any(r["problem"] for r in rows)
+        columns = ["name", "arch", "source", "sparsity", "size", "where"]
+        columns += (["control"] if controls else []) + (["problem"] if problems else [])
+        table = Table(*columns, box=None, pad_edge=False)
+        for r in rows:
+            cells = [r["name"], r["arch"], r["source"], f"{r['sparsity']:.1%}", human_size(r["size"]), r["where"]]
+            cells += ([r["control"] or ""] if controls else []) + ([r["problem"] or ""] if problems else [])
+            table.add_row(*cells)
+        console.print(table)
+    else:
+        console.print("no tickets match (see `ticketzoo list` without filters)")
+    for name, problem in damaged:  # unreadable records: not listed, but never silently
+        err_console.print(f"warning: local ticket {name!r} is damaged: {problem} (see `ticketzoo verify {name}`)")

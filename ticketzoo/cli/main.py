@@ -76,12 +76,19 @@ def main(argv: list[str] | None = None) -> None:
     except TicketzooError as e:
         if _debug():
             raise
-        err_console.print(f"error: {e}")
+        err_console.print(f"error: {_one_line(str(e))}")
         sys.exit(EXIT_USER)
     except BrokenPipeError:
         sys.exit(EXIT_OK)
     except Exception as e:  # a bug, not a user error: still one line unless debugging
         if _debug():
             raise
-        err_console.print(f"error: unexpected {type(e).__name__}: {e} (set TICKETZOO_DEBUG=1 for a traceback)")
+        err_console.print(f"error: unexpected {type(e).__name__}: {_one_line(str(e), 300)} "
+                          "(set TICKETZOO_DEBUG=1 for a traceback)")
         sys.exit(EXIT_USER)
+
+
+def _one_line(text: str, limit: int = 2000) -> str:
+    """Errors are one line: newlines from foreign messages folded, runaway input cut."""
+    text = " ".join(text.splitlines())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import click
 
-from ticketzoo.cli.console import console, print_json
+from ticketzoo.cli.console import console, err_console, print_json
 
 
 @click.command("verify")
 @click.argument("ref", metavar="REF|PATH")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def command(ref: str, as_json: bool) -> None:
-    """Check a ticket: its sha256 against the registry record, then every format invariant."""
-    from ticketzoo.registry.api import verify
+    """Check a ticket: its sha256 against the registry record, its README card against the
+    file's own, every format invariant, and every tensor against the architecture."""
+    from ticketzoo.registry.api import ticket_warnings, verify
 
     ticket, entry = verify(ref)
+    warnings = ticket_warnings(ticket)
     result = {
         "ok": True,
         "name": ticket.name,
@@ -22,7 +24,10 @@ def command(ref: str, as_json: bool) -> None:
         "weight_sets": list(ticket.weight_sets),
         "sha256": entry.sha256 if entry else None,
         "path": str(entry.file) if entry else ref,
+        "warnings": warnings,
     }
+    for w in warnings:
+        err_console.print(f"warning: {w}")
     if as_json:
         print_json(result)
     else:

@@ -12,6 +12,12 @@ ignored everywhere; files are found recursively inside a class folder, like torc
 * ``split``: ``root/<class>/*``, divided per class by the ``split`` fractions.
 
 How one class is divided (deterministic in ``seed``) is described in :mod:`.splits`.
+
+Symbolic links are followed, but each image file (by resolved path) is used once, in one
+class of one split: a file reached twice (a link to another class, or to a file of another
+split) keeps the occurrence that is not itself through a link (else the first one) and
+the others are listed in ``skipped``; a link to a folder above it (a loop) is not
+followed and is listed too. Otherwise the same image could land in train and in test.
 """
 
 from __future__ import annotations
@@ -99,17 +105,26 @@ def discover_folder(
     root = Path(root).expanduser()
     layout, split_dirs = _find_layout(root)
     classes = tuple(sorted(_subdirs(split_dirs["train"])))
+    _check_class_names(split_dirs["train"], classes)
     _check_same_classes(split_dirs, classes)
-    files = {
-        (s, c): _files_under(d / c) for s, d in split_dirs.items() for c in classes
-    }
+    above = {_identity(root), *(_identity(d) for d in split_dirs.values())}
+    found, links = {}, []
+    for s, d in split_dirs.items():
+        for c in classes:
+            found[s, c], loops = _files_under(d / c, above)
+            links += loops
+    files, links = _once_each(found, links)
+    if strict and links:
+        raise DataError(f"cannot use {links[0].path}: {links[0].reason}", path=links[0].path,
+                        hint="remove the link, or drop --strict to skip it")
     total = sum(len(v) for v in files.values())
     if total == 0:
         raise DataError(f"no files found in the class folders under {root}", path=root,
                         hint=_LAYOUT_HINT)
     keep = resize is not None and total * channels * resize * resize <= memory_budget_bytes
     good, skipped, arrays = _validate(files, channels, resize if keep else None, strict, threads)
-    _check_usable(root, split_dirs, files, good, skipped, classes)
+    skipped = links + skipped
+    _check_usable(root, split_dirs, found, good, skipped, classes)
     label = {c: i for i, c in enumerate(classes)}
     parts = {}
     for s in SPLITS:
@@ -140,18 +155,98 @@ def _subdirs(path: Path) -> list[str]:
         return sorted(e.name for e in _visible(it) if e.is_dir())
 
 
-def _files_under(path: Path) -> list[str]:
-    found = []
+def _identity(path: str | Path) -> tuple[int, int]:
+    st = os.stat(path)  # follows links: a folder and a link to it are the same folder
+    return st.st_dev, st.st_ino
+
+
+def _files_under(path: Path, above: set[tuple[int, int]]) -> tuple[list[str], list[SkippedFile]]:
+    """Files under a class folder (links followed) and the links that would loop.
+
+    ``above`` are the folders above the class folder (root, split folder): a link back to
+    one of them, or to a folder on the current walk path, is a loop and is not followed.
+    """
+    found, loops = [], []
+    ancestors = {str(path): above | {_identity(path)}}
     for dirpath, dirnames, filenames in os.walk(path, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found.extend(os.path.join(dirpath, f) for f in sorted(filenames) if not f.startswith("."))
-    return found
+        on_path = ancestors.pop(dirpath)
+        keep = []
+        for d in sorted(d for d in dirnames if not d.startswith(".")):
+            sub = os.path.join(dirpath, d)
+            try:
+                ident = _identity(sub)
+            except OSError:
+                continue  # vanished or unreadable: os.walk would skip it too
+            if ident in on_path:
+                loops.append(SkippedFile(sub, f"symlink loop: it leads back to {os.path.realpath(sub)}, "
+                                              "a folder above it; not followed"))
+                continue
+            ancestors[sub] = on_path | {ident}
+            keep.append(d)
+        dirnames[:] = keep
+        for f in sorted(f for f in filenames if not f.startswith(".")):
+            p = os.path.join(dirpath, f)
+            if _utf8(p):
+                found.append(p)
+            else:  # it could be neither shown nor recorded: name it as best we can, and skip it
+                loops.append(SkippedFile(_displayable(p), "file name is not valid UTF-8; rename it"))
+    return found, loops
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # undecodable bytes in a file name come back as surrogates
+        return False
+
+
+def _displayable(name: str) -> str:
+    try:
+        raw = name.encode("utf-8", "surrogateescape")  # the name's own bytes
+    except UnicodeEncodeError:
+        raw = name.encode("utf-8", "replace")
+    return raw.decode("utf-8", "replace")
+
+
+def _once_each(found: dict[tuple[str, str], list[str]], skipped: list[SkippedFile]):
+    """Keep each file (by resolved path) once, in one (split, class); the rest are skipped.
+
+    The occurrence that is not through a link wins (the file's own place), else the first
+    in split, class and walk order.
+    """
+    real = {p: os.path.realpath(p) for paths in found.values() for p in paths}
+    first: dict[str, tuple[str, tuple[str, str]]] = {}
+    for key, paths in found.items():
+        for p in paths:
+            r = real[p]
+            if r not in first or (first[r][0] != r and os.path.abspath(p) == r):
+                first[r] = (p, key)
+    files = {key: [] for key in found}
+    for key, paths in found.items():
+        for p in paths:
+            kept, kept_key = first[real[p]]
+            if p == kept and key == kept_key:
+                files[key].append(p)
+            else:
+                where = f"{kept_key[0]}/{kept_key[1]}" if kept_key[0] in ("val", "test") else kept_key[1]
+                skipped.append(SkippedFile(p, f"same file as {kept} (class {where}), reached again through a "
+                                              "symbolic link; used once"))
+    return files, skipped
+
+
+def _check_class_names(folder: Path, classes: tuple[str, ...]) -> None:
+    for c in classes:
+        if not _utf8(c) or not _utf8(str(folder)):  # it could not be shown, nor stored in a card
+            raise DataError(f"class folder name {_displayable(c)!r} in {_displayable(str(folder))} is not "
+                            "valid UTF-8", path=_displayable(str(folder)),
+                            hint="rename the folder: class names become labels in the ticket's card")
 
 
 def _find_layout(root: Path) -> tuple[str, dict[str, Path]]:
     if not root.exists():
         raise DataError(f"image folder {root} does not exist", path=root,
-                        hint="check the path, or create it with scripts/make_example_data.py")
+                        hint="check the path")
     if not root.is_dir():
         raise DataError(f"{root} is not a directory", path=root, hint=_LAYOUT_HINT)
     dirs = _subdirs(root)

@@ -16,6 +16,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ticketzoo.card import MAX_CHANNELS, MAX_CLASSES, MAX_INPUT_SIZE
 from ticketzoo.errors import ConfigError, UnknownArchitectureError
 
 Family = Literal["torchvision", "lth"]
@@ -92,10 +93,10 @@ def build_model(
     builder (e.g. ``width`` for the LTH architectures).
     """
     info = get_arch(name)
-    _check_int("num_classes", num_classes, 1)
-    _check_int("in_channels", in_channels, 1)
+    _check_int("num_classes", num_classes, 1, MAX_CLASSES)
+    _check_int("in_channels", in_channels, 1, MAX_CHANNELS)
     size = info.default_input_size if input_size is None else input_size
-    _check_int("input_size", size, 1)
+    _check_int("input_size", size, 1, MAX_INPUT_SIZE)
     if size < info.min_input_size:
         raise ConfigError(
             f"input_size {size} is too small for {name}: the minimum is {info.min_input_size} px",
@@ -232,11 +233,13 @@ def _names_for_arch(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return classifier_names(model), tuple(prunable_names(model))
 
 
-def _check_int(what: str, value: object, minimum: int) -> None:
+def _check_int(what: str, value: object, minimum: int, maximum: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{what} must be an integer, got {value!r}")
     if value < minimum:
         raise ConfigError(f"{what} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:  # beyond it, layer sizes overflow even on meta
+        raise ConfigError(f"{what} must be <= {maximum}, got {value}")
 
 
 def _check_kwargs(info: ArchInfo, kwargs: dict[str, object]) -> None:

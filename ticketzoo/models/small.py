@@ -23,11 +23,14 @@ def _scale(channels: int, width: float) -> int:
     return max(1, int(round(channels * width)))
 
 
+MAX_WIDTH = 64  # 64x the papers' channel counts; far wider overflows layer sizes
+
+
 def _check_width(width: float) -> None:
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not math.isfinite(width):
         raise ConfigError(f"width must be a finite number, got {width!r}")
-    if width <= 0:
-        raise ConfigError(f"width must be > 0, got {width}")
+    if not 0 < width <= MAX_WIDTH:
+        raise ConfigError(f"width must be > 0 and <= {MAX_WIDTH}, got {width}")
 
 
 class LeNet300100(nn.Module):

@@ -4,7 +4,8 @@ Models are built with ``weights=None`` and keep torchvision's module names, so a
 from ``torchvision.models.<name>()`` loads unchanged (for 1000 classes and 3 channels).
 Small inputs (< 64 px) go through the unchanged ImageNet stem: the models still run down to
 32 px but downsample aggressively; the Sabatelli et al. experiments used 224 px crops.
-Extra keyword arguments are passed to the torchvision constructor (e.g. ``dropout``).
+Extra keyword arguments go to the torchvision constructor, from a short allow-list per family
+(``dropout``, ``width_mult``, ...): see ``_OPTIONS``.
 """
 
 from __future__ import annotations
@@ -65,12 +66,46 @@ def replace_first_conv(model: nn.Module, in_channels: int) -> nn.Module:
     return model
 
 
+def _flag(v: object) -> bool:
+    return isinstance(v, bool)
+
+
+def _fraction(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1
+
+
+def _multiplier(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 4
+
+
+# The constructor options a card may pass: only those that keep torchvision's module names
+# and that the constructor checks itself. Others (groups, width_per_group, dilation,
+# norm_layer, block settings) reach asserts or NotImplementedError deep in torchvision.
+_OPTIONS = {
+    "resnet": {"zero_init_residual": (_flag, "true or false")},
+    "vgg": {"dropout": (_fraction, "a number in [0, 1)"), "init_weights": (_flag, "true or false")},
+    "mobilenet_v2": {"dropout": (_fraction, "a number in [0, 1)"), "width_mult": (_multiplier, "a number in (0, 4]")},
+    "densenet121": {"drop_rate": (_fraction, "a number in [0, 1)"), "memory_efficient": (_flag, "true or false")},
+}
+
+
+def _check_options(name: str, kwargs: dict[str, object]) -> None:
+    options = next(v for k, v in _OPTIONS.items() if name.startswith(k))
+    if "weights" in kwargs:
+        raise ConfigError(f"{name} is always built untrained (weights=None)")
+    for key, value in kwargs.items():
+        if key not in options:
+            raise ConfigError(f"bad option for {name}: {key!r} (accepted: {', '.join(options) or 'none'})")
+        check, rule = options[key]
+        if not check(value):
+            raise ConfigError(f"bad option for {name}: {key} must be {rule}, got {value!r}")
+
+
 def _make_builder(name: str):
     constructor = getattr(tvm, name)
 
     def build(num_classes: int, in_channels: int, input_size: int, **kwargs: object) -> nn.Module:
-        if "weights" in kwargs:
-            raise ConfigError(f"{name} is always built untrained (weights=None)")
+        _check_options(name, kwargs)
         try:
             model = constructor(weights=None, num_classes=num_classes, **kwargs)
         except TypeError as err:  # an option the torchvision constructor does not take

@@ -11,14 +11,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ticketzoo.errors import IntegrityError, InvalidRefError, TicketNotFoundError
+from ticketzoo.errors import IntegrityError, InvalidRefError, TicketNotFoundError, UnknownArchitectureError, short
 from ticketzoo.registry.catalog import BUNDLED, CatalogEntry, load_catalog
-from ticketzoo.registry.local import Entry, LocalRegistry, read_entry, verify_entry
-from ticketzoo.registry.refs import Ref, check_name, parse_ref, parse_registry_url
-from ticketzoo.fileio import atomic_write_bytes
+from ticketzoo.registry.checks import check_readme, listing_problem, ticket_warnings
+from ticketzoo.registry.local import STATE_FILE, Entry, LocalRegistry, read_entry, verify_entry
+from ticketzoo.registry.refs import Ref, check_name, parse_ref, parse_registry_url, path_exists
 from ticketzoo.ticket import TICKET_FILE, Ticket
-
-STATE_FILE = "state.json"
 
 
 @dataclass(frozen=True)
@@ -38,8 +36,7 @@ def _home(home: Path | None) -> LocalRegistry:
 
 def _record_pull(local: LocalRegistry, ref: str, entry: Entry) -> None:
     state = {"last_pulled": {"ref": ref, "name": entry.name, "revision": entry.revision}}
-    local.root.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(local.root / STATE_FILE, json.dumps(state, indent=2).encode())
+    local.write_state(json.dumps(state, indent=2).encode())
 
 
 def last_pulled(home: Path | None = None) -> Entry | None:
@@ -48,7 +45,7 @@ def last_pulled(home: Path | None = None) -> Entry | None:
     try:
         state = json.loads((local.root / STATE_FILE).read_text())["last_pulled"]
         return local.resolve(state["name"], state["revision"])
-    except (OSError, ValueError, KeyError, TypeError, TicketNotFoundError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError, TicketNotFoundError):
         return None
 
 
@@ -64,7 +61,9 @@ def _import(
             f"{entry.file}: sha256 {entry.sha256[:12]}… differs from the catalog's {expect_sha[:12]}…",
             path=entry.file,
         )
-    return local.publish(entry.file.read_bytes())  # validates every invariant first
+    data = entry.file.read_bytes()
+    check_readme(entry, Ticket.from_bytes(data, entry.file).card)
+    return local.publish(data)  # validates every invariant first
 
 
 def _not_found(name: str, local: LocalRegistry, catalog: dict[str, CatalogEntry]) -> TicketNotFoundError:
@@ -150,8 +149,8 @@ def load(ref_text: str, *, home: Path | None = None) -> tuple[Ticket, Entry | No
     ref = parse_ref(ref_text)
     if ref.kind == "path":
         path = ticket_path(ref_text)
-        if not path.exists():
-            raise TicketNotFoundError(f"no ticket file at {path}", ref=ref_text)
+        if not path_exists(path):
+            raise TicketNotFoundError(f"no ticket file at {short(str(path))}", ref=ref_text[:200])
         return Ticket.load(path), None
     entry = pull(ref_text, home=home, record=False)
     return Ticket.load(entry.file), entry
@@ -188,7 +187,10 @@ def push(
 def ticket_path(source: str) -> Path:
     """The ticket file a path reference names (a file, or a folder holding ticket.safetensors)."""
     p = parse_ref(source).path
-    return p / TICKET_FILE if p.is_dir() else p
+    try:
+        return p / TICKET_FILE if p.is_dir() else p
+    except OSError:  # e.g. a name too long for the OS: no folder, and load() says the file is missing
+        return p
 
 
 def _file_registry(url: str) -> LocalRegistry:
@@ -198,33 +200,57 @@ def _file_registry(url: str) -> LocalRegistry:
 
 def list_entries(*, home: Path | None = None) -> list[tuple[Entry, str]]:
     """Catalog and local entries as (entry, where) with where in {"local", "catalog", "local+catalog"}."""
-    local = {e.name: e for e in _home(home).entries()}
+    return [(e, w) for e, w, _ in scan_entries(home=home)[0]]
+
+
+def scan_entries(*, home: Path | None = None) -> tuple[list[tuple[Entry, str, str | None]], list[tuple[str, str]]]:
+    """``([(entry, where, problem)], [(name, problem)])``: every listed entry with why it cannot
+    be trusted as shown (None when it can: see :func:`listing_problem`), and local tickets
+    whose record cannot be read at all."""
+    found, damaged = _home(home).scan()
+    local = {e.name: e for e in found}
     catalog = load_catalog()
     rows = []
     for n in sorted(set(local) | set(catalog)):
         if n in local:
             where = "local+catalog" if n in catalog else "local"
-            rows.append((local[n], where))
+            rows.append((local[n], where, listing_problem(local[n])))
         else:
-            rows.append((catalog[n].entry, "catalog"))
-    return rows
+            item = catalog[n]
+            problem = listing_problem(item.entry) if item.location == BUNDLED else None
+            rows.append((item.entry, "catalog", problem))
+    return rows, damaged
 
 
 def verify(ref_text: str, *, home: Path | None = None) -> tuple[Ticket, Entry | None]:
-    """Check a path or a stored ticket: sha256 against its record, then every format invariant."""
+    """Check a path or a stored ticket: sha256 against its record, the README card against the
+    file's own, every format invariant, and every tensor against the architecture (built on
+    the meta device). An architecture this ticketzoo does not know is a warning
+    (:func:`ticket_warnings`), not an error."""
     ref = parse_ref(ref_text)
     if ref.kind == "path":
-        return load(ref_text, home=home)
-    local = _home(home)
-    if ref.kind == "name" and local.has(ref.name, ref.revision):
-        entry = local.pull(ref.name, ref.revision)
+        ticket, entry = load(ref_text, home=home)
     else:
-        entry = pull(ref_text, home=home, record=False)
-    return Ticket.load(entry.file), entry
+        local = _home(home)
+        if ref.kind == "name" and local.has(ref.name, ref.revision):
+            entry = local.pull(ref.name, ref.revision)
+        else:
+            entry = pull(ref_text, home=home, record=False)
+        ticket = Ticket.load(entry.file)
+        check_readme(entry, ticket.card)
+    try:
+        ticket.check_arch()
+    except UnknownArchitectureError:
+        pass  # reported by ticket_warnings
+    return ticket, entry
 
 
 def resolve_card(ref_text: str, *, home: Path | None = None):
-    """The card of a ticket without pulling it when the catalog already describes it."""
+    """The card of a ticket without pulling it when the catalog already describes it.
+
+    A stored ticket file is checked first (sha256, and its header's card against the
+    README's), so a damaged or missing file is an error, not a card shown as if intact.
+    """
     ref = parse_ref(ref_text)
     if ref.kind == "path":
         ticket, _ = load(ref_text, home=home)
@@ -232,10 +258,13 @@ def resolve_card(ref_text: str, *, home: Path | None = None):
     local = _home(home)
     if ref.kind == "name":
         if local.has(ref.name, ref.revision):
-            entry = local.resolve(ref.name, ref.revision)
+            entry = local.pull(ref.name, ref.revision)
+            check_readme(entry)
             return entry.card, entry
         item = load_catalog().get(ref.name)
         if item is not None and not ref.revision:
+            if item.location == BUNDLED:
+                check_readme(verify_entry(item.entry))
             return item.entry.card, None
     entry = pull(ref_text, home=home, record=False)
     return entry.card, entry

@@ -16,7 +16,8 @@ Repo layout (see ``docs/HUB.md``) is the local registry's revision folder, uncha
 Pulls go through ``hf_hub_download`` and the Hugging Face cache, so ``HF_HOME``,
 ``HF_HUB_CACHE``, ``HF_ENDPOINT``, ``HF_HUB_OFFLINE`` and ``HF_TOKEN`` behave as
 documented. ``HF_ENDPOINT`` and ``HF_HUB_OFFLINE`` are read here at call time (the
-library reads them once, at import). A push is one commit. The token is never printed.
+library reads them once, at import). Requests wait at most ``$TICKETZOO_HUB_TIMEOUT``
+seconds (:mod:`.hub_http`). A push is one commit. The token is never printed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from ticketzoo.errors import IntegrityError, InvalidRefError, TicketFormatError, TicketNotFoundError
 from ticketzoo.registry.hub_errors import NoTicketError, Target, offline_push, translated
+from ticketzoo.registry.hub_http import bounded
 from ticketzoo.registry.local import README, read_entry, verify_entry, write_ticket_folder
 from ticketzoo.ticket import TICKET_FILE
 
@@ -68,6 +70,11 @@ def download(repo_id: str, name: str | None, revision: str | None) -> Path:
     from the same commit. The file is checked against the sha256 and size its README
     records; on a mismatch the cached copy is evicted and IntegrityError raised.
     """
+    with bounded():
+        return _download(repo_id, name, revision)
+
+
+def _download(repo_id: str, name: str | None, revision: str | None) -> Path:
     from huggingface_hub import hf_hub_download
 
     t = _target(repo_id, name, revision)
@@ -163,6 +170,11 @@ def upload(
     ``repo_id`` is ``ORG`` (repo ``ORG/NAME``, files at the root) or ``ORG/REPO`` (a
     family repo: files under ``NAME/`` and an updated index ``README.md``).
     """
+    with bounded():
+        return _upload(ticket, data, repo_id, name, private=private, revision=revision, tag=tag, message=message)
+
+
+def _upload(ticket, data, repo_id, name, *, private, revision, tag, message) -> Pushed:
     from huggingface_hub import CommitOperationAdd, HfApi
 
     from ticketzoo.registry.api import Pushed

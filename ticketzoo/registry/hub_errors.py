@@ -67,13 +67,17 @@ def cached_revisions(t: Target) -> list[str]:
 
 
 def unreachable(t: Target, cause: BaseException | None) -> HubError:
-    detail = f" ({cause})" if cause is not None and str(cause) else ""
+    from ticketzoo.registry.hub_http import TIMEOUT_ENV, hub_timeout
+
+    detail = f" ({str(cause)[:200]})" if cause is not None and str(cause) else ""
     cached = cached_revisions(t)
     if cached:
         hint = (f"a cached copy exists (revisions: {', '.join(cached)}): set HF_HUB_OFFLINE=1 to use it, "
                 f"e.g. `HF_HUB_OFFLINE=1 ticketzoo pull hf://{t.repo_id}{'/' + t.name if t.name else ''}@{cached[0]}`")
     else:
-        hint = "check your network connection and HF_ENDPOINT"
+        hint = (f"check your network connection and HF_ENDPOINT; nothing of {t.repo_id} is in the Hugging Face "
+                f"cache for HF_HUB_OFFLINE=1 to use; for a slow hub raise {TIMEOUT_ENV} "
+                f"(now {hub_timeout():g} s)")
     return HubError(f"cannot reach the hub at {t.endpoint}{detail}", hint=hint)
 
 

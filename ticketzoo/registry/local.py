@@ -11,28 +11,43 @@ Layout under the registry root::
 A revision is the first 12 hex digits of the ticket file's sha256, so pushing a name
 again keeps the old revision reachable as ``name@rev``. Publishing writes into a
 temporary folder and renames it into place, then swaps ``HEAD`` atomically: an
-interrupted push leaves nothing visible.
+interrupted push leaves nothing visible, and what it left behind (``.tmp-*``) is swept
+by the next writer, under the lock.
+
+Every name read from the registry's files (``HEAD``, folder names, the README's record)
+is validated before it is used as a path: a registry, ``file://`` ones included, may be
+written by someone else.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from ticketzoo.card import Card, parse_readme, render_readme
-from ticketzoo.errors import IntegrityError, RegistryError, TicketFormatError, TicketNotFoundError
-from ticketzoo.registry.refs import check_name
-from ticketzoo.fileio import atomic_write_bytes, sha256_file
+from ticketzoo.card import Card, parse_readme, render_readme, valid_name
+from ticketzoo.errors import (IntegrityError, RegistryError, TicketFormatError, TicketNotFoundError,
+                              UnknownArchitectureError)
+from ticketzoo.registry.refs import check_name, shown
+from ticketzoo.fileio import atomic_write_bytes, registry_home, sha256_file
 from ticketzoo.ticket import TICKET_FILE, Ticket
 
 README = "README.md"
 REV_LEN = 12
+REV_RE = re.compile(r"^[0-9a-f]{12}$")
+SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+STATE_FILE = "state.json"
+#: Names ticketzoo's writers give their temporary files and folders, per folder level
+#: (the root may be a folder the user shares with other files: only our own names there).
+_LEFTOVER_IN_ROOT = re.compile(r"^\.state\.json\..+\.tmp$")
+_LEFTOVER_IN_TICKETS = re.compile(r"^\.probe-.+")
+_LEFTOVER_IN_NAME = re.compile(r"^\.(tmp-|bad-).+|^\.HEAD\..+\.tmp$")
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,7 @@ class Entry:
     folder: Path
     card: Card
     location: str = ""  # where it lives, for display ("local", "file:///...", "hf://...")
+    front: dict = field(default_factory=dict, compare=False, repr=False)  # README front matter's ticketzoo block
 
     @property
     def file(self) -> Path:
@@ -54,10 +70,7 @@ class Entry:
 
 def default_home() -> Path:
     """``$TICKETZOO_HOME``, else ``$XDG_CACHE_HOME/ticketzoo``, else ``~/.cache/ticketzoo``."""
-    if os.environ.get("TICKETZOO_HOME"):
-        return Path(os.environ["TICKETZOO_HOME"]).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "ticketzoo"
+    return registry_home()
 
 
 def read_readme(folder: Path) -> tuple[Card, dict]:
@@ -74,9 +87,9 @@ def read_entry(folder: Path, *, location: str = "", readme: tuple[Card, dict] | 
     """Read a ticket folder's README (cheap: no tensor is decoded)."""
     card, meta = readme or read_readme(folder)
     sha, size = meta.get("sha256"), meta.get("size")
-    if not isinstance(sha, str) or len(sha) != 64 or not isinstance(size, int):
+    if not isinstance(sha, str) or not SHA_RE.match(sha) or not isinstance(size, int) or size < 0:
         raise IntegrityError(f"{folder / README}: card has no valid sha256/size for the ticket file", path=folder)
-    return Entry(card.name, sha[:REV_LEN], sha, size, folder, card, location)
+    return Entry(card.name, sha[:REV_LEN], sha, size, folder, card, location, dict(meta))
 
 
 def verify_entry(entry: Entry) -> Entry:
@@ -103,9 +116,9 @@ def write_ticket_folder(folder: Path, data: bytes, card: Card, *, extra_meta: di
     import hashlib
 
     sha = hashlib.sha256(data).hexdigest()
-    atomic_write_bytes(folder / TICKET_FILE, data)
+    atomic_write_bytes(folder / TICKET_FILE, data, registry=True)
     readme = render_readme(card, sha256=sha, size=len(data), extra_meta=extra_meta)
-    atomic_write_bytes(folder / README, readme.encode("utf-8"))
+    atomic_write_bytes(folder / README, readme.encode("utf-8"), registry=True)
     return sha
 
 
@@ -133,8 +146,6 @@ class LocalRegistry:
     def _ensure(self) -> None:
         try:
             self.tickets.mkdir(parents=True, exist_ok=True)
-            probe = tempfile.NamedTemporaryFile(dir=self.tickets, prefix=".probe-", delete=True)
-            probe.close()
         except OSError as e:
             raise RegistryError(
                 f"registry folder {self.root} is not writable: {e.strerror}",
@@ -143,6 +154,39 @@ class LocalRegistry:
 
     def _lock(self) -> FileLock:
         return FileLock(str(self.root / ".lock"), timeout=120)
+
+    def _locked(self, what: str, work):
+        """Run ``work()`` holding the registry lock, after sweeping what killed writers left.
+
+        ``what`` completes "cannot ..." in an error message (e.g. "publish 'x' to /reg").
+        """
+        self._ensure()
+        try:
+            with self._lock():
+                self._sweep()
+                return work()
+        except Timeout:
+            raise RegistryError(f"registry {self.root} is locked by another process; try again") from None
+        except OSError as e:
+            if isinstance(e, RegistryError):
+                raise
+            msg = "disk full" if e.errno == errno.ENOSPC else e.strerror or str(e)
+            raise RegistryError(f"cannot {what}: {msg}; nothing was changed") from None
+
+    def _sweep(self) -> None:
+        """Delete temp files and folders of writers killed mid-publish. Called with the lock
+        held: every writer of such names holds it, so none of them is still in use."""
+        levels = [(self.root, _LEFTOVER_IN_ROOT), (self.tickets, _LEFTOVER_IN_TICKETS)]
+        levels += [(p, _LEFTOVER_IN_NAME) for p in self.tickets.iterdir()
+                   if valid_name(p.name) and p.is_dir() and not p.is_symlink()]
+        for folder, pattern in levels:
+            for p in folder.iterdir():
+                if not pattern.match(p.name):
+                    continue
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
 
     def publish(self, ticket: Ticket | bytes, *, name: str | None = None) -> Entry:
         """Store a ticket under ``name`` (default: its card's name) as a new revision.
@@ -154,21 +198,26 @@ class LocalRegistry:
         if data is not None:
             ticket = Ticket.from_bytes(data)
         name = check_name(name or ticket.name)
+        try:
+            ticket.check_arch()  # a stored ticket's tensors fit the network its card names
+        except UnknownArchitectureError:
+            pass  # a newer ticketzoo's architecture: the file itself is valid
         if ticket.name != name:
             ticket, data = ticket.with_card(name=name), None
         if data is None:
             data = ticket.to_bytes()
-        self._ensure()
+        card = ticket.card
         try:
-            with self._lock():
-                return self._publish_locked(name, data, ticket.card)
-        except Timeout:
-            raise RegistryError(f"registry {self.root} is locked by another process; try again") from None
-        except OSError as e:
-            if isinstance(e, RegistryError):
-                raise
-            msg = "disk full" if e.errno == errno.ENOSPC else e.strerror or str(e)
-            raise RegistryError(f"cannot publish {name!r} to {self.root}: {msg}; nothing was published") from None
+            return self._locked(f"publish {name!r} to {self.root}", lambda: self._publish_locked(name, data, card))
+        except RegistryError as e:
+            if e.message.endswith("nothing was changed"):
+                raise RegistryError(e.message.replace("nothing was changed", "nothing was published")) from None
+            raise
+
+    def write_state(self, data: bytes) -> None:
+        """Replace ``state.json`` (what was pulled last), under the lock."""
+        self._locked(f"record the pull in {self.root}",
+                     lambda: atomic_write_bytes(self.root / STATE_FILE, data, registry=True))
 
     def _publish_locked(self, name: str, data: bytes, card: Card) -> Entry:
         base = self.tickets / name
@@ -187,7 +236,7 @@ class LocalRegistry:
                 os.rename(final, trash / rev)
                 os.rename(tmp, final)
                 shutil.rmtree(trash, ignore_errors=True)
-            atomic_write_bytes(base / "HEAD", (rev + "\n").encode())
+            atomic_write_bytes(base / "HEAD", (rev + "\n").encode(), registry=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -198,13 +247,13 @@ class LocalRegistry:
     def names(self) -> list[str]:
         if not self.tickets.is_dir():
             return []
-        return sorted(p.name for p in self.tickets.iterdir() if (p / "HEAD").is_file())
+        return sorted(p.name for p in self.tickets.iterdir() if valid_name(p.name) and (p / "HEAD").is_file())
 
     def revisions(self, name: str) -> list[str]:
         base = self.tickets / check_name(name)
         if not base.is_dir():
             return []
-        return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return sorted(p.name for p in base.iterdir() if REV_RE.match(p.name) and p.is_dir())
 
     def has(self, name: str, revision: str | None = None) -> bool:
         try:
@@ -218,11 +267,16 @@ class LocalRegistry:
         base = self.tickets / check_name(name)
         ref = f"{name}@{revision}" if revision else name
         if revision is None:
+            head = base / "HEAD"
             try:
-                revision = (base / "HEAD").read_text().strip()
+                with open(head, "rb") as f:
+                    text = f.read(64).decode("ascii", "replace").strip()
             except OSError:
                 raise TicketNotFoundError(f"no ticket {name!r} in registry {self.location}", ref=ref) from None
-            matches = [revision]
+            if not REV_RE.match(text):  # it becomes a path: never "../..", never anything else
+                raise RegistryError(f"{head}: does not name a revision of {name!r} ({shown(text)}); "
+                                    "the registry is damaged", hint=f"push {name} again, or delete {base}")
+            matches = [text]
         else:
             revs = self.revisions(name)
             matches = [r for r in revs if len(revision) >= 4 and r.startswith(revision)]
@@ -230,22 +284,37 @@ class LocalRegistry:
                 known = ", ".join(revs) or "none"
                 problem = "is ambiguous" if matches else "not found"
                 raise TicketNotFoundError(
-                    f"revision {revision!r} of {name!r} {problem} in {self.location} (revisions: {known})", ref=ref
+                    f"revision {shown(revision)} of {name!r} {problem} in {self.location} (revisions: {known})",
+                    ref=ref,
                 )
         folder = base / matches[0]
         if not folder.is_dir():
             raise TicketNotFoundError(f"revision {matches[0]} of {name!r} is missing in {self.location}", ref=ref)
-        return read_entry(folder, location=self.location)
+        if any(p.is_symlink() for p in (folder, folder / README, folder / TICKET_FILE)):
+            raise RegistryError(f"{folder}: a registry revision must be a plain folder of plain files, "
+                                "not a link (to elsewhere)", hint=f"delete {folder} and push the ticket again")
+        entry = read_entry(folder, location=self.location)
+        if (entry.name, entry.revision) != (name, matches[0]):
+            raise IntegrityError(
+                f"{folder / README}: records ticket {entry.name}@{entry.revision}, but its folder is "
+                f"{name}@{matches[0]}", path=folder, hint=f"delete {folder} and push the ticket again")
+        return entry
 
     def pull(self, name: str, revision: str | None = None) -> Entry:
         """Resolve and verify the sha256 of the stored file."""
         return verify_entry(self.resolve(name, revision))
 
-    def entries(self) -> list[Entry]:
-        out = []
+    def scan(self) -> tuple[list[Entry], list[tuple[str, str]]]:
+        """Every ticket at its HEAD, and ``(name, problem)`` for those that cannot be read."""
+        out, damaged = [], []
         for name in self.names():
             try:
                 out.append(self.resolve(name))
-            except (TicketNotFoundError, RegistryError, IntegrityError, ValueError):
-                continue  # a damaged entry is reported by `verify`, not by `list`
-        return out
+            except TicketNotFoundError:
+                continue
+            except (RegistryError, IntegrityError, ValueError) as e:
+                damaged.append((name, str(e)))
+        return out, damaged
+
+    def entries(self) -> list[Entry]:
+        return self.scan()[0]

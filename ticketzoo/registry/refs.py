@@ -19,24 +19,42 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from ticketzoo.card import valid_name
-from ticketzoo.errors import InvalidRefError
+from ticketzoo.errors import InvalidRefError, short
 
 REV_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
 HF_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 NAME_RULE = "names use lowercase letters, digits, '.', '_' and '-', and start with a letter or digit"
+#: Longer than any path the OS accepts (PATH_MAX is 4096 on Linux): refused before any file call.
+MAX_REF_LEN = 4096
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def shown(text: object, limit: int = 80) -> str:
+    """``repr(text)``, shortened: error messages echo user input, never thousands of characters."""
+    return short(repr(text), limit)
 
 
 def check_name(name: str) -> str:
     """Return ``name`` if it is a valid ticket name, else raise InvalidRefError."""
     if not valid_name(name):
-        raise InvalidRefError(f"invalid ticket name {name!r}", ref=name, hint=NAME_RULE)
+        raise InvalidRefError(f"invalid ticket name {shown(name)}", ref=name, hint=NAME_RULE)
     return name
 
 
 def _check_rev(rev: str, ref: str) -> str:
     if not REV_RE.match(rev) or ".." in rev:
-        raise InvalidRefError(f"invalid revision {rev!r} in {ref!r}", ref=ref, hint="a revision is a hash, branch or tag")
+        raise InvalidRefError(f"invalid revision {shown(rev)} in {shown(ref)}", ref=ref,
+                              hint="a revision is a hash, branch or tag")
     return rev
+
+
+def _check_text(text: str, what: str) -> None:
+    """Refuse what no file name or URL may hold: over-long input and control characters (NUL)."""
+    if len(text) > MAX_REF_LEN:
+        raise InvalidRefError(f"{what} {shown(text)} is too long (over {MAX_REF_LEN} characters)", ref=text[:200])
+    if _CONTROL.search(text):
+        raise InvalidRefError(f"{what} {shown(text)} contains a control character", ref=text[:200],
+                              hint="names, URLs and paths cannot hold NUL, newlines or other control characters")
 
 
 @dataclass(frozen=True)
@@ -68,40 +86,57 @@ def parse_ref(text: str) -> Ref:
     if not isinstance(text, str) or not text.strip():
         raise InvalidRefError("empty ticket reference", ref=text, hint=forms)
     text = text.strip()
+    _check_text(text, "ticket reference")
     if text.startswith("hf://"):
         body, rev = _split_rev(text[len("hf://") :], text)
         parts = body.split("/")
         if len(parts) not in (2, 3) or not all(HF_SEGMENT_RE.match(p) for p in parts[:2]):
-            raise InvalidRefError(f"malformed hub reference {text!r}", ref=text, hint=forms)
+            raise InvalidRefError(f"malformed hub reference {shown(text)}", ref=text, hint=forms)
         name = check_name(parts[2]) if len(parts) == 3 else None
         return Ref("hf", text, name=name, revision=rev, repo_id="/".join(parts[:2]))
     if text.startswith("file://"):
         body, rev = _split_rev(text, text)
         url = urlparse(body)
         if url.netloc not in ("", "localhost"):
-            raise InvalidRefError(f"file URLs must be local: {text!r}", ref=text, hint="write file:///abs/dir/NAME")
-        p = Path(unquote(url.path))
+            raise InvalidRefError(f"file URLs must be local: {shown(text)}", ref=text,
+                                  hint="write file:///abs/dir/NAME")
+        path = unquote(url.path)
+        _check_text(path, "file URL path")  # %00 unquotes to NUL
+        p = Path(path)
         return Ref("file", text, name=check_name(p.name), revision=rev, root=p.parent)
     if "://" in text:
-        raise InvalidRefError(f"unsupported scheme in {text!r}", ref=text, hint=forms)
+        raise InvalidRefError(f"unsupported scheme in {shown(text)}", ref=text, hint=forms)
     p = Path(text).expanduser()
-    if text.endswith(".safetensors") or "/" in text or text.startswith(".") or p.exists():
+    if text.endswith(".safetensors") or "/" in text or text.startswith(".") or path_exists(p):
         return Ref("path", text, path=p)
     body, rev = _split_rev(text, text)
     return Ref("name", text, name=check_name(body), revision=rev)
 
 
+def path_exists(p: Path) -> bool:
+    """``p.exists()``, False for a name the OS refuses (too long, NUL) instead of raising."""
+    try:
+        return p.exists()
+    except (OSError, ValueError):
+        return False
+
+
 def parse_registry_url(url: str) -> Ref:
     """Parse a ``--registry`` value: ``file:///dir`` or ``hf://org``/``hf://org/repo``."""
     hint = "use file:///abs/dir or hf://ORG (or hf://ORG/REPO for one repo of many tickets)"
+    if not isinstance(url, str):
+        raise InvalidRefError(f"invalid registry URL {shown(url)}", hint=hint)
+    _check_text(url, "registry URL")
     if url.startswith("file://"):
         parsed = urlparse(url)
         if parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/"):
-            raise InvalidRefError(f"invalid registry URL {url!r}", ref=url, hint=hint)
-        return Ref("file", url, root=Path(unquote(parsed.path)))
+            raise InvalidRefError(f"invalid registry URL {shown(url)}", ref=url, hint=hint)
+        path = unquote(parsed.path)
+        _check_text(path, "registry URL path")  # %00 unquotes to NUL
+        return Ref("file", url, root=Path(path))
     if url.startswith("hf://"):
         parts = [p for p in url[len("hf://") :].split("/") if p]
         if len(parts) not in (1, 2) or not all(HF_SEGMENT_RE.match(p) for p in parts):
-            raise InvalidRefError(f"invalid registry URL {url!r}", ref=url, hint=hint)
+            raise InvalidRefError(f"invalid registry URL {shown(url)}", ref=url, hint=hint)
         return Ref("hf", url, repo_id="/".join(parts))
-    raise InvalidRefError(f"invalid registry URL {url!r}", ref=url, hint=hint)
+    raise InvalidRefError(f"invalid registry URL {shown(url)}", ref=url, hint=hint)
