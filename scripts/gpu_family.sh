@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One GPU job of a ResNet-50 ticket family sized for a lent H100 (jobs of at most 10 minutes,
 # a machine that keeps nothing): `ticketzoo find` with a time budget, leaving a carry folder
-# (log.json + the last round's ticket) from which the next job continues.
+# (log.json + the last round's ticket folder, NAME/{ticket.safetensors,README.md}) from which
+# the next job continues.
 #
 #   FAMILY=cifar10|fashionmnist  DATA_DIR=.gpu  OUT=$OUT  bash scripts/gpu_family.sh
 #   CARRY_IN=.gpu/carry-cifar10  ... (a later job: continue from an earlier job's carry)
@@ -50,7 +51,7 @@ case "$FAMILY" in
 esac
 CARRY=()
 [ -n "$CARRY_IN" ] && CARRY=(--carry-in "$CARRY_IN")
-for part in "$CARRY_IN"/*.part.00; do  # rejoin a ticket split by an earlier job
+for part in "$CARRY_IN"/*.part.00 "$CARRY_IN"/*/ticket.safetensors.part.00; do  # rejoin a ticket split by an earlier job
   [ -e "$part" ] && cat "${part%.00}".* > "${part%.part.00}" && rm "${part%.00}".*
 done
 
@@ -62,8 +63,8 @@ PYTHONPATH=. "$PY" -m ticketzoo find --arch "$ARCH" "${DATA[@]}" --input-size 32
   --carry-out "$OUT/carry-$FAMILY" "${CARRY[@]}" \
   --description "A ResNet-50 ticket of the ticketzoo zoo, found on one H100 in jobs of at most 10 minutes (32 px, $EPOCHS epochs per round, batch 512, cosine LR; see the recipe)."
 
-for f in "$OUT/carry-$FAMILY"/*.safetensors; do  # the device returns files of at most 16 MiB
-  if [ "$(stat -c %s "$f")" -gt $((15 * 1024 * 1024)) ]; then
+for f in "$OUT/carry-$FAMILY"/*/ticket.safetensors; do  # the device returns files of at most 16 MiB
+  if [ -e "$f" ] && [ "$(stat -c %s "$f")" -gt $((15 * 1024 * 1024)) ]; then
     split -b 15M -d "$f" "$f.part." && rm "$f"
   fi
 done

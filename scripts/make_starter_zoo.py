@@ -122,7 +122,7 @@ def _summary(row: dict, dense: dict) -> str:
 @click.option("--keep-run", type=click.Path(file_okay=False), default=None,
               help="Keep (and resume) the run folders here (default: a temporary folder).")
 def main(data_root: str, out: str, jobs: int, keep_run: str | None) -> None:
-    from ticketzoo.registry.local import write_ticket_folder
+    from ticketzoo.folder import write_ticket_folder
     from ticketzoo.ticket import Ticket
 
     work = Path(keep_run) if keep_run else Path(tempfile.mkdtemp(prefix="starter-zoo-"))
@@ -140,7 +140,8 @@ def main(data_root: str, out: str, jobs: int, keep_run: str | None) -> None:
         for r in per_seed[SEEDS[0]]:
             if r["line"] != "imp" or r["round"] not in SHIP:
                 continue
-            ticket = Ticket.load(Path(r["run_dir"]) / r["file"])
+            ticket = Ticket.load(Path(r["run_dir"]) / r["file"])  # tickets/<name>/ticket.safetensors
+            # (or tickets/<name>.safetensors in a --keep-run folder of an earlier version)
             row = rows[r["round"] - 1]
             card = ticket.card
             extra = {**card.extra, "seeds": list(SEEDS), "source_dense": dense, "source_results": rows}

@@ -22,7 +22,7 @@ for DATA in cifar10 cifar100 fashionmnist; do
   ticketzoo find \
     --arch resnet50 --data "$DATA" --data-root "$DATA_ROOT" \
     --input-size 224 --channels "$CHANNELS" \
-    --rounds 31 --rate 0.2 --scope global --rewind 2ep --init xavier --seed 0 \
+    --rounds 31 --rate 0.2 --scope global --rewind 2ep --weight-init xavier --seed 0 \
     --optimizer sgd --lr 0.1 --momentum 0.9 --nesterov --weight-decay 1e-5 --batch-size 64 \
     --epochs 100 --milestones 50,60,75 --gamma 0.1 --patience 5 \
     --val-fraction 0.1 --data-seed 0 \

@@ -6,6 +6,9 @@
 #
 # torchvision comes from PyPI and pulls its matching torch (a CUDA build that also runs
 # on CPU). pyproject's torch>=2.14 keeps pip from mixing in an older CPU-only wheel.
+# matplotlib (the plot of `ticketzoo compare`) comes from PyPI like every other dependency.
+# pip's cache is kept (no --no-cache-dir): a reinstall after pyproject.toml changes, which
+# the stamp below detects, reuses the wheels already downloaded.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 python="${PYTHON:-python3}"

@@ -33,6 +33,7 @@ def isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("TICKETZOO_HOME", str(home))
     monkeypatch.delenv("TICKETZOO_CATALOG", raising=False)
     monkeypatch.delenv("TICKETZOO_DEBUG", raising=False)
+    monkeypatch.delenv("TICKETZOO_REGISTRY", raising=False)  # push goes to the local registry
     return home
 
 

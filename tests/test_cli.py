@@ -91,7 +91,9 @@ def test_unknown_architecture_is_a_clear_error(tmp_path):
     t = t.with_card(arch=t.card.arch.__class__(**{**t.card.arch.__dict__, "name": "resnet9000"}))
     path = tmp_path / "odd.safetensors"
     t.save(path)
-    run("verify", str(path), check=0)  # the file itself is fine: only building the model needs the arch
+    # verify checks every tensor against the architecture, so one it does not know is refused (REG, issue 11)
+    p = run("verify", str(path), check=1)
+    assert "architecture 'resnet9000' is unknown" in p.stderr and "Traceback" not in p.stderr
     from ticketzoo.errors import UnknownArchitectureError
     from ticketzoo.ticket import Ticket
 
@@ -112,3 +114,122 @@ def test_brackets_in_data_are_printed_verbatim(tmp_path):
     assert "control" in listing.splitlines()[0] and "reinit" in listing
     p = run("pull", "hf://a", check=1)
     assert "hf://ORG/REPO[/NAME][@REV]" in p.stderr and "Traceback" not in p.stderr
+
+
+# --- shared options and the field -> flag table (issue 11) ------------------------------------
+
+
+def main_cli(capsys, *args):
+    """In-process ``ticketzoo ARGS``: (exit code, stdout, stderr)."""
+    from ticketzoo.cli.main import main
+
+    with pytest.raises(SystemExit) as info:
+        main([str(a) for a in args])
+    out = capsys.readouterr()
+    return info.value.code, out.out, out.err
+
+
+def _command(name):
+    import click
+
+    from ticketzoo.cli.main import cli
+
+    return cli.get_command(click.Context(cli), name)
+
+
+def test_find_and_finetune_share_their_option_groups():
+    import click
+
+    from ticketzoo.cli.options import GROUPS
+
+    def spellings(command):
+        return {p.name: (tuple(p.opts), tuple(p.secondary_opts), p.hidden)
+                for p in command.params if isinstance(p, click.Option)}
+
+    find, finetune = spellings(_command("find")), spellings(_command("finetune"))
+    for group in GROUPS.values():
+        probe = group()(click.command()(lambda **kw: None))
+        for name, spelling in spellings(probe).items():
+            assert find[name] == finetune[name] == spelling, name
+    # one name per concept: --epochs in both, the old finetune spelling only as a hidden alias
+    assert find["epochs"][0] == finetune["epochs"][0] == ("--epochs",)
+    assert finetune["epochs__alias_of__"] == (("--max-epochs",), (), True)
+    # --init: find's old spelling of --weight-init (hidden); finetune's starting weights
+    assert find["weight_init__alias_of__"][0] == ("--init",) and find["weight_init__alias_of__"][2]
+    assert finetune["init"][0] == ("--init",) and not finetune["init"][2]
+
+
+def test_a_library_error_names_the_flag(capsys, tmp_path):
+    base = tmp_path / "base.safetensors"
+    tiny_ticket(name="base").save(base)
+    code, out, err = main_cli(capsys, "finetune", base, "--data", tmp_path, "--lr", -1)
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert err.startswith("error: --lr must be > 0, got -1.0")
+    code, _, err = main_cli(capsys, "finetune", base, "--data", tmp_path, "--max-epochs", 0)  # old spelling
+    assert code == 1 and err.startswith("error: --epochs must be >= 1, got 0")
+    code, _, err = main_cli(capsys, "finetune", base, "--data", tmp_path, "--warmup-epochs", 4, "--epochs", 4)
+    assert code == 1 and "--warmup-epochs must be >= 0 and below --epochs (4), got 4" in err
+    code, _, err = main_cli(capsys, "find", "--arch", "conv2", "--data", "cifar10", "--rounds", 0)
+    assert code == 1 and err.startswith("error: --rounds must be a positive integer")
+    code, _, err = main_cli(capsys, "find", "--arch", "conv2", "--data", "cifar10", "--rewind", "100ep",
+                            "--epochs", 10)
+    assert code == 1 and err.startswith("error: --rewind step 100ep is at or past the end")
+    assert "(rewind earlier, or raise --epochs)" in err
+
+
+def test_malformed_numbers_are_usage_errors_in_both_commands(capsys, tmp_path):
+    for args in (["find", "--arch", "conv2", "--data", "cifar10"], ["finetune", tmp_path / "t", "--data", tmp_path]):
+        for bad in ("0.5,x,0.2", "0.5,0.5"):
+            code, _, err = main_cli(capsys, *args, "--split", bad)
+            assert code == 2 and "--split" in err, (args, bad, err)
+
+
+def test_old_spellings_still_work(capsys, monkeypatch):
+    import ticketzoo.find as find
+
+    from ticketzoo.errors import ConfigError
+
+    seen = {}
+
+    def fake_find(recipe, spec, **kw):
+        seen["recipe"] = recipe
+        raise ConfigError("stopped by the test")
+
+    monkeypatch.setattr(find, "find_tickets", fake_find)
+    args = ["find", "--arch", "conv2", "--data", "cifar10", "--epochs", 7, "--rewind", "1ep"]
+    assert main_cli(capsys, *args, "--init", "default")[0] == 1
+    assert seen["recipe"].init == "default" and seen["recipe"].train.max_epochs == 7
+    assert seen["recipe"].train.milestones == ()  # 50,60,75 lie past 7 epochs
+    assert main_cli(capsys, *args, "--weight-init", "default", "--max-epochs", 9)[0] == 1
+    assert seen["recipe"].init == "default" and seen["recipe"].train.max_epochs == 7  # --epochs wins
+    assert main_cli(capsys, *args, "--schedule", "cosine")[0] == 1
+    assert seen["recipe"].train.schedule == "cosine" and seen["recipe"].train.milestones == ()
+
+
+def test_describe_words_fields_as_flags():
+    from ticketzoo.cli.errors import describe, flag_for
+    from ticketzoo.errors import CheckpointError, ConfigError
+
+    find, finetune = _command("find"), _command("finetune")
+    assert flag_for("max_epochs", finetune) == flag_for("train.max_epochs", find) == "--epochs"
+    assert flag_for("init", find) == "--weight-init" and flag_for("init", finetune) == "--init"
+    assert flag_for("nonsense", find) is None and flag_for("lr", None) is None
+    assert flag_for("license", _command("push")) == "--license"  # an explicit row of the table
+    e = CheckpointError("a run is there", hint="pass `resume` to continue it, `overwrite` to start over, "
+                        "or another `out_dir`; `nonsense` stays")
+    assert describe(e, finetune) == ("a run is there (pass --resume to continue it, --force to start over, "
+                                     "or another --out; `nonsense` stays)")
+    assert describe(ConfigError("the learning rate is too high", field="lr"), find) == \
+        "--lr: the learning rate is too high"
+    assert describe(ConfigError("lr must be > 0", field="lr"), None) == "lr must be > 0"
+    assert describe(ConfigError("lr must be > 0", field="train.lr"), find) == "--lr must be > 0"
+
+
+def test_help_of_the_training_commands_imports_no_torch():
+    """The shared option groups are plain click: `find --help` and `finetune --help` stay instant."""
+    for name in ("find", "finetune"):
+        code = (f"import sys\nfrom ticketzoo.cli.main import main\ntry:\n    main([{name!r}, '--help'])\n"
+                "except SystemExit as e:\n    assert e.code == 0\n"
+                "assert 'torch' not in sys.modules and 'numpy' not in sys.modules\n")
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert p.returncode == 0 and "--epochs" in p.stdout and "--max-epochs" not in p.stdout, p.stderr

@@ -492,7 +492,7 @@ def test_named_dataset_errors(tmp_path):
     assert "cifar10" in err.value.hint
     with pytest.raises(DataError, match="does not exist") as err:
         load_named_dataset("cifar10", tmp_path / "nowhere")
-    assert "--download" in err.value.hint and "cifar-10-batches-py" in err.value.hint
+    assert "`download`" in err.value.hint and "cifar-10-batches-py" in err.value.hint
     with pytest.raises(DataError, match="could not read cifar10") as err:
         load_named_dataset("cifar10", tmp_path)
     (tmp_path / "cifar-10-batches-py").mkdir()

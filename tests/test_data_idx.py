@@ -273,7 +273,7 @@ def test_missing_files_mnist_hint_and_slip(tmp_path):
     (tmp_path / "MNIST").mkdir()
     with pytest.raises(DataError, match="mnist IDX files not found.*missing all four") as err:
         load_named_dataset("mnist", tmp_path / "MNIST")
-    assert "--download" in err.value.hint and f"probably {tmp_path}" in err.value.hint
+    assert "`download`" in err.value.hint and f"probably {tmp_path}" in err.value.hint
     with pytest.raises(DataError, match="does not exist") as err:
         load_named_dataset("fashionmnist", tmp_path / "nowhere")
     assert "dataset-fashion-mnist" in err.value.hint

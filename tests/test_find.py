@@ -183,10 +183,45 @@ def test_kill9_resume_is_bitwise_identical(tmp_path, capsys, monkeypatch):
     assert not (run / "round_02" / "result.json").exists()  # killed mid-round
     resumed = _cli(*args, "--run-dir", str(tmp_path / "killed"))
     assert resumed.wait() == 0, resumed.stderr.read()
-    killed = sorted((run / "tickets").iterdir())
-    straight = sorted(next((tmp_path / "straight").iterdir()).joinpath("tickets").iterdir())
-    assert [p.name for p in killed] == [p.name for p in straight] and len(killed) == 3
-    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(killed, straight))
+    killed = sorted((run / "tickets").rglob("*"))
+    straight = sorted(next((tmp_path / "straight").iterdir()).joinpath("tickets").rglob("*"))
+    rel = [p.relative_to(run) for p in killed]
+    assert rel == [p.relative_to(straight[0].parent.parent) for p in straight] and len(killed) == 9
+    assert sum(p.name == "ticket.safetensors" for p in killed) == 3  # 3 folders, no temp left
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(killed, straight) if a.is_file())
+
+
+def test_tickets_are_ticket_folders(imp3):
+    from ticketzoo.folder import read_entry, verify_entry
+
+    _, result = imp3
+    for r in result.rounds[1:]:
+        folder = result.run_dir / "tickets" / r.ticket
+        assert r.file == f"tickets/{r.ticket}/ticket.safetensors"
+        assert sorted(p.name for p in folder.iterdir()) == ["README.md", "ticket.safetensors"]
+        entry = verify_entry(read_entry(folder))
+        assert (entry.name, entry.sha256) == (r.ticket, r.sha256)
+
+
+def test_a_run_folder_of_bare_ticket_files_resumes(folder, imp3, tmp_path):
+    """Run folders of earlier versions hold ``tickets/<name>.safetensors``: resume reads them."""
+    import shutil
+
+    recipe, result = imp3
+    old = tmp_path / "old"
+    shutil.copytree(result.run_dir, old)
+    for r in result.rounds[1:]:
+        (old / "tickets" / r.ticket / "ticket.safetensors").rename(old / "tickets" / f"{r.ticket}.safetensors")
+        shutil.rmtree(old / "tickets" / r.ticket)
+        path = old / f"round_{r.round:02d}" / "result.json"
+        row = json.loads(path.read_text())
+        path.write_text(json.dumps({**row, "file": f"tickets/{r.ticket}.safetensors"}))
+    (old / "round_03" / "result.json").unlink()  # round 3 to do again, after bare rounds 1-2
+    (old / "tickets" / f"{result.rounds[-1].ticket}.safetensors").unlink()
+    again = find_tickets(recipe, str(folder), run_dir=old, quiet=True)
+    assert [r.file for r in again.rounds[1:3]] == [f"tickets/{r.ticket}.safetensors" for r in result.rounds[1:3]]
+    assert again.rounds[3].file == result.rounds[3].file  # new rounds: a ticket folder
+    assert [p.read_bytes() for p in again.tickets] == [p.read_bytes() for p in result.tickets]
 
 
 def _main(*args: str, capsys) -> tuple[int, str]:

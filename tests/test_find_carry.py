@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,8 @@ def test_a_carried_run_ends_with_the_same_tickets(folder, tmp_path, monkeypatch)
     assert first.stopped and max(r.round for r in first.rounds) == 1
     ticket = export_carry(first.run_dir, tmp_path / "carry")
     assert sorted(p.name for p in (tmp_path / "carry").iterdir()) == sorted(["log.json", ticket.name])
-    assert ticket.name == "carry-shapes-conv2-s20.safetensors"
+    assert ticket.name == "carry-shapes-conv2-s20"  # a ticket folder, as everywhere
+    assert sorted(p.name for p in ticket.iterdir()) == ["README.md", "ticket.safetensors"]
 
     # job 2, on a machine that has only the carry folder
     second = find_tickets(recipe, str(folder), run_dir=tmp_path / "job2", quiet=True, threads=1,
@@ -84,9 +86,32 @@ def test_carry_refuses_another_recipe_and_missing_rounds(folder, tmp_path, monke
                      carry_in=tmp_path / "c1")
 
     log = json.loads((tmp_path / "c1" / "log.json").read_text())
-    ticket = tmp_path / "c1" / Path(log["rounds"][-2]["file"]).name
+    ticket = tmp_path / "c1" / log["rounds"][-2]["ticket"] / "ticket.safetensors"
     data = ticket.read_bytes()
     ticket.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
     with pytest.raises(CheckpointError, match="sha256"):
         find_tickets(recipe, str(folder), run_dir=tmp_path / "tampered", quiet=True, threads=1,
                      carry_in=tmp_path / "c1")
+
+
+def test_a_carry_folder_of_bare_files_still_continues(folder, tmp_path, monkeypatch):
+    """Carry folders written before tickets were folders: ``<carry>/<name>.safetensors``."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    recipe = _recipe(folder, rounds=2)
+    full = find_tickets(recipe, str(folder), run_dir=tmp_path / "full", quiet=True, threads=1)
+    with monkeypatch.context() as m:
+        m.setattr(imp_module._IMP, "_out_of_time", _stop_before(2))
+        first = find_tickets(recipe, str(folder), run_dir=tmp_path / "job1", quiet=True,
+                             threads=1, time_budget=1.0)
+    carried = export_carry(first.run_dir, tmp_path / "carry")
+    bare = tmp_path / "carry" / f"{carried.name}.safetensors"
+    (carried / "ticket.safetensors").rename(bare)
+    shutil.rmtree(carried)
+    log = json.loads((tmp_path / "carry" / "log.json").read_text())
+    for row in log["rounds"]:
+        if row["ticket"]:
+            row["file"] = f"tickets/{row['ticket']}.safetensors"
+    (tmp_path / "carry" / "log.json").write_text(json.dumps(log))
+    second = find_tickets(recipe, str(folder), run_dir=tmp_path / "job2", quiet=True, threads=1,
+                          carry_in=tmp_path / "carry")
+    assert (second.run_dir / second.rounds[-1].file).read_bytes() == (full.run_dir / full.rounds[-1].file).read_bytes()

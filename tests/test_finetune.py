@@ -334,3 +334,24 @@ def test_tickets_that_cannot_be_fine_tuned_say_why():
     four = base.with_card(arch=dataclasses.replace(base.card.arch, in_channels=4))
     with pytest.raises(ConfigError, match="4-channel images"):
         finetune(four, "unused", cfg(), out_dir="unused")
+
+
+def test_identical_fine_tunes_are_identical_bytes(tmp_path, monkeypatch):
+    """Two identical runs from a *loaded* base (safetensors hands tensors back in hash order,
+    different at every load) save byte-identical tickets and READMEs (FORMAT.md's promise)."""
+    from ticketzoo.models import prunable_names
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    data = quick(tmp_path / "f")
+    tiny_ticket(name="tiny-base").save(tmp_path / "base.safetensors")
+    outs = []
+    for i in range(2):
+        base = Ticket.load(tmp_path / "base.safetensors")
+        result = finetune(base, data, qcfg(6), out_dir=tmp_path / f"o{i}")
+        assert result.path is not None
+        outs.append(((tmp_path / f"o{i}" / "ticket.safetensors").read_bytes(),
+                     (tmp_path / f"o{i}" / "README.md").read_bytes()))
+    assert outs[0] == outs[1]
+    card = Ticket.load(tmp_path / "o0").card
+    module_order = [n for n in prunable_names(base.to_model()) if n not in base.card.arch.classifier]
+    assert [layer.name for layer in card.layers] == module_order

@@ -61,7 +61,7 @@ def test_cli_records_the_resolved_recipe_and_why(tmp_path, capsys):
     tiny_ticket().save(base)
     data = quick(tmp_path / "f")
     code, _, err = cli(capsys, base, "--data", data, "--out", tmp_path / "o", "--split", "0.5,0.1,0.4",
-                       "--max-epochs", 8, "--lr", 0.01, "--device", "cpu")
+                       "--epochs", 8, "--lr", 0.01, "--device", "cpu")
     assert code == 0, err
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
     p = m["protocol"]
@@ -71,8 +71,14 @@ def test_cli_records_the_resolved_recipe_and_why(tmp_path, capsys):
     assert "setup: protocol auto: adamw lr 0.01, batch 8 (40 training images" in err
     assert m["config"]["protocol"] == "auto" and m["config"]["overrides"] == ["lr", "max_epochs"]
     card = Ticket.load(tmp_path / "o" / "ticket.safetensors").card
-    assert card.recipe.params["protocol"] == "auto" and card.recipe.params["resolved"]["batch_size"] == 8
-    assert card.recipe.params["train"]["schedule"] == "cosine" and "protocol auto" in card.description
+    # the fine-tune's own recipe, typed: its training, not its parent's pruning
+    r = card.recipe
+    assert (r.method, r.rounds, r.pruning) == ("finetune", 0, None) and r.finetune.protocol == "auto"
+    assert r.train.batch_size == 8 and r.train.schedule == "cosine" and r.finetune.reasons["batch_size"]
+    assert "protocol auto" in card.description and "adamw lr 0.01" in r.summary()
+    from ticketzoo.registry.api import last_finetuned
+
+    assert last_finetuned() == (tmp_path / "o" / "ticket.safetensors").absolute()  # `push` with no argument
 
 
 def test_cli_patience_zero_turns_early_stopping_off(tmp_path, capsys):
@@ -80,7 +86,7 @@ def test_cli_patience_zero_turns_early_stopping_off(tmp_path, capsys):
     tiny_ticket().save(base)
     data = quick(tmp_path / "f")
     code, _, err = cli(capsys, base, "--data", data, "--out", tmp_path / "o", "--protocol", "paper",
-                       "--max-epochs", 8, "--patience", 0, *QUICK_ARGS)
+                       "--epochs", 8, "--patience", 0, *QUICK_ARGS)
     assert code == 0, err
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert m["config"]["train"]["patience"] is None and m["protocol"]["patience"] is None
@@ -99,7 +105,7 @@ def test_image_sizes_and_modes_are_reported(tmp_path, capsys):
     Image.fromarray(rgb).save(root / "stripes-vertical" / "big.png")
     Image.fromarray(rgb[..., 0]).save(root / "stripes-vertical" / "grey.png")
     Image.fromarray(rgb).convert("RGBA").save(root / "stripes-horizontal" / "alpha.png")
-    code, _, err = cli(capsys, base, "--data", root, "--out", tmp_path / "o", "--max-epochs", 8, *QUICK_ARGS)
+    code, _, err = cli(capsys, base, "--data", root, "--out", tmp_path / "o", "--epochs", 8, *QUICK_ARGS)
     assert code == 0, err
     line = next(x for x in err.splitlines() if x.startswith("images: "))
     assert "16x16 (80)" in line and "200x250 (3)" in line and "modes L 1, RGB 81, RGBA 1" in line
@@ -142,13 +148,13 @@ def test_threads_are_chosen_recorded_and_restored(tmp_path, capsys):
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        code, _, err = cli(capsys, base, "--data", data, "--out", tmp_path / "o", "--max-epochs", 8, *QUICK_ARGS)
+        code, _, err = cli(capsys, base, "--data", data, "--out", tmp_path / "o", "--epochs", 8, *QUICK_ARGS)
         assert code == 0, err
         assert torch.get_num_threads() == 2  # restored after the runs
         assert "threads: 1 (small model; --threads to change)" in err
         m = json.loads((tmp_path / "o" / "metrics.json").read_text())
         assert m["threads"] == {"count": 1, "why": "small model; --threads to change"}
-        code, _, err = cli(capsys, base, "--data", data, "--out", tmp_path / "o", "--max-epochs", 8,
+        code, _, err = cli(capsys, base, "--data", data, "--out", tmp_path / "o", "--epochs", 8,
                            *QUICK_ARGS, "--threads", 2, "--resume")  # threads are not in the fingerprint
         assert code == 0, err
         assert "threads: 2 (--threads)" in err and torch.get_num_threads() == 2
@@ -188,7 +194,7 @@ def test_named_dataset(tmp_path, capsys):
     tiny_ticket().save(base)
     _fake_fashionmnist(tmp_path / "data")
     code, out, err = cli(capsys, base, "--data", "fashionmnist", "--data-root", tmp_path / "data",
-                         "--out", tmp_path / "o", "--max-epochs", 10, "--optimizer", "adam",
+                         "--out", tmp_path / "o", "--epochs", 10, "--optimizer", "adam",
                          "--lr", 0.01, "--batch-size", 16, "--device", "cpu")
     assert code == 0, err
     assert "data: fashionmnist from" in err and "train 180 / val 20 / test 100 images" in err

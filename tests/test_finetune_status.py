@@ -102,7 +102,7 @@ def test_no_trained_run_writes_metrics_and_exits_1(tmp_path, capsys):
     base = tmp_path / "base.safetensors"
     tiny_ticket().save(base)
     data = quick(tmp_path / "f")
-    code, out, err = cli(capsys, base, "--data", data, "--out", tmp_path / "o", "--max-epochs", 3,
+    code, out, err = cli(capsys, base, "--data", data, "--out", tmp_path / "o", "--epochs", 3,
                          *QUICK_ARGS, "--lr", 1e9, "--seeds", 2, "--compare", "dense")
     assert code == 1
     lines = err.strip().splitlines()
@@ -170,7 +170,7 @@ def test_cli_unfinished_out_is_refused_in_one_line_and_force_starts_over(tmp_pat
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "unfinished fine-tuning run" in lines[0]
     assert "--resume to continue it, --force to start over" in lines[0]
-    code, _, err = cli(capsys, base, "--data", data, "--out", tmp_path / "o", "--max-epochs", 8,
+    code, _, err = cli(capsys, base, "--data", data, "--out", tmp_path / "o", "--epochs", 8,
                        *QUICK_ARGS, "--force")
     assert code == 0, err
     assert (tmp_path / "o" / "ticket.safetensors").exists()

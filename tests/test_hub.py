@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import tiny_ticket
-from ticketzoo.registry.local import write_ticket_folder
+from ticketzoo.folder import write_ticket_folder
 from ticketzoo.ticket import Ticket
 
 CLEAN = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TICKETZOO_CATALOG",
@@ -172,6 +172,27 @@ def test_family_repo(hub_server, cli, tmp_path):
     msg = cli("pull", f"hf://{org}/{repo}", check=1)[1]
     assert "has no ticket" in msg and "it holds tickets fam-one, fam-two" in msg
     assert "has no ticket" in cli("pull", f"hf://{org}/{repo}/fam-three", check=1)[1]
+
+
+def test_list_a_hub_registry(hub_server, cli, tmp_path):
+    org, name = org_and_name(hub_server, "listed")
+    single = ticket_file(tmp_path, name, sparsity=0.5)
+    pushed(cli, single, f"hf://{org}", "--license", "mit")
+    hub_server.create_repo_with_files(f"{org}/not-a-ticket", {"README.md": b"# some other model\n"})
+    family = f"{org}/{org_and_name(hub_server, 'shelf')[1]}"
+    for n, sp in (("shelf-a", 0.6), ("shelf-b", 0.9)):
+        pushed(cli, ticket_file(tmp_path, n, sparsity=sp), f"hf://{family}")
+    rows = json.loads(cli("list", "--registry", f"hf://{family}", "--json")[0])
+    assert [(r["name"], r["where"], round(r["sparsity"], 1)) for r in rows] == [
+        ("shelf-a", f"hf://{family}", 0.6), ("shelf-b", f"hf://{family}", 0.9)]
+    rows = json.loads(cli("list", "--registry", f"hf://{org}", "--json")[0])
+    assert name in [r["name"] for r in rows]  # the family repo and the foreign repo are not listed
+    assert not {"shelf-a", "shelf-b", "not-a-ticket"} & {r["name"] for r in rows}
+    assert local_names() == []  # listing downloads no ticket into the local registry
+    card = git(hub_server, f"{org}/{name}", "show", "main:README.md")
+    assert "license: mit" in card and "base_model" not in card  # not a fine-tune
+    msg = cli("list", "--registry", f"hf://{org}/{name}-missing", check=1)[1]
+    assert f"no hub repo {org}/{name}-missing" in msg
 
 
 def test_tampered_file_is_caught_and_nothing_imported(hub_server, cli, tmp_path):

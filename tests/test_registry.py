@@ -35,8 +35,12 @@ def test_parse_ref_forms(tmp_path):
         with pytest.raises(InvalidRefError):
             parse_ref(bad)
     assert parse_registry_url("file:///tmp/r").root == Path("/tmp/r")
-    with pytest.raises(InvalidRefError, match="registry URL"):
-        parse_registry_url("/tmp/r")
+    plain = parse_registry_url("/tmp/r")  # a plain folder is the file:// registry there
+    assert (plain.kind, plain.root, plain.text) == ("file", Path("/tmp/r"), "file:///tmp/r")
+    assert parse_registry_url("rel/zoo").root == Path.cwd() / "rel" / "zoo"
+    for bad in ("s3://bucket", "", "hf://a/b/c", "file://host/x"):
+        with pytest.raises(InvalidRefError, match="registry URL"):
+            parse_registry_url(bad)
 
 
 def test_publish_resolve_and_revisions(tmp_path):
@@ -97,7 +101,7 @@ def test_unwritable_registry(tmp_path):
 
 def test_disk_full_during_push_leaves_nothing(tmp_path, monkeypatch):
     reg = LocalRegistry(tmp_path / "reg")
-    import ticketzoo.registry.local as local_mod
+    import ticketzoo.folder as local_mod  # the one folder writer
 
     real = local_mod.atomic_write_bytes
 

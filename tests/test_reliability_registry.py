@@ -189,11 +189,16 @@ def test_leftovers_are_swept_by_the_next_writer(stored):
     assert {p.name for p in base.iterdir()} == {stored.revision, "HEAD"}
 
 
-def test_unknown_architecture_is_a_warning_in_verify(cli, tmp_path):
+def test_unknown_architecture_is_refused_by_verify_and_push(cli, tmp_path):
     t = tiny_ticket(name="odd-arch")
     t = t.with_card(arch=t.card.arch.__class__(**{**t.card.arch.__dict__, "name": "resnet9000"}))
     path = tmp_path / "odd.safetensors"
     t.save(path)
     code, out, err = cli("verify", path, "--json")
-    assert code == 0 and "architecture 'resnet9000' is unknown" in err
-    assert json.loads(out)["warnings"] and Ticket.load(path).name == "odd-arch"
+    assert code == 1 and out == "" and "architecture 'resnet9000' is unknown to ticketzoo" in err, err
+    assert "cannot be checked" in err and "valid names:" in err
+    for target in ([], ["--registry", tmp_path / "zoo"]):
+        code, out, err = cli("push", path, *target)
+        assert code == 1 and "architecture 'resnet9000' is unknown" in err, err
+    assert LocalRegistry().names() == [] and not (tmp_path / "zoo" / "tickets").exists()
+    assert Ticket.load(path).name == "odd-arch"  # the file itself is valid: only its arch is unknown

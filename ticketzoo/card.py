@@ -17,15 +17,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from ticketzoo.config import describe_type, fit
 from ticketzoo.errors import TicketFormatError, short
+from ticketzoo.names import valid_name
 
-CARD_SCHEMA = 1
-#: Ticket names: no slash and no leading dot, so a name can never leave a registry folder.
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,95}$")
+#: Schema 2 types the recipe (Recipe.train/.pruning/.finetune). Schema 1 (until 2026-11) kept
+#: those details in an untyped ``recipe.params`` dict; reading upgrades it (:func:`_upgrade_v1`).
+CARD_SCHEMA = 2
 
 
-def valid_name(name: object) -> bool:
-    return isinstance(name, str) and bool(NAME_RE.match(name)) and ".." not in name
+#: What an architecture option may be: the model registry checks name and value on build.
+ArchOption = bool | int | float | str | None
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class ArchConfig:
     mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
     classifier: tuple[str, ...] = ()  # state-dict names of the head, dropped on a head swap
-    kwargs: dict[str, Any] = field(default_factory=dict)  # extra builder arguments (e.g. width)
+    kwargs: dict[str, ArchOption] = field(default_factory=dict)  # builder arguments (e.g. width)
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,77 @@ class LayerSparsity:
 
 
 @dataclass(frozen=True)
+class TrainingRecipe:
+    """The training hyperparameters a ticket was trained with.
+
+    The fields of :class:`ticketzoo.train.TrainConfig` except where it ran (``device``);
+    a test keeps the two in step."""
+
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-5
+    batch_size: int = 64
+    max_epochs: int = 100
+    milestones: tuple[int, ...] = (50, 60, 75)
+    gamma: float = 0.1
+    patience: int | None = 5
+    restore_best: bool = True
+    seed: int = 0
+    amp: bool = True
+    channels_last: bool = True
+    schedule: str = "step"
+    warmup_epochs: int = 0
+
+    @classmethod
+    def of(cls, config: Any) -> "TrainingRecipe":
+        """The record of a ``TrainConfig`` (any object with these attributes)."""
+        return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
+
+
+@dataclass(frozen=True)
+class PruningRecipe:
+    """What iterative magnitude pruning (``find``) used beyond the common recipe fields.
+
+    ``head_rate``: the classifier weight is pruned at this rate on its own; ``None`` means
+    it is pooled with the other tensors (global scope default; the layerwise default is
+    rate/2, as Frankle & Carbin do for the output layer)."""
+
+    recipe_hash: str = ""  # sha256 of the find recipe: the run folder's name
+    total_rounds: int = 0  # rounds of the whole run (``Recipe.rounds``: this ticket's)
+    head_rate: float | None = None
+    exclude_head: bool = False
+    exclude_first_conv: bool = False
+    init: str = "xavier"  # how the dense network was initialised
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    iterations_per_epoch: int = 0
+    rewind_iterations: int = 0  # the rewind step in iterations
+    data_seed: int = 0
+    split: tuple[float, ...] | None = None  # image folders: train/val/test fractions
+    val_fraction: float | None = None  # named datasets: share of the train set for val
+
+
+@dataclass(frozen=True)
+class FinetuneRecipe:
+    """How a fine-tuned ticket was trained from its parent (``Lineage.parent``)."""
+
+    init: str = "rewind"  # the weights training started from: rewind, trained, reinit, dense
+    protocol: str | None = None  # "auto", "paper" or None (the training recipe as given)
+    reasons: dict[str, str] = field(default_factory=dict)  # training field -> why its value
+    split: tuple[float, ...] = (0.8, 0.1, 0.1)
+    augment: bool = False
+    weight_init: str = "xavier"  # the new head's (and reinit/dense runs') fresh weights
+    resize: int | None = None  # side images were cached at
+    weight_sets: dict[str, str] = field(default_factory=dict)  # set name -> what it holds
+
+
+@dataclass(frozen=True)
 class Recipe:
-    """How the mask was made."""
+    """How the ticket was made: the mask (method, scope, rate, rounds, rewind) and training.
+
+    A fine-tuned ticket's recipe is its own (``method="finetune"``, no pruning rounds, the
+    fine-tuning's ``train``); its mask's recipe is its parent's card."""
 
     method: str = "magnitude"  # "imp", "magnitude", "random", "finetune"
     scope: str = "global"  # "global" or "layerwise"
@@ -73,7 +144,31 @@ class Recipe:
     rounds: int = 1
     rewind: str = "0it"  # rewind step: "0it" is θ0, "2ep" late resetting
     seed: int | None = None
-    params: dict[str, Any] = field(default_factory=dict)  # training hyperparameters etc.
+    train: TrainingRecipe | None = None  # the training that made the weights
+    pruning: PruningRecipe | None = None  # method "imp"
+    finetune: FinetuneRecipe | None = None  # method "finetune"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The schema-1 ``params`` view (one flat dict); read the typed fields instead."""
+        out: dict[str, Any] = {}
+        for part in (self.pruning, self.finetune):
+            if part is not None:
+                out.update(dataclasses.asdict(part))
+        if self.train is not None:
+            out["train"] = dataclasses.asdict(self.train)
+        return out
+
+    def summary(self) -> str:
+        """One line for people: the mask's recipe, or a fine-tune's training."""
+        t = self.train
+        if self.method == "finetune" and self.finetune is not None and t is not None:
+            f = self.finetune
+            return (f"finetune from {f.init} weights (protocol {f.protocol or 'as given'}): {t.optimizer} "
+                    f"lr {t.lr:g}, batch {t.batch_size}, up to {t.max_epochs} epochs ({t.schedule}), "
+                    f"seed {self.seed}; the mask is the parent's")
+        return (f"{self.method}, {self.scope}, rate {self.rate}, {self.rounds} round(s), "
+                f"rewind {self.rewind}, seed {self.seed}")
 
 
 @dataclass(frozen=True)
@@ -127,6 +222,8 @@ class Card:
     def from_json(cls, text: str, path: str | None = None) -> "Card":
         try:
             data = json.loads(text)
+            if isinstance(data, dict) and data.get("schema") == 1:
+                data = _upgrade_v1(data)
             card = _build(cls, data)
         except RecursionError:
             raise TicketFormatError("invalid card: JSON nested too deeply", path=path) from None
@@ -134,6 +231,31 @@ class Card:
             raise TicketFormatError(f"invalid card: {short(str(e))}", path=path) from None
         validate_card(card, path)
         return card
+
+
+_V1_PARAMS = {"imp": PruningRecipe, "finetune": FinetuneRecipe}
+
+
+def _upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """A schema-1 card's JSON as schema 2: ``recipe.params`` into the typed recipe."""
+    data = {**data, "schema": 2}
+    recipe = data.get("recipe")
+    if not isinstance(recipe, dict) or not isinstance(recipe.get("params", {}), dict):
+        return data
+    recipe = dict(recipe)
+    params = dict(recipe.pop("params", {}) or {})
+    train = params.pop("train", None)
+    if isinstance(train, dict):
+        recipe["train"] = {k: v for k, v in train.items() if k != "device"}
+    resolved = params.pop("resolved", None)
+    if isinstance(resolved, dict) and "reasons" in resolved:
+        params["reasons"] = resolved["reasons"]
+    part = _V1_PARAMS.get(recipe.get("method"))
+    if part is not None:
+        known = {f.name for f in dataclasses.fields(part)}
+        recipe["pruning" if part is PruningRecipe else "finetune"] = {k: v for k, v in params.items() if k in known}
+    data["recipe"] = recipe
+    return data
 
 
 def now_iso() -> str:
@@ -145,52 +267,52 @@ def now_iso() -> str:
     return when.replace(microsecond=0).isoformat()
 
 
-def _build(tp: Any, value: Any) -> Any:
+class _Misfit(TypeError):
+    """A card value of the wrong type; the message names where it is (``arch.kwargs['width']``)."""
+
+    def __init__(self, path: str, tp: Any, value: Any) -> None:
+        what = f"an object ({tp.__name__})" if dataclasses.is_dataclass(tp) else describe_type(tp)
+        super().__init__(f"{path or 'the card'} must be {what}, got {short(repr(value))}")
+
+
+def _build(tp: Any, value: Any, path: str = "") -> Any:
     """Rebuild a (possibly nested) dataclass value from JSON data, checking types."""
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise TypeError(f"{tp.__name__} must be an object")
+            raise _Misfit(path, tp, value)
         hints = typing.get_type_hints(tp)
         known = {f.name for f in dataclasses.fields(tp) if f.init}
         # Unknown keys come from newer writers of the same schema: ignore them.
-        kwargs = {k: _build(hints[k], v) for k, v in value.items() if k in known}
+        kwargs = {k: _build(hints[k], v, f"{path}.{k}" if path else k) for k, v in value.items() if k in known}
         return tp(**kwargs)
     if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None and len(args) < len(typing.get_args(tp)):
             return None
+        if len(args) == 1:  # X | None: X's own, more precise, complaint
+            return _build(args[0], value, path)
         for a in args:
-            if a is type(None):
-                continue
             try:
-                return _build(a, value)
+                return _build(a, value, path)
             except (TypeError, ValueError):
                 continue
-        raise TypeError(f"value {value!r} does not fit {tp}")
+        raise _Misfit(path, tp, value)
     if origin is tuple:
         if not isinstance(value, list):
-            raise TypeError(f"expected a list, got {type(value).__name__}")
+            raise _Misfit(path, tp, value)
         (item,) = typing.get_args(tp)[:1]
-        return tuple(_build(item, v) for v in value)
+        return tuple(_build(item, v, f"{path}[{i}]") for i, v in enumerate(value))
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
-            raise TypeError("expected an object")
-        return dict(value)
-    if tp is Any:
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"expected a number, got {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"expected an integer, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise TypeError(f"expected a string, got {value!r}")
-        return value
+            raise _Misfit(path, tp, value)
+        item = typing.get_args(tp)[1] if typing.get_args(tp) else Any
+        return {k: _build(item, v, f"{path}[{k!r}]") for k, v in value.items()}
+    if tp in (int, float, str, bool):  # the same scalar rules as every config
+        ok, fixed = fit(tp, value)
+        if not ok:
+            raise _Misfit(path, tp, value)
+        return fixed
     return value
 
 
@@ -215,7 +337,7 @@ def validate_card(card: Card, path: str | None = None) -> None:
     def fail(problem: str) -> TicketFormatError:
         return TicketFormatError(f"invalid card: {problem}", path=path)
 
-    if card.schema != CARD_SCHEMA:
+    if card.schema != CARD_SCHEMA:  # schema 1 was upgraded on reading
         newer = isinstance(card.schema, int) and card.schema > CARD_SCHEMA
         raise TicketFormatError(f"card schema {card.schema} is not supported (this ticketzoo reads schema "
                                 f"{CARD_SCHEMA})", path=path, hint="upgrade ticketzoo" if newer else None)
@@ -241,6 +363,11 @@ def validate_card(card: Card, path: str | None = None) -> None:
             raise fail(f"per-layer entry {_short_repr(layer.name)} has an invalid shape or counts")
     r = card.recipe
     _fraction(r.rate, "recipe.rate", fail)
+    for part in (r.train, r.pruning, r.finetune):
+        for f in dataclasses.fields(part) if part is not None else ():
+            v = getattr(part, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise fail(f"recipe {f.name} must be a finite number, got {v!r}")
     if r.rounds < 0:
         raise fail("recipe.rounds must be >= 0")
     for m in card.metrics:
@@ -278,95 +405,6 @@ def card_differences(a: Card, b: Card) -> list[str]:
     return [f.name for f in dataclasses.fields(Card) if getattr(a, f.name) != getattr(b, f.name)]
 
 
-# --- README.md (Hugging Face model card) ---------------------------------------------
-
-_HUB_DATASETS = {"cifar10", "cifar100", "mnist", "fashion_mnist", "svhn"}
-
-
-def render_readme(
-    card: Card, *, sha256: str, size: int, filename: str = "ticket.safetensors", extra_meta: dict | None = None
-) -> str:
-    """A Hub-compatible model card: YAML front matter plus a human summary.
-
-    The front matter's ``ticketzoo`` block records the ticket file's sha256 and size,
-    which pulls check before a ticket is used.
-    """
-    from huggingface_hub import ModelCardData
-
-    dataset = card.source.dataset.lower().replace("fashionmnist", "fashion_mnist")
-    data = ModelCardData(
-        library_name="ticketzoo",
-        pipeline_tag="image-classification",
-        tags=["lottery-ticket", "sparse", "pruning", "ticketzoo", card.arch.name],
-        datasets=[dataset] if dataset in _HUB_DATASETS else None,
-        ticketzoo={
-            "name": card.name,
-            "format": "ticketzoo-csr/1",
-            "file": filename,
-            "sha256": sha256,
-            "size": size,
-            "arch": card.arch.name,
-            "source": card.source.dataset,
-            "sparsity": round(card.sparsity, 6),
-            "weight_sets": list(card.weight_sets),
-            **(extra_meta or {}),
-        },
-    )
-    r = card.recipe
-    lines = [
-        "---",
-        data.to_yaml(),
-        "---",
-        "",
-        f"# {card.name}",
-        "",
-        card.description or f"A sparse lottery ticket for `{card.arch.name}` found on `{card.source.dataset}`.",
-        "",
-        "| field | value |",
-        "|---|---|",
-        f"| architecture | `{card.arch.name}` ({card.arch.in_channels}x{card.arch.input_size}x{card.arch.input_size}, {card.arch.num_classes} classes) |",
-        f"| source data | {card.source.dataset} {('— ' + card.source.description) if card.source.description else ''} |",
-        f"| sparsity | {card.sparsity:.2%} of prunable weights removed |",
-        f"| recipe | {r.method}, {r.scope}, rate {r.rate}, {r.rounds} round(s), rewind {r.rewind}, seed {r.seed} |",
-        f"| weight sets | {', '.join(card.weight_sets)} |",
-        f"| file | `{filename}`, {size} bytes, sha256 `{sha256}` |",
-    ]
-    if card.lineage.control:
-        lines.append(f"| control | **{card.lineage.control}** (a baseline, not a winning ticket) |")
-    if card.lineage.parent:
-        lines.append(f"| parent | `{card.lineage.parent}` (sha256 `{card.lineage.parent_sha256}`) |")
-    if card.metrics:
-        lines += ["", "| round | sparsity | val acc | test acc |", "|---|---|---|---|"]
-        for m in card.metrics:
-            lines.append(f"| {m.round} | {m.sparsity:.4f} | {_pct(m.val_accuracy)} | {_pct(m.test_accuracy)} |")
-    seeds = seed_table(card)
-    if seeds is not None:
-        header, rows = seeds
-        lines += ["", f"Source test accuracy over seeds {', '.join(map(str, card.extra['seeds']))} "
-                  "(mean ± std; differences with a Welch t-test; dense = round 0):", "",
-                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-    lines += [
-        "",
-        "Use it with [ticketzoo](https://pypi.org/project/ticketzoo/):",
-        "",
-        "```bash",
-        f"ticketzoo info {card.name}",
-        f"ticketzoo finetune {card.name} --data ./my_images",
-        "```",
-        "",
-        "<!-- ticketzoo-card",
-        card.to_json(),
-        "-->",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{x:.2%}"
-
-
 SEED_TABLE_HEADER = ("round", "sparsity", "ticket", "reinit", "ticket − dense", "ticket − reinit")
 
 
@@ -393,19 +431,3 @@ def seed_table(card: Card) -> tuple[tuple[str, ...], list[tuple[str, ...]]] | No
         rows.append((str(r["round"]), f"{r['sparsity']:.4f}", stat(r["ticket"]), stat(r["reinit"]),
                      test(r["ticket_vs_dense"]), test(r["ticket_vs_reinit"])))
     return SEED_TABLE_HEADER, rows
-
-
-def parse_readme(text: str, path: str | None = None) -> tuple[Card, dict[str, Any]]:
-    """The card embedded in a README.md and its front matter's ``ticketzoo`` block."""
-    from huggingface_hub import ModelCard
-
-    try:
-        meta = ModelCard(text, ignore_metadata_errors=True).data.to_dict().get("ticketzoo")
-    except Exception as e:  # malformed YAML from a foreign README
-        raise TicketFormatError(f"README front matter is not valid YAML: {e}", path=path) from None
-    start = text.find("<!-- ticketzoo-card")
-    end = text.find("-->", start)
-    if not isinstance(meta, dict) or start < 0 or end < 0:
-        raise TicketFormatError("README.md is not a ticketzoo card (no ticketzoo metadata)", path=path)
-    body = text[start + len("<!-- ticketzoo-card") : end].strip()
-    return Card.from_json(body, path=path), meta

@@ -221,7 +221,9 @@ def unpack(data: bytes, path: str | None = None) -> Decoded:
     """Parse and fully validate ticket bytes; raises TicketFormatError on any violation."""
     meta = read_metadata(data, path)
     try:
-        tensors = st_load(data)
+        # safetensors returns tensors in hash order, different at every call: sort them, so
+        # everything built from a loaded ticket is built in one order.
+        tensors = dict(sorted(st_load(data).items()))
     except (SafetensorError, ValueError, RuntimeError, OverflowError) as e:
         raise TicketFormatError(f"corrupt safetensors data: {e}", path=path) from None
     if payload_digest(tensors, meta) != meta.get("payload_sha256"):

@@ -3,11 +3,17 @@
 Every error a user can cause derives from :class:`TicketzooError` and also from the
 builtin that best describes it, so callers may catch either. The CLI turns any
 ``TicketzooError`` into a one-line message on stderr and exit code 1.
+
+Messages speak the library's language, never the CLI's: an error about one setting names
+it in ``field`` (the config field or keyword, e.g. ``"lr"``) with the offending ``value``,
+and a message or hint that mentions another setting writes its field name in backticks
+(for example `patience`). The CLI maps fields to its flags in one table (``ticketzoo.cli.errors``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 def short(text: str, limit: int = 160) -> str:
     """``text`` cut in the middle when long: a message echoing input stays one readable line."""
@@ -21,13 +27,17 @@ class TicketzooError(Exception):
     """Base class of all ticketzoo errors.
 
     ``hint`` is an optional sentence saying how to fix the problem; the CLI prints it
-    after the message.
+    after the message. ``field`` names the setting at fault (a config field or keyword
+    argument such as ``"lr"``) and ``value`` the value it was given.
     """
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, field: str | None = None,
+                 value: Any = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.field = field
+        self.value = value
 
     def __str__(self) -> str:
         if self.hint:
@@ -48,6 +58,7 @@ class TicketFormatError(TicketzooError, ValueError):
         path: str | Path | None = None,
         tensor: str | None = None,
         hint: str | None = None,
+        **fields: Any,
     ) -> None:
         self.path = str(path) if path is not None else None
         self.tensor = tensor
@@ -55,31 +66,34 @@ class TicketFormatError(TicketzooError, ValueError):
         where = short(self.path) if self.path else "<bytes>"
         if tensor:
             where = f"{where}: tensor {short(repr(tensor))}"
-        super().__init__(f"{where}: {problem}", hint=hint)
+        super().__init__(f"{where}: {problem}", hint=hint, **fields)
 
 
 class IntegrityError(TicketzooError, ValueError):
     """A file's sha256 differs from the one recorded for it."""
 
-    def __init__(self, message: str, *, path: str | Path | None = None, hint: str | None = None):
+    def __init__(self, message: str, *, path: str | Path | None = None, hint: str | None = None,
+                 **fields: Any):
         self.path = str(path) if path is not None else None
-        super().__init__(message, hint=hint)
+        super().__init__(message, hint=hint, **fields)
 
 
 class InvalidRefError(TicketzooError, ValueError):
     """A ticket reference or ticket name is malformed."""
 
-    def __init__(self, message: str, *, ref: str | None = None, hint: str | None = None):
+    def __init__(self, message: str, *, ref: str | None = None, hint: str | None = None,
+                 **fields: Any):
         self.ref = ref
-        super().__init__(message, hint=hint)
+        super().__init__(message, hint=hint, **fields)
 
 
 class TicketNotFoundError(TicketzooError, LookupError):
     """A well-formed reference that names no ticket in the registry asked."""
 
-    def __init__(self, message: str, *, ref: str | None = None, hint: str | None = None):
+    def __init__(self, message: str, *, ref: str | None = None, hint: str | None = None,
+                 **fields: Any):
         self.ref = ref
-        super().__init__(message, hint=hint)
+        super().__init__(message, hint=hint, **fields)
 
 
 class RegistryError(TicketzooError, OSError):
@@ -93,9 +107,10 @@ class HubError(RegistryError):
 class UnknownArchitectureError(TicketzooError, KeyError):
     """An architecture name that the model registry does not know."""
 
-    def __init__(self, message: str, *, name: str | None = None, hint: str | None = None):
+    def __init__(self, message: str, *, name: str | None = None, hint: str | None = None,
+                 **fields: Any):
         self.name = name
-        super().__init__(message, hint=hint)
+        super().__init__(message, hint=hint, **fields)
 
     # KeyError.__str__ would quote the message; keep the plain sentence.
     __str__ = TicketzooError.__str__
@@ -104,9 +119,10 @@ class UnknownArchitectureError(TicketzooError, KeyError):
 class DataError(TicketzooError, ValueError):
     """A dataset or image folder cannot be used as given."""
 
-    def __init__(self, message: str, *, path: str | Path | None = None, hint: str | None = None):
+    def __init__(self, message: str, *, path: str | Path | None = None, hint: str | None = None,
+                 **fields: Any):
         self.path = str(path) if path is not None else None
-        super().__init__(message, hint=hint)
+        super().__init__(message, hint=hint, **fields)
 
 
 class ConfigError(TicketzooError, ValueError):

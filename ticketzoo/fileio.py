@@ -26,6 +26,18 @@ def registry_home() -> Path:
     return Path(cache) / "ticketzoo"
 
 
+def catalog_dirs() -> list[Path]:
+    """Catalog folders in search order: ``$TICKETZOO_CATALOG`` then the bundled one (here, low
+    in the house, because the write guard below must know them)."""
+    dirs = [Path(p) for p in os.environ.get("TICKETZOO_CATALOG", "").split(os.pathsep) if p]
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "_cards", package.parent / "cards"):
+        if candidate.is_dir():
+            dirs.append(candidate)
+            break
+    return dirs
+
+
 def _real(path: Path) -> Path:
     try:
         return path.resolve()
@@ -39,8 +51,6 @@ def registry_holding(path: str | Path) -> Path | None:
     A registry is the local one's ``tickets/``, any folder laid out as one
     (``tickets/<name>/HEAD``) such as a ``file://`` registry, or a catalog folder.
     """
-    from ticketzoo.registry.catalog import catalog_dirs  # lazy: the registry sits above this module
-
     target = _real(Path(path))
     home = _real(registry_home())
     if target in (home / "state.json", home / ".lock"):  # the local registry's own files
@@ -94,7 +104,14 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, registry: bool = False)
     return atomic_write(path, lambda f: f.write(data), registry=registry)
 
 
+def sha256_bytes(data: bytes) -> str:
+    """The sha256 (hex) of ``data``: with :func:`sha256_file`, the one place ticketzoo hashes
+    ticket bytes, so a pushed file, its README record and a pull's check always agree."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def sha256_file(path: str | Path) -> str:
+    """The sha256 (hex) of a file's bytes, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

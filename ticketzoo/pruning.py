@@ -1,6 +1,7 @@
 """Magnitude pruning (global or layerwise), the random-prune control, sparsity accounting.
 
-Masks are ``dict[str, torch.BoolTensor]`` keyed by state-dict name; True means kept.
+Every function returns a :class:`~ticketzoo.masks.Mask` (bool tensors keyed by
+state-dict name; True means kept).
 """
 
 from __future__ import annotations
@@ -11,19 +12,20 @@ from typing import Iterable, Mapping
 import torch
 from torch import nn
 
+from ticketzoo.config import fit
 from ticketzoo.errors import ConfigError
+from ticketzoo.masks import Mask
 
 SCOPES = ("global", "layerwise")
 
 
-def full_masks(model: nn.Module, names: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+def full_masks(model: nn.Module, names: Iterable[str] | None = None) -> Mask:
     """All-True masks for ``names`` (default: every conv and linear weight)."""
     if names is None:
         from ticketzoo.models import prunable_names
 
         names = prunable_names(model)
-    state = model.state_dict()
-    return {n: torch.ones_like(state[n], dtype=torch.bool, device="cpu") for n in names}
+    return Mask.ones_like(model, names)
 
 
 def _keep_count(kept: int, rate: float) -> int:
@@ -32,11 +34,24 @@ def _keep_count(kept: int, rate: float) -> int:
 
 
 def _top_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Boolean mask of the k largest scores; ties broken by position (deterministic)."""
-    keep = torch.zeros(scores.numel(), dtype=torch.bool)
-    if k > 0:
-        order = torch.sort(scores.reshape(-1), descending=True, stable=True).indices
-        keep[order[:k]] = True
+    """Boolean mask of the k largest scores; ties broken by position, earlier first
+    (deterministic: what a stable descending sort keeps)."""
+    flat = scores.reshape(-1)
+    n = flat.numel()
+    if k >= n:
+        return torch.ones(scores.shape, dtype=torch.bool)
+    keep = torch.zeros(n, dtype=torch.bool)
+    if k <= 0:
+        return keep.reshape(scores.shape)
+    if bool(torch.isnan(flat).any()):  # NaN ranks above everything in a sort, not in kthvalue
+        keep[torch.sort(flat, descending=True, stable=True).indices[:k]] = True
+        return keep.reshape(scores.shape)
+    # The k-th largest value in O(n) (a full sort of ResNet-18's 11M weights takes seconds),
+    # then the ties at that value in position order.
+    threshold = torch.kthvalue(flat, n - k + 1).values
+    keep = flat > threshold
+    ties = (flat == threshold).nonzero().reshape(-1)[: k - int(keep.sum())]
+    keep[ties] = True
     return keep.reshape(scores.shape)
 
 
@@ -47,7 +62,7 @@ def magnitude_prune(
     *,
     scope: str = "global",
     layer_rates: Mapping[str, float] | None = None,
-) -> dict[str, torch.Tensor]:
+) -> Mask:
     """Prune ``rate`` of the weights each mask still keeps, smallest magnitude first.
 
     ``global`` ranks all masked tensors together; ``layerwise`` prunes each tensor by
@@ -86,28 +101,39 @@ def magnitude_prune(
             size = masks[n].numel()
             out[n] = keep[offset : offset + size].reshape(masks[n].shape)
             offset += size
-    return {n: out[n] for n in masks}
+    return Mask({n: out[n] for n in masks})
 
 
-def prune_to_sparsity(
+def prune(
     model: nn.Module,
     sparsity: float,
     *,
     scope: str = "global",
     names: Iterable[str] | None = None,
-) -> dict[str, torch.Tensor]:
-    """One-shot magnitude pruning of a model to ``sparsity`` (fraction removed)."""
-    if not 0.0 <= sparsity <= 1.0:
-        raise ConfigError(f"sparsity must be in [0, 1], got {sparsity}")
+) -> Mask:
+    """One-shot magnitude pruning of ``model`` to ``sparsity`` (the fraction removed).
+
+    ``names`` defaults to every conv and linear weight, the head included (as in the
+    lottery-ticket papers); ``scope="layerwise"`` prunes each tensor to ``sparsity``,
+    ``"global"`` ranks all of them together. The model is not changed: apply the result
+    with :meth:`Mask.apply` or keep it during training with :func:`ticketzoo.keep_masks`.
+    """
+    if not fit(float, sparsity)[0] or not 0.0 <= sparsity <= 1.0:
+        raise ConfigError(f"sparsity must be a number in [0, 1], got {sparsity!r}", field="sparsity", value=sparsity)
+    if scope not in SCOPES:
+        raise ConfigError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}", field="scope", value=scope)
     masks = full_masks(model, names)
     if sparsity == 0.0:
         return masks
     if sparsity == 1.0:
-        return {n: torch.zeros_like(m) for n, m in masks.items()}
+        return Mask({n: torch.zeros_like(m) for n, m in masks.items()})
     return magnitude_prune(model.state_dict(), masks, sparsity, scope=scope)
 
 
-def random_masks_like(masks: Mapping[str, torch.Tensor], *, seed: int) -> dict[str, torch.Tensor]:
+prune_to_sparsity = prune  # the name scripts and tests used first
+
+
+def random_masks_like(masks: Mapping[str, torch.Tensor], *, seed: int) -> Mask:
     """Random masks with exactly the same number of kept weights per tensor (a control)."""
     g = torch.Generator().manual_seed(seed)
     out = {}
@@ -117,23 +143,18 @@ def random_masks_like(masks: Mapping[str, torch.Tensor], *, seed: int) -> dict[s
         keep = torch.zeros(m.numel(), dtype=torch.bool)
         keep[perm[:k]] = True
         out[name] = keep.reshape(m.shape)
-    return out
+    return Mask(out)
 
 
 def sparsity(masks: Mapping[str, torch.Tensor]) -> float:
     """Overall fraction of masked weights removed."""
-    total = sum(m.numel() for m in masks.values())
-    kept = sum(int(m.sum()) for m in masks.values())
-    return 1.0 - kept / total if total else 0.0
+    return Mask(masks).sparsity
 
 
 def layer_sparsity(masks: Mapping[str, torch.Tensor]) -> dict[str, float]:
-    return {n: 1.0 - int(m.sum()) / m.numel() if m.numel() else 0.0 for n, m in masks.items()}
+    return Mask(masks).layer_sparsity()
 
 
 def apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
     """Zero the pruned weights of ``model`` in place."""
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, m in masks.items():
-            params[name].mul_(m.to(params[name].device, params[name].dtype))
+    Mask(masks).apply(model)

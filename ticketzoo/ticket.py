@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Mapping
 
@@ -12,9 +11,11 @@ from torch.overrides import TorchFunctionMode
 
 from ticketzoo import codec
 from ticketzoo.card import (ArchConfig, Card, LayerSparsity, Lineage, Recipe, RoundMetrics, SourceData, now_iso,
-                            valid_name)
+                            validate_card)
 from ticketzoo.errors import ConfigError, TicketFormatError
-from ticketzoo.fileio import atomic_write_bytes
+from ticketzoo.fileio import atomic_write_bytes, sha256_bytes
+from ticketzoo.masks import Mask
+from ticketzoo.names import check_name, valid_name
 
 TICKET_FILE = "ticket.safetensors"
 
@@ -54,29 +55,51 @@ class Ticket:
         masks: Mapping[str, torch.Tensor],
         *,
         name: str,
-        arch: ArchConfig,
-        source: SourceData,
+        arch: str | ArchConfig,
+        source: SourceData | None = None,
         trained: nn.Module | Mapping[str, torch.Tensor] | None = None,
         recipe: Recipe | None = None,
         metrics: tuple[RoundMetrics, ...] = (),
         lineage: Lineage | None = None,
         description: str = "",
         extra: dict | None = None,
+        input_size: int | None = None,
+        mean: tuple[float, ...] | None = None,
+        std: tuple[float, ...] | None = None,
+        arch_kwargs: dict | None = None,
     ) -> "Ticket":
         """A ticket whose ``rewind`` weights are ``model``'s state (θk) under ``masks``.
 
-        ``trained`` optionally adds the ``trained`` weight set. Weights at pruned
-        positions are stored as absent, so they come back exactly zero.
+        ``arch`` is a registered architecture's name (``"resnet18"``; classes, channels
+        and head names are read from the model, ``input_size``/``mean``/``std`` default
+        to the arch's) or a full :class:`ArchConfig`. ``trained`` optionally adds the
+        ``trained`` weight set. Weights at pruned positions are stored as absent, so they
+        come back exactly zero. A name or card that :meth:`load` would refuse is refused here.
         """
+        check_name(name)
         sets = {"rewind": _state_dict_of(model)}
         if trained is not None:
             sets["trained"] = _state_dict_of(trained)
-        masks = {k: v.detach().to("cpu", torch.bool) for k, v in masks.items()}
+        masks = Mask(masks)
         for k in masks:
             if k not in sets["rewind"]:
                 raise ConfigError(f"mask {k!r} names no tensor of the model")
+        from ticketzoo.models.infer import arch_config, layer_order
+
+        inferred = isinstance(arch, str)
+        if inferred:
+            arch = arch_config(arch, sets["rewind"], input_size=input_size, mean=mean, std=std,
+                               kwargs=arch_kwargs or {})
+        elif any(v is not None for v in (input_size, mean, std, arch_kwargs)):
+            raise ConfigError("input_size, mean, std and arch_kwargs go with an arch name, not an ArchConfig",
+                              field="arch")
         if not arch.classifier:
             raise ConfigError("ArchConfig.classifier must name the head's tensors")
+        # One order whatever order the caller's dict (or a safetensors load) had: the card's
+        # per-layer table follows it, and identical tickets must be identical bytes.
+        masks = Mask({k: masks[k] for k in layer_order(arch.name, masks)})
+        if source is None:
+            source = SourceData("unspecified", tuple(f"class_{i}" for i in range(arch.num_classes)))
         from ticketzoo import __version__
 
         card = Card(
@@ -94,8 +117,15 @@ class Ticket:
         )
         tensors = codec.encode(masks, sets)  # validates shapes and sets
         decoded = codec.validate(tensors, {"weight_sets": _json_list(sets), "card": ""})
-        ticket = cls(card, decoded.masks, decoded.sets)
-        return ticket._with_sparsity()
+        ticket = cls(card, decoded.masks, decoded.sets)._with_sparsity()
+        ticket._check_writable()
+        if inferred:  # the model must be the architecture it was said to be
+            try:
+                ticket.check_arch()
+            except TicketFormatError as e:
+                raise ConfigError(f"the model does not match {arch.name!r}: {e.problem}", field="arch",
+                                  value=arch.name) from None
+        return ticket
 
     def _with_sparsity(self) -> "Ticket":
         layers = tuple(
@@ -105,12 +135,25 @@ class Ticket:
         return self
 
     def with_card(self, **changes) -> "Ticket":
-        """A ticket sharing this one's tensors with card fields replaced."""
-        return Ticket(self.card.replace(**changes), self._csr, self._sets, self.path)
+        """A ticket sharing this one's tensors with card fields replaced (checked as load would)."""
+        ticket = Ticket(self.card.replace(**changes), self._csr, self._sets, self.path)
+        ticket._check_writable()
+        return ticket
+
+    def _check_writable(self) -> None:
+        """Refuse what :meth:`load` would refuse: writing validates what reading validates."""
+        check_name(self.card.name)
+        try:
+            validate_card(self.card, self.path)
+            _check_card(self, self.path)
+        except TicketFormatError as e:
+            raise ConfigError(f"this ticket could not be read back: {e.problem}", hint=e.hint) from None
 
     # --- persistence ------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
+        """The ticket file's bytes; identical tickets give identical bytes."""
+        self._check_writable()
         tensors: dict[str, torch.Tensor] = {}
         for name, c in self._csr.items():
             tensors[codec._key(codec.MASK, name, "shape")] = torch.tensor(c.shape, dtype=torch.int64)
@@ -126,7 +169,7 @@ class Ticket:
         """Write the ticket atomically; returns the file's sha256."""
         data = self.to_bytes()
         atomic_write_bytes(path, data)
-        return hashlib.sha256(data).hexdigest()
+        return sha256_bytes(data)
 
     @classmethod
     def from_bytes(cls, data: bytes, path: str | Path | None = None) -> "Ticket":
@@ -135,11 +178,17 @@ class Ticket:
         card = Card.from_json(decoded.card_json, path=p)
         ticket = cls(card, decoded.masks, decoded.sets, p)
         _check_card(ticket, p)
+        # Masks in the card's per-layer order (the writer's module order), not the file's
+        # tensor order: a ticket derived from this one lists its layers the same way.
+        ticket._csr = {layer.name: ticket._csr[layer.name] for layer in card.layers}
         return ticket
 
     @classmethod
     def load(cls, path: str | Path) -> "Ticket":
-        """Read and fully validate a ticket file; any violation is a TicketFormatError."""
+        """Read and fully validate a ticket file; any violation is a TicketFormatError.
+
+        ``ticketzoo.load(ref)`` also takes names, ``name@rev``, ``hf://`` and ``file://`` refs.
+        """
         try:
             data = Path(path).read_bytes()
         except IsADirectoryError:
@@ -163,12 +212,12 @@ class Ticket:
         return dict(self._csr)
 
     @property
-    def masks(self) -> dict[str, torch.Tensor]:
-        """Boolean masks keyed by state-dict name (True = kept)."""
+    def masks(self) -> Mask:
+        """Boolean masks keyed by state-dict name (True = kept), head included."""
         if self._dense_masks is None:
             self.check_arch()  # the shapes a file claims are checked before they are allocated
-            self._dense_masks = {n: c.to_dense() for n, c in self._csr.items()}
-        return dict(self._dense_masks)
+            self._dense_masks = Mask({n: c.to_dense() for n, c in self._csr.items()})
+        return self._dense_masks.copy()
 
     @property
     def sparsity(self) -> float:
@@ -259,30 +308,48 @@ class Ticket:
                         out[f"{s}::{name}"] = bad
         return out
 
-    def to_model(self, weights: str = "rewind", num_classes: int | None = None) -> nn.Module:
+    def to_model(self, weights: str = "rewind", num_classes: int | None = None, *, fresh_head: bool = False,
+                 head_init: str = "default", seed: int | None = None) -> nn.Module:
         """The ticket's network with one weight set loaded and pruned weights exactly zero.
 
-        With ``num_classes`` other than the card's, the head is replaced by a fresh
-        dense layer with that many outputs (its weights and mask are dropped).
+        With ``num_classes`` other than the card's, or ``fresh_head``, the head is replaced
+        by a fresh dense layer (its weights and mask are dropped; :func:`~ticketzoo.models.new_head`
+        with ``head_init`` and ``seed``). Train it under :meth:`head_masks_dropped` then.
         """
-        from ticketzoo.models import swap_head
+        from ticketzoo.models import new_head
 
         arch = self.card.arch
         model = self._meta_model()
         if not self._arch_checked:
             self._check_against(model)
         state = self.state_dict(weights)
-        if num_classes is not None and num_classes != arch.num_classes:
-            swap_head(model, num_classes)
+        classes = arch.num_classes if num_classes is None else num_classes
+        if not fresh_head and classes == arch.num_classes and (head_init != "default" or seed is not None):
+            raise ConfigError("head_init and seed shape a new head: pass fresh_head=True (or another num_classes)",
+                              field="fresh_head")
+        if fresh_head or classes != arch.num_classes:
             for k in arch.classifier:
                 state.pop(k, None)
-        model.load_state_dict(state, strict=False, assign=True)  # names checked above; a swapped head stays
+            new_head(model, classes, init=head_init, seed=seed, device="cpu")
+        model.load_state_dict(state, strict=False, assign=True)  # names checked above; a new head stays
         _materialize_fresh(model)
         return model
 
-    def head_masks_dropped(self) -> dict[str, torch.Tensor]:
+    def head_masks_dropped(self) -> Mask:
         """Masks without the classifier's (what a head swap keeps)."""
-        return {k: v for k, v in self.masks.items() if k not in self.card.arch.classifier}
+        return self.masks.without(self.card.arch.classifier)
+
+    def transforms(self, train: bool = False):
+        """The preprocessing the card describes, as a torchvision transform of a PIL image.
+
+        Channels (RGB or gray), shorter side resized to 256/224 of the input size, a center
+        crop (``train``: a random crop and a horizontal flip), then the card's mean/std:
+        what ``finetune`` feeds the network.
+        """
+        from ticketzoo.models.transforms import image_transform
+
+        a = self.card.arch
+        return image_transform(a.input_size, a.in_channels, a.mean, a.std, train=train)
 
 
 class _SkipMetaInit(TorchFunctionMode):

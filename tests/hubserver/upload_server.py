@@ -37,7 +37,10 @@ header``, which huggingface_hub raises as a plain ``HfHubHTTPError``):
 * ``DELETE /api/{type}s/{org}/{name}/branch/{branch}``  delete_branch
 
 Also answered here (no auth): ``POST /api/validate-yaml`` (accepts everything; README
-metadata is not validated) and ``GET /api/whoami-v2`` (token required).
+metadata is not validated), ``GET /api/whoami-v2`` (token required) and ``GET /api/models``
+(``list_models``; only ``author=`` and ``filter=`` are honoured, ``filter`` as a tag the
+default branch's ``README.md`` front matter lists, one page, no other fields than
+``id``/``modelId``/``sha``/``tags``).
 
 Not supported (clear 4xx/501 answers): LFS/Xet uploads, pull requests (``create_pr``),
 private/gated visibility (every repo is readable), repo settings, spaces features.
@@ -450,6 +453,26 @@ class _Handler(BaseHTTPRequestHandler):
                               "orgs": [], "auth": {"type": "access_token",
                                                    "accessToken": {"displayName": "hubtest", "role": "write"}}})
 
+    def list_models(self) -> None:
+        from urllib.parse import parse_qs
+
+        query = parse_qs(urlsplit(self.path).query)
+        authors = query.get("author", [])
+        wanted = set(query.get("filter", []))
+        root = self.cfg.repos.root / TYPE_URLS["model"]
+        out = []
+        for org_dir in sorted(root.iterdir()) if root.is_dir() else []:
+            if authors and org_dir.name not in authors:
+                continue
+            for repo in sorted(p for p in org_dir.iterdir() if p.is_dir()):
+                sha = self.cfg.repos.resolve(repo, DEFAULT_BRANCH)
+                tags = _readme_tags(self.cfg.repos, repo, sha) if sha else []
+                if wanted and not wanted <= set(tags):
+                    continue
+                repo_id = f"{org_dir.name}/{repo.name}"
+                out.append({"id": repo_id, "modelId": repo_id, "sha": sha, "tags": tags, "private": False})
+        self._send_json(200, out)
+
     def preupload(self, type: str, org: str, name: str, rev: str) -> None:  # noqa: A002
         self._user()
         _, _, repo = self._repo_for_write(type, org, name)
@@ -566,6 +589,28 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, b"")
 
 
+def _readme_tags(repos: GitRepos, repo: Path, sha: str) -> list[str]:
+    """The ``tags:`` list and ``library_name`` of a README's YAML front matter (a plain
+    line scan: the test server has no YAML parser, and our cards write block lists)."""
+    p = repos.git(repo, "show", f"{sha}:README.md", check=False)
+    if p.returncode != 0:
+        return []
+    lines = p.stdout.decode("utf-8", "replace").splitlines()
+    if not lines or lines[0].strip() != "---":
+        return []
+    tags, in_tags = [], False
+    for line in lines[1:]:
+        if line.strip() == "---":
+            break
+        if line.startswith("library_name:"):
+            tags.append(line.split(":", 1)[1].strip())
+        if in_tags and line.lstrip().startswith("- "):
+            tags.append(line.lstrip()[2:].strip())
+            continue
+        in_tags = line.startswith("tags:")
+    return tags
+
+
 def _route(method: str, pattern: str, fn) -> tuple:
     return method, re.compile(pattern), fn
 
@@ -575,6 +620,7 @@ _ROUTES = [
     _route("DELETE", r"/api/repos/delete", _Handler.delete_repo),
     _route("POST", r"/api/validate-yaml", _Handler.validate_yaml),
     _route("GET", r"/api/whoami-v2", _Handler.whoami),
+    _route("GET", r"/api/models", _Handler.list_models),
     _route("POST", _REPO + r"/preupload/(?P<rev>[^/]+)", _Handler.preupload),
     _route("POST", _REPO + r"/commit/(?P<rev>[^/]+)", _Handler.commit),
     _route("POST", _REPO + r"/tag/(?P<rev>[^/]+)", _Handler.create_tag),

@@ -1,4 +1,9 @@
-"""The CLI's consoles: results on stdout, messages and progress on stderr."""
+"""The CLI's one terminal: results on stdout, messages and progress on stderr.
+
+Every command prints through :data:`terminal` (``console`` and ``err_console`` are its two
+streams, under the names the commands import). The library never makes a console: it
+reports through the callbacks or the console it is given.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,24 @@ from typing import Any
 
 from rich.console import Console
 
-# markup=False: names, paths, class names and card text are data and may contain brackets;
-# styles are passed explicitly (style=...) where wanted.
-console = Console(highlight=False, markup=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+
+
+class Terminal:
+    """Both streams of the command line: ``out`` (results) and ``err`` (messages, progress)."""
+
+    def __init__(self) -> None:
+        # markup=False: names, paths, class names and card text are data and may contain
+        # brackets; styles are passed explicitly (style=...) where wanted.
+        self.out = Console(highlight=False, markup=False, soft_wrap=True)
+        self.err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+
+    def say(self, text: str, **style: Any) -> None:
+        """A message for the user, on stderr."""
+        self.err.print(text, **style)
+
+
+terminal = Terminal()
+console, err_console = terminal.out, terminal.err
 
 
 def print_json(data: Any) -> None:

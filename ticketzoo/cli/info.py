@@ -37,7 +37,7 @@ def command(ref: str, as_json: bool) -> None:
         ("architecture", f"{a.name} ({a.in_channels}x{a.input_size}x{a.input_size}, {a.num_classes} classes) {a.kwargs or ''}"),
         ("source", f"{s.dataset} ({len(s.classes)} classes){' — ' + s.description if s.description else ''}"),
         ("sparsity", f"{card.sparsity:.2%} of prunable weights removed"),
-        ("recipe", f"{r.method}, {r.scope}, rate {r.rate}, {r.rounds} round(s), rewind {r.rewind}, seed {r.seed}"),
+        ("recipe", r.summary()),
         ("weight sets", ", ".join(card.weight_sets)),
         ("created", f"{card.created} with ticketzoo {card.versions.get('ticketzoo', '?')}, torch {card.versions.get('torch', '?')}"),
     ]

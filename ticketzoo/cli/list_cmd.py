@@ -1,4 +1,4 @@
-"""``ticketzoo list``: catalog + local registry."""
+"""``ticketzoo list``: catalog + local registry, or the tickets of one registry (``--registry``)."""
 
 from __future__ import annotations
 
@@ -12,23 +12,23 @@ from ticketzoo.cli.console import console, err_console, human_size, print_json
 @click.option("--source", help="Only tickets found on this source dataset.")
 @click.option("--min-sparsity", type=click.FloatRange(0, 1), help="Only tickets at least this sparse (0-1).")
 @click.option("--max-sparsity", type=click.FloatRange(0, 1), help="Only tickets at most this sparse (0-1).")
+@click.option("--registry", metavar="URL", help="List this registry instead: file:///DIR, a folder, or hf://ORG[/REPO].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def command(arch, source, min_sparsity, max_sparsity, as_json) -> None:
-    """List tickets in the zoo catalog and the local registry."""
-    from ticketzoo.registry.api import scan_entries
+def command(arch, source, min_sparsity, max_sparsity, registry, as_json) -> None:
+    """List tickets in the zoo catalog and the local registry (or in --registry)."""
+    from ticketzoo.registry.api import filter_entries, scan_entries
 
     rows = []
-    found, damaged = scan_entries()
+    if registry is None:
+        found, damaged = scan_entries()
+    else:
+        with err_console.status(f"listing {registry}"):
+            found, damaged = scan_entries(registry=registry)
+    # click's empty-string options mean "no filter", as before
+    found = filter_entries(found, arch=arch or None, source=source or None, min_sparsity=min_sparsity,
+                           max_sparsity=max_sparsity)
     for entry, where, problem in found:
         card = entry.card
-        if arch and card.arch.name != arch:
-            continue
-        if source and card.source.dataset != source:
-            continue
-        if min_sparsity is not None and card.sparsity < min_sparsity:
-            continue
-        if max_sparsity is not None and card.sparsity > max_sparsity:
-            continue
         rows.append(
             {
                 "name": entry.name,
@@ -61,4 +61,7 @@ def command(arch, source, min_sparsity, max_sparsity, as_json) -> None:
     else:
         console.print("no tickets match (see `ticketzoo list` without filters)")
     for name, problem in damaged:  # unreadable records: not listed, but never silently
-        err_console.print(f"warning: local ticket {name!r} is damaged: {problem} (see `ticketzoo verify {name}`)")
+        if registry is None:
+            err_console.print(f"warning: local ticket {name!r} is damaged: {problem} (see `ticketzoo verify {name}`)")
+        else:
+            err_console.print(f"warning: ticket {name!r} in {registry} is damaged: {problem}")

@@ -25,6 +25,9 @@ class LazyGroup(click.Group):
         "export": "export",
         "find": "find",
         "finetune": "finetune",
+        "compare": "compare",
+        "rm": "rm",
+        "gc": "gc",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -76,7 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     except TicketzooError as e:
         if _debug():
             raise
-        err_console.print(f"error: {_one_line(str(e))}")
+        from ticketzoo.cli.errors import describe
+
+        err_console.print(f"error: {_one_line(describe(e, _command(argv)))}")
         sys.exit(EXIT_USER)
     except BrokenPipeError:
         sys.exit(EXIT_OK)
@@ -86,6 +91,16 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"error: unexpected {type(e).__name__}: {_one_line(str(e), 300)} "
                           "(set TICKETZOO_DEBUG=1 for a traceback)")
         sys.exit(EXIT_USER)
+
+
+def _command(argv: list[str] | None) -> click.Command | None:
+    """The subcommand named on the command line (the group takes no option with a value)."""
+    args = sys.argv[1:] if argv is None else argv
+    name = next((str(a) for a in args if not str(a).startswith("-")), None)
+    try:
+        return cli.get_command(click.Context(cli), name) if name else None
+    except Exception:  # wording an error must never raise another
+        return None
 
 
 def _one_line(text: str, limit: int = 2000) -> str:

@@ -9,7 +9,7 @@ from ticketzoo.cli.console import console, err_console, print_json
 
 @click.command("pull")
 @click.argument("ref")
-@click.option("--registry", metavar="URL", help="Pull NAME from this registry: file:///DIR or hf://ORG[/REPO].")
+@click.option("--registry", metavar="URL", help="Pull NAME from this registry: file:///DIR, a folder, or hf://ORG[/REPO].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def command(ref: str, registry: str | None, as_json: bool) -> None:
     """Pull a ticket (verified by sha256) into the local registry; prints the local file path."""

@@ -1,4 +1,4 @@
-"""``ticketzoo push PATH|REF``: publish a ticket to a registry."""
+"""``ticketzoo push [PATH|REF]``: publish a ticket to a registry."""
 
 from __future__ import annotations
 
@@ -8,20 +8,33 @@ from ticketzoo.cli.console import console, err_console, print_json
 
 
 @click.command("push")
-@click.argument("source", metavar="PATH|REF")
-@click.option("--registry", metavar="URL", help="Target: file:///DIR or hf://ORG[/REPO] (default: the local registry).")
+@click.argument("source", metavar="[PATH|REF]", required=False)
+@click.option("--registry", metavar="URL", help="Target: file:///DIR, a folder, or hf://ORG[/REPO] "
+              "(default: $TICKETZOO_REGISTRY, else the local registry).")
 @click.option("--name", help="Publish under this name (default: the card's name).")
 @click.option("--private", is_flag=True, help="Hub only: create the repo as private.")
 @click.option("--revision", help="Hub only: commit to this branch.")
 @click.option("--tag", help="Hub only: tag the new commit.")
 @click.option("--message", help="Hub only: commit message.")
+@click.option("--license", "license_", metavar="ID", help="Hub only: the model card's license (e.g. mit).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def command(source, registry, name, private, revision, tag, message, as_json) -> None:
-    """Publish a ticket file (or a local ticket) under its name."""
-    from ticketzoo.registry.api import push
+def command(source, registry, name, private, revision, tag, message, license_, as_json) -> None:
+    """Publish a ticket file (or a local ticket) under its name.
 
+    Without PATH|REF, the ticket fine-tuned or pulled last (whichever came later)."""
+    from ticketzoo.errors import TicketNotFoundError
+    from ticketzoo.registry.api import last_ticket, push
+
+    if source is None:
+        last = last_ticket()
+        if last is None:
+            raise TicketNotFoundError("no ticket given, and none fine-tuned or pulled yet",
+                                      hint="give a ticket file or NAME to push")
+        err_console.print(f"pushing the ticket {last.what} last: {last.name} ({last.source})")
+        source = last.source
     with err_console.status(f"pushing {source}"):
-        done = push(source, registry, name=name, private=private, revision=revision, tag=tag, message=message)
+        done = push(source, registry, name=name, private=private, revision=revision, tag=tag, message=message,
+                    license=license_)
     if as_json:
         print_json(done.__dict__)
     else:

@@ -48,7 +48,7 @@ class _Spec:
     folder: str = ""  # the subfolder torchvision reads, when there is one
     files: tuple[str, ...] = ()  # torchvision-read files, relative to root
     classes: tuple[str, ...] = ()  # IDX datasets only (torchvision names the others)
-    hint: str = ""  # how to get the files, when better than --download
+    hint: str = ""  # how to get the files, when better than downloading
 
 
 _SPECS = {
@@ -66,7 +66,7 @@ _SPECS = {
         "the four IDX files (train-images-idx3-ubyte.gz, ...) or 'FashionMNIST/raw/'", 1,
         "FashionMNIST", classes=_FASHION_CLASSES,
         hint="apt-get install dataset-fashion-mnist puts them in "
-             "/usr/share/datasets/fashion-mnist; or pass --download"),
+             "/usr/share/datasets/fashion-mnist; or pass `download`"),
     "mnist": _Spec(
         "MNIST (LeCun et al. 1998)", "original IDX files", "MNIST",
         "the four IDX files (train-images-idx3-ubyte.gz, ...) or 'MNIST/raw/'", 1, "MNIST",
@@ -126,14 +126,15 @@ def load_named_dataset(name: str, root: str | Path, *, download: bool = False,
     """Load ``name`` from ``root`` (``download=True`` fetches it there first)."""
     key = name.lower().replace("-", "").replace("_", "")
     if key not in _SPECS:
-        raise DataError(f"unknown dataset {name!r}",
+        raise DataError(f"unknown dataset {name!r}", field="data", value=name,
                         hint=f"valid names: {', '.join(NAMED_DATASETS)}")
     if not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
-        raise DataError(f"val_fraction must be a number in [0, 1), got {val_fraction!r}")
+        raise DataError(f"val_fraction must be a number in [0, 1), got {val_fraction!r}",
+                        field="val_fraction", value=val_fraction)
     spec, root = _SPECS[key], Path(root).expanduser()
     if not download and not root.is_dir():
         problem = "is not a directory" if root.exists() else "does not exist"
-        raise DataError(f"dataset root {root} {problem}", path=root, hint=_hint(key, root))
+        raise DataError(f"dataset root {root} {problem}", path=root, hint=_hint(key, root), field="data_root")
     if spec.classes:
         files = _find_idx_files(key, spec, root, download=download)
         train_images, train_labels = _read_idx(files[:2], spec)
@@ -170,7 +171,7 @@ def _find_idx_files(key: str, spec: _Spec, root: Path, *, download: bool) -> tup
     where = "; ".join(f"in {p} missing {'all four' if len(m) == 4 else ', '.join(m)}"
                       for p, m in missing.items())
     raise DataError(f"{key} IDX files not found (need {', '.join(names)}, each plain or .gz): "
-                    f"{where}", path=root, hint=_hint(key, root))
+                    f"{where}", path=root, hint=_hint(key, root), field="data_root")
 
 
 def _idx_file(place: Path, name: str) -> Path | None:
@@ -217,7 +218,7 @@ def _read(key: str, spec: _Spec, root: Path, *, train: bool, download: bool):
 
 def _hint(key: str, root: Path) -> str:
     spec = _SPECS[key]
-    hint = spec.hint or ("pass --download, or point --data-root at the folder containing "
+    hint = spec.hint or ("pass `download`, or point `data_root` at the folder containing "
                          f"{spec.expects}")
     # A common slip: pointing at the dataset's own folder rather than the one holding it
     # (IDX files are also looked for in root itself, so there only root/<Name> is a slip).

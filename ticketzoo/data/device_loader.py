@@ -25,6 +25,11 @@ With no augmentation the floats equal ``make_dataset(..., train=False)``'s bit f
 the order differs from ``DataLoader``'s (which draws a worker seed from the generator).
 ``find`` reseeds ``generator`` per round and checkpoints save its state: both work as with
 ``make_loaders`` (one generator, exposed as ``loader.generator``).
+
+Under ``torchrun`` (a process group up when the loaders are made) every rank holds the
+whole split on its device but draws the same epoch plan and builds only its share of each
+global batch (:class:`~ticketzoo.data.loaders.BatchShard`): the plan rows
+``rank, rank + W, ...`` of the batch, so one process's epochs are cut, not changed.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import torch
 from ticketzoo.data.cache import ArraySamples, CachedImageDataset, arrays_to_working
 from ticketzoo.data.folder import DEFAULT_MEMORY_BUDGET, Sample
 from ticketzoo.data.images import DecodedImages
-from ticketzoo.data.loaders import Loaders
+from ticketzoo.data.loaders import IGNORE_LABEL, BatchShard, Loaders
 from ticketzoo.errors import ConfigError, DataError
 
 _CHUNK = 8192  # images per host-to-device copy: bounds the staging memory
@@ -78,11 +83,14 @@ class DeviceLoader:
 
     ``generator`` given: a train loader (shuffled, ``random_crop``/``flip`` as asked, every
     ``iter()`` a new epoch). ``generator=None``: an eval loader (in order, center crop).
+    ``shard``: yield only this rank's share of each (global) batch; a padding sample's
+    label is IGNORE_LABEL (see :class:`~ticketzoo.data.loaders.BatchShard`).
     """
 
     def __init__(self, data: DeviceImages, *, batch_size: int, crop_size: int,
                  generator: torch.Generator | None = None, random_crop: bool = False,
-                 flip: bool = False, channels_last: bool = False, drop_last: bool = False) -> None:
+                 flip: bool = False, channels_last: bool = False, drop_last: bool = False,
+                 shard: BatchShard | None = None) -> None:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
         side = data.size + 2 * data.pad
@@ -94,6 +102,7 @@ class DeviceLoader:
         self.random_crop = self.train and random_crop and side > crop_size
         self.flip = self.train and flip
         self.channels_last, self.drop_last = channels_last, drop_last and self.train
+        self.shard = shard
         # Fixed window (eval, or train without random crop): the working image's center, as
         # torchvision's center_crop and the cached datasets place it.
         self._center = data.pad + round((data.size - crop_size) / 2.0)
@@ -109,11 +118,28 @@ class DeviceLoader:
             window = self.data.images[:, c : c + k, c : c + k]
             for start in range(0, len(self.data), self.batch_size):
                 end = start + self.batch_size
-                yield self._normalize(window[start:end]), self.data.labels[start:end]
+                if self.shard is None:
+                    yield self._normalize(window[start:end]), self.data.labels[start:end]
+                else:  # this rank's share of the batch: a strided slice (a view, no gather)
+                    (x, pad), y = self.shard.take(window[start:end]), self.data.labels[start:end]
+                    yield self._normalize(x), self._labels(self.shard.take(y)[0], pad)
             return
         plan = self.epoch_plan().to(self.data.device)
         for b in range(len(self)):
-            yield self._train_batch(plan[b * self.batch_size : (b + 1) * self.batch_size])
+            rows, pad = plan[b * self.batch_size : (b + 1) * self.batch_size], False
+            if self.shard is not None:
+                rows, pad = self.shard.take(rows)
+            images, labels = self._train_batch(rows)
+            yield images, self._labels(labels, pad)
+
+    @staticmethod
+    def _labels(labels: torch.Tensor, pad: bool) -> torch.Tensor:
+        return torch.full_like(labels, IGNORE_LABEL) if pad else labels
+
+    def global_count(self, index: int) -> int:
+        """Samples in global batch ``index`` of an epoch (what the training loop divides by)."""
+        n, b = len(self.data), self.batch_size
+        return min(b, n - index * b)
 
     def epoch_plan(self) -> torch.Tensor:
         """Draw one epoch from ``generator``: int64 ``[N, 4]`` rows of (sample index, top,
@@ -223,7 +249,9 @@ def make_device_loaders(
             data[key] = _upload(split, dev, out_ch, resize, pads[key], scale, shift,
                                 decoded=decoded, threads=threads, num_classes=num_classes)
     generator = torch.Generator().manual_seed(seed)
-    common = dict(batch_size=batch_size, crop_size=input_size, channels_last=channels_last)
+    shard = BatchShard.current(batch=batch_size)  # under torchrun: each rank builds its share
+    common = dict(batch_size=batch_size, crop_size=input_size, channels_last=channels_last,
+                  shard=shard)
     train_loader = DeviceLoader(data["train"], generator=generator, random_crop=crop,
                                 flip=flip, drop_last=drop_last, **common)
     evals = [DeviceLoader(d, **common) if d is not None else None for d in (data["val"],

@@ -116,7 +116,7 @@ def discover_folder(
     files, links = _once_each(found, links)
     if strict and links:
         raise DataError(f"cannot use {links[0].path}: {links[0].reason}", path=links[0].path,
-                        hint="remove the link, or drop --strict to skip it")
+                        hint="remove the link, or drop `strict` to skip it")
     total = sum(len(v) for v in files.values())
     if total == 0:
         raise DataError(f"no files found in the class folders under {root}", path=root,
@@ -305,7 +305,7 @@ def _validate(files, channels, resize, strict, threads):
             if reason is not None:
                 if strict:
                     raise DataError(f"cannot use {path}: {reason}", path=path,
-                                    hint="delete or replace the file, or drop --strict "
+                                    hint="delete or replace the file, or drop `strict` "
                                     "to skip unreadable files")
                 skipped.append(SkippedFile(path, reason))
                 continue

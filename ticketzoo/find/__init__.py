@@ -10,7 +10,7 @@ Typical use::
     result.tickets  # one ticket file per round
 
 Modules, each importing only those above it: ``recipe`` (the typed recipe, its hash, ticket
-names), ``sources`` (``--data`` to loaders), ``rundir`` (the resumable run folder),
+names), ``sources`` (``data`` to loaders), ``rundir`` (the resumable run folder),
 ``report`` (cards, logs, summary table), ``imp`` (the driver).
 """
 

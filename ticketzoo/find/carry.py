@@ -7,7 +7,9 @@ mask: all of θk a later round reads, plus θk's dense tensors) and its ``traine
 and every finished round's results) that makes a *carry folder*::
 
     <carry>/log.json              the run's log
-    <carry>/<ticket>.safetensors  the last finished round's winning ticket
+    <carry>/<ticket>/             the last finished round's winning ticket, as a ticket folder
+                                  (ticket.safetensors + README.md); a carry folder of an
+                                  earlier version holds ``<carry>/<ticket>.safetensors``
 
 :func:`export_carry` writes one from a run folder; :func:`seed_run` turns one into a fresh
 run folder from which ``find`` continues with the next round. The continued run trains
@@ -17,16 +19,17 @@ random-prune control reads all of θk, so a run with that control cannot be carr
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 from ticketzoo.errors import CheckpointError
 from ticketzoo.find.recipe import FindRecipe
 from ticketzoo.find.report import RoundResult
-from ticketzoo.find.rundir import RECIPE_FILE, RunDir, save_tensors, write_json
+from ticketzoo.find.rundir import RECIPE_FILE, RunDir, save_tensors, write_json, write_ticket_dir
 from ticketzoo.fileio import atomic_write_bytes
+from ticketzoo.ticket import TICKET_FILE
 
 CARRIED_FILE = "carried.json"  # in a seeded run folder: the rounds that came with the carry
 
@@ -40,7 +43,15 @@ def last_round(rows: list[RoundResult], control: str | None) -> RoundResult | No
 
 
 def export_carry(run_root: str | Path, dest: str | Path) -> Path:
-    """Write ``log.json`` and the last finished round's ticket of ``run_root`` into ``dest``."""
+    """Write ``log.json`` and the last finished round's ticket folder of ``run_root`` into
+    ``dest``; returns the ticket folder. Under ``torchrun`` only rank 0 writes (not a
+    collective: a caller may call it on rank 0 alone); other ranks get ``dest`` back."""
+    from ticketzoo.ticket import Ticket
+    from ticketzoo.train import distributed
+
+    if not distributed.is_main():
+        return Path(dest)
+
     root, dest = Path(run_root), Path(dest)
     log = root / "log.json"
     if not log.is_file():
@@ -52,11 +63,11 @@ def export_carry(run_root: str | Path, dest: str | Path) -> Path:
         raise CheckpointError(f"{root}: no pruning round has finished yet, nothing to carry",
                               hint="a carry starts after round 1 (round 0 is the dense network)")
     dest.mkdir(parents=True, exist_ok=True)
-    ticket = root / last.file
-    atomic_write_bytes(dest / ticket.name, ticket.read_bytes())
+    payload = (root / last.file).read_bytes()  # a ticket folder's file, or an older run's bare file
+    write_ticket_dir(dest, last.ticket, payload, Ticket.from_bytes(payload, root / last.file).card)
     keep = [r.to_dict() for r in rows if r.round <= last.round]
     atomic_write_bytes(dest / "log.json", (json.dumps({**data, "rounds": keep}, indent=2) + "\n").encode())
-    return dest / ticket.name
+    return dest / last.ticket
 
 
 def read_carry(carry: str | Path, recipe: FindRecipe) -> tuple[list[RoundResult], RoundResult, Path]:
@@ -74,7 +85,11 @@ def read_carry(carry: str | Path, recipe: FindRecipe) -> tuple[list[RoundResult]
     if recipe.control == "random-prune":
         raise CheckpointError("a run with the random-prune control cannot be carried (it reads all of θk)")
     last = last_round(rows, recipe.control)
-    ticket = folder / Path(last.file).name if last else None
+    ticket = None
+    if last is not None:
+        ticket = folder / last.ticket / TICKET_FILE
+        if not ticket.is_file():  # a carry folder written before tickets were folders
+            ticket = folder / f"{last.ticket}.safetensors"
     if ticket is None or not ticket.is_file():
         raise CheckpointError(f"{folder}: the ticket of its last round is missing")
     return rows, last, ticket
@@ -95,10 +110,11 @@ def seed_run(run: RunDir, carry: str | Path) -> None:
     write_json(run.root / RECIPE_FILE, run.meta)
     save_tensors(run.thetak, ticket.state_dict("rewind"))
     save_tensors(run.round_dir(last.round) / "mask.safetensors", ticket.masks)
-    target = run.tickets / path.name
-    shutil.copyfile(path, target)
-    carried: dict[str, Any] = {"round": last.round, "ticket": last.file,
-                               "rounds": [r.to_dict() for r in rows if r.round <= last.round]}
+    run.write_ticket(last.ticket, path.read_bytes(), ticket.card)
+    here = run.ticket_file(last.ticket)  # the next round reads the carried ticket from here
+    kept = [dataclasses.replace(r, file=here) if r == last else r for r in rows if r.round <= last.round]
+    carried: dict[str, Any] = {"round": last.round, "ticket": here,
+                               "rounds": [r.to_dict() for r in kept]}
     write_json(run.root / CARRIED_FILE, carried)
 
 

@@ -11,6 +11,11 @@ recipe): each training reseeds its RNGs and the loader's shuffling generator, an
 from its per-epoch checkpoint. A run killed at any point and started again with the same
 recipe therefore ends with tickets bitwise identical to an uninterrupted run on CPU. The
 tickets' ``created`` field is the run's creation time (``$SOURCE_DATE_EPOCH`` when set).
+
+Under ``torchrun`` every rank runs this same loop: each trains its share of every global
+batch (:mod:`ticketzoo.train.distributed`), rank 0 alone reads and writes the run folder
+and hands what it read (masks, θk, finished rounds, checkpoints) to the others, and
+progress is printed by rank 0. Cards record the process layout in ``extra["distributed"]``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from ticketzoo.find.report import (RoundResult, card_metrics, card_recipe, descr
                                    summary_table, write_logs)
 from ticketzoo.find.rundir import RunDir, load_tensors, save_tensors
 from ticketzoo.find.sources import DataSpec, SourceLoaders, load_source, resolve_data
+from ticketzoo.train import distributed as dist
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,8 @@ def find_tickets(recipe: FindRecipe, data: str | DataSpec, *, run_dir: str | Pat
                           f"{spec.kind} '{spec.source}'")
     get_arch(recipe.arch)  # unknown names fail before any data is read
     config = recipe.train if device is None else dataclasses.replace(recipe.train, device=device)
+    dist.ensure()  # under torchrun: join the group before the loaders are built
+    processes = dist.describe(config.batch_size)  # refuses a batch the ranks cannot share
     dev = resolve_device(config.device)
     src = load_source(spec, input_size=recipe.input_size, channels=recipe.channels,
                       batch_size=config.batch_size, seed=config.seed, data_seed=recipe.data_seed,
@@ -93,13 +101,21 @@ def find_tickets(recipe: FindRecipe, data: str | DataSpec, *, run_dir: str | Pat
         raise ConfigError(f"--rewind {recipe.rewind} is at or past the end of training "
                           f"({config.max_epochs} epochs of {ipe} iterations)")
     fingerprint = {"classes": list(src.classes), "counts": src.counts}
-    run = RunDir.open(RunDir.locate(run_dir, recipe), recipe, fingerprint, now_iso())
+    root = RunDir.locate(run_dir, recipe)
+    opened: list[RunDir] = []
+
+    def open_run() -> dict:  # on rank 0: lock, create or check the folder, maybe seed it
+        opened.append(RunDir.open(root, recipe, fingerprint, now_iso(), processes))
+        if carry_in is not None:
+            seed_run(opened[0], carry_in)
+        return opened[0].meta
+
+    meta = dist.from_main(open_run)
+    run = opened[0] if opened else RunDir.follow(root, recipe, meta)
     previous = set_threads(count)
     try:
-        if carry_in is not None:
-            seed_run(run, carry_in)
         imp = _IMP(recipe, config, run, src, model, out, quiet,
-                   description, source_description, on_ticket, count)
+                   description, source_description, on_ticket, count, processes)
         if dev.type == "cpu":
             imp._say(f"threads: {count} ({'set by --threads' if threads else 'chosen from the model size'})")
         return imp.run(time_budget)
@@ -110,7 +126,7 @@ def find_tickets(recipe: FindRecipe, data: str | DataSpec, *, run_dir: str | Pat
 
 class _IMP:
     def __init__(self, recipe, config, run, src: SourceLoaders, model, console, quiet,
-                 description, source_description, on_ticket, threads: int):
+                 description, source_description, on_ticket, threads: int, processes: dict):
         from ticketzoo.models import classifier_names, prunable_names
         from ticketzoo.train import Runtime
 
@@ -135,6 +151,7 @@ class _IMP:
         self.results: list[RoundResult] = []
         self.taken: set[str] = set()
         self.threads = threads  # torch's CPU thread count, recorded in the cards
+        self.processes = processes  # world size, per-rank batch, backend (cards of W > 1)
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -143,10 +160,9 @@ class _IMP:
         started = time.monotonic()
         self._say(f"IMP of {r.arch} on {r.source}: {r.rounds} round(s), rate {r.rate:g}, "
                   f"{r.scope}, rewind {r.rewind_step} ({self.k} it), run folder {run.root}")
-        carried = carried_rounds(run)
+        carried = dist.from_main(lambda: carried_rounds(run))
         if carried is None:
-            if not run.theta0.exists():
-                save_tensors(run.theta0, self._state())
+            self._write(lambda: run.theta0.exists() or save_tensors(run.theta0, self._state()))
             prev, first = self._round0(), 1
             masks = {n: torch.ones_like(t, dtype=torch.bool) for n, t in self._state().items()
                      if n in self.prunable}
@@ -155,18 +171,19 @@ class _IMP:
             self.results += rows
             self.taken |= {x.ticket for x in rows if x.ticket}
             prev, first = next(x for x in rows if x.round == last and x.line == "imp"), last + 1
-            masks = load_tensors(run.round_dir(last) / "mask.safetensors")
+            masks = dist.from_main(lambda: load_tensors(run.round_dir(last) / "mask.safetensors"))
             masks = {n: masks[n] for n in self.prunable}
             self._say(f"continuing after round {last}, carried from an earlier job")
         stopped = False
         for i in range(first, r.rounds + 1):
-            if time_budget is not None and run.result(i) is None and self._out_of_time(started, time_budget):
+            if time_budget is not None and dist.from_main(
+                    lambda: run.result(i) is None and self._out_of_time(started, time_budget)):
                 self._say(f"stopping before round {i}: the time budget of {time_budget:.0f}s "
                           "would run out during it")
                 stopped = True
                 break
-            masks = self._mask(i, prev, masks)
-            prev = self._line(i, "imp", masks, load_tensors(run.thetak), prev)
+            masks = dist.from_main(lambda: self._mask(i, prev, masks))  # rank 0 prunes
+            prev = self._line(i, "imp", masks, dist.from_main(lambda: load_tensors(run.thetak)), prev)
             if r.control == "reinit":
                 fresh = self._fresh(i)
                 self._line(i, "reinit", masks, fresh, prev)
@@ -174,9 +191,10 @@ class _IMP:
                 from ticketzoo.pruning import random_masks_like
 
                 rand = random_masks_like({n: masks[n] for n in self.pool}, seed=_seed(r.seed, i))
-                self._line(i, "random-prune", {**masks, **rand}, load_tensors(run.thetak), prev)
-            write_logs(run.root, r, self.results)
-        write_logs(run.root, r, self.results)
+                self._line(i, "random-prune", {**masks, **rand},
+                           dist.from_main(lambda: load_tensors(run.thetak)), prev)
+            self._write(lambda: write_logs(run.root, r, self.results))
+        self._write(lambda: write_logs(run.root, r, self.results))
         return FindResult(run.root, r, tuple(self.results), stopped)
 
     def _out_of_time(self, started: float, budget: float) -> bool:
@@ -189,25 +207,28 @@ class _IMP:
 
     def _round0(self) -> RoundResult:
         run = self.run_dir
-        done = run.result(0)
+        done = dist.from_main(lambda: run.result(0))
         if done is None:
             self._say("round 0: dense training")
             callbacks = []
             if self.k == 0:
-                if not run.thetak.exists():
-                    save_tensors(run.thetak, load_tensors(run.theta0))
+                self._write(lambda: run.thetak.exists()
+                            or save_tensors(run.thetak, load_tensors(run.theta0)))
             else:
                 from ticketzoo.train import SnapshotAt
 
-                callbacks.append(SnapshotAt(self.k, lambda sd: save_tensors(run.thetak, sd)))
-            tr, val, test = self._train(load_tensors(run.theta0), None, 0, run.round_dir(0), callbacks)
-            if not run.thetak.exists():
+                callbacks.append(SnapshotAt(self.k, lambda sd: dist.is_main()
+                                            and save_tensors(run.thetak, sd)))
+            theta0 = dist.from_main(lambda: load_tensors(run.theta0))
+            tr, val, test = self._train(theta0, None, 0, run.round_dir(0), callbacks)
+            if not dist.from_main(run.thetak.exists):
                 raise ConfigError(f"training stopped after {tr.epochs_run} epoch(s), before the "
                                   f"rewind step {self.recipe.rewind_step}",
                                   hint="rewind earlier, or raise --patience / --epochs")
-            save_tensors(run.round_dir(0) / "trained.safetensors", self._state())
             done = RoundResult(0, "imp", 0.0, val, test, tr.epochs_run, _time(tr)).to_dict()
-            run.write_result(0, done)
+            trained = self._state()
+            self._write(lambda: (save_tensors(run.round_dir(0) / "trained.safetensors", trained),
+                                 run.write_result(0, done)))
         result = RoundResult.from_dict(done)
         self.results.append(result)
         self._say(f"round 0: test accuracy {_pct(result.test_accuracy)}")
@@ -215,7 +236,7 @@ class _IMP:
 
     def _line(self, i: int, line: str, masks, weights, parent: RoundResult) -> RoundResult:
         run, sub = self.run_dir, None if line == "imp" else line
-        done = run.result(i, sub)
+        done = dist.from_main(lambda: run.result(i, sub))
         if done is None:
             from ticketzoo.pruning import sparsity
 
@@ -225,15 +246,19 @@ class _IMP:
             name = ticket_name(self.recipe.source, self.recipe.arch, s, i, self.taken,
                                None if line == "imp" else line)
             result = RoundResult(i, line, s, val, test, tr.epochs_run, _time(tr), name,
-                                 f"tickets/{name}.safetensors")
-            sha = self._emit(result, weights, masks, parent)
-            done = dataclasses.replace(result, sha256=sha).to_dict()
-            run.write_result(i, done, sub)
+                                 run.ticket_file(name))
+
+            def emit() -> dict:  # rank 0 writes the ticket and the round's result
+                row = dataclasses.replace(result, sha256=self._emit(result, weights, masks, parent))
+                run.write_result(i, row.to_dict(), sub)
+                return row.to_dict()
+
+            done = dist.from_main(emit)
         result = RoundResult.from_dict(done)
         self.taken.add(result.ticket)
         self.results.append(result)
-        if self.on_ticket is not None:
-            self.on_ticket(run.root / result.file, result)
+        if self.on_ticket is not None:  # publishing writes: rank 0 alone, the others wait
+            self._write(lambda: self.on_ticket(run.root / result.file, result))
         return result
 
     # --- steps ------------------------------------------------------------------------
@@ -285,6 +310,7 @@ class _IMP:
     def _emit(self, result: RoundResult, weights, masks, parent: RoundResult) -> str:
         from ticketzoo.ticket import Ticket
 
+        weights = {k: weights[k] for k in self.model.state_dict()}  # module order, as loaded
         imp_rows = [x for x in self.results if x.line == "imp"]
         metrics = card_metrics(imp_rows + [result] if result.line == "imp" else [result])
         ticket = Ticket.from_model(
@@ -293,9 +319,10 @@ class _IMP:
             metrics=metrics, lineage=lineage(result.line, parent),
             description=describe(self.recipe, result, self.description),
             extra={"round": result.round, "line": result.line, "epochs": result.epochs,
-                   "cpu_threads": self.threads},
+                   "cpu_threads": self.threads,
+                   **({"distributed": self.processes} if self.processes["world_size"] > 1 else {})},
         ).with_card(created=self.run_dir.created)
-        sha = ticket.save(self.run_dir.tickets / f"{result.ticket}.safetensors")
+        sha = self.run_dir.write_ticket(result.ticket, ticket.to_bytes(), ticket.card)
         self._say(f"  ticket {result.ticket}: test accuracy {_pct(result.test_accuracy)}")
         return sha
 
@@ -305,8 +332,14 @@ class _IMP:
         return cpu_state_dict(self.model)
 
     def _say(self, text: str) -> None:
-        if not self.quiet:
+        if not self.quiet and dist.is_main():
             self.console.print(text)
+
+    @staticmethod
+    def _write(fn: Callable[[], Any]) -> None:
+        """Run ``fn`` (a write) on rank 0; every rank returns once it is done, or raises if
+        it failed."""
+        dist.from_main(lambda: (fn(), None)[1])
 
 
 def _seed(seed: int, round_: int) -> int:

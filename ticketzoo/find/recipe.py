@@ -2,20 +2,19 @@
 
 The hash covers *what* a run computes (architecture, data source and split, pruning and
 training hyperparameters, seeds). It leaves out *where* it runs and reads from: the device,
-DataLoader workers, the data location (``--data-root`` or the folder's path) and the card's
+DataLoader workers, the data location (``data_root`` or the folder's path) and the card's
 free-text descriptions. A run folder can therefore be resumed on another machine or with the
 data moved; the data's class names and split sizes are checked separately on resume.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ticketzoo.config import LATER, Config
 from ticketzoo.errors import ConfigError
 from ticketzoo.train import Step, TrainConfig
 
@@ -23,13 +22,14 @@ CONTROLS = ("reinit", "random-prune")
 CONTROL_SUFFIX = {"reinit": "reinit", "random-prune": "randprune"}
 INITS = ("xavier", "default")
 SCOPES = ("global", "layerwise")
-_LATER = {"augment": False}  # fields added after the first release, and their defaults
 _SAFE = re.compile(r"[^a-z0-9._-]+")
 
 
 @dataclass(frozen=True)
-class FindRecipe:
+class FindRecipe(Config):
     """Everything that determines an IMP run's tickets (see the module docstring)."""
+
+    config_label = "recipe field"
 
     arch: str  # model registry name, e.g. "resnet50", "conv4"
     source: str  # data label: a dataset name ("cifar10") or an image folder's name
@@ -51,97 +51,51 @@ class FindRecipe:
     channels: int = 3  # image channels the network sees
     arch_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"width": 0.25}
     train: TrainConfig = field(default_factory=TrainConfig)
-    augment: bool = False  # random crop (4 px zero padding) + horizontal flip of train images
+    # Added after the first release: out of the dict (and hash) at its default.
+    augment: bool = field(default=False, metadata=LATER)  # random crop (4 px pad) + flip
 
     def __post_init__(self) -> None:
-        for name in ("rate", "val_fraction"):
-            value = getattr(self, name)
-            if isinstance(value, int) and not isinstance(value, bool):
-                object.__setattr__(self, name, float(value))
-        if isinstance(self.head_rate, int) and not isinstance(self.head_rate, bool):
-            object.__setattr__(self, "head_rate", float(self.head_rate))
-        object.__setattr__(self, "split", tuple(float(x) for x in self.split))
+        self.check_types()
         object.__setattr__(self, "arch_kwargs", dict(self.arch_kwargs))
+        # "0" and "0it" are the same recipe: one spelling, so one hash.
+        object.__setattr__(self, "rewind", str(Step.parse(self.rewind)))
         self.validate()
 
     def validate(self) -> None:
-        """Raise :class:`ConfigError` for the first out-of-range field."""
-        if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 1:
-            raise ConfigError(f"--rounds must be a positive integer, got {self.rounds!r}",
-                              hint="IMP needs at least one pruning round")
-        if not isinstance(self.rate, float) or not 0.0 < self.rate < 1.0:
-            raise ConfigError(f"--rate must lie strictly between 0 and 1, got {self.rate!r}",
-                              hint="0.2 prunes 20% of the remaining weights per round")
+        """Raise :class:`ConfigError` naming (``field``) the first out-of-range field."""
+        def bad(name: str, rule: str, hint: str | None = None) -> ConfigError:
+            value = getattr(self, name)
+            return ConfigError(f"{name} {rule}, got {value!r}", field=name, value=value, hint=hint)
+
+        if self.rounds < 1:
+            raise bad("rounds", "must be a positive integer", "IMP needs at least one pruning round")
+        if not 0.0 < self.rate < 1.0:
+            raise bad("rate", "must lie strictly between 0 and 1",
+                      "0.2 prunes 20% of the remaining weights per round")
         if self.head_rate is not None and not 0.0 <= self.head_rate < 1.0:
-            raise ConfigError(f"--head-rate must lie in [0, 1), got {self.head_rate!r}")
-        if self.scope not in SCOPES:
-            raise ConfigError(f"unknown scope {self.scope!r}", hint=f"use {' or '.join(SCOPES)}")
-        if self.init not in INITS:
-            raise ConfigError(f"unknown init {self.init!r}", hint=f"use {' or '.join(INITS)}")
+            raise bad("head_rate", "must lie in [0, 1)")
+        for name, allowed in (("scope", SCOPES), ("init", INITS), ("data_kind", ("named", "folder"))):
+            if getattr(self, name) not in allowed:
+                raise bad(name, f"must be one of {', '.join(allowed)}")
         if self.control is not None and self.control not in CONTROLS:
-            raise ConfigError(f"unknown control {self.control!r}", hint=f"use {', '.join(CONTROLS)}")
-        if self.data_kind not in ("named", "folder"):
-            raise ConfigError(f"data_kind must be 'named' or 'folder', got {self.data_kind!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"--seed must be an integer >= 0, got {self.seed!r}")
-        if not isinstance(self.input_size, int) or self.input_size < 1:
-            raise ConfigError(f"--input-size must be a positive integer, got {self.input_size!r}")
+            raise bad("control", f"must be one of {', '.join(CONTROLS)}")
+        if self.seed < 0:
+            raise bad("seed", "must be an integer >= 0")
+        if self.input_size < 1:
+            raise bad("input_size", "must be a positive integer")
         if self.channels not in (1, 3):
-            raise ConfigError(f"--channels must be 1 or 3, got {self.channels!r}")
+            raise bad("channels", "must be 1 or 3")
         if not 0.0 <= self.val_fraction < 1.0:
-            raise ConfigError(f"--val-fraction must lie in [0, 1), got {self.val_fraction}")
-        step = self.rewind_step  # parses, raising ConfigError on a bad value
+            raise bad("val_fraction", "must lie in [0, 1)")
+        step = self.rewind_step
         if step.unit == "ep" and step.amount >= self.train.max_epochs:
-            raise ConfigError(f"--rewind {self.rewind} is at or past the end of training "
-                              f"({self.train.max_epochs} epochs)", hint="rewind earlier or train longer")
-        if not isinstance(self.train, TrainConfig):
-            raise ConfigError("train must be a TrainConfig")
-        if not isinstance(self.augment, bool):
-            raise ConfigError(f"augment must be true or false, got {self.augment!r}")
+            raise ConfigError(f"rewind step {self.rewind} is at or past the end of training "
+                              f"({self.train.max_epochs} epochs)", field="rewind", value=self.rewind,
+                              hint="rewind earlier, or raise `max_epochs`")
 
     @property
     def rewind_step(self) -> Step:
         return Step.parse(self.rewind)
-
-    # --- serialisation and hash --------------------------------------------------------
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields; fields added later appear only when not at their default, so
-        the hashes of earlier recipes (and their run folders) stay as they were."""
-        data = asdict(self)
-        data["split"] = list(self.split)
-        data["train"] = self.train.to_dict()
-        data["rewind"] = str(self.rewind_step)  # "0" and "0it" are the same recipe
-        for name, default in _LATER.items():
-            if data[name] == default:
-                del data[name]
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FindRecipe:
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ConfigError(f"unknown recipe field(s): {', '.join(unknown)}")
-        values = dict(data)
-        values["train"] = TrainConfig.from_dict(values.get("train", {}))
-        if "split" in values:
-            values["split"] = tuple(values["split"])
-        return cls(**values)
-
-    def hashed_dict(self) -> dict[str, Any]:
-        """The fields the hash covers: all but the training device."""
-        data = self.to_dict()
-        data["train"] = {k: v for k, v in data["train"].items() if k != "device"}
-        return data
-
-    def hash(self) -> str:
-        canonical = json.dumps(self.hashed_dict(), sort_keys=True, separators=(",", ":"),
-                               allow_nan=False)
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-    def hashname(self) -> str:
-        return self.hash()[:12]
 
     def run_name(self) -> str:
         """``<source>-<arch>-<hash12>``: the run folder's name."""
@@ -190,7 +144,7 @@ def percent(sparsity: float) -> int:
 def ticket_name(source: str, arch: str, sparsity: float, round_: int, taken: set[str],
                 control: str | None = None) -> str:
     """``<source>-<arch>-s<NN>[-<control>]``; ``-r<round>`` added when the name is taken."""
-    from ticketzoo.registry.refs import check_name
+    from ticketzoo.names import check_name
 
     base = f"{sanitize(source)}-{arch_label(arch)}-s{percent(sparsity):02d}"
     suffix = f"-{CONTROL_SUFFIX[control]}" if control else ""

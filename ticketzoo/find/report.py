@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from ticketzoo.card import Lineage, Recipe, RoundMetrics
+from ticketzoo.card import Lineage, PruningRecipe, Recipe, RoundMetrics, TrainingRecipe
 from ticketzoo.find.recipe import FindRecipe
 from ticketzoo.fileio import atomic_write_bytes
 
@@ -41,28 +41,16 @@ class RoundResult:
 
 def card_recipe(recipe: FindRecipe, round_: int, ipe: int) -> Recipe:
     """The card's recipe block for a ticket of round ``round_``."""
-    train = {k: v for k, v in recipe.train.to_dict().items() if k not in ("device",)}
-    head = recipe.head_rate_for()
-    params = {
-        "recipe_hash": recipe.hash(),
-        "arch_kwargs": dict(recipe.arch_kwargs),
-        "init": recipe.init,
-        "train": train,
-        "head_rate": head,
-        "head_rate_rule": "the classifier weight is pruned at head_rate on its own; null means "
-                          "it is pooled with the other tensors (global scope default; layerwise "
-                          "default is rate/2, as Frankle & Carbin do for the output layer)",
-        "exclude_head": recipe.exclude_head,
-        "exclude_first_conv": recipe.exclude_first_conv,
-        "rewind_iterations": recipe.rewind_step.iterations(ipe),
-        "iterations_per_epoch": ipe,
-        "data_seed": recipe.data_seed,
-        "split": list(recipe.split) if recipe.data_kind == "folder" else None,
-        "val_fraction": recipe.val_fraction if recipe.data_kind == "named" else None,
-        "total_rounds": recipe.rounds,
-    }
+    pruning = PruningRecipe(
+        recipe_hash=recipe.hash(), total_rounds=recipe.rounds, head_rate=recipe.head_rate_for(),
+        exclude_head=recipe.exclude_head, exclude_first_conv=recipe.exclude_first_conv, init=recipe.init,
+        arch_kwargs=dict(recipe.arch_kwargs), iterations_per_epoch=ipe,
+        rewind_iterations=recipe.rewind_step.iterations(ipe), data_seed=recipe.data_seed,
+        split=recipe.split if recipe.data_kind == "folder" else None,
+        val_fraction=recipe.val_fraction if recipe.data_kind == "named" else None)
     return Recipe(method="imp", scope=recipe.scope, rate=recipe.rate, rounds=round_,
-                  rewind=str(recipe.rewind_step), seed=recipe.seed, params=params)
+                  rewind=str(recipe.rewind_step), seed=recipe.seed, train=TrainingRecipe.of(recipe.train),
+                  pruning=pruning)
 
 
 def card_metrics(results: Sequence[RoundResult]) -> tuple[RoundMetrics, ...]:

@@ -11,16 +11,28 @@ Layout (``<run-dir>/<source>-<arch>-<hash12>/``)::
     round_NN/train.csv          per-epoch metrics
     round_NN/result.json        written last: the round is done
     round_NN/<control>/...      the same for the control network of that round
-    tickets/<name>.safetensors  one ticket per round (and per control)
+    tickets/<name>/             one ticket folder per round (and per control): ticket.safetensors
+                                + README.md, written by :func:`ticketzoo.folder.write_ticket_folder`
+                                (run folders of earlier versions hold ``tickets/<name>.safetensors``;
+                                their rows keep that path and are read as they are)
     log.csv, log.json           the summary of every finished round
 
 Tensors are stored as safetensors and read with ``safetensors`` (never unpickled);
 training checkpoints are read with ``torch.load(weights_only=True)``.
+
+Under ``torchrun`` rank 0 opens (locks, creates or checks) the folder and alone writes
+into it; the other ranks hold a :meth:`RunDir.follow` copy that names the same paths but
+creates nothing. ``recipe.json`` records the process layout (``processes``: world size,
+per-rank batch, backend; absent in folders of one process): a run is resumed only with
+the world size it was started with.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import uuid
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -63,12 +75,59 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: unreadable tensors ({e})", hint=_HINT) from None
 
 
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename inside ``folder`` durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_ticket_dir(parent: Path, name: str, data: bytes, card) -> str:
+    """Write the ticket folder ``parent/<name>/`` atomically; returns the file's sha256.
+
+    The folder is filled by :func:`ticketzoo.folder.write_ticket_folder` under a temp name and
+    renamed into place, so a killed process leaves a whole folder or none (its stale temp
+    folder is removed by the next write of that name). A folder already there comes from a
+    round killed before its ``result.json``: the round's bytes are the same again, so it is
+    replaced."""
+    from ticketzoo.folder import write_ticket_folder
+
+    final = parent / name
+    for stale in parent.glob(f".{name}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = parent / f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp.mkdir()  # mode 0777 & ~umask, as the files in it: a run's tickets are shared
+    try:
+        sha = write_ticket_folder(tmp, data, card)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(parent)
+    return sha
+
+
 class RunDir:
     """One run folder; :meth:`open` creates it or checks it belongs to ``recipe``."""
 
-    def __init__(self, root: Path, recipe: FindRecipe, meta: dict[str, Any]):
+    def __init__(self, root: Path, recipe: FindRecipe, meta: dict[str, Any], *, writer: bool = True):
         self.root, self.recipe, self.meta = root, recipe, meta
+        self.writer = writer  # False on ranks other than 0: paths only, nothing created
         self._lock = None
+
+    @classmethod
+    def follow(cls, root: Path, recipe: FindRecipe, meta: dict[str, Any]) -> RunDir:
+        """The run folder rank 0 opened, as another rank sees it: no lock, no writes."""
+        return cls(root, recipe, meta, writer=False)
 
     @classmethod
     def locate(cls, run_dir: str | Path, recipe: FindRecipe) -> Path:
@@ -77,8 +136,10 @@ class RunDir:
         return base if (base / RECIPE_FILE).is_file() else base / recipe.run_name()
 
     @classmethod
-    def open(cls, root: Path, recipe: FindRecipe, data: Mapping[str, Any], created: str) -> RunDir:
-        """Create ``root`` for ``recipe`` or resume it; a different recipe or data is refused."""
+    def open(cls, root: Path, recipe: FindRecipe, data: Mapping[str, Any], created: str,
+             processes: Mapping[str, Any] | None = None) -> RunDir:
+        """Create ``root`` for ``recipe`` or resume it; a different recipe or data is refused,
+        and so is a run of another world size (``processes``, see the module docstring)."""
         from filelock import FileLock, Timeout
 
         root.mkdir(parents=True, exist_ok=True)
@@ -90,6 +151,7 @@ class RunDir:
                                   hint="wait for it to finish, or use another --run-dir") from None
         try:
             meta = cls._check_or_write(root / RECIPE_FILE, recipe, dict(data), created)
+            meta = cls._check_processes(root / RECIPE_FILE, meta, dict(processes or {}))
         except BaseException:
             lock.release()
             raise
@@ -121,6 +183,25 @@ class RunDir:
                 hint="point --data at the same images, or use another --run-dir")
         return meta
 
+    @staticmethod
+    def _check_processes(path: Path, meta: dict, processes: dict) -> dict:
+        """Record the process layout in a new folder; refuse another world size on resume."""
+        want = int(processes.get("world_size", 1))
+        if not any(path.parent.glob("round_*")):  # nothing trained yet: whoever runs it now
+            new = {k: v for k, v in meta.items() if k != "processes"}
+            new = {**new, "processes": processes} if want > 1 else new
+            if new != meta:
+                write_json(path, new)
+            return new
+        found = int((meta.get("processes") or {}).get("world_size", 1))
+        if found != want:
+            raise CheckpointError(
+                f"run folder {path.parent} was started on {found} process(es); this run has {want}",
+                field="world_size", value=want,
+                hint=f"resume it with {found} process(es) (torchrun --nproc_per_node {found}; "
+                     "1: without torchrun), or use another `run_dir`")
+        return meta
+
     def close(self) -> None:
         if self._lock is not None:
             self._lock.release()
@@ -135,7 +216,8 @@ class RunDir:
     def round_dir(self, r: int, line: str | None = None) -> Path:
         d = self.root / f"round_{r:02d}"
         d = d / line if line else d
-        d.mkdir(parents=True, exist_ok=True)
+        if self.writer:
+            d.mkdir(parents=True, exist_ok=True)
         return d
 
     @property
@@ -149,8 +231,19 @@ class RunDir:
     @property
     def tickets(self) -> Path:
         d = self.root / "tickets"
-        d.mkdir(exist_ok=True)
+        if self.writer:
+            d.mkdir(exist_ok=True)
         return d
+
+    def ticket_file(self, name: str) -> str:
+        """Where ticket ``name`` goes, relative to the run folder (recorded in its row)."""
+        from ticketzoo.ticket import TICKET_FILE
+
+        return f"tickets/{name}/{TICKET_FILE}"
+
+    def write_ticket(self, name: str, data: bytes, card) -> str:
+        """Write ticket folder ``tickets/<name>/`` (see :func:`write_ticket_dir`); its sha256."""
+        return write_ticket_dir(self.tickets, name, data, card)
 
     def result(self, r: int, line: str | None = None) -> dict[str, Any] | None:
         path = self.root / f"round_{r:02d}" / (line or "") / "result.json"

@@ -1,7 +1,7 @@
-"""Turn ``--data`` into loaders plus what the card records (channels, size, classes).
+"""Turn ``data`` into loaders plus what the card records (channels, size, classes).
 
-``--data`` is a dataset name (``cifar10``, ``cifar100``, ``fashionmnist``, ``mnist``,
-``svhn``; read from ``--data-root`` as :mod:`ticketzoo.data.datasets` says) or an image
+``data`` is a dataset name (``cifar10``, ``cifar100``, ``fashionmnist``, ``mnist``,
+``svhn``; read from ``data_root`` as :mod:`ticketzoo.data.datasets` says) or an image
 folder (``train/val/test`` subfolders, or one folder split by a seed). Images become
 ``input_size`` squares once (no crop or flip augmentation, as in Sabatelli et al.) and are
 normalised with the dataset's usual statistics (ImageNet's for RGB folders, 0.5/0.25 for
@@ -32,7 +32,7 @@ _GREY = ((0.5,), (0.25,))
 
 @dataclass(frozen=True)
 class DataSpec:
-    """What ``--data`` names, resolved before any image is read (cheap)."""
+    """What ``data`` names, resolved before any image is read (cheap)."""
 
     kind: str  # "named" or "folder"
     source: str  # dataset name, or the folder's name (sanitised later for ticket names)
@@ -73,9 +73,18 @@ def resolve_data(data: str, data_root: str | Path | None = None) -> DataSpec:
     if path.is_dir():
         return DataSpec("folder", path.resolve().name, path.resolve(), None, None)
     raise DataError(
-        f"unknown dataset {data!r}: not a dataset name and no such folder",
+        f"unknown dataset {data!r}: not a dataset name and no such folder", field="data", value=data,
         hint=f"use one of {', '.join(NAMED_DATASETS)} or the path of an image folder",
     )
+
+
+def data_label(data: str, data_root: str | Path | None = None) -> str:
+    """A short label for ``data`` (a fine-tuned ticket's default name uses it): the dataset's
+    name, the folder's name, or the last part of a path that is neither (yet)."""
+    try:
+        return resolve_data(data, data_root).source
+    except DataError:
+        return Path(data).resolve().name
 
 
 def load_source(spec: DataSpec, *, input_size: int, channels: int, batch_size: int, seed: int,

@@ -14,10 +14,9 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
-
 from dataclasses import fields as dataclass_fields
 
+from ticketzoo.config import UNHASHED, Config
 from ticketzoo.data import DEFAULT_MEMORY_BUDGET
 from ticketzoo.errors import ConfigError
 from ticketzoo.train import TrainConfig
@@ -32,8 +31,13 @@ _NAME_CHARS = re.compile(r"[^a-z0-9._-]+")
 
 
 @dataclass(frozen=True)
-class FinetuneConfig:
-    """Everything that decides what a fine-tuning run computes. Bad values: ConfigError."""
+class FinetuneConfig(Config):
+    """Everything that decides what a fine-tuning run computes. Bad values: ConfigError.
+
+    The fields marked ``UNHASHED`` (name, memory budget, workers, threads) say how a run
+    is labelled and executed, not what it computes."""
+
+    config_label = "fine-tuning option"
 
     train: TrainConfig = field(default_factory=TrainConfig)  # its seed is the first seed
     init: str = "rewind"  # one of INITS: the run whose ticket is saved
@@ -44,21 +48,20 @@ class FinetuneConfig:
     augment: bool = False  # add horizontal flips to the random crop
     resize: int | None = None  # working size cached per image; None: input_size * 8/7
     weight_init: str = "xavier"  # fresh head / reinit / dense weights (paper: Xavier)
-    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET  # decoded cache; above: streaming
-    workers: int | None = None  # DataLoader workers; None picks per device and dataset
-    name: str | None = None  # fine-tuned ticket name; None: <base>-ft-<folder>
+    memory_budget_bytes: int = field(default=DEFAULT_MEMORY_BUDGET, metadata=UNHASHED)  # decoded cache
+    workers: int | None = field(default=None, metadata=UNHASHED)  # DataLoader workers; None: per device
+    name: str | None = field(default=None, metadata=UNHASHED)  # ticket name; None: <base>-ft-<folder>
     protocol: str | None = None  # None: train as given; "paper" or "auto" (module docstring)
     overrides: tuple[str, ...] = ()  # train fields the caller set; "auto" keeps them
-    threads: int | None = None  # torch CPU threads; None: chosen from the model (not hashed)
+    threads: int | None = field(default=None, metadata=UNHASHED)  # torch CPU threads; None: by model
 
     def __post_init__(self) -> None:
         if isinstance(self.overrides, (list, set, frozenset)):
             object.__setattr__(self, "overrides", tuple(sorted(self.overrides)))
-        if isinstance(self.compare, (list, str)):
-            items = self.compare.split(",") if isinstance(self.compare, str) else self.compare
-            object.__setattr__(self, "compare", tuple(s.strip() for s in items if s.strip()))
-        if isinstance(self.split, list):
-            object.__setattr__(self, "split", tuple(self.split))
+        if isinstance(self.compare, str):  # "dense,reinit", as typed on a command line
+            object.__setattr__(self, "compare", tuple(self.compare.split(",")))
+        if isinstance(self.compare, (list, tuple)) and all(isinstance(c, str) for c in self.compare):
+            object.__setattr__(self, "compare", tuple(c.strip() for c in self.compare if c.strip()))
         self.validate()
 
     @property
@@ -66,36 +69,45 @@ class FinetuneConfig:
         return self.train.seed
 
     def validate(self) -> None:
-        if not isinstance(self.train, TrainConfig):
-            raise ConfigError("train must be a TrainConfig")
+        """Raise :class:`ConfigError` naming (``field``) the first wrong field."""
+        self.check_types()
+
+        def bad(name: str, rule: str, hint: str | None = None) -> ConfigError:
+            value = getattr(self, name)
+            return ConfigError(f"{name} {rule}, got {value!r}", field=name, value=value, hint=hint)
+
         for what, value in [("init", self.init), *(("compare", c) for c in self.compare)]:
             if value not in INITS:
-                raise ConfigError(f"unknown {what} {value!r}", hint=f"choose from {', '.join(INITS)}")
-        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
-            raise ConfigError(f"seeds must be an integer >= 1, got {self.seeds!r}")
-        ok = len(self.split) == 3 and all(isinstance(x, (int, float)) and math.isfinite(x) and x >= 0
-                                          for x in self.split)
-        if not ok or self.split[0] <= 0 or abs(sum(self.split) - 1) > 1e-6:
+                raise ConfigError(f"unknown {what} {value!r}", field=what, value=value,
+                                  hint=f"choose from {', '.join(INITS)}")
+        if self.seeds < 1:
+            raise bad("seeds", "must be an integer >= 1")
+        if not all(math.isfinite(x) and x >= 0 for x in self.split) or self.split[0] <= 0 \
+                or abs(sum(self.split) - 1) > 1e-6:
             raise ConfigError(f"invalid split {self.split!r}: need train,val,test fractions >= 0 "
-                              "with train > 0, summing to 1", hint="for example 0.8,0.1,0.1")
-        if self.resize is not None and (isinstance(self.resize, bool) or not isinstance(self.resize, int)
-                                        or self.resize < 1):
-            raise ConfigError(f"resize must be a positive integer, got {self.resize!r}")
+                              "with train > 0, summing to 1", field="split", value=self.split,
+                              hint="for example 0.8,0.1,0.1")
+        if self.resize is not None and self.resize < 1:
+            raise bad("resize", "must be a positive integer")
         if self.weight_init not in WEIGHT_INITS:
-            raise ConfigError(f"unknown weight_init {self.weight_init!r}",
-                              hint=f"choose from {', '.join(WEIGHT_INITS)}")
-        if not isinstance(self.memory_budget_bytes, int) or self.memory_budget_bytes < 0:
-            raise ConfigError(f"memory budget must be >= 0 bytes, got {self.memory_budget_bytes!r}")
+            raise ConfigError(f"unknown weight_init {self.weight_init!r}", field="weight_init",
+                              value=self.weight_init, hint=f"choose from {', '.join(WEIGHT_INITS)}")
+        if self.memory_budget_bytes < 0:
+            raise ConfigError(f"memory budget must be >= 0 bytes, got {self.memory_budget_bytes!r}",
+                              field="memory_budget_bytes", value=self.memory_budget_bytes)
+        if self.workers is not None and self.workers < 0:
+            raise bad("workers", "must be >= 0")
         if self.protocol is not None and self.protocol not in PROTOCOLS:
-            raise ConfigError(f"unknown protocol {self.protocol!r}", hint=f"choose from {', '.join(PROTOCOLS)}")
+            raise ConfigError(f"unknown protocol {self.protocol!r}", field="protocol", value=self.protocol,
+                              hint=f"choose from {', '.join(PROTOCOLS)}")
         known = {f.name for f in dataclass_fields(TrainConfig)}
         if unknown := sorted(set(self.overrides) - known):
-            raise ConfigError(f"unknown training option(s) in overrides: {', '.join(unknown)}")
-        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
-                                         or self.threads < 1):
-            raise ConfigError(f"threads must be a positive integer, got {self.threads!r}")
+            raise ConfigError(f"unknown training option(s) in overrides: {', '.join(unknown)}",
+                              field="overrides", value=self.overrides)
+        if self.threads is not None and self.threads < 1:
+            raise bad("threads", "must be a positive integer")
         if self.name is not None:
-            from ticketzoo.registry.refs import check_name
+            from ticketzoo.names import check_name
 
             check_name(self.name)
 
@@ -112,23 +124,13 @@ class FinetuneConfig:
         size = self.resize if self.resize is not None else round(input_size * 256 / 224)
         if size < input_size:
             raise ConfigError(f"resize {size} is smaller than the ticket's input size {input_size}",
-                              hint=f"use --resize {input_size} or more")
+                              field="resize", value=size, hint=f"use {input_size} or more")
         return size
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "train": self.train.to_dict(), "init": self.init, "compare": list(self.compare),
-            "seeds": self.seeds, "split": list(self.split), "strict": self.strict,
-            "augment": self.augment, "resize": self.resize, "weight_init": self.weight_init,
-            "memory_budget_bytes": self.memory_budget_bytes, "workers": self.workers,
-            "name": self.name, "protocol": self.protocol, "overrides": list(self.overrides),
-            "threads": self.threads,
-        }  # fmt: skip
 
 
 def default_name(base: str, folder: str) -> str:
     """``<base>-ft-<folder>``, lower-cased and reduced to ``[a-z0-9._-]`` (max 96 chars)."""
-    from ticketzoo.registry.refs import check_name
+    from ticketzoo.names import check_name
 
     folder_part = _NAME_CHARS.sub("-", folder.lower()).strip("-._") or "data"
     name = f"{base}-ft-{folder_part}"[:96].rstrip("-._")

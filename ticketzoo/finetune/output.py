@@ -15,8 +15,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ticketzoo.card import Lineage, Recipe, RoundMetrics, SourceData
+from ticketzoo.card import FinetuneRecipe, Lineage, Recipe, RoundMetrics, SourceData, TrainingRecipe
 from ticketzoo.errors import MaskViolationError
+from ticketzoo.masks import Mask
 from ticketzoo.ticket import Ticket
 
 METRICS_FILE = "metrics.json"
@@ -24,14 +25,7 @@ METRICS_FILE = "metrics.json"
 
 def check_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
     """Raise MaskViolationError unless every pruned weight of ``model`` is exactly zero."""
-    params = dict(model.named_parameters())
-    for name, mask in masks.items():
-        p = params[name].detach()
-        bad = int((p[~mask.to(p.device)] != 0).sum())  # NaN != 0 counts too
-        if bad:
-            raise MaskViolationError(
-                f"{bad} pruned weight(s) of {name} are not exactly zero after training",
-                hint="the mask was not kept; nothing was saved (set TICKETZOO_DEBUG=1 and report it)")
+    Mask(masks).check(model)
 
 
 def check_saved(saved: Ticket | Path, base: Ticket, *, dense: bool = False) -> None:
@@ -62,15 +56,15 @@ def make_ticket(base: Ticket, kept: dict, run, data, config, name: str,
     source = SourceData(sources.label(data), data.classes,
                         f"{sources.description(data)}, fine-tuned from {base_ref}")
     recipe_setup = setup["protocol"]
-    params = {"init": config.init, "train": run.train_config.to_dict(),
-              "protocol": recipe_setup["protocol"], "resolved": recipe_setup,
-              "split": list(config.split), "augment": config.augment, "weight_init": config.weight_init,
-              "resize": config.working_size(card.arch.input_size), "weight_sets":
-              {"rewind": "weights fine-tuning started from (head swapped)",
-               "trained": "fine-tuned weights" + (" (best epoch restored)" if run.train.best_epoch else "")}}
-    r = card.recipe
-    recipe = Recipe(method="finetune", scope=r.scope, rate=r.rate, rounds=r.rounds, rewind=r.rewind,
-                    seed=run.seed, params=params)
+    # The fine-tune's own recipe: no pruning here (the mask is the parent's, see lineage).
+    tuned = FinetuneRecipe(
+        init=config.init, protocol=recipe_setup["protocol"], reasons=dict(recipe_setup.get("reasons", {})),
+        split=config.split, augment=config.augment, weight_init=config.weight_init,
+        resize=config.working_size(card.arch.input_size),
+        weight_sets={"rewind": "weights fine-tuning started from (head swapped)",
+                     "trained": "fine-tuned weights" + (" (best epoch restored)" if run.train.best_epoch else "")})
+    recipe = Recipe(method="finetune", rate=0.0, rounds=0, seed=run.seed,
+                    train=TrainingRecipe.of(run.train_config), finetune=tuned)
     test_acc = run.test.accuracy if run.test else None
     val = [h["val_acc"] for h in run.train.history if h["epoch"] == run.train.best_epoch]
     metrics = (RoundMetrics(round=0, sparsity=run.sparsity, val_accuracy=val[0] if val else None,

@@ -98,7 +98,7 @@ def resolve(protocol: str | None, train: TrainConfig, overrides: tuple[str, ...]
          f"{round(100 * WARMUP_SHARE)}% of {epochs} epochs")
     optimizer = pick("optimizer", "adamw", "")
     pick("nesterov", optimizer == "sgd" and values.get("momentum", 0.9) > 0, "")
-    pick("lr", LR[optimizer], f"{optimizer}" + (" chosen by --optimizer" if "optimizer" in fixed else ""))
+    pick("lr", LR[optimizer], f"{optimizer}" + (" as given" if "optimizer" in fixed else ""))
     pick("weight_decay", WEIGHT_DECAY, "")
     pick("patience", max(MIN_PATIENCE, epochs // 4), "noisy small val split" if epochs // 4 <= MIN_PATIENCE
          else f"a quarter of {epochs} epochs")

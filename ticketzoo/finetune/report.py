@@ -68,7 +68,7 @@ def _comparisons(rows: list[SummaryRow], primary: str) -> list[str]:
     if first.mean is None:
         if first.failed and len(first.failed) == first.runs:
             return [f"no {primary} run trained, so there is nothing to compare."]
-        return ["no test split, so nothing was measured to compare: give --split a test fraction."]
+        return ["no test split, so nothing was measured to compare: give `split` a test fraction."]
     untrained = [f"no {r.init} run trained: nothing to compare with it." for r in rows
                  if r.init != primary and r.mean is None and r.failed]
     if primary in BASELINES:
@@ -77,10 +77,10 @@ def _comparisons(rows: list[SummaryRow], primary: str) -> list[str]:
     if not others and not untrained:
         return ["baselines not measured: these numbers say nothing about whether the ticket "
                 "beats training from scratch. Measure them with "
-                "--compare dense,reinit --seeds 3."]
+                "`compare` dense,reinit and `seeds` 3."]
     notes = [_diff(first, o) for o in others] + untrained
     if not any(r.init in BASELINES for r in rows if r.init != primary):
-        notes.append("no dense or reinit baseline measured (add --compare dense,reinit).")
+        notes.append("no dense or reinit baseline measured (add `compare` dense,reinit).")
     return notes
 
 
@@ -98,7 +98,7 @@ def _diff(a: SummaryRow, b: SummaryRow) -> str:
             "trained seed(s))")
     if a.n < 2 or b.n < 2:
         return text + ("; fewer than 2 trained runs on a side: no difference is claimed "
-                       "(use --seeds 3 or more).")
+                       "(use `seeds` 3 or more).")
     from scipy.stats import ttest_ind_from_stats
 
     sa, sb = a.std or 0.0, b.std or 0.0
@@ -111,12 +111,14 @@ def _diff(a: SummaryRow, b: SummaryRow) -> str:
     return text + f"; ± {se:.1f} (standard error), Welch t-test p = {p:.2g}: {verdict}{few}."
 
 
-def table(rows: list[SummaryRow], primary: str):
-    """A rich Table of the summary, with the comparison notes as its caption."""
+def table(rows: list[SummaryRow], primary: str, word: Callable[[str], str] = str):
+    """A rich Table of the summary, with the comparison notes as its caption.
+
+    The notes name settings as `field`; ``word`` rewrites them (the CLI: as its flags)."""
     from rich.table import Table
 
     t = Table(title="fine-tuning results (test split; mean over runs that trained)",
-              caption="\n".join(comparison_notes(rows, primary)), caption_justify="left")
+              caption="\n".join(word(n) for n in comparison_notes(rows, primary)), caption_justify="left")
     for col in ("init", "test accuracy", "trained", "did not train", "sparsity", "best epoch"):
         t.add_column(col, justify="left" if col == "init" else "right")
     for r in rows:
@@ -154,6 +156,6 @@ def describe_data(say: Callable[..., Any], data, sets: dict) -> None:
     if data.skipped:
         first = data.skipped[0]
         say(f"skipped {len(data.skipped)} unreadable file(s) "
-            f"(first: {first.path}: {first.reason}); --strict makes this an error", style="yellow")
+            f"(first: {first.path}: {first.reason}); in strict mode this is an error", style="yellow")
     if not n["val"]:
         say("no validation images: early stopping and best-epoch restore are off", style="yellow")

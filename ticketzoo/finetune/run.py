@@ -16,14 +16,15 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ticketzoo.card import render_readme
 from ticketzoo.errors import CheckpointError, ConfigError, TicketzooError
-from ticketzoo.fileio import atomic_write_bytes
+from ticketzoo.fileio import atomic_write_bytes, sha256_bytes
+from ticketzoo.folder import write_ticket_folder
 from ticketzoo.finetune import images, metrics, protocol, report, source
 from ticketzoo.finetune.config import FinetuneConfig, default_name
 from ticketzoo.finetune.output import METRICS_FILE, check_masks, check_saved, make_ticket
 from ticketzoo.finetune.runs import RunResult, run_one, start_model
 from ticketzoo.ticket import TICKET_FILE, Ticket
+from ticketzoo.train import distributed
 from ticketzoo.train.threads import MULTI_THREAD_MACS, choose_threads, forward_macs, set_threads
 
 
@@ -82,12 +83,14 @@ def finetune(ticket: Ticket, data: str | Path, config: FinetuneConfig | None = N
     say(f"setup: {resolved.summary()}; threads: {threads} ({why})")
     previous = set_threads(threads)
     try:
-        if overwrite and not resume:  # start over: nothing old may be resumed or mistaken as new
+        if overwrite and not resume and distributed.is_main():  # start over: nothing old may be resumed
             for sub in ("checkpoints", "logs"):
                 shutil.rmtree(out / sub, ignore_errors=True)
             for name in (TICKET_FILE, "README.md", METRICS_FILE):
                 (out / name).unlink(missing_ok=True)
-        out.mkdir(parents=True, exist_ok=True)
+        if distributed.is_main():
+            out.mkdir(parents=True, exist_ok=True)
+        distributed.barrier()  # under torchrun: no rank reads the folder while rank 0 clears it
         _check_resume(out, config, resolved, ds, ticket, base_sha256, resume)
         runs, kept, total = [], None, len(config.inits) * config.seeds
         for init in config.inits:
@@ -110,7 +113,8 @@ def _save(ticket, kept, runs, ds, config, setup, out, base_ref, base_sha256, say
     common = dict(base=ticket, base_ref=base_ref, base_sha256=base_sha256, setup=setup)
     if kept is None:
         data = metrics.metrics_dict(runs, ds, config, saved=None, ticket=None, sha256=None, **common)
-        metrics.write_json(out / METRICS_FILE, data)
+        if distributed.is_main():  # under torchrun only rank 0 writes
+            metrics.write_json(out / METRICS_FILE, data)
         result = FinetuneResult(None, None, None, out / METRICS_FILE, tuple(runs), ds, data)
         mine = [r for r in runs if r.init == config.init]
         why = "; ".join(f"seed {r.seed} {r.status}" for r in mine)
@@ -126,11 +130,13 @@ def _save(ticket, kept, runs, ds, config, setup, out, base_ref, base_sha256, say
                       base_ref or ticket.name, base_sha256, setup)
     blob = new.to_bytes()  # checked as it will be read back, before anything is written
     check_saved(Ticket.from_bytes(blob), ticket, dense=config.init == "dense")
-    atomic_write_bytes(out / TICKET_FILE, blob)
-    sha = hashlib.sha256(blob).hexdigest()
-    atomic_write_bytes(out / "README.md", render_readme(new.card, sha256=sha, size=len(blob)).encode())
+    if distributed.is_main():  # under torchrun only rank 0 writes; every rank returns the same result
+        sha = write_ticket_folder(out, blob, new.card)  # the one folder writer: ticket + README
+    else:
+        sha = sha256_bytes(blob)
     data = metrics.metrics_dict(runs, ds, config, saved=run, ticket=new, sha256=sha, **common)
-    metrics.write_json(out / METRICS_FILE, data)
+    if distributed.is_main():
+        metrics.write_json(out / METRICS_FILE, data)
     if run is not runs[0]:
         say(f"saved the {run.init} run of seed {run.seed}: the first of its init that trained")
     return FinetuneResult(new, out / TICKET_FILE, sha, out / METRICS_FILE, tuple(runs), ds, data, run)
@@ -192,8 +198,10 @@ def _check_resume(out: Path, config, resolved, ds, ticket, base_sha256, resume: 
         if found != h:
             raise CheckpointError(f"{out} holds runs with other data, ticket or settings",
                                   hint="resume with the same arguments, or use another --out")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, json.dumps({"fingerprint": h}).encode())
+    distributed.barrier()  # every rank has read run.json before rank 0 rewrites it
+    if distributed.is_main():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, json.dumps({"fingerprint": h}).encode())
 
 
 __all__ = ["FinetuneResult", "NoTrainedRunError", "RunResult", "check_masks", "check_saved",

@@ -1,7 +1,8 @@
 """One (init, seed) run: start model, masked training, test, verdict. Resumable.
 
 A run ends ``ok``, ``diverged`` or ``chance`` (:mod:`.status`); a diverged run does not
-stop the others. Each run keeps a per-epoch checkpoint in ``checkpoints/<init>-seed<N>/``:
+stop the others. :func:`train_run` is the per-job primitive (a built model and its masks
+in, a judged run out) that ``ticketzoo compare`` runs once per job. Each run keeps a per-epoch checkpoint in ``checkpoints/<init>-seed<N>/``:
 resumed, a finished run returns from it at once (best epoch restored) and is only
 evaluated again; a diverged run's ``status.json`` says so, so it is not trained again.
 """
@@ -20,10 +21,8 @@ from torch import nn
 from ticketzoo.errors import ConfigError
 from ticketzoo.fileio import atomic_write_bytes
 from ticketzoo.finetune import status as verdicts
-from ticketzoo.finetune.output import check_masks
-from ticketzoo.models import build_model, classifier_names, swap_head
-from ticketzoo.pruning import apply_masks
-from ticketzoo.pruning import sparsity as masks_sparsity
+from ticketzoo.masks import Mask
+from ticketzoo.models import build_model, classifier_names
 from ticketzoo.ticket import Ticket
 from ticketzoo.train import (CSVLogger, DivergedError, EvalResult, ProgressCallback, Runtime,
                              TrainConfig, TrainResult, cpu_state_dict, evaluate, resolve_device, train)
@@ -55,23 +54,15 @@ class RunResult:
 
 
 def start_model(ticket: Ticket, init: str, num_classes: int, seed: int,
-                weight_init: str = "xavier") -> tuple[nn.Module, dict[str, torch.Tensor] | None]:
+                weight_init: str = "xavier") -> tuple[nn.Module, Mask | None]:
     """The network fine-tuning starts from and the masks it trains under (None: dense).
 
     rewind/trained: the ticket's weights with a fresh head; reinit/dense: fresh weights
     drawn with ``seed``. The head is always a fresh dense layer with ``num_classes`` outputs.
     """
     arch = ticket.card.arch
-    if init in ("rewind", "trained"):
-        model = ticket.to_model(init, num_classes=num_classes)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            swap_head(model, num_classes)  # also when the class count is unchanged
-            if weight_init == "xavier":
-                head = model.get_submodule(arch.classifier[0].rpartition(".")[0])
-                nn.init.xavier_normal_(head.weight)
-                if head.bias is not None:
-                    nn.init.zeros_(head.bias)
+    if init in ("rewind", "trained"):  # the one head swap, also when the class count is unchanged
+        model = ticket.to_model(init, num_classes=num_classes, fresh_head=True, head_init=weight_init, seed=seed)
     else:
         model = build_model(arch.name, num_classes=num_classes, in_channels=arch.in_channels,
                             input_size=arch.input_size, init=weight_init, seed=seed, **arch.kwargs)
@@ -80,29 +71,48 @@ def start_model(ticket: Ticket, init: str, num_classes: int, seed: int,
                           f"has {list(classifier_names(model))}")
     masks = None if init == "dense" else ticket.head_masks_dropped()
     if masks:
-        apply_masks(model, masks)
+        masks.apply(model)
     return model, masks
 
 
 def run_one(ticket: Ticket, init: str, seed: int, num_classes: int, sets: dict, config,
             train_config: TrainConfig, out: Path, console, resume: bool, quiet: bool):
     """Train one run; returns ``(RunResult, start weights, final weights or None)``."""
+    model, masks = start_model(ticket, init, num_classes, seed, config.weight_init)
+    start = cpu_state_dict(model)
+    tag = f"{init}-seed{seed}"
+    run, final = train_run(model, masks, init=init, seed=seed, num_classes=num_classes, sets=sets,
+                           train_config=train_config, workers=config.workers,
+                           folder=out / "checkpoints" / tag, out=out, log=str(Path("logs") / f"{tag}.csv"),
+                           console=console, resume=resume, quiet=quiet)
+    return run, start, final
+
+
+def train_run(model: nn.Module, masks: dict[str, torch.Tensor] | None, *, init: str, seed: int,
+              num_classes: int, sets: dict, train_config: TrainConfig, workers: int | None,
+              folder: Path, out: Path, log: str, console=None, resume: bool = False,
+              quiet: bool = True, callbacks: tuple = ()) -> tuple[RunResult, dict | None]:
+    """Train ``model`` under ``masks`` (None: dense), test it and judge it; resumable.
+
+    The per-job primitive of ``finetune`` and ``compare``: checkpoints and ``status.json``
+    go to ``folder``, the CSV log to ``out / log``. Returns ``(RunResult, final weights or
+    None when it diverged)``; a DivergedError never escapes.
+    """
     from ticketzoo.data import make_loaders
 
-    model, masks = start_model(ticket, init, num_classes, seed, config.weight_init)
-    start, sparsity = cpu_state_dict(model), masks_sparsity(masks) if masks else 0.0
-    tag = f"{init}-seed{seed}"
-    folder, log = out / "checkpoints" / tag, str(Path("logs") / f"{tag}.csv")
+    masks = Mask(masks) if masks else None
+    sparsity = masks.sparsity if masks else 0.0
     common = dict(init=init, seed=seed, sparsity=sparsity, log=log, train_config=train_config)
     recorded = _read_status(folder) if resume else None
     if recorded and recorded.get("status") == "diverged":  # deterministic: it would diverge again
         return RunResult(**common, train=None, test=None, time_s=recorded.get("time_s", 0.0),
                          status="diverged", reason=recorded.get("reason"),
-                         diverged=recorded.get("diverged")), start, None
+                         diverged=recorded.get("diverged")), None
     device = resolve_device(train_config.device)
     loaders = make_loaders(sets["train"], sets["val"], sets["test"], batch_size=train_config.batch_size,
-                           seed=seed, device=device, workers=config.workers)
-    callbacks = [ProgressCallback(console, quiet=quiet or console is None), CSVLogger(out / log)]
+                           seed=seed, device=device, workers=workers)
+    callbacks = [ProgressCallback(console, quiet=quiet or console is None), CSVLogger(out / log),
+                 *callbacks]
     t0 = time.perf_counter()
     try:
         result = train(model, masks, loaders.train, loaders.val, train_config, callbacks=callbacks,
@@ -113,10 +123,10 @@ def run_one(ticket: Ticket, init: str, seed: int, num_classes: int, sets: dict, 
                         status="diverged", reason=verdict.reason,
                         diverged={"epoch": err.epoch, "lr": err.lr, "loss": err.loss})
         _write_status(folder, run)
-        return run, start, None
+        return run, None
     elapsed = time.perf_counter() - t0
     if masks:
-        check_masks(model, masks)
+        masks.check(model)
     runtime = Runtime.create(train_config.device, amp=train_config.amp,
                              channels_last=train_config.channels_last)
     test = evaluate(model, loaders.test, runtime=runtime, num_classes=num_classes) if loaders.test else None
@@ -129,7 +139,7 @@ def run_one(ticket: Ticket, init: str, seed: int, num_classes: int, sets: dict, 
     run = RunResult(**common, train=result, test=test, time_s=elapsed, status=verdict.status,
                     reason=verdict.reason, p_value=verdict.p_value, chance_level=verdict.chance_level)
     _write_status(folder, run)
-    return run, start, final
+    return run, final
 
 
 def _read_status(folder: Path) -> dict | None:
@@ -140,6 +150,10 @@ def _read_status(folder: Path) -> dict | None:
 
 
 def _write_status(folder: Path, run: RunResult) -> None:
+    from ticketzoo.train import distributed
+
+    if not distributed.is_main():  # under torchrun rank 0 alone writes
+        return
     folder.mkdir(parents=True, exist_ok=True)
     data = {"status": run.status, "reason": run.reason, "diverged": run.diverged, "time_s": run.time_s}
     atomic_write_bytes(folder / STATUS_FILE, json.dumps(data).encode())

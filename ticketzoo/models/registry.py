@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ticketzoo.card import MAX_CHANNELS, MAX_CLASSES, MAX_INPUT_SIZE
+from ticketzoo.config import fit
 from ticketzoo.errors import ConfigError, UnknownArchitectureError
 
 Family = Literal["torchvision", "lth"]
@@ -106,8 +107,8 @@ def build_model(
     if init not in _INITS:
         raise ConfigError(f"init must be one of {', '.join(_INITS)}, got {init!r}")
     _check_kwargs(info, kwargs)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise ConfigError(f"seed must be an int or None, got {seed!r}")
+    if not fit(int | None, seed)[0]:
+        raise ConfigError(f"seed must be an int or None, got {seed!r}", field="seed", value=seed)
 
     def build() -> nn.Module:
         model = info.builder(num_classes, in_channels, size, **kwargs)
@@ -193,11 +194,12 @@ def prunable_names(model: nn.Module | str) -> list[str]:
     ]
 
 
-def swap_head(model: nn.Module, num_classes: int) -> nn.Module:
+def swap_head(model: nn.Module, num_classes: int, *, device: str | torch.device | None = None) -> nn.Module:
     """Replace the final ``nn.Linear`` with a fresh one for ``num_classes`` outputs, in place.
 
-    The new layer keeps the old one's name, ``in_features``, bias setting, device and dtype,
-    so state-dict keys are unchanged; only the head's shapes (and values) differ.
+    The new layer keeps the old one's name, ``in_features``, bias setting, device (unless
+    ``device`` is given) and dtype, so state-dict keys are unchanged; only the head's shapes
+    (and values) differ. :func:`new_head` adds the init choice and a seed.
     """
     _check_int("num_classes", num_classes, 1)
     name, old = _last_linear(model)
@@ -205,12 +207,39 @@ def swap_head(model: nn.Module, num_classes: int) -> nn.Module:
         old.in_features,
         num_classes,
         bias=old.bias is not None,
-        device=old.weight.device,
+        device=old.weight.device if device is None else device,
         dtype=old.weight.dtype,
     )
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, child, new)  # also works for nn.Sequential children named "0", "1", ...
+    return model
+
+
+def new_head(model: nn.Module, num_classes: int, *, init: str = "default", seed: int | None = None,
+             device: str | torch.device | None = None) -> nn.Module:
+    """The one head swap: a fresh dense classifier for ``num_classes`` outputs, in place.
+
+    ``init="default"`` keeps PyTorch's ``nn.Linear`` init, ``"xavier"`` draws Xavier-normal
+    weights and a zero bias (Sabatelli et al.); with ``seed`` the head is deterministic and
+    the global RNG is left untouched. ``device`` defaults to the old head's (a head on the
+    meta device, as :meth:`Ticket.to_model` builds it, needs one). Both
+    :meth:`~ticketzoo.ticket.Ticket.to_model` and fine-tuning go through here.
+    """
+    if init not in _INITS:
+        raise ConfigError(f"init must be one of {', '.join(_INITS)}, got {init!r}")
+
+    def swap() -> None:
+        swap_head(model, num_classes, device=device)
+        if init == "xavier":
+            xavier_init_(_last_linear(model)[1])
+
+    if seed is None:
+        swap()
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            swap()
     return model
 
 
@@ -234,7 +263,7 @@ def _names_for_arch(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 def _check_int(what: str, value: object, minimum: int, maximum: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not fit(int, value)[0]:
         raise ConfigError(f"{what} must be an integer, got {value!r}")
     if value < minimum:
         raise ConfigError(f"{what} must be >= {minimum}, got {value}")

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ticketzoo.config import fit
 from ticketzoo.errors import ConfigError
 from ticketzoo.models.registry import register_arch
 
@@ -27,7 +28,7 @@ MAX_WIDTH = 64  # 64x the papers' channel counts; far wider overflows layer size
 
 
 def _check_width(width: float) -> None:
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or not math.isfinite(width):
+    if not fit(float, width)[0] or not math.isfinite(width):
         raise ConfigError(f"width must be a finite number, got {width!r}")
     if not 0 < width <= MAX_WIDTH:
         raise ConfigError(f"width must be > 0 and <= {MAX_WIDTH}, got {width}")

@@ -14,13 +14,13 @@ they are searched before the bundled one.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ticketzoo.errors import RegistryError, TicketFormatError
-from ticketzoo.registry.local import Entry, read_entry, read_readme
-from ticketzoo.card import valid_name
+from ticketzoo.fileio import catalog_dirs
+from ticketzoo.folder import Entry, read_entry, read_readme
+from ticketzoo.names import valid_name
 
 BUNDLED = "bundled"
 
@@ -33,17 +33,6 @@ class CatalogEntry:
     @property
     def name(self) -> str:
         return self.entry.name
-
-
-def catalog_dirs() -> list[Path]:
-    """Catalog folders in search order: ``$TICKETZOO_CATALOG`` then the bundled one."""
-    dirs = [Path(p) for p in os.environ.get("TICKETZOO_CATALOG", "").split(os.pathsep) if p]
-    package = Path(__file__).resolve().parent.parent
-    for candidate in (package / "_cards", package.parent / "cards"):
-        if candidate.is_dir():
-            dirs.append(candidate)
-            break
-    return dirs
 
 
 def load_catalog() -> dict[str, CatalogEntry]:

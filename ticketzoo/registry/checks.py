@@ -10,8 +10,8 @@ from __future__ import annotations
 from ticketzoo import codec
 from ticketzoo.card import Card, card_differences
 from ticketzoo.errors import IntegrityError, TicketFormatError, UnknownArchitectureError
-from ticketzoo.registry.local import README, Entry
-from ticketzoo.registry.refs import shown
+from ticketzoo.folder import README, Entry
+from ticketzoo.names import shown
 from ticketzoo.ticket import Ticket
 
 __all__ = ["check_readme", "header_card", "listing_problem", "ticket_warnings"]

@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ticketzoo.errors import IntegrityError, InvalidRefError, TicketFormatError, TicketNotFoundError
+from ticketzoo.folder import README, read_entry, verify_entry, write_ticket_folder
+from ticketzoo.registry.base import Pushed
 from ticketzoo.registry.hub_errors import NoTicketError, Target, offline_push, translated
 from ticketzoo.registry.hub_http import bounded
-from ticketzoo.registry.local import README, read_entry, verify_entry, write_ticket_folder
 from ticketzoo.ticket import TICKET_FILE
 
 if TYPE_CHECKING:
-    from ticketzoo.registry.api import Pushed
     from ticketzoo.ticket import Ticket
 
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
@@ -164,6 +164,7 @@ def upload(
     revision: str | None = None,
     tag: str | None = None,
     message: str | None = None,
+    license: str | None = None,  # noqa: A002 - the Hub's front-matter key
 ) -> Pushed:
     """Publish ``data`` (the ticket's bytes) in ONE commit; create the repo when missing.
 
@@ -171,13 +172,12 @@ def upload(
     family repo: files under ``NAME/`` and an updated index ``README.md``).
     """
     with bounded():
-        return _upload(ticket, data, repo_id, name, private=private, revision=revision, tag=tag, message=message)
+        return _upload(ticket, data, repo_id, name, private=private, revision=revision, tag=tag, message=message,
+                       license=license)
 
 
-def _upload(ticket, data, repo_id, name, *, private, revision, tag, message) -> Pushed:
+def _upload(ticket, data, repo_id, name, *, private, revision, tag, message, license) -> Pushed:  # noqa: A002
     from huggingface_hub import CommitOperationAdd, HfApi
-
-    from ticketzoo.registry.api import Pushed
 
     family = "/" in repo_id
     repo = repo_id if family else f"{repo_id}/{name}"
@@ -185,11 +185,12 @@ def _upload(ticket, data, repo_id, name, *, private, revision, tag, message) -> 
     if t.offline:
         raise offline_push()
     if revision is not None and COMMIT_RE.match(revision):
-        raise InvalidRefError(f"--revision {revision!r} is a commit; push to a branch name", ref=revision)
+        raise InvalidRefError(f"revision {revision!r} is a commit; push to a branch name", ref=revision,
+                              field="revision", value=revision)
     api = HfApi(endpoint=_endpoint())  # token: HF_TOKEN, else the `hf auth login` token file
     message = message or f"Add ticket {name} (sparsity {ticket.card.sparsity:.1%})"
     with tempfile.TemporaryDirectory(prefix="ticketzoo-push-") as tmp:
-        sha = write_ticket_folder(Path(tmp), data, ticket.card)
+        sha = write_ticket_folder(Path(tmp), data, ticket.card, front={"license": license} if license else None)
         ops = [CommitOperationAdd(t.prefix + f, str(Path(tmp) / f)) for f in (TICKET_FILE, README)]
         with translated(t, writing=True):
             api.create_repo(repo, private=private, exist_ok=True)
@@ -253,3 +254,4 @@ def _family_readme(api, repo: str, revision: str | None, ticket: Ticket) -> str:
         lines.append(f"| [{r['name']}]({r['name']}/README.md) | `{r.get('arch', '?')}` | {r.get('source', '?')} "
                      f"| {sp} | `ticketzoo pull hf://{repo}/{r['name']}` |")
     return "\n".join(lines) + "\n"
+

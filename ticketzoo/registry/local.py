@@ -5,6 +5,7 @@ Layout under the registry root::
     tickets/<name>/HEAD                     the current revision (12 hex digits)
     tickets/<name>/<rev>/ticket.safetensors exactly the files a Hub repo holds
     tickets/<name>/<rev>/README.md          card with the file's sha256 and size
+    state.json                              what was pulled and fine-tuned last
     .lock                                   serialises writers (readers need no lock:
                                             revision folders are immutable)
 
@@ -22,50 +23,31 @@ written by someone else.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from ticketzoo.card import Card, parse_readme, render_readme, valid_name
+from ticketzoo.card import Card
 from ticketzoo.errors import (IntegrityError, RegistryError, TicketFormatError, TicketNotFoundError,
                               UnknownArchitectureError)
-from ticketzoo.registry.refs import check_name, shown
-from ticketzoo.fileio import atomic_write_bytes, registry_home, sha256_file
+from ticketzoo.fileio import atomic_write_bytes, registry_home
+from ticketzoo.names import check_name, shown, valid_name
+from ticketzoo.folder import (README, REV_LEN, Entry, read_entry, read_readme, verify_entry,  # noqa: F401
+                              write_ticket_folder)
 from ticketzoo.ticket import TICKET_FILE, Ticket
 
-README = "README.md"
-REV_LEN = 12
 REV_RE = re.compile(r"^[0-9a-f]{12}$")
-SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 STATE_FILE = "state.json"
 #: Names ticketzoo's writers give their temporary files and folders, per folder level
 #: (the root may be a folder the user shares with other files: only our own names there).
 _LEFTOVER_IN_ROOT = re.compile(r"^\.state\.json\..+\.tmp$")
-_LEFTOVER_IN_TICKETS = re.compile(r"^\.probe-.+")
-_LEFTOVER_IN_NAME = re.compile(r"^\.(tmp-|bad-).+|^\.HEAD\..+\.tmp$")
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A ticket revision stored in a registry folder."""
-
-    name: str
-    revision: str
-    sha256: str
-    size: int
-    folder: Path
-    card: Card
-    location: str = ""  # where it lives, for display ("local", "file:///...", "hf://...")
-    front: dict = field(default_factory=dict, compare=False, repr=False)  # README front matter's ticketzoo block
-
-    @property
-    def file(self) -> Path:
-        return self.folder / TICKET_FILE
+_LEFTOVER_IN_TICKETS = re.compile(r"^\.(probe|rm)-.+")
+_LEFTOVER_IN_NAME = re.compile(r"^\.(tmp-|bad-|rm-).+|^\.HEAD\..+\.tmp$")
 
 
 def default_home() -> Path:
@@ -73,53 +55,12 @@ def default_home() -> Path:
     return registry_home()
 
 
-def read_readme(folder: Path) -> tuple[Card, dict]:
-    """The card and front-matter ``ticketzoo`` block of a ticket folder's README."""
-    readme = folder / README
-    try:
-        text = readme.read_text(encoding="utf-8")
-    except OSError as e:
-        raise RegistryError(f"{readme}: cannot read ticket card: {e.strerror}") from None
-    return parse_readme(text, path=str(readme))
-
-
-def read_entry(folder: Path, *, location: str = "", readme: tuple[Card, dict] | None = None) -> Entry:
-    """Read a ticket folder's README (cheap: no tensor is decoded)."""
-    card, meta = readme or read_readme(folder)
-    sha, size = meta.get("sha256"), meta.get("size")
-    if not isinstance(sha, str) or not SHA_RE.match(sha) or not isinstance(size, int) or size < 0:
-        raise IntegrityError(f"{folder / README}: card has no valid sha256/size for the ticket file", path=folder)
-    return Entry(card.name, sha[:REV_LEN], sha, size, folder, card, location, dict(meta))
-
-
-def verify_entry(entry: Entry) -> Entry:
-    """Check the ticket file against the sha256 and size recorded beside it."""
-    path = entry.file
-    try:
-        size = path.stat().st_size
-    except OSError:
-        raise IntegrityError(f"{path}: ticket file is missing", path=path) from None
-    if size != entry.size:
-        raise IntegrityError(f"{path}: size {size} differs from the recorded {entry.size} bytes", path=path)
-    actual = sha256_file(path)
-    if actual != entry.sha256:
-        raise IntegrityError(
-            f"{path}: sha256 {actual[:12]}… differs from the recorded {entry.sha256[:12]}…",
-            path=path,
-            hint=f"the file was modified or damaged; pull it again from its source, or delete {entry.folder}",
-        )
-    return entry
-
-
-def write_ticket_folder(folder: Path, data: bytes, card: Card, *, extra_meta: dict | None = None) -> str:
-    """Write ``ticket.safetensors`` + ``README.md`` into an existing folder; returns sha256."""
-    import hashlib
-
-    sha = hashlib.sha256(data).hexdigest()
-    atomic_write_bytes(folder / TICKET_FILE, data, registry=True)
-    readme = render_readme(card, sha256=sha, size=len(data), extra_meta=extra_meta)
-    atomic_write_bytes(folder / README, readme.encode("utf-8"), registry=True)
-    return sha
+def delete(p: Path) -> None:
+    """Delete a file, a link or a folder tree (never following a link)."""
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        p.unlink(missing_ok=True)
 
 
 def _intact(folder: Path) -> bool:
@@ -155,15 +96,17 @@ class LocalRegistry:
     def _lock(self) -> FileLock:
         return FileLock(str(self.root / ".lock"), timeout=120)
 
-    def _locked(self, what: str, work):
-        """Run ``work()`` holding the registry lock, after sweeping what killed writers left.
+    def _locked(self, what: str, work, *, sweep: bool = True):
+        """Run ``work()`` holding the registry lock, after sweeping what killed writers left
+        (``gc`` passes ``sweep=False``: it reports them itself).
 
         ``what`` completes "cannot ..." in an error message (e.g. "publish 'x' to /reg").
         """
         self._ensure()
         try:
             with self._lock():
-                self._sweep()
+                if sweep:
+                    self._sweep()
                 return work()
         except Timeout:
             raise RegistryError(f"registry {self.root} is locked by another process; try again") from None
@@ -173,35 +116,34 @@ class LocalRegistry:
             msg = "disk full" if e.errno == errno.ENOSPC else e.strerror or str(e)
             raise RegistryError(f"cannot {what}: {msg}; nothing was changed") from None
 
-    def _sweep(self) -> None:
-        """Delete temp files and folders of writers killed mid-publish. Called with the lock
-        held: every writer of such names holds it, so none of them is still in use."""
+    def leftovers(self) -> list[Path]:
+        """Temp files and folders of writers killed midway (ticketzoo's own names only: the
+        root may be a folder the user shares with other files). Call with the lock held."""
         levels = [(self.root, _LEFTOVER_IN_ROOT), (self.tickets, _LEFTOVER_IN_TICKETS)]
         levels += [(p, _LEFTOVER_IN_NAME) for p in self.tickets.iterdir()
                    if valid_name(p.name) and p.is_dir() and not p.is_symlink()]
-        for folder, pattern in levels:
-            for p in folder.iterdir():
-                if not pattern.match(p.name):
-                    continue
-                if p.is_dir() and not p.is_symlink():
-                    shutil.rmtree(p, ignore_errors=True)
-                else:
-                    p.unlink(missing_ok=True)
+        return [p for folder, pattern in levels for p in sorted(folder.iterdir()) if pattern.match(p.name)]
 
-    def publish(self, ticket: Ticket | bytes, *, name: str | None = None) -> Entry:
+    def _sweep(self) -> None:
+        """Delete temp files and folders of writers killed mid-publish. Called with the lock
+        held: every writer of such names holds it, so none of them is still in use."""
+        for p in self.leftovers():
+            delete(p)
+
+    def publish(self, ticket: Ticket | bytes, *, name: str | None = None, data: bytes | None = None) -> Entry:
         """Store a ticket under ``name`` (default: its card's name) as a new revision.
 
-        Given bytes, they are validated and stored unchanged (so a pushed file and the
-        pulled one are byte-identical) unless a new name forces a re-serialisation.
+        Given its bytes (``ticket`` itself, or ``data`` beside the decoded ``ticket``), they
+        are stored unchanged (so a pushed file and the pulled one are byte-identical) unless
+        a new name forces a re-serialisation.
         """
-        data = ticket if isinstance(ticket, bytes) else None
-        if data is not None:
-            ticket = Ticket.from_bytes(data)
+        if isinstance(ticket, bytes):
+            ticket, data = Ticket.from_bytes(ticket), ticket
         name = check_name(name or ticket.name)
         try:
             ticket.check_arch()  # a stored ticket's tensors fit the network its card names
         except UnknownArchitectureError:
-            pass  # a newer ticketzoo's architecture: the file itself is valid
+            pass  # pulled from a newer ticketzoo: the file is valid (push refuses it before this)
         if ticket.name != name:
             ticket, data = ticket.with_card(name=name), None
         if data is None:
@@ -214,10 +156,21 @@ class LocalRegistry:
                 raise RegistryError(e.message.replace("nothing was changed", "nothing was published")) from None
             raise
 
-    def write_state(self, data: bytes) -> None:
-        """Replace ``state.json`` (what was pulled last), under the lock."""
-        self._locked(f"record the pull in {self.root}",
-                     lambda: atomic_write_bytes(self.root / STATE_FILE, data, registry=True))
+    def read_state(self) -> dict:
+        """``state.json`` (what was pulled and fine-tuned last); {} when absent or unreadable."""
+        try:
+            state = json.loads((self.root / STATE_FILE).read_text())
+        except (OSError, ValueError, RecursionError):
+            return {}
+        return state if isinstance(state, dict) else {}
+
+    def update_state(self, changes: dict) -> None:
+        """Merge ``changes`` into ``state.json``, under the lock (read, merge, atomic replace)."""
+        def work():
+            state = {**self.read_state(), **changes}
+            atomic_write_bytes(self.root / STATE_FILE, json.dumps(state, indent=2).encode(), registry=True)
+
+        self._locked(f"record the registry state in {self.root}", work)
 
     def _publish_locked(self, name: str, data: bytes, card: Card) -> Entry:
         base = self.tickets / name

@@ -18,27 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from ticketzoo.card import valid_name
-from ticketzoo.errors import InvalidRefError, short
+from ticketzoo.errors import InvalidRefError
+from ticketzoo.names import NAME_RULE, check_name, shown, valid_name  # noqa: F401 (re-exported)
 
 REV_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
 HF_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-NAME_RULE = "names use lowercase letters, digits, '.', '_' and '-', and start with a letter or digit"
 #: Longer than any path the OS accepts (PATH_MAX is 4096 on Linux): refused before any file call.
 MAX_REF_LEN = 4096
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def shown(text: object, limit: int = 80) -> str:
-    """``repr(text)``, shortened: error messages echo user input, never thousands of characters."""
-    return short(repr(text), limit)
-
-
-def check_name(name: str) -> str:
-    """Return ``name`` if it is a valid ticket name, else raise InvalidRefError."""
-    if not valid_name(name):
-        raise InvalidRefError(f"invalid ticket name {shown(name)}", ref=name, hint=NAME_RULE)
-    return name
 
 
 def _check_rev(rev: str, ref: str) -> str:
@@ -59,7 +46,8 @@ def _check_text(text: str, what: str) -> None:
 
 @dataclass(frozen=True)
 class Ref:
-    """A parsed reference. ``kind`` is ``name``, ``hf``, ``file`` or ``path``."""
+    """A parsed reference. ``kind`` (``name``, ``hf``, ``file``, ``path``, or ``local`` for the local
+    registry as a target) picks its backend in :func:`ticketzoo.registry.base.backend_for`."""
 
     kind: str
     text: str
@@ -122,10 +110,12 @@ def path_exists(p: Path) -> bool:
 
 
 def parse_registry_url(url: str) -> Ref:
-    """Parse a ``--registry`` value: ``file:///dir`` or ``hf://org``/``hf://org/repo``."""
-    hint = "use file:///abs/dir or hf://ORG (or hf://ORG/REPO for one repo of many tickets)"
-    if not isinstance(url, str):
+    """Parse a ``--registry`` value: ``file:///dir``, a plain folder path (the same thing), or
+    ``hf://org``/``hf://org/repo``."""
+    hint = "use file:///abs/dir (or a folder path) or hf://ORG (or hf://ORG/REPO for one repo of many tickets)"
+    if not isinstance(url, str) or not url.strip():
         raise InvalidRefError(f"invalid registry URL {shown(url)}", hint=hint)
+    url = url.strip()
     _check_text(url, "registry URL")
     if url.startswith("file://"):
         parsed = urlparse(url)
@@ -139,4 +129,12 @@ def parse_registry_url(url: str) -> Ref:
         if len(parts) not in (1, 2) or not all(HF_SEGMENT_RE.match(p) for p in parts):
             raise InvalidRefError(f"invalid registry URL {shown(url)}", ref=url, hint=hint)
         return Ref("hf", url, repo_id="/".join(parts))
-    raise InvalidRefError(f"invalid registry URL {shown(url)}", ref=url, hint=hint)
+    if "://" in url:
+        raise InvalidRefError(f"unsupported scheme in registry URL {shown(url)}", ref=url, hint=hint)
+    root = Path(url).expanduser().absolute()  # a plain folder: the file:// registry there
+    return Ref("file", root.as_uri(), root=root)
+
+
+def local_registry_ref(root: Path) -> Ref:
+    """The local registry (``$TICKETZOO_HOME``) as a push/list target."""
+    return Ref("local", "local", root=root)

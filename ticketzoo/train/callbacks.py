@@ -6,6 +6,10 @@ metrics)``, ``on_train_end(state)`` and ``close()`` (always called, even on erro
 ``state.request_stop(reason)`` ends training after the current step's epoch is closed
 (evaluated, logged, checkpointed). A callback with ``state_dict()``/``load_state_dict()``
 has its state saved in checkpoints and restored on resume.
+
+Under ``torchrun`` every rank runs the same callbacks on the same (reduced) metrics; the
+ones that print or write (:class:`ProgressCallback`, :class:`CSVLogger`) do so on rank 0
+only.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ticketzoo.train import distributed as dist
 from ticketzoo.train.config import TrainConfig
 from ticketzoo.train.device import cpu_state_dict
 from ticketzoo.train.step import Step, StepLike
@@ -178,7 +183,7 @@ class ProgressCallback(Callback):
         self._last = 0.0
 
     def on_train_start(self, state: TrainState) -> None:
-        if self.quiet or not self.console.is_terminal:  # no bar in logs and captured output
+        if self._silent or not self.console.is_terminal:  # no bar in logs and captured output
             return
         self._progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -205,8 +210,12 @@ class ProgressCallback(Callback):
         if self._progress is not None and self._task is not None:
             self._progress.remove_task(self._task)
         self._task = None
-        if not self.quiet:
+        if not self._silent:
             self.console.print(format_epoch(metrics, state.config.max_epochs))
+
+    @property
+    def _silent(self) -> bool:  # asked late: the process group may start after construction
+        return self.quiet or not dist.is_main()
 
     def close(self) -> None:
         if self._progress is not None:
@@ -224,6 +233,8 @@ class CSVLogger(Callback):
         self._writer = None
 
     def on_train_start(self, state: TrainState) -> None:
+        if not dist.is_main():  # rank 0 alone writes
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("w", newline="", encoding="utf-8")
         self._writer = csv.DictWriter(self._file, CSV_COLUMNS, extrasaction="ignore")

@@ -9,7 +9,6 @@ so a resumed run on CPU ends bitwise identical to an uninterrupted one.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -19,6 +18,7 @@ import torch
 
 from ticketzoo.errors import CheckpointError
 from ticketzoo.fileio import atomic_write
+from ticketzoo.masks import Mask
 from ticketzoo.train.callbacks import TrainState
 from ticketzoo.train.device import cpu_state_dict
 
@@ -74,12 +74,7 @@ def check_compatible(payload: Mapping[str, Any], path: Path, **expected: Any) ->
 
 def masks_digest(masks: Mapping[str, torch.Tensor] | None) -> str:
     """sha256 of mask names, shapes and bits: detects resuming with another ticket."""
-    digest = hashlib.sha256()
-    for name in sorted(masks or {}):
-        mask = masks[name].detach().to("cpu", torch.bool).contiguous()
-        digest.update(f"{name}:{tuple(mask.shape)};".encode())
-        digest.update(mask.numpy().tobytes())
-    return digest.hexdigest()
+    return Mask(masks or {}).digest()
 
 
 def _generators(loader: Any) -> list[torch.Generator]:
@@ -174,7 +169,15 @@ def restore_run(
     optimizer: torch.optim.Optimizer, scaler: Any, callbacks: list, loader: Any,
 ) -> dict[str, Any]:  # fmt: skip
     """Load ``path`` into model, optimizer, scaler, callbacks and RNGs; return the payload."""
-    payload = load_checkpoint(path)
+    return apply_run(load_checkpoint(path), path, expected, model, optimizer, scaler, callbacks, loader)
+
+
+def apply_run(
+    payload: dict[str, Any], path: Path, expected: Mapping[str, Any], model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer, scaler: Any, callbacks: list, loader: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """The second half of :func:`restore_run`: check a loaded checkpoint and put it into model,
+    optimizer, scaler, callbacks and RNGs (so one rank may read it and every rank apply it)."""
     check_compatible(payload, path, **expected)
     try:
         model.load_state_dict(payload["model"])

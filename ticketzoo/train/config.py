@@ -7,39 +7,31 @@ momentum 0.9, lr 0.1, weight decay 1e-5, batch 64, up to 100 epochs with the LR 
 The learning rate is set before every optimizer step (:meth:`TrainConfig.lr_at_step`):
 ``schedule="step"`` multiplies it by ``gamma`` at each milestone epoch, ``"cosine"``
 decays it to 0 over ``max_epochs``; either starts with ``warmup_epochs`` of linear
-warm-up. Fields added after the first release (``schedule``, ``warmup_epochs``) enter
-:meth:`to_dict` and the hash only when they differ from their defaults, so the hash of
-every recipe written before them (run folders, checkpoints) is unchanged.
+warm-up. ``to_dict``, strict ``from_dict`` and ``hash`` come from :class:`ticketzoo.config.Config`;
+fields added after the first release (``schedule``, ``warmup_epochs``) enter the dict and
+the hash only when they differ from their defaults, so the hash of every recipe written
+before them (run folders, checkpoints) is unchanged.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import re
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from dataclasses import dataclass, field
 
+from ticketzoo.config import LATER, UNHASHED, Config
 from ticketzoo.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("step", "cosine")
-
-# Fields that say *where* a run executes, not *what* it computes: left out of the hash
-# so a run directory can be resumed on another GPU (or "auto" vs an explicit device).
-_UNHASHED = frozenset({"device"})
-_FLOATS = ("lr", "momentum", "weight_decay", "gamma")
-_INTS = ("batch_size", "max_epochs", "seed", "warmup_epochs")
-# Later fields and their defaults: left out of to_dict() (and so the hash) at the default.
-_LATER = {"schedule": "step", "warmup_epochs": 0}
-_BOOLS = ("nesterov", "restore_best", "amp", "channels_last")
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Config):
     """Hyperparameters of one training run. Invalid values raise :class:`ConfigError`."""
+
+    config_label = "training option"
 
     optimizer: str = "sgd"  # one of OPTIMIZERS
     lr: float = 0.1  # initial learning rate
@@ -53,82 +45,62 @@ class TrainConfig:
     patience: int | None = 5  # epochs without val-loss improvement before stopping; None: off
     restore_best: bool = True  # with validation, end with the lowest-val-loss epoch's weights
     seed: int = 0  # seeds torch/random/numpy at the start of a (non-resumed) run
-    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"; not part of the hash
+    # *Where* a run executes, not what it computes: out of the hash, so a run directory can
+    # be resumed on another GPU (or "auto" vs an explicit device).
+    device: str = field(default="auto", metadata=UNHASHED)  # "auto" | "cpu" | "cuda" | "cuda:N"
     amp: bool = True  # autocast (bf16, or fp16 + GradScaler) on CUDA; ignored on CPU
     channels_last: bool = True  # NHWC model and inputs on CUDA; ignored on CPU
-    schedule: str = "step"  # "step": milestones x gamma; "cosine": to 0 at max_epochs
-    warmup_epochs: int = 0  # linear warm-up from lr/steps to lr over these epochs' steps
+    schedule: str = field(default="step", metadata=LATER)  # "step": milestones x gamma; "cosine"
+    warmup_epochs: int = field(default=0, metadata=LATER)  # linear warm-up over these epochs' steps
 
     def __post_init__(self) -> None:
-        # Normalise types so equal recipes hash equally (lr=1 and lr=1.0, lists vs tuples).
-        for name in _FLOATS:
-            value = getattr(self, name)
-            if isinstance(value, int) and not isinstance(value, bool):
-                object.__setattr__(self, name, float(value))
-        if isinstance(self.milestones, list):
-            object.__setattr__(self, "milestones", tuple(self.milestones))
+        # Normalise so equal recipes hash equally (lr=1 and lr=1.0, lists vs tuples, case).
         for name in ("optimizer", "schedule"):
             if isinstance(getattr(self, name), str):
                 object.__setattr__(self, name, getattr(self, name).lower())
         self.validate()
 
     def validate(self) -> None:
-        """Raise :class:`ConfigError` naming the first out-of-range field."""
-        for name in _FLOATS:
-            value = getattr(self, name)
-            if not isinstance(value, float) or not math.isfinite(value):
-                raise ConfigError(f"{name} must be a finite number, got {value!r}")
-        for name in _INTS:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f"{name} must be an integer, got {value!r}")
-        for name in _BOOLS:
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        """Raise :class:`ConfigError` naming (``field``) the first wrong field."""
+        self.check_types()
+        for name in ("lr", "momentum", "weight_decay", "gamma"):
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"{name} must be a finite number, got {getattr(self, name)!r}",
+                                  field=name, value=getattr(self, name))
         if self.schedule not in SCHEDULES:
-            raise ConfigError(f"unknown schedule {self.schedule!r}",
+            raise ConfigError(f"unknown schedule {self.schedule!r}", field="schedule", value=self.schedule,
                               hint=f"choose one of {', '.join(SCHEDULES)}")
         if self.schedule == "cosine" and self.milestones:
-            raise ConfigError("milestones apply to the step schedule only",
-                              hint="drop the milestones or use schedule 'step'")
-        if not 0 <= self.warmup_epochs < self.max_epochs:
-            raise ConfigError(f"warmup_epochs must be in [0, max_epochs), got {self.warmup_epochs}")
+            raise ConfigError("milestones apply to the step schedule only", field="milestones",
+                              value=self.milestones, hint="drop `milestones` or use `schedule` 'step'")
         if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(
-                f"unknown optimizer {self.optimizer!r}",
-                hint=f"choose one of {', '.join(OPTIMIZERS)}",
-            )
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
-        if not 0 <= self.momentum < 1:
-            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}", field="optimizer", value=self.optimizer,
+                              hint=f"choose one of {', '.join(OPTIMIZERS)}")
+        checks = [
+            ("lr", self.lr > 0, "must be > 0"),
+            ("momentum", 0 <= self.momentum < 1, "must be in [0, 1)"),
+            ("weight_decay", self.weight_decay >= 0, "must be >= 0"),
+            ("batch_size", self.batch_size >= 1, "must be >= 1"),
+            ("max_epochs", self.max_epochs >= 1, "must be >= 1"),
+            ("gamma", 0 < self.gamma <= 1, "must be in (0, 1]"),
+            ("milestones", all(m >= 1 for m in self.milestones), "must be positive epoch numbers"),
+            ("milestones", list(self.milestones) == sorted(set(self.milestones)), "must be strictly increasing"),
+            ("patience", self.patience is None or self.patience >= 1, "must be >= 1 or None"),
+            ("seed", self.seed >= 0, "must be >= 0"),
+        ]
+        for name, ok, rule in checks:
+            if not ok:
+                value = getattr(self, name)
+                raise ConfigError(f"{name} {rule}, got {value!r}", field=name, value=value)
+        if not 0 <= self.warmup_epochs < self.max_epochs:
+            raise ConfigError(f"warmup_epochs must be >= 0 and below `max_epochs` ({self.max_epochs}), "
+                              f"got {self.warmup_epochs}", field="warmup_epochs", value=self.warmup_epochs)
         if self.nesterov and self.optimizer == "sgd" and self.momentum == 0:
-            raise ConfigError("nesterov needs momentum > 0", hint="set momentum or nesterov=False")
-        if self.weight_decay < 0:
-            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.max_epochs < 1:
-            raise ConfigError(f"max_epochs must be >= 1, got {self.max_epochs}")
-        if not 0 < self.gamma <= 1:
-            raise ConfigError(f"gamma must be in (0, 1], got {self.gamma}")
-        if not isinstance(self.milestones, tuple) or any(
-            isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in self.milestones
-        ):
-            raise ConfigError(f"milestones must be positive epoch numbers, got {self.milestones!r}")
-        if list(self.milestones) != sorted(set(self.milestones)):
-            raise ConfigError(f"milestones must be strictly increasing, got {self.milestones!r}")
-        patience = self.patience
-        if patience is not None and (
-            isinstance(patience, bool) or not isinstance(patience, int) or patience < 1
-        ):
-            raise ConfigError(f"patience must be >= 1 or None, got {self.patience!r}")
-        if self.seed < 0:
-            raise ConfigError(f"seed must be >= 0, got {self.seed}")
-        if not isinstance(self.device, str) or not _DEVICE.fullmatch(self.device):
-            raise ConfigError(
-                f"unknown device {self.device!r}", hint="use 'auto', 'cpu', 'cuda' or 'cuda:N'"
-            )
+            raise ConfigError("nesterov needs momentum > 0", field="nesterov", value=True,
+                              hint="set `momentum` or turn `nesterov` off")
+        if not _DEVICE.fullmatch(self.device):
+            raise ConfigError(f"unknown device {self.device!r}", field="device", value=self.device,
+                              hint="use 'auto', 'cpu', 'cuda' or 'cuda:N'")
 
     def lr_at(self, epoch: int) -> float:
         """Step schedule, no warm-up: ``lr * gamma**(milestones <= epoch)`` in 0-based ``epoch``."""
@@ -143,37 +115,3 @@ class TrainConfig:
             return self.lr_at(step // iters_per_epoch)
         span = max(1, self.max_epochs * iters_per_epoch - warm)
         return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warm) / span)))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (milestones as a list; later fields only when not default)."""
-        data = asdict(self)
-        data["milestones"] = list(self.milestones)
-        for name, default in _LATER.items():
-            if data[name] == default:
-                del data[name]
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; missing keys take defaults, unknown keys are an error."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ConfigError(
-                f"unknown training option(s): {', '.join(unknown)}",
-                hint=f"valid options: {', '.join(sorted(names))}",
-            )
-        values = dict(data)
-        if isinstance(values.get("milestones"), (list, tuple)):
-            values["milestones"] = tuple(values["milestones"])
-        return cls(**values)
-
-    def hash(self) -> str:
-        """sha256 hex of the canonical JSON of every field except ``device``."""
-        data = {k: v for k, v in self.to_dict().items() if k not in _UNHASHED}
-        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-    def hashname(self) -> str:
-        """The first 12 hex digits of :meth:`hash`: a stable run-directory name."""
-        return self.hash()[:12]

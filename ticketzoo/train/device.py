@@ -1,5 +1,6 @@
 """Where and how tensors live during a run: device choice, autocast, channels_last, and
-the on-device (param, mask) pairs that keep pruned weights at zero.
+(re-exported from :mod:`ticketzoo.masks`) the on-device (param, mask) pairs that keep
+pruned weights at zero.
 
 AMP and channels_last only take effect on CUDA; on CPU they are silently off, so one
 recipe runs everywhere (and CPU runs stay bitwise reproducible).
@@ -10,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import dataclass
-from typing import ContextManager, Mapping
+from typing import ContextManager
 
 import torch
 from torch import nn
 
 from ticketzoo.errors import ConfigError
+from ticketzoo.masks import MaskSet  # noqa: F401  (the loop's on-device masks; one Mask type)
 
 _CUDA = re.compile(r"cuda(?::(\d+))?")
 
@@ -101,35 +103,3 @@ def cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
         name: value.detach().to("cpu", copy=True, memory_format=torch.contiguous_format)
         for name, value in model.state_dict().items()
     }
-
-
-class MaskSet:
-    """(param, mask) pairs, each mask in its param's dtype, device and memory format, so
-    :meth:`apply` is one ``torch._foreach_mul_``. Build it after moving the model (module
-    conversions keep parameter objects, so the pairs stay valid). All-True masks are
-    skipped; a mask naming no parameter, of another shape or not bool is a ConfigError."""
-
-    def __init__(self, model: nn.Module, masks: Mapping[str, torch.Tensor] | None):
-        params = dict(model.named_parameters(remove_duplicate=False))
-        self.params: list[torch.Tensor] = []
-        self.masks: list[torch.Tensor] = []
-        for name, mask in (masks or {}).items():
-            param = params.get(name)
-            if param is None:
-                raise ConfigError(f"mask {name!r} names no parameter of the model")
-            if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-                raise ConfigError(f"mask {name!r} must be a bool tensor")
-            if mask.shape != param.shape:
-                raise ConfigError(
-                    f"mask {name!r} has shape {tuple(mask.shape)}, parameter {tuple(param.shape)}"
-                )
-            if bool(mask.all()):  # nothing pruned: skip the multiply
-                continue
-            with torch.no_grad():
-                self.params.append(param)
-                self.masks.append(torch.empty_like(param).copy_(mask))
-
-    @torch.no_grad()
-    def apply(self) -> None:
-        if self.params:
-            torch._foreach_mul_(self.params, self.masks)

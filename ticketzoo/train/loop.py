@@ -12,10 +12,18 @@ Determinism: a fresh run seeds torch, ``random`` and NumPy with ``config.seed`` 
 model is initialised by the caller, before). Shuffling is the loader's business: give a
 ``DataLoader`` a seeded ``generator=`` (or rely on the seeded global RNG). On CPU two runs
 with the same seed, model init and loaders end with bitwise-identical weights.
+
+Under ``torchrun`` (:mod:`ticketzoo.train.distributed`) the model trains inside DDP; every
+rank draws the same global batches and trains on its share of each (a loader built while
+the group was up yields the share itself, any other loader is split here), with the loss
+scaled so the averaged gradient is the global batch's. Metrics are summed over ranks, so
+every rank sees the same epoch rows and takes the same decisions; rank 0 alone writes the
+checkpoint, and a resume reads it on rank 0 and hands it to the others.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -26,8 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ticketzoo.errors import ConfigError, DataError, TrainingDivergedError
+from ticketzoo.errors import CheckpointError, ConfigError, DataError, TrainingDivergedError
 from ticketzoo.train import checkpoint as ckpt
+from ticketzoo.train import distributed as dist
 from ticketzoo.train.callbacks import EarlyStopping, History, TrainState
 from ticketzoo.train.config import TrainConfig
 from ticketzoo.train.device import MaskSet, Runtime, cpu_state_dict
@@ -74,6 +83,10 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
 
 def _check_labels(labels: torch.Tensor, num_classes: int) -> None:
     if labels.device.type == "cpu" and labels.numel():  # CPU-side check: no GPU sync
+        if dist.active():  # a rank's padding sample (see distributed.Shard) is no label
+            labels = labels[labels != dist.IGNORE]
+            if not labels.numel():
+                return
         low, high = int(labels.min()), int(labels.max())
         if low < 0 or high >= num_classes:
             bad = high if high >= num_classes else low
@@ -84,7 +97,10 @@ def evaluate(
     model: nn.Module, loader: Iterable, device: str | torch.device | None = None, *,
     num_classes: int | None = None, runtime: Runtime | None = None,
 ) -> EvalResult:  # fmt: skip
-    """Loss, accuracy and confusion of ``model`` over ``loader`` (model mode is restored)."""
+    """Loss, accuracy and confusion of ``model`` over ``loader`` (model mode is restored).
+
+    Under ``torchrun`` each rank evaluates its share of the loader's samples and the sums
+    are reduced, so every rank returns the same result (a collective: call it on all)."""
     if runtime is None:
         if device is None:
             device = next(iter(model.parameters()), torch.empty(0)).device
@@ -94,9 +110,12 @@ def evaluate(
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
     confusion = None
+    shard = None if getattr(loader, "shard", None) is not None else dist.Shard.current()
     try:
         with torch.no_grad():
             for images, labels in loader:
+                if shard is not None:  # a loader of whole batches: evaluate this rank's share
+                    images, labels = shard.split(images, labels)
                 x, y = runtime.to_device(images, labels)
                 with runtime.autocast():
                     logits = model(x).float()
@@ -106,10 +125,13 @@ def evaluate(
                 _check_labels(labels, n)
                 if confusion is None:
                     confusion = torch.zeros(n * n, dtype=torch.long, device=dev)
-                loss_sum += F.cross_entropy(logits, y, reduction="sum")
-                confusion += torch.bincount(y * n + logits.argmax(1), minlength=n * n)
+                keep = y != dist.IGNORE
+                loss_sum += F.cross_entropy(logits, y, reduction="sum")  # IGNORE adds 0
+                confusion += torch.bincount((y * n + logits.argmax(1))[keep], minlength=n * n)
     finally:
         model.train(was_training)
+    if dist.active():
+        loss_sum, confusion = _reduce_eval(loss_sum, confusion, dev)
     if confusion is None or int(confusion.sum()) == 0:
         raise DataError("the evaluation loader yielded no samples")
     n = int(math.isqrt(confusion.numel()))
@@ -123,6 +145,15 @@ def evaluate(
         confusion=matrix.tolist(),
         num_samples=total,
     )
+
+
+def _reduce_eval(loss_sum: torch.Tensor, confusion: torch.Tensor | None, dev):
+    """Sum the ranks' loss and confusion (a rank with no samples contributes zeros)."""
+    width = dist.all_reduce_(torch.tensor([confusion.numel() if confusion is not None else 0],
+                                          device=dev), "max")
+    if confusion is None:
+        confusion = torch.zeros(int(width), dtype=torch.long, device=dev)
+    return dist.all_reduce_(loss_sum), dist.all_reduce_(confusion)
 
 
 class DivergedError(TrainingDivergedError):
@@ -150,12 +181,17 @@ def _emit(callbacks: list, hook: str, *args: Any) -> None:
             fn(*args)
 
 
-def _train_epoch(state: TrainState, loader, runtime: Runtime, masks: MaskSet, scaler, callbacks):
+def _train_epoch(state: TrainState, loader, runtime: Runtime, masks: MaskSet, scaler, callbacks,
+                 forward: nn.Module):
     model, optimizer, dev = state.model, state.optimizer, runtime.device
     first = state.step - state.epoch * state.iters_per_epoch  # > 0 only when `start` is mid-epoch
     loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
     correct = torch.zeros((), dtype=torch.long, device=dev)
-    seen, state.iteration = 0, first
+    seen = torch.zeros((), dtype=torch.long, device=dev)
+    state.iteration = first
+    sharded = getattr(loader, "shard", None)  # a loader that yields this rank's share itself
+    shard = None if sharded is not None else dist.Shard.current()
+    world = dist.world_size()
     model.train()
     for index, (images, labels) in enumerate(loader):
         if index >= state.iters_per_epoch - first:
@@ -163,11 +199,21 @@ def _train_epoch(state: TrainState, loader, runtime: Runtime, masks: MaskSet, sc
         lr = state.config.lr_at_step(state.step, state.iters_per_epoch)
         for group in optimizer.param_groups:  # per step: warm-up and cosine move every step
             group["lr"] = lr
+        if world > 1:  # the global batch's size, then this rank's share of it
+            count = loader.global_count(index) if sharded is not None else labels.shape[0]
+            if shard is not None:
+                images, labels = shard.split(images, labels)
         x, y = runtime.to_device(images, labels)
         with runtime.autocast():
-            logits = model(x)
+            logits = forward(x)
             _check_labels(labels, logits.shape[1])
-            loss = F.cross_entropy(logits, y)
+            if world == 1:
+                loss = F.cross_entropy(logits, y)
+                summed = loss.detach() * y.shape[0]
+            else:  # DDP averages the ranks: W/count makes that the global batch's mean loss
+                summed = F.cross_entropy(logits, y, reduction="sum")
+                loss = summed * (world / count)
+                summed = summed.detach()
         optimizer.zero_grad(set_to_none=True)
         if scaler is None:
             loss.backward()
@@ -176,15 +222,20 @@ def _train_epoch(state: TrainState, loader, runtime: Runtime, masks: MaskSet, sc
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-        masks.apply()
-        loss_sum += loss.detach() * y.shape[0]
-        correct += (logits.detach().argmax(1) == y).sum()
-        seen += y.shape[0]
+        masks.apply()  # on every rank: DDP shares the parameters, the masks keep them equal
+        keep = y != dist.IGNORE
+        loss_sum += summed
+        correct += ((logits.detach().argmax(1) == y) & keep).sum()
+        seen += keep.sum()
         state.iteration, state.step = state.iteration + 1, state.step + 1
-        state.loss_tensor = loss.detach()
+        state.loss_tensor = loss.detach() if world == 1 else summed / keep.sum().clamp(min=1)
         _emit(callbacks, "on_step_end", state)
         if state.stop_requested:
             break
+    if world > 1:
+        loss_sum = dist.all_reduce_(loss_sum)
+        correct, seen = dist.all_reduce_(torch.stack((correct, seen)))
+    seen = int(seen)
     if seen == 0:
         raise DataError("the train loader yielded no batches")
     return {
@@ -222,9 +273,11 @@ def train(
             f"start {start} is at or past the end of training ({config.max_epochs}ep)"
         )
 
+    dist.ensure()  # launched by torchrun: join the group (no-op in a plain process)
     runtime.prepare_model(model)
     maskset = MaskSet(model, masks)
     maskset.apply()
+    forward = dist.wrap(model, runtime.device)  # DDP under torchrun; shares model's parameters
     optimizer = build_optimizer(model, config)
     scaler = runtime.grad_scaler()
     history = History()
@@ -238,8 +291,12 @@ def train(
     expected = {"config_hash": config.hash(), "masks_digest": ckpt.masks_digest(masks),
                 "start_step": start_step}  # fmt: skip
 
-    if resume and path is not None and path.exists():
-        payload = ckpt.restore_run(path, expected, model, optimizer, scaler, cbs, train_loader)
+    world = dist.world_size()
+    layout = {"world_size": world} if world > 1 else {}  # recorded beside `expected`
+
+    if resume and path is not None and dist.from_main(path.exists):
+        payload = _read_checkpoint(path)
+        _restore(payload, path, expected, world, model, optimizer, scaler, cbs, train_loader)
         best, state.history, state.resumed = payload["best"], history.rows, True
         state.epoch, state.step = int(payload["epoch"]), int(payload["step"])
         finished, stopped_early = bool(payload["finished"]), bool(payload["stopped_early"])
@@ -253,7 +310,7 @@ def train(
             t0 = time.perf_counter()
             lr = config.lr_at_step(state.step, ipe)  # the epoch's first step
             metrics: dict[str, Any] = {"epoch": state.epoch + 1, "lr": lr}
-            metrics.update(_train_epoch(state, train_loader, runtime, maskset, scaler, cbs))
+            metrics.update(_train_epoch(state, train_loader, runtime, maskset, scaler, cbs, forward))
             _check_finite(metrics["train_loss"], "train", state, optimizer)
             metrics.update(step=state.step, val_loss=None, val_acc=None)
             if val_loader is not None:
@@ -263,13 +320,15 @@ def train(
                 if result.loss < best["val_loss"]:
                     keep = cpu_state_dict(model) if config.restore_best else None
                     best = {"epoch": state.epoch + 1, "val_loss": result.loss, "state": keep}
-            metrics["time_s"] = time.perf_counter() - t0
+            metrics["time_s"] = dist.max_float(time.perf_counter() - t0)  # the slowest rank's
             _emit(cbs, "on_epoch_end", state, metrics)
+            if world > 1 and dist.any_rank(state.stop_requested) and not state.stop_requested:
+                state.request_stop("another rank stopped")  # callbacks' decisions, made collective
             state.epoch += 1
             finished = state.stop_requested or state.epoch >= config.max_epochs
             stopped_early = state.stop_requested and state.epoch < config.max_epochs
-            if path is not None:
-                ckpt.save_run(path, expected, state, scaler, best, cbs, train_loader,
+            if path is not None and dist.is_main():  # rank 0 alone writes
+                ckpt.save_run(path, {**expected, **layout}, state, scaler, best, cbs, train_loader,
                               finished=finished, stopped_early=stopped_early)  # fmt: skip
         if best["state"] is not None:
             model.load_state_dict(best["state"])
@@ -282,3 +341,42 @@ def train(
         epochs_run=state.epoch, final_step=state.step, stop_reason=state.stop_reason,
         resumed=state.resumed,
     )  # fmt: skip
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint at ``path``, read and checked by rank 0; the other ranks decode its
+    bytes (``weights_only``, as rank 0 did) rather than receive unpickled objects."""
+    if not dist.active():
+        return ckpt.load_checkpoint(path)
+    mine: list[dict[str, Any]] = []
+
+    def read() -> bytes:
+        mine.append(ckpt.load_checkpoint(path))
+        return path.read_bytes()
+
+    data = dist.from_main(read)
+    if mine:
+        return mine[0]
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+def _restore(payload, path: Path, expected, world: int, model, optimizer, scaler, callbacks,
+             loader) -> None:
+    """Load a checkpoint payload into the run (what ``checkpoint.restore_run`` does after
+    reading the file, split off so that rank 0 reads and every rank restores)."""
+    found = int(payload.get("world_size", 1))
+    if found != world:
+        raise CheckpointError(
+            f"{path} was written by a run on {found} process(es); this run has {world}",
+            hint=f"resume it with {found} process(es) (torchrun --nproc_per_node), or start over "
+                 "in a new folder")
+    ckpt.check_compatible(payload, path, **expected)
+    try:
+        model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        if scaler is not None and payload.get("scaler"):
+            scaler.load_state_dict(payload["scaler"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{path}: does not fit this model ({exc})") from exc
+    ckpt.load_callback_states(callbacks, payload.get("callbacks") or [])
+    ckpt.restore_rng(payload["rng"], loader)

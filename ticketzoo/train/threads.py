@@ -34,11 +34,17 @@ MULTI_THREAD_MACS = 10_000_000  # forward MACs per image from which more threads
 
 
 def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, else the machine's count)."""
+    """CPU cores this process may run on (its affinity mask, else the machine's count),
+    shared equally among the processes ``torchrun`` started on this machine."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    try:  # torchrun's processes on this machine: each gets its share, none oversubscribes
+        local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        local = 1
+    return max(1, cores // local)
 
 
 def forward_macs(model: nn.Module, in_channels: int, input_size: int) -> int:

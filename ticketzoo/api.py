@@ -1,0 +1,86 @@
+"""ticketzoo from Python: tickets by any reference, in a few calls.
+
+    import ticketzoo
+    ticket = ticketzoo.load("fashionmnist-lenet-300-100-s79")   # a name, name@rev, hf://, file:// or a path
+    ticketzoo.push(ticket, "file:///srv/zoo")
+    ticketzoo.list_tickets(arch="resnet18", min_sparsity=0.8)
+
+A thin layer over :mod:`ticketzoo.registry.api`: pulled tickets land, verified, in the
+local registry (``$TICKETZOO_HOME``), so later loads work offline by name.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ticketzoo.card import Card
+from ticketzoo.registry import api as _registry
+from ticketzoo.ticket import TICKET_FILE, Ticket
+
+
+def load(ref: str | Path, *, registry: str | None = None, home: Path | None = None) -> Ticket:
+    """The validated :class:`Ticket` a reference names, pulled into the local registry first
+    when it is not a path: ``name``, ``name@rev``, ``hf://org/repo[/name][@rev]``,
+    ``file:///dir/name[@rev]``, a ``.safetensors`` file or a folder holding one. With
+    ``registry`` (``file:///dir`` or ``hf://org[/repo]``), ``ref`` is a name in it."""
+    if registry is not None:
+        return Ticket.load(pull(ref, registry=registry, home=home))
+    ticket, _ = _registry.load(str(ref), home=home)
+    return ticket
+
+
+def pull(ref: str, *, registry: str | None = None, home: Path | None = None) -> Path:
+    """Bring a ticket into the local registry (sha256 checked) and return its file's path."""
+    return _registry.pull(str(ref), registry, home=home).file
+
+
+def push(ticket: Ticket | str | Path, registry: str | None = None, *, name: str | None = None,
+         home: Path | None = None, **options) -> _registry.Pushed:
+    """Publish a ticket (a :class:`Ticket`, a file or folder, or a local ticket's name) to
+    ``registry``: ``file:///dir``, ``hf://org[/repo]``, or by default the local registry.
+    ``name`` overrides the card's name; hub ``options`` (``private``, ``revision``, ``tag``,
+    ``message``) go to the Hub backend. Returns where it went (name, revision, sha256)."""
+    if not isinstance(ticket, Ticket):
+        return _registry.push(str(ticket), registry, name=name, home=home, **options)
+    with tempfile.TemporaryDirectory(prefix="ticketzoo-push-") as tmp:
+        path = Path(tmp) / TICKET_FILE
+        ticket.save(path)
+        return _registry.push(str(path), registry, name=name, home=home, **options)
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One ticket of :func:`list_tickets` (the fields of ``ticketzoo list --json``, plus the card)."""
+
+    name: str
+    revision: str
+    arch: str
+    source: str
+    sparsity: float
+    size: int  # bytes of the ticket file
+    where: str  # "local", "catalog" or "local+catalog"; a registry's URL when listing one
+    control: str | None  # "reinit", "dense-baseline", ... for control tickets
+    problem: str | None  # why the listed card cannot be trusted as shown; None when it can
+    card: Card
+
+    @property
+    def ref(self) -> str:
+        """``name@revision``: what :func:`load` takes to get exactly this ticket."""
+        return f"{self.name}@{self.revision}"
+
+
+def list_tickets(*, arch: str | None = None, source: str | None = None, min_sparsity: float | None = None,
+                 max_sparsity: float | None = None, registry: str | None = None,
+                 home: Path | None = None) -> list[Listed]:
+    """Tickets of the catalog and the local registry (or of ``registry``: ``file:///dir``, a
+    folder, ``hf://org[/repo]``), filtered as ``ticketzoo list`` filters them."""
+    rows, _damaged = _registry.scan_entries(home=home, registry=registry)
+    rows = _registry.filter_entries(rows, arch=arch, source=source, min_sparsity=min_sparsity,
+                                    max_sparsity=max_sparsity)
+    return [Listed(e.name, e.revision, e.card.arch.name, e.card.source.dataset, e.card.sparsity, e.size, where,
+                   e.card.lineage.control, problem, e.card) for e, where, problem in rows]
+
+
+__all__ = ["Listed", "list_tickets", "load", "pull", "push"]

@@ -1,0 +1,136 @@
+"""``ticketzoo compare TICKET... --data DIR``: tickets vs their controls vs dense, with a plot.
+
+A TICKET is a ref (name, name@rev, URL or path) or a family: a name that is not a ticket
+itself but the prefix of tickets named ``NAME-sNN`` (NN digits) in the catalog or the local
+registry stands for all of them, by NN.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ticketzoo.cli.console import console, err_console, print_json
+from ticketzoo.cli.options import data_options, gather, output_options, runtime_options, train_values, \
+    training_options
+
+_CONDITIONS = ("rewind", "trained", "reinit", "random_prune", "dense")  # ticketzoo.compare.CONDITIONS
+
+
+@click.command("compare")
+@click.argument("tickets", nargs=-1, required=True, metavar="TICKET...")
+@data_options(notes={"split": "0.8,0.1,0.1; drawn once, with --seed, for every run"})
+@training_options(notes={"lr": "auto: 1e-3 (sgd 1e-2); paper: 0.1"})
+@runtime_options()
+@output_options()
+@click.option("--conditions", default=",".join(_CONDITIONS), show_default=True, metavar="C[,C]",
+              help="What to train: rewind (the ticket's θk), trained (its source-trained θ, where it has "
+                   "them), reinit (fresh weights, same mask), random_prune (random mask, same per-layer "
+                   "counts), dense (no mask, from scratch; once).")
+@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Runs per condition and ticket: seed, seed+1, ...")
+@click.option("--protocol", type=click.Choice(["auto", "paper"]), default="auto", show_default=True,
+              help="Training recipe, as in finetune (docs/FINETUNE.md); the training flags override it.")
+@click.option("--resize", type=int, help="Working size images are cached at [input size x 8/7].")
+@click.option("--memory-budget", type=float, default=2048, show_default=True, metavar="MB",
+              help="Decoded-image cache size; a larger folder is streamed from disk.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Jobs run in parallel processes (one torch thread each on CPU; one GPU each when "
+                   "there are several).")
+@click.option("--target-ticket", "target_rounds", type=click.IntRange(min=1), metavar="ROUNDS",
+              help="Also find a ticket on the target's own training images (IMP, ROUNDS rounds of 20%; "
+                   "Sabatelli et al.'s Target-Ticket) and compare each of its rounds too.")
+@click.option("--out", "out_dir", metavar="DIR", help="Output folder [./compared/FAMILY-on-DATA].")
+@click.option("--force", is_flag=True, help="Start over: delete the jobs and results in --out first.")
+def command(tickets, conditions, seeds, protocol, resize, memory_budget, jobs, target_rounds, out_dir, force,
+            **opts) -> None:
+    """Train each TICKET from θk and from its trained weights, beside a random reinit and a
+    random pruning of its mask and the dense network from scratch, on the same splits and
+    seeds; write a table, runs.csv, results.json and plot.png/.svg. Rerun to resume.
+
+    Distributed: under `torchrun --nproc_per_node N [--nnodes M ...] -m ticketzoo compare ...`
+    each process runs every N-th job alone (on several machines, --out must be on a shared
+    disk); rank 0 writes the report. See docs/DISTRIBUTED.md."""
+    from ticketzoo.compare import CompareConfig, compare
+    from ticketzoo.finetune import FinetuneConfig
+    from ticketzoo.train import TrainConfig
+
+    opts = gather(opts)
+    given = train_values(opts)
+    runtime = {k: opts[k] for k in ("device", "amp", "channels_last") if opts.get(k) is not None}
+    train = TrainConfig(**given, **runtime, seed=opts["seed"])
+    extra = {"split": opts["split"]} if opts.get("split") else {}
+    config = FinetuneConfig(train=train, seeds=seeds, strict=opts["strict"], augment=opts["augment"],
+                            resize=resize, weight_init=opts["weight_init"], workers=opts.get("workers"),
+                            memory_budget_bytes=int(memory_budget * 2**20), protocol=protocol,
+                            overrides=tuple(sorted(given)), threads=opts.get("threads"), **extra)
+    sweep = resolve_tickets(tickets)
+    data = opts["data"]
+    out = Path(out_dir) if out_dir else Path("compared") / f"{sweep[0].family}-on-{_label(data)}"
+    result = compare(sweep, data, CompareConfig(config, conditions, jobs, target_rounds), out_dir=out,
+                     data_root=opts.get("data_root"), download=opts["download"], console=err_console, force=force,
+                     quiet=opts["quiet"])
+    if not result.main:  # another torchrun process: rank 0 reports the sweep
+        return
+    if opts["as_json"]:
+        from ticketzoo.compare.report import row_dict
+
+        print_json({"out": str(result.out), "files": {k: str(v) for k, v in result.files.items()},
+                    "summary": [row_dict(r) for r in result.rows], "notes": result.notes,
+                    "failed": [{"key": k, "error": e} for k, e in result.failures]})
+    else:
+        _print(result)
+    if result.records and not any(r["status"] == "ok" for r in result.records):
+        raise click.ClickException(f"no run trained ({len(result.records)} diverged or at chance): nothing "
+                                   f"to compare; every run is in {result.files['csv']} (try a lower --lr)")
+    if result.failures:
+        raise click.ClickException(f"{len(result.failures)} job(s) failed (first: {result.failures[0][0]}: "
+                                   f"{result.failures[0][1]}); the others are in {result.out}; rerun the same "
+                                   "command to retry them")
+
+
+def _print(result) -> None:
+    from ticketzoo.compare import report
+
+    if not console.is_terminal:  # logs and pipes: one line per row (rich assumes 80 columns there)
+        console.width = max(console.width, 140)
+    console.print(report.table(result.rows, title=result.title, caption=result.caption))
+    for note in result.notes:
+        console.print(note, style="yellow", markup=False)
+    files = ", ".join(str(p) for p in result.files.values())
+    console.print(f"{len(result.records)} runs ({result.ran} run by this call, "
+                  f"{len(result.records) - result.ran} found done); wrote {files}", markup=False)
+
+
+def resolve_tickets(refs) -> list:
+    """The tickets named: refs, and families expanded to every ``NAME-sNN`` by NN."""
+    from ticketzoo.compare import SweepTicket, family_members
+    from ticketzoo.fileio import sha256_file
+    from ticketzoo.registry.api import list_entries, load, ticket_path
+    from ticketzoo.registry.refs import parse_ref
+
+    names = None
+    out = []
+    for text in refs:
+        ref = parse_ref(text)
+        expanded = [text]
+        if ref.kind == "name" and not ref.revision:
+            names = names if names is not None else {e.name for e, _ in list_entries()}
+            if text not in names:
+                expanded = family_members(text, names) or [text]
+        for item in expanded:
+            ticket, entry = load(item)
+            if entry is not None:
+                path, sha = entry.file, entry.sha256
+            else:
+                path = Path(ticket.path) if ticket.path else ticket_path(item)
+                sha = sha256_file(path)
+            out.append(SweepTicket.of(ticket, path, sha))
+    return out
+
+
+def _label(data: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", Path(data).name or "data").strip("-") or "data"

@@ -1,0 +1,199 @@
+"""CLI options defined once and shared by commands: one flag name per concept.
+
+Each group is a decorator factory; a command stacks the groups it needs::
+
+    @click.command("finetune")
+    @data_options()
+    @training_options(notes={"lr": "auto: 1e-3; paper: 0.1"})
+    @runtime_options()
+    @publish_options()
+    @output_options()
+    def command(ref, **opts): ...
+
+``defaults`` gives a group's options shown defaults (``find`` trains with the paper's
+recipe); without it an option left out is ``None``, so the library decides (``finetune``'s
+protocol). ``notes`` appends a bracketed note to an option's help. Old spellings stay as
+hidden aliases (``--max-epochs`` for ``--epochs``); :func:`gather` folds them in. Nothing
+here imports torch: ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import click
+
+#: Sabatelli et al.'s Table 4 training recipe (``TrainConfig``'s defaults, without torch).
+PAPER = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-5,
+         "batch_size": 64, "epochs": 100, "schedule": "step", "warmup_epochs": 0, "milestones": "50,60,75",
+         "gamma": 0.1, "patience": 5}
+
+_ALIAS = "__alias_of__"
+
+
+class FloatList(click.ParamType):
+    """Comma-separated numbers (``0.8,0.1,0.1``); ``count`` fixes how many."""
+
+    name = "floats"
+
+    def __init__(self, count: int | None = None) -> None:
+        self.count = count
+
+    def convert(self, value: Any, param, ctx) -> tuple[float, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            numbers = tuple(float(x) for x in str(value).split(",") if x.strip())
+        except ValueError:
+            self.fail(f"must be comma-separated numbers, got {value!r}", param, ctx)
+        if self.count is not None and len(numbers) != self.count:
+            self.fail(f"needs {self.count} comma-separated numbers, got {value!r}", param, ctx)
+        return numbers
+
+
+def floats(text: str, count: int | None = None) -> tuple[float, ...]:
+    """Parse comma-separated numbers the way every option does (a usage error if malformed)."""
+    return FloatList(count).convert(text, None, None)
+
+
+Spec = tuple[tuple[str, ...], dict[str, Any]]
+
+
+def _group(specs: list[Spec]) -> Callable[..., Callable]:
+    def factory(*, defaults: Mapping[str, Any] | None = None, notes: Mapping[str, str] | None = None,
+                only: tuple[str, ...] | None = None):
+        def decorate(f: Callable) -> Callable:
+            for decls, attrs in reversed(specs):
+                name = attrs.get(_ALIAS) or _name(decls)
+                if only is not None and name not in only:
+                    continue
+                attrs = dict(attrs)
+                alias_of = attrs.pop(_ALIAS, None)
+                if alias_of is None and defaults is not None and name in defaults:
+                    attrs.update(default=defaults[name], show_default=True)
+                if alias_of is None and notes and name in notes:
+                    attrs["help"] = f"{attrs.get('help', '')} [{notes[name]}]".strip()
+                f = click.option(*decls, **attrs)(f)
+            return f
+        return decorate
+    return factory
+
+
+def _name(decls: tuple[str, ...]) -> str:
+    plain = [d for d in decls if not d.startswith("-")]
+    if plain:
+        return plain[0]
+    longest = max((d for d in decls if d.startswith("--")), key=len)
+    return longest[2:].split("/")[0].replace("-", "_")
+
+
+def alias(flag: str, of: str, **attrs: Any) -> Spec:
+    """A hidden old spelling of option ``of`` (its Python name); :func:`gather` folds it in."""
+    return (flag, f"{of}{_ALIAS}"), {"hidden": True, "default": None, _ALIAS: of, **attrs}
+
+
+def alias_option(flag: str, of: str, **attrs: Any) -> Callable:
+    """:func:`alias` as a decorator, for a command's own old spellings."""
+    decls, spec = alias(flag, of, **attrs)
+    return click.option(*decls, **{k: v for k, v in spec.items() if k != _ALIAS})
+
+
+data_options = _group([
+    (("--data",), {"required": True, "metavar": "NAME|DIR",
+                   "help": "cifar10, cifar100, fashionmnist, mnist, svhn, or an image folder "
+                           "(DIR/<class>/* or DIR/{train,val,test}/<class>/*); write ./NAME for a "
+                           "folder named like a dataset."}),
+    (("--data-root",), {"default": "data", "show_default": True, "metavar": "DIR",
+                        "type": click.Path(file_okay=False),
+                        "help": "Folder with a named dataset's files: the IDX files for (fashion)mnist, "
+                                "e.g. /usr/share/datasets/fashion-mnist, or torchvision's dataset folder."}),
+    (("--download",), {"is_flag": True, "help": "Download a named dataset into --data-root."}),
+    (("--strict",), {"is_flag": True, "help": "Fail on an unreadable image instead of skipping and counting it."}),
+    (("--split",), {"type": FloatList(3), "metavar": "T,V,T", "default": None,
+                    "help": "Train,val,test fractions for a folder of class folders."}),
+    (("--augment",), {"is_flag": True, "help": "Augment training images (random crop and flip)."}),
+])
+
+training_options = _group([
+    (("--optimizer",), {"type": click.Choice(["sgd", "adam", "adamw"])}),
+    (("--lr",), {"type": float, "help": "Initial learning rate."}),
+    (("--momentum",), {"type": float, "help": "SGD momentum / Adam beta1."}),
+    (("--nesterov/--no-nesterov",), {"default": None, "help": "Nesterov momentum (SGD)."}),
+    (("--weight-decay",), {"type": float, "help": "L2 penalty on every trained parameter."}),
+    (("--batch-size",), {"type": int}),
+    (("--epochs",), {"type": int, "help": "Training length in epochs (early stopping may end sooner)."}),
+    alias("--max-epochs", "epochs", type=int),  # finetune's name until 2026-11
+    (("--schedule",), {"type": click.Choice(["step", "cosine"]),
+                       "help": "step: LR x gamma at each milestone; cosine: LR decays to 0 over --epochs."}),
+    (("--warmup-epochs",), {"type": click.IntRange(min=0), "help": "Linear LR warm-up over the first epochs."}),
+    (("--milestones",), {"metavar": "E[,E]|none",
+                         "help": "Step schedule: LR x gamma at these epochs ('none' for a constant LR)."}),
+    (("--gamma",), {"type": float, "help": "LR factor at each milestone."}),
+    (("--patience",), {"type": int, "help": "Early stopping on val loss after this "
+                                                              "many epochs without improvement (0: off)."}),
+    (("--seed",), {"type": int, "default": 0, "show_default": True, "help": "Init and training seed."}),
+    (("--weight-init",), {"type": click.Choice(["xavier", "default"]), "default": "xavier", "show_default": True,
+                          "help": "How fresh weights are drawn (xavier: Sabatelli et al. Table 4)."}),
+])
+
+runtime_options = _group([
+    (("--device",), {"help": "auto, cpu, cuda or cuda:N."}),
+    (("--amp/--no-amp",), {"default": None, "help": "Mixed precision on CUDA [amp]."}),
+    (("--channels-last/--no-channels-last",), {"default": None, "help": "NHWC memory format on CUDA [on]."}),
+    (("--threads",), {"type": click.IntRange(min=1),
+                      "help": "CPU threads for torch [1 for small models, every core for large ones]."}),
+    (("--workers",), {"type": click.IntRange(min=0), "help": "DataLoader workers [by device]."}),
+])
+
+publish_options = _group([
+    (("--push",), {"is_flag": True, "help": "Publish the ticket(s) to --registry."}),
+    (("--registry",), {"metavar": "URL", "help": "file:///DIR or hf://ORG[/REPO] [the local registry]."}),
+])
+
+output_options = _group([
+    (("--quiet", "-q"), {"is_flag": True, "help": "No progress output."}),
+    (("--json", "as_json"), {"is_flag": True, "help": "Print the results as JSON."}),
+])
+
+#: The option groups by name (``compare`` and tests read them).
+GROUPS = {"data": data_options, "training": training_options, "runtime": runtime_options,
+          "publish": publish_options, "output": output_options}
+
+
+def gather(opts: dict[str, Any]) -> dict[str, Any]:
+    """``opts`` with hidden aliases folded into their options (an explicit new flag wins)."""
+    ctx = click.get_current_context(silent=True)
+    out = {k: v for k, v in opts.items() if not k.endswith(_ALIAS)}
+    for key, value in opts.items():
+        if not key.endswith(_ALIAS) or value is None:
+            continue
+        target = key[: -len(_ALIAS)]
+        source = ctx.get_parameter_source(target) if ctx is not None else None
+        if source is not click.core.ParameterSource.COMMANDLINE:
+            out[target] = value
+    return out
+
+
+_TRAIN_FIELDS = ("optimizer", "lr", "momentum", "nesterov", "weight_decay", "batch_size", "gamma",
+                 "schedule", "warmup_epochs")
+
+
+def train_values(opts: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``TrainConfig`` fields set by the training options given (``None``: not given).
+
+    ``--epochs`` is ``max_epochs``; ``--patience 0`` is ``None`` (no early stopping);
+    ``--milestones none`` is ``()``, and a cosine schedule drops milestones not typed."""
+    values = {k: opts[k] for k in _TRAIN_FIELDS if opts.get(k) is not None}
+    if opts.get("epochs") is not None:
+        values["max_epochs"] = opts["epochs"]
+    if opts.get("patience") is not None:
+        values["patience"] = opts["patience"] or None
+    ctx = click.get_current_context(silent=True)
+    typed = ctx is not None and ctx.get_parameter_source("milestones") is click.core.ParameterSource.COMMANDLINE
+    text = opts.get("milestones")
+    if values.get("schedule") == "cosine" and not typed:
+        values["milestones"] = ()  # the step schedule's milestones
+    elif text is not None:
+        values["milestones"] = () if text.strip().lower() in ("", "none") else \
+            tuple(int(m) for m in floats(text))
+    return values

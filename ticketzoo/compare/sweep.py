@@ -1,0 +1,243 @@
+"""``compare``: the papers' experiment on one dataset, resumable job by job.
+
+Every ticket trains from θk (``rewind``) and, where it has them, from its source-trained
+weights (``trained``); beside them, at each ticket's mask, a random re-initialisation
+(``reinit``) and a random mask with the same per-layer counts (``random_prune``); and
+the dense network from scratch once (:mod:`.plan`). All on the same train/val/test split
+(drawn with the first seed), with the same recipe (``FinetuneConfig.protocol``), for every
+seed. Then ``runs.csv``, ``results.json``, ``table.md`` and ``plot.png``/``.svg`` in
+``out_dir``.
+
+A rerun with the same settings runs only the jobs without a result (:mod:`.jobs`); other
+settings in the same ``out_dir`` are refused unless ``force``. More seeds or tickets
+later only add jobs: neither is part of the settings' fingerprint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ticketzoo.compare import jobs as jobs_mod
+from ticketzoo.compare import plot, report, stats
+from ticketzoo.compare.plan import DEFAULT_CONDITIONS, SweepTicket, make_plan
+from ticketzoo.compare.runner import run_jobs
+from ticketzoo.errors import CheckpointError, ConfigError
+from ticketzoo.fileio import atomic_write_bytes
+from ticketzoo.finetune import FinetuneConfig, protocol, source
+
+SWEEP_FILE = "sweep.json"
+OUTPUTS = ("runs.csv", "results.json", "table.md", "plot.png", "plot.svg")
+
+
+def _default_finetune() -> FinetuneConfig:
+    return FinetuneConfig(protocol="auto", seeds=3)
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """What a comparison runs. ``finetune`` holds the recipe, split, seeds and data options
+    (its ``init`` and ``compare`` are not used); ``jobs`` is the number of processes."""
+
+    finetune: FinetuneConfig = field(default_factory=_default_finetune)
+    conditions: tuple[str, ...] = DEFAULT_CONDITIONS
+    jobs: int = 1  # parallel worker processes (1: in this process)
+    target_rounds: int | None = None  # also find a ticket on the target itself, this many IMP rounds
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.finetune, FinetuneConfig):
+            raise ConfigError("finetune must be a FinetuneConfig", field="finetune")
+        if isinstance(self.conditions, str):
+            object.__setattr__(self, "conditions", tuple(c.strip() for c in self.conditions.split(",") if c.strip()))
+        if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1:
+            raise ConfigError(f"jobs must be an integer >= 1, got {self.jobs!r}", field="jobs", value=self.jobs)
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    records: list[dict]  # every finished run, in plan order
+    rows: list  # stats.Row: the summary table
+    failures: list[tuple[str, str]]  # (job key, error) of jobs that raised; rerun to retry
+    out: Path
+    files: dict[str, Path]
+    notes: list[str]
+    setup: dict
+    ran: int = 0  # jobs run by this call (the others were already done)
+    title: str = ""  # of the table and the plot
+    caption: str = ""  # dataset, split sizes, seeds, runs trained, recipe
+    main: bool = True  # False on a torchrun rank other than 0: its own jobs only, no report
+
+
+def compare(tickets: list[SweepTicket], data, config: CompareConfig | None = None, *, out_dir,
+            data_root=None, download: bool = False, console=None, force: bool = False,
+            quiet: bool = False) -> CompareResult:
+    """Run (or finish) the comparison of ``tickets`` on ``data`` in ``out_dir``.
+
+    Under ``torchrun`` each process runs its share of the jobs (:mod:`.ranks`) and rank 0
+    reports; other ranks return a result with ``main`` False."""
+    from ticketzoo.train.distributed import alone, launch_layout
+
+    config = config or CompareConfig()
+    out = Path(out_dir)
+    rank, world = launch_layout()  # under torchrun: this process runs its share of the jobs, alone
+    with alone():
+        return _compare(tickets, data, config, out, rank, world, data_root=data_root, download=download,
+                        console=console, force=force, quiet=quiet)
+
+
+def _compare(tickets, data, config, out, rank, world, *, data_root, download, console, force, quiet):
+    from ticketzoo.compare import ranks
+    from ticketzoo.compare.progress import SweepProgress
+
+    ft = config.finetune
+    say = (lambda *a, **k: None) if console is None or quiet or rank else console.print
+    make_plan(list(tickets), config.conditions, ft.seed_list())  # bad conditions fail before any data is read
+    if force and world > 1:
+        raise ConfigError("starting over is not possible under torchrun: the processes share the folder",
+                          field="force", hint="run once with `force` on one process, or use another `out_dir`")
+    first, loaded, resolved, fingerprint = _prepare(tickets, data, ft, data_root, download)
+    arch, ds = first.card.arch, loaded[0]
+    if force:
+        shutil.rmtree(out / "jobs", ignore_errors=True)
+        shutil.rmtree(out / "target", ignore_errors=True)
+        for name in (SWEEP_FILE, *OUTPUTS):
+            (out / name).unlink(missing_ok=True)
+    _check_sweep(out, fingerprint)
+    say(f"data: {source.description(ds)}, {len(ds.classes)} classes; train {len(ds.train)} / "
+        f"val {len(ds.val)} / test {len(ds.test)} images")
+    say(f"setup: {resolved.summary()}" + (f"; jobs shared by {world} processes" if world > 1 else ""))
+    if config.target_rounds and rank:
+        tickets = list(tickets) + ranks.wait_for_targets(out)
+    elif config.target_rounds:
+        from ticketzoo.compare.target import find_target_tickets
+
+        say(f"finding a ticket on the target's training images ({config.target_rounds} IMP rounds)")
+        found = find_target_tickets(ds, arch, resolved.train, config.target_rounds, out=out, seed=ft.seed,
+                                    weight_init=ft.weight_init, console=console, quiet=quiet)
+        if world > 1:
+            ranks.publish_targets(out, found)
+        tickets = list(tickets) + found
+    plan, notes = make_plan(list(tickets), config.conditions, ft.seed_list())
+    ctx = jobs_mod.SweepContext(data if isinstance(data, Path) else str(data),
+                                None if data_root is None else str(data_root), ft, resolved.train, str(out),
+                                fingerprint)
+    jobs_mod.share_data(ctx, arch, loaded)
+    done = {j.key: r for j in plan if (r := jobs_mod.finished(out, j, fingerprint)) is not None}
+    pending = [j for j in plan if j.key not in done]
+    mine = ranks.share(pending, rank, world)
+    if world > 1:
+        ranks.clear_failed(out, mine)
+    ran, failures = run_jobs(mine, ctx, workers=config.jobs,
+                             threads=_threads(ft, config.jobs, first, arch), done=len(done),
+                             progress=SweepProgress(console, quiet=quiet) if console is not None and not rank
+                             else None)
+    if world > 1:
+        for job, error in failures:
+            ranks.mark_failed(out, job, error)
+        if rank:  # rank 0 reports the whole sweep
+            return CompareResult([*ran.values()], [], [(j.key, e) for j, e in failures], out, {}, [], {},
+                                 len(ran), main=False)
+        failures = ranks.wait_for_jobs(out, pending, fingerprint, say)
+        ran = {j.key: r for j in pending if (r := jobs_mod.finished(out, j, fingerprint)) is not None}
+    records = [r for j in plan if (r := done.get(j.key) or ran.get(j.key)) is not None]
+    rows = stats.summarize(records)
+    notes += [n for n in (stats.multiple_testing_note(rows),) if n]
+    notes += [f"{j.key}: failed ({e}); rerun the same command to retry it" for j, e in failures]
+    setup = _setup(ds, tickets, config, resolved, fingerprint, jobs=(len(plan), len(records), len(failures)))
+    title, caption = title_and_caption(rows, source.label(ds), ds.counts(), len(ds.classes), ft.seed_list(),
+                                       resolved)
+    files = _write_outputs(out, records, rows, setup, notes, title, caption)
+    return CompareResult(records, rows, [(j.key, e) for j, e in failures], out, files, notes, setup, len(ran),
+                         title, caption)
+
+
+def _prepare(tickets, data, ft, data_root, download):
+    """The first ticket, the data as loaded for its architecture, the recipe, the fingerprint."""
+    from ticketzoo.ticket import Ticket
+
+    first = Ticket.load(tickets[0].path)
+    loaded = source.load(data if isinstance(data, Path) else str(data), ft, first.card.arch,
+                            data_root=data_root, download=download)
+    resolved = protocol.resolve(ft.protocol, ft.train, ft.overrides, len(loaded[0].train))
+    return first, loaded, resolved, _fingerprint(ft, resolved, loaded[0])
+
+
+def _setup(ds, tickets, config, resolved, fingerprint, *, jobs: tuple[int, int, int]) -> dict:
+    """What results.json records about the comparison besides its runs."""
+    return {
+        "data": {"name": source.label(ds), "root": str(ds.root), "layout": ds.layout,
+                 "classes": list(ds.classes), "counts": ds.counts(), "num_skipped": len(ds.skipped)},
+        "tickets": [dataclasses.asdict(t) for t in tickets], "conditions": list(config.conditions),
+        "seeds": config.finetune.seed_list(), "config": config.finetune.to_dict(),
+        "recipe": resolved.to_dict(), "fingerprint": fingerprint,
+        "jobs": dict(zip(("total", "finished", "failed"), jobs)),
+    }
+
+
+def title_and_caption(rows, ds_label: str, counts: dict, classes: int, seeds: list[int], recipe) -> tuple[str, str]:
+    families = sorted({r.cell.family for r in rows if r.cell.family})
+    title = f"{', '.join(families) or 'dense'} tickets fine-tuned on {ds_label}"
+    n = {s: sum(counts[s].values()) for s in ("train", "val", "test")}
+    runs = sum(r.cell.runs for r in rows)
+    trained = sum(r.cell.n for r in rows)
+    t = recipe.train
+    caption = (f"dataset: {ds_label}, {classes} classes, train {n['train']} / val {n['val']} / "
+               f"test {n['test']} images (one split for every run); test accuracy, mean ± std over "
+               f"seeds {', '.join(map(str, seeds))}; {trained} of {runs} runs trained (others excluded). "
+               f"Recipe ({recipe.protocol}): {t.optimizer} lr {t.lr:g}, batch {t.batch_size}, up to "
+               f"{t.max_epochs} epochs, best validation epoch restored.")
+    return title, caption
+
+
+def _write_outputs(out: Path, records, rows, setup, notes, title: str, caption: str) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"csv": out / "runs.csv", "json": out / "results.json", "table": out / "table.md"}
+    report.write_csv(files["csv"], records)
+    report.write_results(files["json"], report.results_dict(records, rows, setup=setup, notes=notes))
+    atomic_write_bytes(files["table"], (f"{title}\n\n{report.markdown(rows)}\n{caption}\n"
+                                        + "".join(f"\n{n}" for n in notes)).encode())
+    if any(r.cell.mean is not None for r in rows):
+        files["png"], files["svg"] = plot.plot(rows, out / "plot", title=title, caption=caption)
+    return files
+
+
+def _fingerprint(ft, resolved, ds) -> str:
+    """What every job's result depends on; not the seed count, threads or workers."""
+    unhashed = {"seeds": None, "threads": None, "workers": None, "name": None, "memory_budget_bytes": None,
+                "init": None, "compare": None, "train": None}
+    recipe = dataclasses.replace(resolved.train, seed=0)
+    return hashlib.sha256(json.dumps({
+        "config": {**ft.to_dict(), **unhashed}, "recipe": recipe.hash(), "classes": list(ds.classes),
+        "files": source.fingerprint(ds),
+    }, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _check_sweep(out: Path, fingerprint: str) -> None:
+    path = out / SWEEP_FILE
+    try:
+        found = json.loads(path.read_text()).get("fingerprint")
+    except FileNotFoundError:
+        found = None
+    except (OSError, ValueError):
+        raise CheckpointError(f"{path} cannot be read", field="out_dir", value=str(path)) from None
+    if found is not None and found != fingerprint:
+        raise CheckpointError(f"{out} holds a comparison with other data or settings", field="out_dir",
+                              value=str(out), hint="rerun with the same settings, pass `force` to start "
+                                                   "over, or use another `out_dir`")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, json.dumps({"fingerprint": fingerprint}).encode())
+
+
+def _threads(ft, workers: int, ticket, arch) -> int:
+    """Torch threads for jobs run in this process (workers always use one each)."""
+    if workers > 1:
+        return 1
+    from ticketzoo.finetune.runs import start_model
+    from ticketzoo.train.threads import choose_threads
+
+    model = start_model(ticket, "dense", arch.num_classes, 0)[0] if ft.threads is None else None
+    return choose_threads(ft.threads, model, in_channels=arch.in_channels, input_size=arch.input_size)

@@ -1,0 +1,31 @@
+"""Ticket names: one rule, in the lowest module, for every reader and writer.
+
+Names match ``[a-z0-9][a-z0-9._-]*`` (at most 96 characters, no ``..``): no slash and no
+leading dot, so a name can never leave a registry folder.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ticketzoo.errors import InvalidRefError, short
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,95}$")
+NAME_RULE = "names use lowercase letters, digits, '.', '_' and '-', and start with a letter or digit"
+
+
+def valid_name(name: object) -> bool:
+    """Whether ``name`` is a valid ticket name."""
+    return isinstance(name, str) and bool(NAME_RE.match(name)) and ".." not in name
+
+
+def shown(text: object, limit: int = 80) -> str:
+    """``repr(text)``, shortened: error messages echo user input, never thousands of characters."""
+    return short(repr(text), limit)
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it is a valid ticket name, else raise InvalidRefError."""
+    if not valid_name(name):
+        raise InvalidRefError(f"invalid ticket name {shown(name)}", ref=name, hint=NAME_RULE)
+    return name

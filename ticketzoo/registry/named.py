@@ -1,0 +1,137 @@
+"""Backends for the references a user types without a scheme: ``NAME[@REV]`` and file paths.
+
+A name resolves in the local registry first, then in the zoo catalog (whose entries may
+live on the Hub or in a ``file://`` registry: fetched through that backend and checked
+against the sha256 the catalog records), then in ``$TICKETZOO_REGISTRY`` when it is set.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+
+from ticketzoo.errors import IntegrityError, InvalidRefError, TicketFormatError, TicketNotFoundError, short
+from ticketzoo.folder import Entry, verify_entry
+from ticketzoo.registry.base import Backend, Opened, backend_for, import_folder
+from ticketzoo.registry.catalog import BUNDLED, CatalogEntry, load_catalog
+from ticketzoo.registry.checks import check_readme
+from ticketzoo.registry.local import LocalRegistry
+from ticketzoo.registry.refs import Ref, parse_ref, parse_registry_url, path_exists
+from ticketzoo.ticket import TICKET_FILE, Ticket
+
+DEFAULT_REGISTRY_ENV = "TICKETZOO_REGISTRY"
+
+
+def default_remote() -> Ref | None:
+    """``$TICKETZOO_REGISTRY`` parsed as a registry URL (or folder), or None when unset."""
+    value = os.environ.get(DEFAULT_REGISTRY_ENV, "").strip()
+    if not value:
+        return None
+    try:
+        return parse_registry_url(value)
+    except InvalidRefError as e:
+        raise InvalidRefError(f"{DEFAULT_REGISTRY_ENV}: {e.message}", ref=e.ref, hint=e.hint) from None
+
+
+class NamedBackend(Backend):
+    """``NAME[@REV]``: the local registry, else the catalog, else ``$TICKETZOO_REGISTRY``."""
+
+    def as_name(self, ref: Ref) -> tuple[str, str | None]:
+        return ref.name, ref.revision
+
+    def pull(self, ref: Ref, local: LocalRegistry) -> Entry:
+        """A local ticket, verified; else (or when the local copy is damaged) the catalog's."""
+        damaged: IntegrityError | None = None
+        if local.has(ref.name, ref.revision):
+            try:
+                return local.pull(ref.name, ref.revision)
+            except IntegrityError as e:
+                damaged = e  # re-fetch from the catalog below when it has this ticket
+        catalog = load_catalog()
+        item = catalog.get(ref.name)
+        if item is None or (ref.revision and not item.entry.revision.startswith(ref.revision)):
+            if damaged is not None:
+                raise damaged
+            return self._from_default_remote(ref, local, catalog)
+        if item.location == BUNDLED:
+            folder = item.entry.folder
+        else:
+            where = parse_ref(item.location)
+            if where.kind not in ("hf", "file"):
+                raise InvalidRefError(f"catalog location {item.location!r} must be bundled, hf:// or file://",
+                                      ref=item.location)
+            folder = backend_for(where.kind).fetch(where).folder
+        return import_folder(local, folder, item.location, expect_sha=item.entry.sha256)
+
+    def _from_default_remote(self, ref: Ref, local: LocalRegistry, catalog: dict[str, CatalogEntry]) -> Entry:
+        remote = default_remote()
+        if remote is None:
+            raise _not_found(ref.name, local, catalog, "")
+        backend = backend_for(remote.kind)
+        try:
+            return backend.pull(backend.locate(remote, ref.name, ref.revision), local)
+        except TicketNotFoundError:
+            raise _not_found(ref.name, local, catalog, f" or {DEFAULT_REGISTRY_ENV} ({remote.text})") from None
+
+    def verify(self, ref: Ref, local: LocalRegistry):
+        if not local.has(ref.name, ref.revision):
+            return super().verify(ref, local)
+        entry = local.pull(ref.name, ref.revision)  # a damaged local copy is reported, not repaired
+        ticket = Ticket.load(entry.file)
+        check_readme(entry, ticket.card)
+        return ticket, entry
+
+    def card(self, ref: Ref, local: LocalRegistry):
+        """A stored ticket file is checked first (sha256, and its header's card against the
+        README's), so a damaged or missing file is an error, not a card shown as if intact."""
+        if local.has(ref.name, ref.revision):
+            entry = local.pull(ref.name, ref.revision)
+            check_readme(entry)
+            return entry.card, entry
+        item = load_catalog().get(ref.name)
+        if item is not None and not ref.revision:
+            if item.location == BUNDLED:
+                check_readme(verify_entry(item.entry))
+            return item.entry.card, None
+        return super().card(ref, local)
+
+
+def _not_found(name: str, local: LocalRegistry, catalog: dict[str, CatalogEntry], also: str) -> TicketNotFoundError:
+    known = sorted(set(local.names()) | set(catalog))
+    close = difflib.get_close_matches(name, known, n=3)
+    hint = f"did you mean {', '.join(close)}?" if close else "run `ticketzoo list` to see available tickets"
+    return TicketNotFoundError(f"no ticket named {name!r} in the local registry or the catalog{also}",
+                               ref=name, hint=hint)
+
+
+def ticket_file(path: Path) -> Path:
+    """The ticket file a path names (a file, or a folder holding ticket.safetensors)."""
+    try:
+        return path / TICKET_FILE if path.is_dir() else path
+    except OSError:  # e.g. a name too long for the OS: no folder, and open() says the file is missing
+        return path
+
+
+class PathBackend(Backend):
+    """A ticket file on disk, or a folder holding ``ticket.safetensors``: read in place."""
+
+    def pull(self, ref: Ref, local: LocalRegistry) -> Entry:
+        raise InvalidRefError(f"{ref.text!r} is a file path; pull takes a name or URL", ref=ref.text,
+                              hint="use `ticketzoo push PATH`")
+
+    def open(self, ref: Ref, local: LocalRegistry) -> Opened:
+        path = ticket_file(ref.path)
+        if not path_exists(path):
+            raise TicketNotFoundError(f"no ticket file at {short(str(path))}", ref=ref.text[:200])
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise TicketFormatError(f"cannot read: {e.strerror}", path=path) from None
+        return Opened(Ticket.from_bytes(data, path), data, None)
+
+    def verify(self, ref: Ref, local: LocalRegistry):
+        return self.open(ref, local).ticket, None
+
+    def card(self, ref: Ref, local: LocalRegistry):
+        return self.open(ref, local).ticket.card, None

@@ -1,0 +1,77 @@
+"""What the local registry remembers in ``state.json``: the ticket pulled last (what
+``finetune`` takes without a REF) and the ticket fine-tuned last; ``push`` without a
+source takes whichever came later. Written under the registry lock, merged, atomically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ticketzoo.errors import TicketNotFoundError
+from ticketzoo.folder import Entry
+from ticketzoo.registry.local import LocalRegistry
+from ticketzoo.registry.named import ticket_file
+from ticketzoo.ticket import Ticket
+
+
+def _home(home: Path | None) -> LocalRegistry:
+    return LocalRegistry(home) if home is not None else LocalRegistry()
+
+
+@dataclass(frozen=True)
+class Last:
+    """The ticket a command without a REF uses: ``what`` is ``"fine-tuned"`` or ``"pulled"``."""
+
+    what: str
+    source: str  # a path (fine-tuned) or NAME@REV (pulled): what push/load take
+    name: str
+
+
+def last_pulled(home: Path | None = None) -> Entry | None:
+    """The ticket pulled most recently into the local registry, if it is still there."""
+    local = _home(home)
+    try:
+        state = local.read_state()["last_pulled"]
+        return local.resolve(state["name"], state["revision"])
+    except (OSError, ValueError, KeyError, TypeError, TicketNotFoundError):
+        return None
+
+
+def remember_finetuned(path: str | Path, *, home: Path | None = None) -> None:
+    """Record a fine-tuned ticket file (or its folder) as "the ticket fine-tuned last", which
+    ``push`` without a source publishes. Called by the CLI after a fine-tune succeeds."""
+    file = ticket_file(Path(path).absolute())
+    name = Ticket.load(file).name
+    _home(home).update_state({"last_finetuned": {"path": str(file), "name": name}, "last": "finetuned"})
+
+
+def last_finetuned(home: Path | None = None) -> Path | None:
+    """The ticket file fine-tuned most recently, if it still exists."""
+    try:
+        path = Path(_home(home).read_state()["last_finetuned"]["path"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return path if path.is_file() else None
+
+
+def last_ticket(home: Path | None = None) -> Last | None:
+    """The ticket fine-tuned or pulled last (whichever came later and still exists)."""
+    local = _home(home)
+    state = local.read_state()
+    found = []
+    tuned = last_finetuned(home)
+    if tuned is not None:
+        found.append(Last("fine-tuned", str(tuned), str(state["last_finetuned"].get("name", tuned.parent.name))))
+    pulled = last_pulled(home)
+    if pulled is not None:
+        found.append(Last("pulled", f"{pulled.name}@{pulled.revision}", pulled.name))
+    if state.get("last") == "pulled":
+        found.reverse()
+    return found[0] if found else None
+
+
+def record_pull(local: LocalRegistry, ref: str, entry: Entry) -> None:
+    """Make ``entry`` the ticket pulled last (``ref`` as the user typed it)."""
+    local.update_state({"last_pulled": {"ref": ref, "name": entry.name, "revision": entry.revision},
+                        "last": "pulled"})
