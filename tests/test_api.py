@@ -260,3 +260,17 @@ def test_to_model_fresh_head_is_seeded_and_xavier():
     assert not ticket.head_masks_dropped().violations(a)
     with pytest.raises(ConfigError, match="fresh_head=True"):
         ticket.to_model(seed=1)
+
+
+def test_from_model_of_a_linear_first_layer_infers_the_channels():
+    """LeNet's first layer is Linear: its inputs are channels x size x size, not channels."""
+    import ticketzoo
+    from ticketzoo.models import build_model
+
+    model = build_model("lenet_300_100", num_classes=10, in_channels=1, input_size=28)
+    ticket = ticketzoo.Ticket.from_model(model, ticketzoo.prune(model, 0.5), name="lenet-s50", arch="lenet_300_100")
+    assert (ticket.card.arch.in_channels, ticket.card.arch.input_size) == (1, 28)
+    with pytest.raises(ticketzoo.TicketzooError) as e:  # 784 inputs are not 3 x 20 x 20 pixels
+        ticketzoo.Ticket.from_model(model, ticketzoo.prune(model, 0.5), name="lenet-s50", arch="lenet_300_100",
+                                    input_size=20)
+    assert e.value.field == "input_size"

@@ -313,10 +313,26 @@ def test_jobs_shared_over_torchrun_processes_equal_one_process(tmp_path):
     assert not list((tmp_path / "two" / "jobs").glob("*/failed.json"))
 
 
-def test_force_is_refused_under_torchrun(base, monkeypatch):
+def test_force_and_launches_without_a_run_id_are_refused_under_torchrun(base, monkeypatch):
     root, data, tickets = base
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    with pytest.raises(ConfigError) as e:  # no run id: this launch's files look like any other's
+        compare(tickets, data, CompareConfig(recipe()), out_dir=root / "forced-ranks")
+    assert e.value.field == "rdzv_id" and "--standalone" in e.value.hint
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "abc")
     with pytest.raises(ConfigError) as e:
         compare(tickets, data, CompareConfig(recipe()), out_dir=root / "forced-ranks", force=True)
     assert e.value.field == "force"
+
+
+def test_ranks_share_by_position_in_the_plan(base):
+    from ticketzoo.compare.ranks import share
+
+    plan = make_plan(base[2], ("rewind", "dense"), [0, 1, 2])[0]
+    keys = [j.key for j in plan]
+    # rank 1 sees job 0 already done, rank 0 does not: the shares still cover each job once
+    r0, r1 = share(plan, set(), 0, 2), share(plan, {keys[0]}, 1, 2)
+    assert sorted(j.key for j in r0 + r1) == sorted(keys)
+    assert not {j.key for j in r0} & {j.key for j in r1}

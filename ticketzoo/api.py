@@ -25,8 +25,8 @@ def load(ref: str | Path, *, registry: str | None = None, home: Path | None = No
     when it is not a path: ``name``, ``name@rev``, ``hf://org/repo[/name][@rev]``,
     ``file:///dir/name[@rev]``, a ``.safetensors`` file or a folder holding one. With
     ``registry`` (``file:///dir`` or ``hf://org[/repo]``), ``ref`` is a name in it."""
-    if registry is not None:
-        return Ticket.load(pull(ref, registry=registry, home=home))
+    if registry is not None:  # like a plain load: not recorded as the ticket pulled last
+        return Ticket.load(_registry.pull(str(ref), registry, home=home, record=False).file)
     ticket, _ = _registry.load(str(ref), home=home)
     return ticket
 

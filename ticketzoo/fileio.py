@@ -87,17 +87,22 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], *, registr
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    try:  # make the rename itself durable (POSIX)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return path
+    fsync_dir(path.parent)
+    return path
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename inside ``folder`` durable (POSIX; a no-op where folders cannot be opened)."""
     try:
-        os.fsync(dir_fd)
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
     except OSError:
         pass
     finally:
-        os.close(dir_fd)
-    return path
+        os.close(fd)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, *, registry: bool = False) -> Path:

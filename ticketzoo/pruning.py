@@ -153,8 +153,3 @@ def sparsity(masks: Mapping[str, torch.Tensor]) -> float:
 
 def layer_sparsity(masks: Mapping[str, torch.Tensor]) -> dict[str, float]:
     return Mask(masks).layer_sparsity()
-
-
-def apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
-    """Zero the pruned weights of ``model`` in place."""
-    Mask(masks).apply(model)

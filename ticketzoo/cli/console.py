@@ -23,10 +23,6 @@ class Terminal:
         self.out = Console(highlight=False, markup=False, soft_wrap=True)
         self.err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
-    def say(self, text: str, **style: Any) -> None:
-        """A message for the user, on stderr."""
-        self.err.print(text, **style)
-
 
 terminal = Terminal()
 console, err_console = terminal.out, terminal.err

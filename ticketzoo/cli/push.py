@@ -22,14 +22,10 @@ def command(source, registry, name, private, revision, tag, message, license_, a
     """Publish a ticket file (or a local ticket) under its name.
 
     Without PATH|REF, the ticket fine-tuned or pulled last (whichever came later)."""
-    from ticketzoo.errors import TicketNotFoundError
-    from ticketzoo.registry.api import last_ticket, push
+    from ticketzoo.registry.api import push, ticket_to_push
 
     if source is None:
-        last = last_ticket()
-        if last is None:
-            raise TicketNotFoundError("no ticket given, and none fine-tuned or pulled yet",
-                                      hint="give a ticket file or NAME to push")
+        last = ticket_to_push()
         err_console.print(f"pushing the ticket {last.what} last: {last.name} ({last.source})")
         source = last.source
     with err_console.status(f"pushing {source}"):

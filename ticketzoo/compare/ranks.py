@@ -6,7 +6,8 @@ output folder on a disk every machine shares). Rank ``r`` of ``W`` takes the pen
 jobs ``r, r + W, …``; rank 0 also finds the target tickets first (the others wait for
 them) and, when every job has a result or a failure recorded by this launch, writes the
 report. A job's result is its ``result.json`` (:mod:`.jobs`); a job that raised leaves
-``failed.json`` naming the launch (torchrun's run id), so a rerun retries it.
+``failed.json`` naming the launch (torchrun's run id), so a rerun retries it. On a machine
+with GPUs each process trains on its own, ``cuda:LOCAL_RANK`` (its ``--jobs`` workers too).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Callable
 
 from ticketzoo.compare import jobs as jobs_mod
 from ticketzoo.compare.plan import Job, SweepTicket
+from ticketzoo.errors import ConfigError
 from ticketzoo.fileio import atomic_write_bytes
 
 FAILED_FILE, TARGET_FILE = "failed.json", "target.json"
@@ -31,9 +33,30 @@ def run_id() -> str:
     return os.environ.get("TORCHELASTIC_RUN_ID", "none")
 
 
-def share(pending: list[Job], rank: int, world: int) -> list[Job]:
-    """Rank ``rank``'s jobs: every ``world``-th, from its own index."""
-    return pending[rank::world]
+def check_launch() -> None:
+    """Ranks tell this launch's files from an earlier one's by torchrun's run id."""
+    if run_id() == "none":
+        raise ConfigError("torchrun gave this launch no run id: the processes cannot tell its files "
+                          "from an earlier launch's", field="rdzv_id",
+                          hint="start torchrun with --standalone (one machine) or --rdzv-id ID")
+
+
+def share(plan: list[Job], done: set[str], rank: int, world: int) -> list[Job]:
+    """Rank ``rank``'s jobs: every ``world``-th of the whole plan, from its own index, that
+    is not done. By position in the plan (the same on every rank), not in the pending list,
+    which ranks reading the folder at different moments may see differently."""
+    return [j for i, j in enumerate(plan) if i % world == rank and j.key not in done]
+
+
+def rank_device(device: str | None) -> str | None:
+    """The GPU of this process (``cuda:LOCAL_RANK``) when the recipe runs on CUDA
+    (``auto`` or ``cuda``) and there is one; None to keep the recipe's device."""
+    import torch
+
+    if str(device or "auto") not in ("auto", "cuda") or not torch.cuda.is_available():
+        return None
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    return f"cuda:{local % torch.cuda.device_count()}"
 
 
 def clear_failed(out: Path, jobs: list[Job]) -> None:

@@ -115,7 +115,7 @@ def _init_worker(counter, gpus: int, events) -> None:
 
 def _work(job: Job, ctx: SweepContext) -> dict:
     events = _WORKER["events"]
-    if _WORKER.get("device"):
+    if _WORKER.get("device") and ctx.device is None:  # under torchrun the rank's GPU is set already
         ctx = dataclasses.replace(ctx, device=_WORKER["device"])
     events.put(("start", job.key))
     return run_job(job, ctx, lambda key, epoch, total: events.put(("epoch", key, epoch, total)))

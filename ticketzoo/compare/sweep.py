@@ -96,6 +96,8 @@ def _compare(tickets, data, config, out, rank, world, *, data_root, download, co
     ft = config.finetune
     say = (lambda *a, **k: None) if console is None or quiet or rank else console.print
     make_plan(list(tickets), config.conditions, ft.seed_list())  # bad conditions fail before any data is read
+    if world > 1:
+        ranks.check_launch()
     if force and world > 1:
         raise ConfigError("starting over is not possible under torchrun: the processes share the folder",
                           field="force", hint="run once with `force` on one process, or use another `out_dir`")
@@ -128,7 +130,9 @@ def _compare(tickets, data, config, out, rank, world, *, data_root, download, co
     jobs_mod.share_data(ctx, arch, loaded)
     done = {j.key: r for j in plan if (r := jobs_mod.finished(out, j, fingerprint)) is not None}
     pending = [j for j in plan if j.key not in done]
-    mine = ranks.share(pending, rank, world)
+    mine = ranks.share(plan, set(done), rank, world)
+    if world > 1 and (gpu := ranks.rank_device(resolved.train.device)):
+        ctx = dataclasses.replace(ctx, device=gpu)
     if world > 1:
         ranks.clear_failed(out, mine)
     ran, failures = run_jobs(mine, ctx, workers=config.jobs,

@@ -81,16 +81,16 @@ def find_tickets(recipe: FindRecipe, data: str | DataSpec, *, run_dir: str | Pat
     dist.ensure()  # under torchrun: join the group before the loaders are built
     processes = dist.describe(config.batch_size)  # refuses a batch the ranks cannot share
     dev = resolve_device(config.device)
-    src = load_source(spec, input_size=recipe.input_size, channels=recipe.channels,
-                      batch_size=config.batch_size, seed=config.seed, data_seed=recipe.data_seed,
-                      split=recipe.split, val_fraction=recipe.val_fraction, device=dev,
-                      workers=workers, download=download, strict=strict,
-                      augment=recipe.augment, channels_last=config.channels_last)
-    out = console or Console(stderr=True, highlight=False, markup=False)
-    if src.skipped:
+    with dist.main_first(download):  # one rank downloads; the others read what it wrote
+        src = load_source(spec, input_size=recipe.input_size, channels=recipe.channels,
+                          batch_size=config.batch_size, seed=config.seed, data_seed=recipe.data_seed,
+                          split=recipe.split, val_fraction=recipe.val_fraction, device=dev,
+                          workers=workers, download=download, strict=strict,
+                          augment=recipe.augment, channels_last=config.channels_last)
+    if src.skipped and console is not None:
         first = src.skipped[0]
-        out.print(f"skipped {len(src.skipped)} unreadable file(s) (first: {first.path}: {first.reason}); "
-                  "--strict makes this an error", style="yellow")
+        console.print(f"skipped {len(src.skipped)} unreadable file(s) (first: {first.path}: {first.reason}); "
+                  "`strict` makes this an error", style="yellow")
     model = build_model(recipe.arch, num_classes=len(src.classes), in_channels=recipe.channels,
                         input_size=recipe.input_size, init=recipe.init, seed=recipe.seed,
                         **recipe.arch_kwargs)
@@ -98,8 +98,9 @@ def find_tickets(recipe: FindRecipe, data: str | DataSpec, *, run_dir: str | Pat
     count = choose_threads(threads, model, in_channels=recipe.channels, input_size=recipe.input_size)
     ipe = len(src.train)
     if recipe.rewind_step.iterations(ipe) >= config.max_epochs * ipe:
-        raise ConfigError(f"--rewind {recipe.rewind} is at or past the end of training "
-                          f"({config.max_epochs} epochs of {ipe} iterations)")
+        raise ConfigError(f"rewind step {recipe.rewind} is at or past the end of training "
+                          f"({config.max_epochs} epochs of {ipe} iterations)", field="rewind",
+                          value=str(recipe.rewind))
     fingerprint = {"classes": list(src.classes), "counts": src.counts}
     root = RunDir.locate(run_dir, recipe)
     opened: list[RunDir] = []
@@ -114,10 +115,10 @@ def find_tickets(recipe: FindRecipe, data: str | DataSpec, *, run_dir: str | Pat
     run = opened[0] if opened else RunDir.follow(root, recipe, meta)
     previous = set_threads(count)
     try:
-        imp = _IMP(recipe, config, run, src, model, out, quiet,
+        imp = _IMP(recipe, config, run, src, model, console, quiet,
                    description, source_description, on_ticket, count, processes)
         if dev.type == "cpu":
-            imp._say(f"threads: {count} ({'set by --threads' if threads else 'chosen from the model size'})")
+            imp._say(f"threads: {count} ({'set by `threads`' if threads else 'chosen from the model size'})")
         return imp.run(time_budget)
     finally:
         set_threads(previous)
@@ -224,7 +225,7 @@ class _IMP:
             if not dist.from_main(run.thetak.exists):
                 raise ConfigError(f"training stopped after {tr.epochs_run} epoch(s), before the "
                                   f"rewind step {self.recipe.rewind_step}",
-                                  hint="rewind earlier, or raise --patience / --epochs")
+                                  hint="rewind earlier, or raise `patience` / `max_epochs`")
             done = RoundResult(0, "imp", 0.0, val, test, tr.epochs_run, _time(tr)).to_dict()
             trained = self._state()
             self._write(lambda: (save_tensors(run.round_dir(0) / "trained.safetensors", trained),
@@ -332,7 +333,7 @@ class _IMP:
         return cpu_state_dict(self.model)
 
     def _say(self, text: str) -> None:
-        if not self.quiet and dist.is_main():
+        if not self.quiet and self.console is not None and dist.is_main():
             self.console.print(text)
 
     @staticmethod

@@ -40,10 +40,10 @@ import torch
 
 from ticketzoo.errors import CheckpointError
 from ticketzoo.find.recipe import FindRecipe, diff_fields
-from ticketzoo.fileio import atomic_write_bytes
+from ticketzoo.fileio import atomic_write_bytes, fsync_dir
 
 RECIPE_FILE = "recipe.json"
-_HINT = "use another --run-dir, or delete the folder to start over"
+_HINT = "use another `run_dir`, or delete the folder to start over"
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -75,19 +75,6 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: unreadable tensors ({e})", hint=_HINT) from None
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename inside ``folder`` durable (POSIX; a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
 
 def write_ticket_dir(parent: Path, name: str, data: bytes, card) -> str:
     """Write the ticket folder ``parent/<name>/`` atomically; returns the file's sha256.
@@ -112,7 +99,7 @@ def write_ticket_dir(parent: Path, name: str, data: bytes, card) -> str:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _fsync_dir(parent)
+    fsync_dir(parent)
     return sha
 
 
@@ -148,7 +135,7 @@ class RunDir:
             lock.acquire()
         except Timeout:
             raise CheckpointError(f"run folder {root} is in use by another find process",
-                                  hint="wait for it to finish, or use another --run-dir") from None
+                                  hint="wait for it to finish, or use another `run_dir`") from None
         try:
             meta = cls._check_or_write(root / RECIPE_FILE, recipe, dict(data), created)
             meta = cls._check_processes(root / RECIPE_FILE, meta, dict(processes or {}))
@@ -180,7 +167,7 @@ class RunDir:
         if differ:
             raise CheckpointError(
                 f"run folder {path.parent} was made from different data: {'; '.join(differ)}",
-                hint="point --data at the same images, or use another --run-dir")
+                hint="point `data` at the same images, or use another `run_dir`")
         return meta
 
     @staticmethod

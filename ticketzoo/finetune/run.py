@@ -67,9 +67,10 @@ def finetune(ticket: Ticket, data: str | Path, config: FinetuneConfig | None = N
     arch = ticket.card.arch
     _check_ticket(ticket, config)
     out = Path(out_dir)
-    _check_output(out, resume, overwrite)
+    distributed.from_main(lambda: _check_output(out, resume, overwrite))  # rank 0 reads the folder
     say = (lambda *a, **k: None) if console is None else console.print  # quiet: no per-epoch lines
-    ds, sets = source.load(data, config, arch, data_root=data_root, download=download)
+    with distributed.main_first(download):  # one rank downloads; the others read what it wrote
+        ds, sets = source.load(data, config, arch, data_root=data_root, download=download)
     resolved = protocol.resolve(config.protocol, config.train, config.overrides, len(ds.train))
     info = images.source_images(ds)
     how = images.transform(info, channels=arch.in_channels, input_size=arch.input_size,
@@ -118,12 +119,12 @@ def _save(ticket, kept, runs, ds, config, setup, out, base_ref, base_sha256, say
         result = FinetuneResult(None, None, None, out / METRICS_FILE, tuple(runs), ds, data)
         mine = [r for r in runs if r.init == config.init]
         why = "; ".join(f"seed {r.seed} {r.status}" for r in mine)
-        hints = (["a lower --lr"] if any(r.status == "diverged" for r in mine) else []) + \
-                (["--protocol auto"] if config.protocol != "auto" else []) + \
+        hints = (["a lower `lr`"] if any(r.status == "diverged" for r in mine) else []) + \
+                (["`protocol` auto"] if config.protocol != "auto" else []) + \
                 (["more epochs, images or a larger test split"] if any(r.status == "chance" for r in mine) else [])
         raise NoTrainedRunError(
             f"no {config.init} run trained ({why}): no ticket saved; every run is in "
-            f"{out / METRICS_FILE}", result=result, hint="try " + ", ".join(hints or ["more --seeds"]))
+            f"{out / METRICS_FILE}", result=result, hint="try " + ", ".join(hints or ["more `seeds`"]))
     run, start, final = kept
     name = config.name or default_name(ticket.name, source.label(ds))
     new = make_ticket(ticket, {"start": start, "final": final}, run, ds, config, name,
@@ -161,7 +162,7 @@ def _check_ticket(ticket: Ticket, config: FinetuneConfig) -> None:
     if "trained" in config.inits and "trained" not in ticket.weight_sets:
         raise ConfigError(f"ticket {ticket.name!r} has no 'trained' weight set "
                           f"(it has: {', '.join(ticket.weight_sets)})",
-                          hint="use --init rewind, reinit or dense")
+                          field="init", value="trained", hint="use rewind, reinit or dense")
     missing = [k for k in arch.classifier if k not in ticket.state_dict("rewind")]
     if missing:
         raise ConfigError(f"ticket {ticket.name!r} names head tensors it lacks: {', '.join(missing)}")
@@ -171,7 +172,7 @@ def _check_output(out: Path, resume: bool, overwrite: bool) -> None:
     """Refuse to start over silently on a result or an unfinished run."""
     if resume or overwrite:
         return
-    ways = "pass --resume to continue it, --force to start over, or another --out"
+    ways = "pass `resume` to continue it, `overwrite` to start over, or another `out_dir`"
     if (out / TICKET_FILE).exists():
         raise ConfigError(f"{out} already holds a fine-tuned ticket", hint=ways)
     if (out / METRICS_FILE).exists():
@@ -193,12 +194,14 @@ def _check_resume(out: Path, config, resolved, ds, ticket, base_sha256, resume: 
         "base": base_sha256 or ticket.card.to_json(), "files": source.fingerprint(ds),
     }, sort_keys=True).encode()).hexdigest()
     path = out / "checkpoints" / "run.json"
-    if resume and path.exists():
-        found = json.loads(path.read_text()).get("fingerprint")
-        if found != h:
-            raise CheckpointError(f"{out} holds runs with other data, ticket or settings",
-                                  hint="resume with the same arguments, or use another --out")
-    distributed.barrier()  # every rank has read run.json before rank 0 rewrites it
+
+    def recorded() -> str | None:
+        return json.loads(path.read_text()).get("fingerprint") if resume and path.exists() else None
+
+    found = distributed.from_main(recorded)  # under torchrun rank 0 reads, and alone writes after
+    if found is not None and found != h:
+        raise CheckpointError(f"{out} holds runs with other data, ticket or settings", field="out_dir",
+                              value=str(out), hint="resume with the same arguments, or use another `out_dir`")
     if distributed.is_main():
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, json.dumps({"fingerprint": h}).encode())

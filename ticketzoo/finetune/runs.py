@@ -24,6 +24,7 @@ from ticketzoo.finetune import status as verdicts
 from ticketzoo.masks import Mask
 from ticketzoo.models import build_model, classifier_names
 from ticketzoo.ticket import Ticket
+from ticketzoo.train import distributed
 from ticketzoo.train import (CSVLogger, DivergedError, EvalResult, ProgressCallback, Runtime,
                              TrainConfig, TrainResult, cpu_state_dict, evaluate, resolve_device, train)
 
@@ -103,7 +104,7 @@ def train_run(model: nn.Module, masks: dict[str, torch.Tensor] | None, *, init: 
     masks = Mask(masks) if masks else None
     sparsity = masks.sparsity if masks else 0.0
     common = dict(init=init, seed=seed, sparsity=sparsity, log=log, train_config=train_config)
-    recorded = _read_status(folder) if resume else None
+    recorded = distributed.from_main(lambda: _read_status(folder)) if resume else None  # rank 0 reads
     if recorded and recorded.get("status") == "diverged":  # deterministic: it would diverge again
         return RunResult(**common, train=None, test=None, time_s=recorded.get("time_s", 0.0),
                          status="diverged", reason=recorded.get("reason"),
@@ -150,8 +151,6 @@ def _read_status(folder: Path) -> dict | None:
 
 
 def _write_status(folder: Path, run: RunResult) -> None:
-    from ticketzoo.train import distributed
-
     if not distributed.is_main():  # under torchrun rank 0 alone writes
         return
     folder.mkdir(parents=True, exist_ok=True)

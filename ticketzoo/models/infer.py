@@ -20,7 +20,7 @@ def arch_config(name: str, state: Mapping[str, torch.Tensor], *, input_size: int
                 kwargs: dict | None = None) -> ArchConfig:
     """The ArchConfig of a ``state`` dict of registered architecture ``name``.
 
-    Classes and channels are read from the head's and the first conv's shapes, the head's
+    Classes and channels are read from the head's and the first layer's shapes, the head's
     names from the registry; ``input_size`` defaults to the arch's, ``mean``/``std`` to
     ImageNet's for 3 channels and 0.5 otherwise. Whether every tensor fits is checked when
     the ticket is built (:meth:`~ticketzoo.ticket.Ticket.check_arch`).
@@ -30,13 +30,20 @@ def arch_config(name: str, state: Mapping[str, torch.Tensor], *, input_size: int
     missing = [k for k in (*head, prunable[0]) if k not in state]
     if missing:
         raise ConfigError(f"the model is not a {name}: it has no tensor {missing[0]!r}", field="arch", value=name)
-    channels = int(state[prunable[0]].shape[1])
+    size = info.default_input_size if input_size is None else input_size
+    first = state[prunable[0]]
+    channels = int(first.shape[1])
+    if first.dim() == 2:  # a first Linear layer (LeNet) sees channels x size x size inputs
+        channels, rest = divmod(channels, size * size)
+        if rest or channels < 1:
+            raise ConfigError(f"the first layer takes {int(first.shape[1])} inputs: not whole images of "
+                              f"{size}x{size}", field="input_size", value=size)
     if mean is None and std is None:
         mean, std = (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else ((0.5,) * channels, (0.5,) * channels)
     elif mean is None or std is None:
         raise ConfigError("give both mean and std, or neither", field="mean" if mean is None else "std")
     return ArchConfig(name, num_classes=int(state[head[0]].shape[0]), in_channels=channels,
-                      input_size=info.default_input_size if input_size is None else input_size,
+                      input_size=size,
                       mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std),
                       classifier=tuple(head), kwargs=dict(kwargs or {}))
 

@@ -107,6 +107,15 @@ def _check_arch(ticket: Ticket) -> None:
             hint="a newer ticketzoo may know it: upgrade, then try again") from None
 
 
+def ticket_to_push(home: Path | None = None) -> Last:
+    """What ``push`` with no source publishes: the ticket fine-tuned or pulled last."""
+    last = last_ticket(home)
+    if last is None:
+        raise TicketNotFoundError("no ticket given, and none fine-tuned or pulled yet",
+                                  hint="give a ticket file or NAME to push")
+    return last
+
+
 def push(source: str | None = None, registry: str | None = None, *, name: str | None = None,
          home: Path | None = None, **options) -> Pushed:
     """Publish a ticket (a file, a folder or a reference) to ``registry``: a URL or folder,
@@ -122,11 +131,7 @@ def push(source: str | None = None, registry: str | None = None, *, name: str | 
         raise TypeError(f"push() got unexpected option(s) {', '.join(sorted(unknown))}")
     local = _home(home)
     if source is None:
-        last = last_ticket(home)
-        if last is None:
-            raise TicketNotFoundError("no ticket given, and none fine-tuned or pulled yet",
-                                      hint="give a ticket file or NAME to push")
-        source = last.source
+        source = ticket_to_push(home).source
     ref = parse_ref(source)
     opened = backend_for(ref.kind).open(ref, local)
     _check_arch(opened.ticket)

@@ -15,7 +15,6 @@ they are searched before the bundled one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from ticketzoo.errors import RegistryError, TicketFormatError
 from ticketzoo.fileio import catalog_dirs

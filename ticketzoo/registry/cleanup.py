@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ticketzoo.errors import IntegrityError, RegistryError, TicketFormatError, TicketNotFoundError
+from ticketzoo.fileio import fsync_dir
 from ticketzoo.folder import README, read_entry, verify_entry
 from ticketzoo.names import check_name, valid_name
 from ticketzoo.registry.local import REV_RE, LocalRegistry, delete
@@ -68,22 +69,9 @@ def _discard(p: Path, trash_in: Path, prefix: str) -> None:
     """Rename ``p`` out of sight in one step (``trash_in/.rm-*``), then delete it."""
     trash = Path(tempfile.mkdtemp(prefix=f".rm-{prefix}-", dir=trash_in))
     os.rename(p, trash / p.name)
-    _fsync_dir(trash_in)
+    fsync_dir(trash_in)
     delete(trash)
 
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (POSIX); best effort elsewhere."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def remove(reg: LocalRegistry, name: str, revision: str | None = None) -> list[str]:

@@ -170,13 +170,13 @@ def format_epoch(metrics: Metrics, max_epochs: int) -> str:
 
 class ProgressCallback(Callback):
     """A transient rich bar over each epoch's batches (terminals only) and one printed
-    line per epoch. The bar's loss is refreshed at most every ``refresh_s`` seconds
-    (reading it syncs the GPU). ``quiet=True`` prints nothing."""
+    line per epoch on ``console``. The bar's loss is refreshed at most every ``refresh_s``
+    seconds (reading it syncs the GPU). ``quiet=True``, or no console, prints nothing."""
 
     def __init__(
         self, console: Console | None = None, *, quiet: bool = False, refresh_s: float = 0.5
     ) -> None:
-        self.console = console or Console(highlight=False, markup=False)
+        self.console = console  # None: print nothing (the library makes no console of its own)
         self.quiet, self.refresh_s = quiet, refresh_s
         self._progress: Progress | None = None
         self._task = None
@@ -215,7 +215,7 @@ class ProgressCallback(Callback):
 
     @property
     def _silent(self) -> bool:  # asked late: the process group may start after construction
-        return self.quiet or not dist.is_main()
+        return self.quiet or self.console is None or not dist.is_main()
 
     def close(self) -> None:
         if self._progress is not None:

@@ -164,20 +164,12 @@ def save_run(
     return save_atomic(payload, path)
 
 
-def restore_run(
-    path: Path, expected: Mapping[str, Any], model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer, scaler: Any, callbacks: list, loader: Any,
-) -> dict[str, Any]:  # fmt: skip
-    """Load ``path`` into model, optimizer, scaler, callbacks and RNGs; return the payload."""
-    return apply_run(load_checkpoint(path), path, expected, model, optimizer, scaler, callbacks, loader)
-
-
 def apply_run(
     payload: dict[str, Any], path: Path, expected: Mapping[str, Any], model: torch.nn.Module,
     optimizer: torch.optim.Optimizer, scaler: Any, callbacks: list, loader: Any,
 ) -> dict[str, Any]:  # fmt: skip
-    """The second half of :func:`restore_run`: check a loaded checkpoint and put it into model,
-    optimizer, scaler, callbacks and RNGs (so one rank may read it and every rank apply it)."""
+    """Check a checkpoint read by :func:`load_checkpoint` and put it into model, optimizer,
+    scaler, callbacks and RNGs (so one rank may read it and every rank apply it)."""
     check_compatible(payload, path, **expected)
     try:
         model.load_state_dict(payload["model"])

@@ -35,7 +35,7 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
     if not torch.cuda.is_available():
         raise ConfigError(
             f"device {text!r} was requested but CUDA is not available",
-            hint="use --device cpu or --device auto",
+            field="device", value=text, hint="use cpu or auto",
         )
     if match.group(1) is not None and int(match.group(1)) >= torch.cuda.device_count():
         raise ConfigError(

@@ -170,6 +170,19 @@ def barrier() -> None:
         torch.distributed.barrier()
 
 
+@contextlib.contextmanager
+def main_first(when: bool = True) -> Iterator[None]:
+    """Rank 0 runs the block first, the other ranks after it (e.g. a dataset download into a
+    folder they share: no rank reads a half-written file). A no-op in one process. If rank 0
+    fails inside, torchrun stops the waiting ranks."""
+    first = when and active()
+    if first and not is_main():
+        barrier()
+    yield
+    if first and is_main():
+        barrier()
+
+
 def all_reduce_(tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
     """In-place sum (or ``"max"``) over ranks; returns ``tensor``."""
     if active():

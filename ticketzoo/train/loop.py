@@ -170,8 +170,8 @@ def _check_finite(loss: float, what: str, state, optimizer) -> None:
         raise DivergedError(
             f"training diverged in epoch {state.epoch + 1}: the {what} loss is {loss}",
             epoch=state.epoch + 1, lr=lr, loss=loss,
-            hint=f"lower the learning rate: it was {lr:g} (--lr)" if lr == peak else
-            f"lower the learning rate: --lr was {peak:g}, {lr:g} at the last step")
+            hint=f"lower the learning rate `lr`: it was {lr:g}" if lr == peak else
+            f"lower the learning rate `lr`: it was {peak:g}, {lr:g} at the last step")
 
 
 def _emit(callbacks: list, hook: str, *args: Any) -> None:
@@ -362,21 +362,12 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
 
 def _restore(payload, path: Path, expected, world: int, model, optimizer, scaler, callbacks,
              loader) -> None:
-    """Load a checkpoint payload into the run (what ``checkpoint.restore_run`` does after
-    reading the file, split off so that rank 0 reads and every rank restores)."""
+    """Load a checkpoint payload (read by rank 0) into the run on every rank, once its world
+    size is the run's."""
     found = int(payload.get("world_size", 1))
     if found != world:
         raise CheckpointError(
             f"{path} was written by a run on {found} process(es); this run has {world}",
             hint=f"resume it with {found} process(es) (torchrun --nproc_per_node), or start over "
                  "in a new folder")
-    ckpt.check_compatible(payload, path, **expected)
-    try:
-        model.load_state_dict(payload["model"])
-        optimizer.load_state_dict(payload["optimizer"])
-        if scaler is not None and payload.get("scaler"):
-            scaler.load_state_dict(payload["scaler"])
-    except (RuntimeError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"{path}: does not fit this model ({exc})") from exc
-    ckpt.load_callback_states(callbacks, payload.get("callbacks") or [])
-    ckpt.restore_rng(payload["rng"], loader)
+    ckpt.apply_run(payload, path, expected, model, optimizer, scaler, callbacks, loader)
