@@ -153,7 +153,8 @@ def test_killed_compare_resumes_without_redoing_finished_runs(tmp_path, monkeypa
     with pytest.raises(CheckpointError, match="unfinished fine-tuning run .2 run checkpoint.s.: "
                                               "dense-seed0, rewind-seed0; no ticket") as info:
         finetune(base, data, qcfg(4, compare="dense"), out_dir=tmp_path / "o")
-    assert "--resume" in info.value.hint and "--force" in info.value.hint
+    # the library names its own arguments; the CLI turns them into --resume / --force (line 118)
+    assert "`resume`" in info.value.hint and "`overwrite`" in info.value.hint
     trained.clear()
     result = finetune(base, data, qcfg(4, compare="dense"), out_dir=tmp_path / "o", resume=True)
     assert trained == [(True, 2), (True, 3), (True, 4)]  # rewind was finished; dense redoes epoch 2
