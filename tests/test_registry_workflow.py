@@ -150,6 +150,11 @@ def test_rm_of_the_only_revision_removes_the_ticket(tmp_path):
     only = reg.publish(tiny_ticket(name="solo"))
     assert api.remove_ticket(f"solo@{only.revision}") == ("solo", [only.revision])
     assert reg.names() == [] and not (reg.tickets / "solo").exists()
+    # the same with a damaged HEAD: nothing is left behind
+    only = reg.publish(tiny_ticket(name="solo"))
+    (reg.tickets / "solo" / "HEAD").write_text("garbage")
+    assert api.remove_ticket(f"solo@{only.revision}") == ("solo", [only.revision])
+    assert not (reg.tickets / "solo").exists()
 
 
 def test_interrupted_rm_leaves_no_partial_ticket(tmp_path, monkeypatch):

@@ -93,14 +93,14 @@ def _remove_locked(reg: LocalRegistry, name: str, revision: str | None) -> list[
         return revs
     target = reg.resolve(name, revision).revision
     others = [r for r in reg.revisions(name) if r != target]
-    if head_of(base) != target:
+    if not others:  # its only revision: the ticket goes as a whole (whatever its HEAD says)
+        _discard(base, reg.tickets, name)
+    elif head_of(base) != target:
         _discard(base / target, base, target)
-    elif others:
+    else:
         raise RegistryError(
             f"{name}@{target} is the current revision (HEAD) of {name!r}, which has others ({', '.join(others)})",
             hint=f"remove the whole ticket with `ticketzoo rm {name}`, or push the revision you want current first")
-    else:
-        _discard(base, reg.tickets, name)  # its only revision: the ticket goes as a whole
     return [target]
 
 
