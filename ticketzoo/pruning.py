@@ -144,12 +144,3 @@ def random_masks_like(masks: Mapping[str, torch.Tensor], *, seed: int) -> Mask:
         keep[perm[:k]] = True
         out[name] = keep.reshape(m.shape)
     return Mask(out)
-
-
-def sparsity(masks: Mapping[str, torch.Tensor]) -> float:
-    """Overall fraction of masked weights removed."""
-    return Mask(masks).sparsity
-
-
-def layer_sparsity(masks: Mapping[str, torch.Tensor]) -> dict[str, float]:
-    return Mask(masks).layer_sparsity()

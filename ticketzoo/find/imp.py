@@ -37,6 +37,7 @@ from ticketzoo.find.report import (RoundResult, card_metrics, card_recipe, descr
                                    summary_table, write_logs)
 from ticketzoo.find.rundir import RunDir, load_tensors, save_tensors
 from ticketzoo.find.sources import DataSpec, SourceLoaders, load_source, resolve_data
+from ticketzoo.masks import Mask
 from ticketzoo.train import distributed as dist
 
 
@@ -239,9 +240,7 @@ class _IMP:
         run, sub = self.run_dir, None if line == "imp" else line
         done = dist.from_main(lambda: run.result(i, sub))
         if done is None:
-            from ticketzoo.pruning import sparsity
-
-            s = sparsity(masks)
+            s = Mask(masks).sparsity
             self._say(f"round {i}/{self.recipe.rounds} ({line}): sparsity {s:.2%}")
             tr, val, test = self._train(weights, masks, self.k, run.round_dir(i, sub), [])
             name = ticket_name(self.recipe.source, self.recipe.arch, s, i, self.taken,
