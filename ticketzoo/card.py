@@ -88,6 +88,9 @@ class TrainingRecipe:
     channels_last: bool = True
     schedule: str = "step"
     warmup_epochs: int = 0
+    label_smoothing: float = 0.0
+    cpu_amp: bool = False  # bf16 autocast on CPU
+    cpu_channels_last: bool = False
 
     @classmethod
     def of(cls, config: Any) -> "TrainingRecipe":
@@ -115,6 +118,9 @@ class PruningRecipe:
     data_seed: int = 0
     split: tuple[float, ...] | None = None  # image folders: train/val/test fractions
     val_fraction: float | None = None  # named datasets: share of the train set for val
+    sparsities: tuple[float, ...] = ()  # target sparsity per round (empty: constant `rate`)
+    control_at: tuple[float, ...] = ()  # target sparsities whose rounds trained the control
+    augment: bool = False  # random crop (4 px zero padding) and flip of training images
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from ticketzoo.cli.console import console, err_console, print_json
-from ticketzoo.cli.options import (PAPER, alias_option, data_options, gather, output_options, publish_options,
-                                   runtime_options, train_values, training_options)
+from ticketzoo.cli.options import (PAPER, FloatList, alias_option, data_options, gather, output_options,
+                                   publish_options, runtime_options, runtime_values, train_values,
+                                   training_options)
 
 _ARCH_HELP = ("Architecture: torchvision (resnet18/34/50, vgg*_bn, ...) or LTH (lenet_300_100, "
               "conv2/4/6, cifar_resnet20/56, cifar_vgg16/19).")
@@ -24,6 +25,9 @@ _SCOPE_HELP = ("global: all prunable tensors form one pool (the head included); 
               help="Pruning rounds (R rounds train R+1 times; round 0 is dense).")
 @click.option("--rate", type=float, default=0.2, show_default=True,
               help="Fraction of the remaining prunable weights removed per round, in (0, 1).")
+@click.option("--sparsities", type=FloatList(), default=None, metavar="S[,S...]",
+              help="Target sparsity after each round, e.g. 0.5,0.75,0.89,0.97 (instead of --rate; "
+                   "sets --rounds).")
 @click.option("--rewind", default="2ep", show_default=True,
               help="Rewind step k: 0 (θ0, original LTH), 2ep or 500it (late resetting).")
 @click.option("--scope", type=click.Choice(["global", "layerwise"]), default="global",
@@ -35,6 +39,8 @@ _SCOPE_HELP = ("global: all prunable tensors form one pool (the head included); 
 @click.option("--control", type=click.Choice(["none", "reinit", "random-prune"]), default="none",
               show_default=True, help="Also train a baseline each round: reinit (same mask, fresh "
               "init) or random-prune (random mask, same per-layer sparsity, θk weights).")
+@click.option("--control-at", type=FloatList(), default=None, metavar="S[,S...]",
+              help="Train the --control only in the rounds of these target sparsities (e.g. 0.89,0.97).")
 @training_options(defaults=PAPER, notes={"epochs": "per round"})
 @click.option("--input-size", type=int, default=None,
               help="Image side the network sees (default: 28/32 for named datasets, 32 for folders).")
@@ -47,7 +53,7 @@ _SCOPE_HELP = ("global: all prunable tensors form one pool (the head included); 
 @click.option("--run-dir", default="runs", show_default=True, type=click.Path(file_okay=False),
               help="Runs go to RUN_DIR/<source>-<arch>-<recipe hash>/ (or RUN_DIR itself when it "
                    "is a run folder); re-running the same recipe resumes.")
-@runtime_options(defaults={"device": "auto", "amp": True, "channels_last": True})
+@runtime_options(defaults={"device": "auto"})
 @click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), default=None,
               metavar="SECONDS", help="Stop before a round that would end after this many seconds "
               "(re-run, or --carry-in on another machine, to continue).")
@@ -79,6 +85,7 @@ def command(**opts) -> None:
     trains BATCH/N); rank 0 alone writes and reports; resume with the same N.
     """
     from ticketzoo.find import FindRecipe, find_tickets, resolve_data
+    from ticketzoo.models import get_arch
     from ticketzoo.train import TrainConfig, distributed
 
     o = gather(opts)
@@ -86,11 +93,14 @@ def command(**opts) -> None:
     values = train_values(o)
     epochs = values["max_epochs"]
     values["milestones"] = tuple(m for m in values["milestones"] if m < epochs)
-    train = TrainConfig(**values, seed=o["seed"], device=o["device"], amp=o["amp"],
-                        channels_last=o["channels_last"])
+    train = TrainConfig(**values, seed=o["seed"], device=o["device"],
+                        **runtime_values(o, get_arch(o["arch"]).family))
+    sparsities = tuple(o["sparsities"] or ())
     width = o["width"]
     recipe = FindRecipe(
-        arch=o["arch"], source=spec.source, data_kind=spec.kind, rounds=o["rounds"], rate=o["rate"],
+        arch=o["arch"], source=spec.source, data_kind=spec.kind,
+        rounds=len(sparsities) if sparsities else o["rounds"], rate=o["rate"], sparsities=sparsities,
+        control_at=tuple(o["control_at"] or ()),
         scope=o["scope"], rewind=o["rewind"], head_rate=o["head_rate"], exclude_head=o["exclude_head"],
         exclude_first_conv=o["exclude_first_conv"], init=o["weight_init"], seed=o["seed"],
         control=None if o["control"] == "none" else o["control"], data_seed=o["data_seed"],

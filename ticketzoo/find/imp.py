@@ -70,7 +70,7 @@ def find_tickets(recipe: FindRecipe, data: str | DataSpec, *, run_dir: str | Pat
     ``time_budget`` (seconds): stop before a round that would not finish within it.
     ``carry_in``: a carry folder (:mod:`.carry`) a new run folder starts from."""
     from ticketzoo.models import build_model, check_input, get_arch
-    from ticketzoo.train import resolve_device
+    from ticketzoo.train import Runtime, resolve_device
     from ticketzoo.train.threads import choose_threads, set_threads
 
     spec = resolve_data(data, data_root) if isinstance(data, str) else data
@@ -87,7 +87,8 @@ def find_tickets(recipe: FindRecipe, data: str | DataSpec, *, run_dir: str | Pat
                           batch_size=config.batch_size, seed=config.seed, data_seed=recipe.data_seed,
                           split=recipe.split, val_fraction=recipe.val_fraction, device=dev,
                           workers=workers, download=download, strict=strict,
-                          augment=recipe.augment, channels_last=config.channels_last)
+                          augment=recipe.augment,
+                          channels_last=Runtime.for_config(config, dev).channels_last)
     if src.skipped and console is not None:
         first = src.skipped[0]
         console.print(f"skipped {len(src.skipped)} unreadable file(s) (first: {first.path}: {first.reason}); "
@@ -134,7 +135,7 @@ class _IMP:
 
         self.recipe, self.config, self.run_dir, self.src, self.model = recipe, config, run, src, model
         self.console, self.quiet, self.description, self.on_ticket = console, quiet, description, on_ticket
-        self.runtime = Runtime.create(config.device, amp=config.amp, channels_last=config.channels_last)
+        self.runtime = Runtime.for_config(config)
         self.ipe = len(src.train)
         self.k = recipe.rewind_step.iterations(self.ipe)
         head = classifier_names(model)[0]
@@ -144,8 +145,7 @@ class _IMP:
             convs = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)]
             excluded |= {f"{convs[0]}.weight"} if convs else set()
         self.prunable, self.pool = names, [n for n in names if n not in excluded]
-        rate = recipe.head_rate_for()
-        self.layer_rates = {head: rate} if rate is not None and head in self.pool else {}
+        self.head = head
         self.arch = ArchConfig(recipe.arch, len(src.classes), recipe.channels, recipe.input_size,
                                src.mean, src.std, classifier_names(model), dict(recipe.arch_kwargs))
         text = "; ".join(t for t in (source_description.strip(), src.description) if t)
@@ -160,7 +160,9 @@ class _IMP:
     def run(self, time_budget: float | None = None) -> FindResult:
         run, r = self.run_dir, self.recipe
         started = time.monotonic()
-        self._say(f"IMP of {r.arch} on {r.source}: {r.rounds} round(s), rate {r.rate:g}, "
+        plan = (f"sparsities {', '.join(f'{x:g}' for x in r.sparsities)}" if r.sparsities
+                else f"rate {r.rate:g}")
+        self._say(f"IMP of {r.arch} on {r.source}: {r.rounds} round(s), {plan}, "
                   f"{r.scope}, rewind {r.rewind_step} ({self.k} it), run folder {run.root}")
         carried = dist.from_main(lambda: carried_rounds(run))
         if carried is None:
@@ -186,7 +188,9 @@ class _IMP:
                 break
             masks = dist.from_main(lambda: self._mask(i, prev, masks))  # rank 0 prunes
             prev = self._line(i, "imp", masks, dist.from_main(lambda: load_tensors(run.thetak)), prev)
-            if r.control == "reinit":
+            if not r.controls_at(i):
+                pass
+            elif r.control == "reinit":
                 fresh = self._fresh(i)
                 self._line(i, "reinit", masks, fresh, prev)
             elif r.control == "random-prune":
@@ -285,8 +289,11 @@ class _IMP:
             loaded = load_tensors(path)
             return {n: loaded[n] for n in self.prunable}
         trained = self._trained_of(prev)
+        rate = self.recipe.rate_at(i)
+        head_rate = self.recipe.head_rate_for(rate)
+        layer_rates = {self.head: head_rate} if head_rate is not None and self.head in self.pool else {}
         pool = magnitude_prune({n: trained[n] for n in self.pool}, {n: masks[n] for n in self.pool},
-                               self.recipe.rate, scope=self.recipe.scope, layer_rates=self.layer_rates)
+                               rate, scope=self.recipe.scope, layer_rates=layer_rates)
         new = {n: pool.get(n, masks[n]) for n in self.prunable}
         save_tensors(path, new)
         return new

@@ -53,6 +53,11 @@ class FindRecipe(Config):
     train: TrainConfig = field(default_factory=TrainConfig)
     # Added after the first release: out of the dict (and hash) at its default.
     augment: bool = field(default=False, metadata=LATER)  # random crop (4 px pad) + flip
+    # Target sparsity after each round (overrides `rate`: round i removes what takes the
+    # sparsity from sparsities[i-2] to sparsities[i-1]); one entry per round.
+    sparsities: tuple[float, ...] = field(default=(), metadata=LATER)
+    # Train `control` only in the rounds whose target sparsity is one of these (empty: every round).
+    control_at: tuple[float, ...] = field(default=(), metadata=LATER)
 
     def __post_init__(self) -> None:
         self.check_types()
@@ -87,6 +92,22 @@ class FindRecipe(Config):
             raise bad("channels", "must be 1 or 3")
         if not 0.0 <= self.val_fraction < 1.0:
             raise bad("val_fraction", "must lie in [0, 1)")
+        if self.sparsities:
+            s = self.sparsities
+            if len(s) != self.rounds:
+                raise ConfigError(f"sparsities has {len(s)} entries but rounds is {self.rounds}",
+                                  field="sparsities", value=s, hint="give one target per round")
+            if not all(0.0 < x < 1.0 for x in s) or list(s) != sorted(set(s)):
+                raise bad("sparsities", "must be strictly increasing fractions in (0, 1)")
+        if self.control_at:
+            if self.control is None:
+                raise ConfigError("control_at needs a control", field="control_at", value=self.control_at,
+                                  hint="set `control` to reinit or random-prune")
+            targets = {percent(self.target_sparsity(i)) for i in range(1, self.rounds + 1)}
+            if missing := [x for x in self.control_at if percent(x) not in targets]:
+                raise ConfigError(f"control_at {missing[0]:g} is no round's target sparsity",
+                                  field="control_at", value=self.control_at,
+                                  hint="targets: " + ", ".join(f"{t}%" for t in sorted(targets)))
         step = self.rewind_step
         if step.unit == "ep" and step.amount >= self.train.max_epochs:
             raise ConfigError(f"rewind step {self.rewind} is at or past the end of training "
@@ -101,13 +122,35 @@ class FindRecipe(Config):
         """``<source>-<arch>-<hash12>``: the run folder's name."""
         return f"{sanitize(self.source)}-{arch_label(self.arch)}-{self.hashname()}"
 
-    def head_rate_for(self) -> float | None:
-        """The classifier's own rate: explicit, else rate/2 layerwise, else None (pooled)."""
+    def target_sparsity(self, round_: int) -> float:
+        """The nominal sparsity after ``round_`` (>= 1): the schedule's entry, else 1-(1-rate)^r."""
+        if self.sparsities:
+            return self.sparsities[round_ - 1]
+        return 1.0 - (1.0 - self.rate) ** round_
+
+    def rate_at(self, round_: int) -> float:
+        """Fraction of the remaining prunable weights round ``round_`` (>= 1) removes."""
+        if not self.sparsities:
+            return self.rate
+        before = self.sparsities[round_ - 2] if round_ > 1 else 0.0
+        return 1.0 - (1.0 - self.sparsities[round_ - 1]) / (1.0 - before)
+
+    def controls_at(self, round_: int) -> bool:
+        """Whether round ``round_`` also trains the control (``control_at`` picks rounds)."""
+        if self.control is None:
+            return False
+        return not self.control_at or percent(self.target_sparsity(round_)) in {
+            percent(x) for x in self.control_at}
+
+    def head_rate_for(self, rate: float | None = None) -> float | None:
+        """The classifier's own rate in a round removing ``rate`` (default `rate`): explicit,
+        else rate/2 layerwise, else None (pooled)."""
         if self.exclude_head:
             return None
         if self.head_rate is not None:
             return self.head_rate
-        return self.rate / 2 if self.scope == "layerwise" else None
+        rate = self.rate if rate is None else rate
+        return rate / 2 if self.scope == "layerwise" else None
 
 
 def diff_fields(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:

@@ -47,7 +47,8 @@ def card_recipe(recipe: FindRecipe, round_: int, ipe: int) -> Recipe:
         arch_kwargs=dict(recipe.arch_kwargs), iterations_per_epoch=ipe,
         rewind_iterations=recipe.rewind_step.iterations(ipe), data_seed=recipe.data_seed,
         split=recipe.split if recipe.data_kind == "folder" else None,
-        val_fraction=recipe.val_fraction if recipe.data_kind == "named" else None)
+        val_fraction=recipe.val_fraction if recipe.data_kind == "named" else None,
+        sparsities=tuple(recipe.sparsities), control_at=tuple(recipe.control_at), augment=recipe.augment)
     return Recipe(method="imp", scope=recipe.scope, rate=recipe.rate, rounds=round_,
                   rewind=str(recipe.rewind_step), seed=recipe.seed, train=TrainingRecipe.of(recipe.train),
                   pruning=pruning)
@@ -72,7 +73,9 @@ def describe(recipe: FindRecipe, result: RoundResult, extra: str = "") -> str:
     acc = "n/a" if result.test_accuracy is None else f"{result.test_accuracy:.2%}"
     what = (f"Round {result.round} of iterative magnitude pruning" if result.line == "imp"
             else f"Control ({result.line}) for round {result.round} of iterative magnitude pruning")
-    text = (f"{what} ({recipe.scope}, rate {recipe.rate:g}, rewind {recipe.rewind_step}) of "
+    plan = (f"target sparsities {', '.join(f'{x:g}' for x in recipe.sparsities)}" if recipe.sparsities
+            else f"rate {recipe.rate:g}")
+    text = (f"{what} ({recipe.scope}, {plan}, rewind {recipe.rewind_step}) of "
             f"`{recipe.arch}` on `{recipe.source}`: {result.sparsity:.2%} of prunable weights "
             f"removed, test accuracy {acc} (measured on this ticket's own training).")
     if result.line == "reinit":

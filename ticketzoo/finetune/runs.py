@@ -128,8 +128,7 @@ def train_run(model: nn.Module, masks: dict[str, torch.Tensor] | None, *, init: 
     elapsed = time.perf_counter() - t0
     if masks:
         masks.check(model)
-    runtime = Runtime.create(train_config.device, amp=train_config.amp,
-                             channels_last=train_config.channels_last)
+    runtime = Runtime.for_config(train_config)
     test = evaluate(model, loaders.test, runtime=runtime, num_classes=num_classes) if loaders.test else None
     judged_on = test if test is not None else (
         evaluate(model, loaders.val, runtime=runtime, num_classes=num_classes) if loaders.val else None)

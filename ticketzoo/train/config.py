@@ -6,8 +6,11 @@ momentum 0.9, lr 0.1, weight decay 1e-5, batch 64, up to 100 epochs with the LR 
 
 The learning rate is set before every optimizer step (:meth:`TrainConfig.lr_at_step`):
 ``schedule="step"`` multiplies it by ``gamma`` at each milestone epoch, ``"cosine"``
-decays it to 0 over ``max_epochs``; either starts with ``warmup_epochs`` of linear
-warm-up. ``to_dict``, strict ``from_dict`` and ``hash`` come from :class:`ticketzoo.config.Config`;
+decays it to 0 over ``max_epochs``, ``"linear"`` decays it linearly to 0 (with warm-up:
+a one-cycle, triangular schedule); each starts with ``warmup_epochs`` of linear warm-up.
+``label_smoothing`` softens the training loss's targets (evaluation loss is plain).
+``amp``/``channels_last`` act on CUDA; ``cpu_amp``/``cpu_channels_last`` turn on bf16
+autocast and NHWC on CPU (off by default, so CPU runs of older recipes are unchanged). ``to_dict``, strict ``from_dict`` and ``hash`` come from :class:`ticketzoo.config.Config`;
 fields added after the first release (``schedule``, ``warmup_epochs``) enter the dict and
 the hash only when they differ from their defaults, so the hash of every recipe written
 before them (run folders, checkpoints) is unchanged.
@@ -23,7 +26,7 @@ from ticketzoo.config import LATER, UNHASHED, Config
 from ticketzoo.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("step", "cosine")
+SCHEDULES = ("step", "cosine", "linear")
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
@@ -48,10 +51,13 @@ class TrainConfig(Config):
     # *Where* a run executes, not what it computes: out of the hash, so a run directory can
     # be resumed on another GPU (or "auto" vs an explicit device).
     device: str = field(default="auto", metadata=UNHASHED)  # "auto" | "cpu" | "cuda" | "cuda:N"
-    amp: bool = True  # autocast (bf16, or fp16 + GradScaler) on CUDA; ignored on CPU
-    channels_last: bool = True  # NHWC model and inputs on CUDA; ignored on CPU
+    amp: bool = True  # autocast (bf16, or fp16 + GradScaler) on CUDA; CPU: see `cpu_amp`
+    channels_last: bool = True  # NHWC model and inputs on CUDA; CPU: see `cpu_channels_last`
     schedule: str = field(default="step", metadata=LATER)  # "step": milestones x gamma; "cosine"
     warmup_epochs: int = field(default=0, metadata=LATER)  # linear warm-up over these epochs' steps
+    label_smoothing: float = field(default=0.0, metadata=LATER)  # training loss only
+    cpu_amp: bool = field(default=False, metadata=LATER)  # bf16 autocast on CPU
+    cpu_channels_last: bool = field(default=False, metadata=LATER)  # NHWC model and inputs on CPU
 
     def __post_init__(self) -> None:
         # Normalise so equal recipes hash equally (lr=1 and lr=1.0, lists vs tuples, case).
@@ -70,7 +76,7 @@ class TrainConfig(Config):
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"unknown schedule {self.schedule!r}", field="schedule", value=self.schedule,
                               hint=f"choose one of {', '.join(SCHEDULES)}")
-        if self.schedule == "cosine" and self.milestones:
+        if self.schedule != "step" and self.milestones:
             raise ConfigError("milestones apply to the step schedule only", field="milestones",
                               value=self.milestones, hint="drop `milestones` or use `schedule` 'step'")
         if self.optimizer not in OPTIMIZERS:
@@ -87,6 +93,7 @@ class TrainConfig(Config):
             ("milestones", list(self.milestones) == sorted(set(self.milestones)), "must be strictly increasing"),
             ("patience", self.patience is None or self.patience >= 1, "must be >= 1 or None"),
             ("seed", self.seed >= 0, "must be >= 0"),
+            ("label_smoothing", 0 <= self.label_smoothing < 1, "must be in [0, 1)"),
         ]
         for name, ok, rule in checks:
             if not ok:
@@ -114,4 +121,7 @@ class TrainConfig(Config):
         if self.schedule == "step":
             return self.lr_at(step // iters_per_epoch)
         span = max(1, self.max_epochs * iters_per_epoch - warm)
-        return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warm) / span)))
+        done = min(1.0, (step - warm) / span)
+        if self.schedule == "linear":
+            return self.lr * (1.0 - done)
+        return self.lr * 0.5 * (1.0 + math.cos(math.pi * done))

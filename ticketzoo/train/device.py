@@ -2,8 +2,10 @@
 (re-exported from :mod:`ticketzoo.masks`) the on-device (param, mask) pairs that keep
 pruned weights at zero.
 
-AMP and channels_last only take effect on CUDA; on CPU they are silently off, so one
-recipe runs everywhere (and CPU runs stay bitwise reproducible).
+``amp``/``channels_last`` take effect on CUDA; on CPU bf16 autocast and NHWC are separate
+switches (``TrainConfig.cpu_amp``/``cpu_channels_last``, off by default), so a recipe written
+for a GPU runs unchanged on CPU. CPU runs stay bitwise reproducible for a fixed thread count
+either way.
 """
 
 from __future__ import annotations
@@ -45,9 +47,12 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
 
 
 def amp_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:
-    """The autocast dtype for ``device``: bf16 where supported, else fp16; None on CPU."""
-    if not enabled or device.type != "cuda":
+    """The autocast dtype for ``device``: bf16 where supported, else fp16 (CUDA); bf16 on
+    CPU; None when not ``enabled``."""
+    if not enabled:
         return None
+    if device.type != "cuda":
+        return torch.bfloat16
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
@@ -61,13 +66,24 @@ class Runtime:
 
     @classmethod
     def create(
-        cls, device: str | torch.device = "auto", *, amp: bool = True, channels_last: bool = True
+        cls, device: str | torch.device = "auto", *, amp: bool = True, channels_last: bool = True,
+        cpu_amp: bool = False, cpu_channels_last: bool = False,
     ) -> Runtime:
         dev = resolve_device(device)
-        return cls(dev, amp_dtype(dev, amp), channels_last and dev.type == "cuda")
+        cuda = dev.type == "cuda"
+        return cls(dev, amp_dtype(dev, amp if cuda else cpu_amp),
+                   channels_last if cuda else cpu_channels_last)
+
+    @classmethod
+    def for_config(cls, config, device: str | torch.device | None = None) -> Runtime:
+        """The runtime a :class:`~ticketzoo.train.TrainConfig` asks for (on ``device``, else
+        the config's own)."""
+        return cls.create(config.device if device is None else device, amp=config.amp,
+                          channels_last=config.channels_last, cpu_amp=config.cpu_amp,
+                          cpu_channels_last=config.cpu_channels_last)
 
     def autocast(self) -> ContextManager:
-        """``torch.autocast`` on CUDA with AMP on, else a no-op context."""
+        """``torch.autocast`` with AMP on, else a no-op context."""
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)

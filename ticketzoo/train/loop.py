@@ -192,6 +192,7 @@ def _train_epoch(state: TrainState, loader, runtime: Runtime, masks: MaskSet, sc
     sharded = getattr(loader, "shard", None)  # a loader that yields this rank's share itself
     shard = None if sharded is not None else dist.Shard.current()
     world = dist.world_size()
+    smoothing = state.config.label_smoothing
     model.train()
     for index, (images, labels) in enumerate(loader):
         if index >= state.iters_per_epoch - first:
@@ -208,10 +209,10 @@ def _train_epoch(state: TrainState, loader, runtime: Runtime, masks: MaskSet, sc
             logits = forward(x)
             _check_labels(labels, logits.shape[1])
             if world == 1:
-                loss = F.cross_entropy(logits, y)
+                loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
                 summed = loss.detach() * y.shape[0]
             else:  # DDP averages the ranks: W/count makes that the global batch's mean loss
-                summed = F.cross_entropy(logits, y, reduction="sum")
+                summed = F.cross_entropy(logits, y, reduction="sum", label_smoothing=smoothing)
                 loss = summed * (world / count)
                 summed = summed.detach()
         optimizer.zero_grad(set_to_none=True)
@@ -260,7 +261,7 @@ def train(
     returns at once). Without ``resume`` an existing checkpoint is overwritten."""
     config = config if config is not None else TrainConfig()
     config.validate()
-    runtime = Runtime.create(config.device, amp=config.amp, channels_last=config.channels_last)
+    runtime = Runtime.for_config(config)
     try:
         ipe = len(train_loader)
     except TypeError:
