@@ -8,10 +8,10 @@ import click
 
 from ticketzoo.cli.console import console, err_console, print_json
 from ticketzoo.cli.options import (data_options, gather, output_options, publish_options, runtime_options,
-                                   train_values, training_options)
+                                   runtime_values, train_values, training_options)
 
 _INITS = ("rewind", "trained", "reinit", "dense")  # ticketzoo.finetune.INITS (no torch import here)
-_RUNTIME = ("device", "amp", "channels_last", "seed")  # TrainConfig fields that are not recipe choices
+_RUNTIME = ("device", "seed")  # TrainConfig fields that are not recipe choices (and the precision)
 _NOTES = {  # what each training option is when not given: the protocol's choice
     "optimizer": "auto: adamw; paper: sgd", "lr": "auto: 1e-3 (sgd 1e-2); paper: 0.1", "momentum": "0.9",
     "nesterov": "paper: nesterov", "weight_decay": "auto: 5e-4; paper: 1e-5",
@@ -36,6 +36,9 @@ _NOTES = {  # what each training option is when not given: the protocol's choice
               help="Also train these inits on the same splits and seeds, e.g. dense,reinit.")
 @click.option("--seeds", type=int, default=1, show_default=True, help="Runs per init: seed, seed+1, ...")
 @click.option("--resize", type=int, help="Working size images are cached at [input size x 8/7].")
+@click.option("--input-size", type=click.IntRange(min=1), default=None,
+              help="Image side the network sees; convolutional tickets only (the paper fine-tuned "
+                   "ResNet-50 at 224) [the ticket's].")
 @click.option("--protocol", type=click.Choice(["auto", "paper"]), default="auto", show_default=True,
               help="auto: recipe sized to the number of training images (AdamW, warm-up + cosine; "
                    "docs/FINETUNE.md); paper: Sabatelli et al. Table 4 (SGD Nesterov lr 0.1, batch 64, "
@@ -69,14 +72,17 @@ def command(ref, **opts) -> None:
     ticket, base_ref, base_sha = base.ticket, base.ref, base.sha256
     given = train_values(o)  # the recipe choices typed; the protocol fills in the rest
     runtime = {k: o[k] for k in _RUNTIME if o.get(k) is not None}
-    train_cfg = TrainConfig(**given, **runtime)
+    from ticketzoo.models import get_arch
+
+    family = get_arch(ticket.card.arch.name).family  # the ticket was verified: its arch is known
+    train_cfg = TrainConfig(**given, **runtime, **runtime_values(o, family))
     name = o["name"] or default_name(ticket.name, data_label(o["data"], o["data_root"]))
     extra = {"split": o["split"]} if o["split"] else {}
     config = FinetuneConfig(train=train_cfg, init=o["init"], compare=o["compare"], seeds=o["seeds"],
                             strict=o["strict"], augment=o["augment"], resize=o["resize"], name=name,
                             workers=o["workers"], memory_budget_bytes=int(o["memory_budget"] * 2**20),
                             protocol=o["protocol"], overrides=tuple(sorted(given)), threads=o["threads"],
-                            weight_init=o["weight_init"], **extra)
+                            weight_init=o["weight_init"], input_size=o["input_size"], **extra)
     out = Path(o["out_dir"]) if o["out_dir"] else Path("finetuned") / name
     as_json = o["as_json"]
     try:

@@ -36,7 +36,7 @@ WARMUP_SHARE = 0.05
 MIN_PATIENCE = 10
 
 # Fields that say how and where to run, not what the recipe is: always taken from ``train``.
-_RUNTIME = ("seed", "device", "amp", "channels_last", "restore_best")
+_RUNTIME = ("seed", "device", "amp", "channels_last", "cpu_amp", "cpu_channels_last", "restore_best")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ run of ``config.init`` trained, ``metrics.json`` is still written and
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -64,6 +65,7 @@ def finetune(ticket: Ticket, data: str | Path, config: FinetuneConfig | None = N
     result or an unfinished run is refused.
     """
     config = config or FinetuneConfig()
+    ticket = _at_input_size(ticket, config.input_size)
     arch = ticket.card.arch
     _check_ticket(ticket, config)
     out = Path(out_dir)
@@ -108,6 +110,24 @@ def finetune(ticket: Ticket, data: str | Path, config: FinetuneConfig | None = N
     finally:
         set_threads(previous)
     return _save(ticket, kept, runs, ds, config, setup, out, base_ref, base_sha256, say)
+
+
+def _at_input_size(ticket: Ticket, size: int | None) -> Ticket:
+    """``ticket`` for ``size``-pixel images (its card says so); refused where the
+    architecture's shapes depend on the input size (LeNet's first Linear layer)."""
+    arch = ticket.card.arch
+    if size is None or size == arch.input_size:
+        return ticket
+    from ticketzoo.models import check_input
+
+    resized = ticket.with_card(arch=dataclasses.replace(arch, input_size=size))
+    try:
+        check_input(resized.to_model(), arch.in_channels, size)
+    except TicketzooError as err:
+        raise ConfigError(f"ticket {ticket.name!r} ({arch.name}) cannot take {size}x{size} images: "
+                          f"{getattr(err, 'problem', err)}", field="input_size", value=size,
+                          hint=f"its own input size is {arch.input_size}") from None
+    return resized
 
 
 def _save(ticket, kept, runs, ds, config, setup, out, base_ref, base_sha256, say) -> FinetuneResult:

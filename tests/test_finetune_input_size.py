@@ -1,0 +1,42 @@
+"""``finetune --input-size``: convolutional tickets at another image size; LeNet-like refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import tiny_ticket
+from test_finetune import qcfg, quick
+from ticketzoo.errors import ConfigError
+from ticketzoo.finetune import NoTrainedRunError, finetune
+from ticketzoo.ticket import Ticket
+
+
+def test_a_global_pool_ticket_trains_at_another_size(tmp_path):
+    from PIL import Image
+
+    from ticketzoo.finetune.run import _at_input_size
+
+    ticket = tiny_ticket("cifar_resnet20", 0.5, name="tiny-resnet20-s50", input_size=16, width=0.25)
+    resized = _at_input_size(ticket, 24)
+    assert resized.card.arch.input_size == 24 and ticket.card.arch.input_size == 16
+    assert resized.transforms(train=False)(Image.new("RGB", (40, 40))).shape[-1] == 24
+    try:  # whether 1 epoch learns anything does not matter here: what it trained at does
+        result = finetune(ticket, quick(tmp_path / "data"), qcfg(epochs=1, input_size=24),
+                          out_dir=tmp_path / "out")
+        metrics, saved = result.metrics, Ticket.load(result.path).card.arch.input_size
+    except NoTrainedRunError as err:
+        metrics, saved = err.result.metrics, 24
+    assert metrics["images"]["input_size"] == 24 and saved == 24
+
+
+def test_a_size_dependent_ticket_is_refused(tmp_path):
+    ticket = tiny_ticket("conv2", 0.5, name="tiny-conv2-s50", input_size=16)
+    with pytest.raises(ConfigError, match="cannot take 24x24 images") as err:
+        finetune(ticket, quick(tmp_path / "data"), qcfg(epochs=1, input_size=24), out_dir=tmp_path / "out")
+    assert err.value.field == "input_size"
+    assert not (tmp_path / "out").exists()
+
+
+def test_input_size_is_recorded_only_when_set():
+    assert "input_size" not in qcfg().to_dict()
+    assert qcfg(input_size=64).hash() != qcfg().hash()
