@@ -40,3 +40,28 @@ def test_a_size_dependent_ticket_is_refused(tmp_path):
 def test_input_size_is_recorded_only_when_set():
     assert "input_size" not in qcfg().to_dict()
     assert qcfg(input_size=64).hash() != qcfg().hash()
+
+
+def test_finetune_data_can_live_on_the_device(tmp_path):
+    """The device-resident path (CUDA by default) gives the DataLoader path's eval batches and
+    train batches of the same shapes and label multiset."""
+    import torch
+
+    from test_finetune import QUICK_SPLIT
+    from ticketzoo.finetune import FinetuneConfig, source
+    from ticketzoo.finetune.runs import make_run_loaders
+    from ticketzoo.train import TrainConfig
+
+    ticket = tiny_ticket("conv2", 0.5, name="tiny-conv2-s50", input_size=16)
+    config = FinetuneConfig(split=QUICK_SPLIT, augment=True)
+    _, sets = source.load(quick(tmp_path / "data"), config, ticket.card.arch)
+    cfg = TrainConfig(batch_size=8, device="cpu")
+    cpu = torch.device("cpu")
+    host = make_run_loaders(sets, cfg, seed=0, device=cpu)
+    dev = make_run_loaders(sets, cfg, seed=0, device=cpu, on_device=True)
+    assert type(dev.train).__name__ == "DeviceLoader" and type(host.train).__name__ != "DeviceLoader"
+    for a, b in zip(host.test, dev.test):
+        assert torch.allclose(a[0], b[0], atol=1e-5) and torch.equal(a[1], b[1])
+    labels = lambda loader: sorted(int(y) for _, ys in loader for y in ys)  # noqa: E731
+    assert labels(host.train) == labels(dev.train)
+    assert {tuple(x.shape[1:]) for x, _ in dev.train} == {(3, 16, 16)}

@@ -97,6 +97,7 @@ class _CroppingDataset(Dataset):
             raise DataError(f"std must be positive, got {tuple(std)}")
         self.samples, self.channels, self.resize, self.crop = samples, channels, resize, train_crop
         self.train, self.augment = train, augment
+        self.mean, self.std = tuple(float(m) for m in mean), tuple(float(x) for x in std)
         self.labels = torch.as_tensor(
             samples.labels if isinstance(samples, ArraySamples) else [s[1] for s in samples],
             dtype=torch.int64)

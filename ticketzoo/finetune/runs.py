@@ -99,8 +99,6 @@ def train_run(model: nn.Module, masks: dict[str, torch.Tensor] | None, *, init: 
     go to ``folder``, the CSV log to ``out / log``. Returns ``(RunResult, final weights or
     None when it diverged)``; a DivergedError never escapes.
     """
-    from ticketzoo.data import make_loaders
-
     masks = Mask(masks) if masks else None
     sparsity = masks.sparsity if masks else 0.0
     common = dict(init=init, seed=seed, sparsity=sparsity, log=log, train_config=train_config)
@@ -110,8 +108,8 @@ def train_run(model: nn.Module, masks: dict[str, torch.Tensor] | None, *, init: 
                          status="diverged", reason=recorded.get("reason"),
                          diverged=recorded.get("diverged")), None
     device = resolve_device(train_config.device)
-    loaders = make_loaders(sets["train"], sets["val"], sets["test"], batch_size=train_config.batch_size,
-                           seed=seed, device=device, workers=workers)
+    loaders = make_run_loaders(sets, train_config, seed=seed, device=device, workers=workers,
+                               num_classes=num_classes)
     callbacks = [ProgressCallback(console, quiet=quiet or console is None), CSVLogger(out / log),
                  *callbacks]
     t0 = time.perf_counter()
@@ -140,6 +138,31 @@ def train_run(model: nn.Module, masks: dict[str, torch.Tensor] | None, *, init: 
                     reason=verdict.reason, p_value=verdict.p_value, chance_level=verdict.chance_level)
     _write_status(folder, run)
     return run, final
+
+
+def make_run_loaders(sets: dict, train_config: TrainConfig, *, seed: int, device: torch.device,
+                     workers: int | None = None, num_classes: int | None = None,
+                     on_device: bool | None = None):
+    """Loaders over a run's splits. On CUDA (``on_device``: None) the decoded splits are held on
+    the device as uint8 and cropped, flipped and normalised there, as ``find``'s data is
+    (:func:`~ticketzoo.data.make_device_loaders`: the same random crop of the working-size
+    square, flips with ``augment``); elsewhere, for streamed splits and when they do not fit,
+    DataLoaders feed the batches."""
+    from ticketzoo.data import DeviceBudgetError, make_device_loaders, make_loaders
+
+    train = sets["train"]
+    wanted = device.type == "cuda" if on_device is None else on_device
+    if wanted and all(s is None or hasattr(s, "images") for s in sets.values()):
+        try:
+            return make_device_loaders(
+                train, sets["val"], sets["test"], device=device, batch_size=train_config.batch_size,
+                seed=seed, mean=train.mean, std=train.std, input_size=train.crop, resize=train.resize,
+                channels=train.channels, pad=0, crop=True, flip=train.augment, num_classes=num_classes,
+                channels_last=Runtime.for_config(train_config, device).channels_last)
+        except DeviceBudgetError:
+            pass  # too large for the device: the DataLoader path below
+    return make_loaders(train, sets["val"], sets["test"], batch_size=train_config.batch_size,
+                        seed=seed, device=device, workers=workers)
 
 
 def _read_status(folder: Path) -> dict | None:
