@@ -444,6 +444,18 @@ def test_progress_and_csv(tmp_path):
     assert quiet.getvalue() == ""
 
 
+def test_progress_lines_with_eta_in_logs():
+    """Without a terminal, long epochs print their progress and ETA (here: at every step)."""
+    out = io.StringIO()
+    console = Console(file=out, width=120, highlight=False)
+    config = TrainConfig(max_epochs=1, device="cpu", batch_size=4)
+    train(tiny_model(), None, loader(dataset(), batch=4), None, config,
+          callbacks=[ProgressCallback(console, log_every_s=0)])
+    lines = [line for line in out.getvalue().splitlines() if "batches" in line]
+    assert lines and all("epoch ETA" in line and "it/s" in line for line in lines)
+    assert lines[-1].startswith("epoch 1/1: ")
+
+
 def test_divergence_is_reported_as_such():
     from ticketzoo.errors import TrainingDivergedError
 

@@ -174,13 +174,16 @@ class ProgressCallback(Callback):
     seconds (reading it syncs the GPU). ``quiet=True``, or no console, prints nothing."""
 
     def __init__(
-        self, console: Console | None = None, *, quiet: bool = False, refresh_s: float = 0.5
+        self, console: Console | None = None, *, quiet: bool = False, refresh_s: float = 0.5,
+        log_every_s: float = 60.0,
     ) -> None:
         self.console = console  # None: print nothing (the library makes no console of its own)
-        self.quiet, self.refresh_s = quiet, refresh_s
+        self.quiet, self.refresh_s, self.log_every_s = quiet, refresh_s, log_every_s
         self._progress: Progress | None = None
         self._task = None
         self._last = 0.0
+        self._epoch_start: tuple[float, int] | None = None  # (time, iteration) of the epoch's start
+        self._logged = 0.0
 
     def on_train_start(self, state: TrainState) -> None:
         if self._silent or not self.console.is_terminal:  # no bar in logs and captured output
@@ -194,6 +197,7 @@ class ProgressCallback(Callback):
 
     def on_step_end(self, state: TrainState) -> None:
         if self._progress is None:
+            self._log_line(state)
             return
         if self._task is None:
             self._task = self._progress.add_task(
@@ -206,7 +210,27 @@ class ProgressCallback(Callback):
             self._last, fields["loss"] = now, f"loss {state.loss:.4f}"
         self._progress.update(self._task, completed=state.iteration, **fields)
 
+    def _log_line(self, state: TrainState) -> None:
+        """Without a terminal (a log file): a line with the epoch's progress and ETA every
+        ``log_every_s``, so a long CPU epoch is not silent for minutes."""
+        if self._silent:
+            return
+        now = time.monotonic()
+        if self._epoch_start is None:
+            self._epoch_start, self._logged = (now, state.iteration - 1), now
+            return
+        if now - self._logged < self.log_every_s:
+            return
+        self._logged = now
+        t0, i0 = self._epoch_start
+        done, total = state.iteration, state.iters_per_epoch
+        rate = (done - i0) / max(now - t0, 1e-9)
+        eta = (total - done) / rate if rate > 0 else float("inf")
+        self.console.print(f"epoch {state.epoch + 1}/{state.config.max_epochs}: {done}/{total} "
+                           f"batches, {rate:.2f} it/s, epoch ETA {_duration(eta)}, loss {state.loss:.4f}")
+
     def on_epoch_end(self, state: TrainState, metrics: Metrics) -> None:
+        self._epoch_start = None
         if self._progress is not None and self._task is not None:
             self._progress.remove_task(self._task)
         self._task = None
@@ -221,6 +245,13 @@ class ProgressCallback(Callback):
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+def _duration(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "unknown"
+    m, s = divmod(int(seconds), 60)
+    return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m{s:02d}s"
 
 
 class CSVLogger(Callback):
