@@ -139,3 +139,16 @@ def test_cli_flags(folder, tmp_path, capsys):
     t = card.recipe.train
     assert (t.schedule, t.warmup_epochs, t.label_smoothing, t.cpu_amp, t.milestones) == \
         ("linear", 1, 0.1, True, ())
+
+
+def test_cpu_defaults_follow_the_architecture_and_the_cpu(monkeypatch):
+    from ticketzoo.cli.options import runtime_values
+    from ticketzoo.train import device
+
+    monkeypatch.setattr(device, "cpu_bf16_native", lambda: False)
+    assert device.cpu_defaults("torchvision") == {"cpu_amp": False, "cpu_channels_last": True}
+    assert device.cpu_defaults("lth") == {"cpu_amp": False, "cpu_channels_last": False}
+    monkeypatch.setattr(device, "cpu_bf16_native", lambda: True)
+    assert device.cpu_defaults("torchvision") == {"cpu_amp": True, "cpu_channels_last": True}
+    given = runtime_values({"amp": False, "channels_last": None}, device.cpu_defaults("torchvision"))
+    assert given == {"amp": False, "cpu_amp": False, "channels_last": True, "cpu_channels_last": True}

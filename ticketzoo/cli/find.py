@@ -87,6 +87,7 @@ def command(**opts) -> None:
     from ticketzoo.find import FindRecipe, find_tickets, resolve_data
     from ticketzoo.models import get_arch
     from ticketzoo.train import TrainConfig, distributed
+    from ticketzoo.train.device import cpu_defaults
 
     o = gather(opts)
     spec = resolve_data(o["data"], o["data_root"])
@@ -94,7 +95,7 @@ def command(**opts) -> None:
     epochs = values["max_epochs"]
     values["milestones"] = tuple(m for m in values["milestones"] if m < epochs)
     train = TrainConfig(**values, seed=o["seed"], device=o["device"],
-                        **runtime_values(o, get_arch(o["arch"]).family))
+                        **runtime_values(o, cpu_defaults(get_arch(o["arch"]).family)))
     sparsities = tuple(o["sparsities"] or ())
     width = o["width"]
     recipe = FindRecipe(

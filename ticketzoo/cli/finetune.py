@@ -73,9 +73,10 @@ def command(ref, **opts) -> None:
     given = train_values(o)  # the recipe choices typed; the protocol fills in the rest
     runtime = {k: o[k] for k in _RUNTIME if o.get(k) is not None}
     from ticketzoo.models import get_arch
+    from ticketzoo.train.device import cpu_defaults
 
     family = get_arch(ticket.card.arch.name).family  # the ticket was verified: its arch is known
-    train_cfg = TrainConfig(**given, **runtime, **runtime_values(o, family))
+    train_cfg = TrainConfig(**given, **runtime, **runtime_values(o, cpu_defaults(family)))
     name = o["name"] or default_name(ticket.name, data_label(o["data"], o["data_root"]))
     extra = {"split": o["split"]} if o["split"] else {}
     config = FinetuneConfig(train=train_cfg, init=o["init"], compare=o["compare"], seeds=o["seeds"],

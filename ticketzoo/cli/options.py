@@ -141,9 +141,9 @@ training_options = _group([
 runtime_options = _group([
     (("--device",), {"help": "auto, cpu, cuda or cuda:N."}),
     (("--amp/--no-amp",), {"default": None, "help": "Mixed precision: bf16 (or fp16) autocast on CUDA, bf16 "
-                                                      "on CPU [CUDA: on; CPU: on for torchvision architectures]."}),
-    (("--channels-last/--no-channels-last",), {"default": None, "help": "NHWC memory format [CUDA: on; CPU: as "
-                                                                       "--amp]."}),
+                                                      "on CPU [CUDA: on; CPU: on for torchvision architectures where the CPU has native bf16]."}),
+    (("--channels-last/--no-channels-last",), {"default": None, "help": "NHWC memory format [CUDA: on; CPU: on "
+                                                                       "for torchvision architectures]."}),
     (("--threads",), {"type": click.IntRange(min=1),
                       "help": "CPU threads for torch [1 for small models, every core for large ones]."}),
     (("--workers",), {"type": click.IntRange(min=0), "help": "DataLoader workers [by device]."}),
@@ -181,23 +181,16 @@ def gather(opts: dict[str, Any]) -> dict[str, Any]:
 _TRAIN_FIELDS = ("optimizer", "lr", "momentum", "nesterov", "weight_decay", "batch_size", "gamma",
                  "schedule", "warmup_epochs", "label_smoothing")
 
-#: Architecture families whose CPU training runs bf16 autocast + NHWC by default: measured on a
-#: 2-core Zen 4, ResNet-50 at 32 px trains at 143 img/s fp32 and 220 img/s with both (1.54x);
-#: the small LTH models (one thread, mostly Linear layers) gain nothing.
-CPU_FAST_FAMILIES = ("torchvision",)
-
-
-def runtime_values(opts: Mapping[str, Any], family: str | None = None) -> dict[str, Any]:
+def runtime_values(opts: Mapping[str, Any], cpu: Mapping[str, bool]) -> dict[str, Any]:
     """``TrainConfig``'s precision fields from ``--amp``/``--channels-last`` (``None``: not given).
 
-    Given, a flag applies on every device; not given, CUDA keeps AMP and NHWC on and CPU turns
-    them on for :data:`CPU_FAST_FAMILIES` only."""
-    cpu_default = family in CPU_FAST_FAMILIES
+    Given, a flag applies on every device; not given, CUDA keeps AMP and NHWC on and CPU takes
+    ``cpu`` (``ticketzoo.train.device.cpu_defaults``: chosen from the architecture and the CPU)."""
     out = {}
     for flag in ("amp", "channels_last"):
         value = opts.get(flag)
         out[flag] = True if value is None else value
-        out[f"cpu_{flag}"] = cpu_default if value is None else value
+        out[f"cpu_{flag}"] = cpu[f"cpu_{flag}"] if value is None else value
     return out
 
 
