@@ -1,0 +1,94 @@
+"""Bundle tickets of a finished ``ticketzoo find`` run into the catalog (``cards/<name>/``).
+
+    python scripts/bundle_zoo_run.py RUN_DIR [--ship 89,97,99] [--out cards]
+                                     [--deviation TEXT ...] [--target-dense 0.75]
+
+For the ResNet-50 zoo (scripts/make_resnet50_zoo.sh): one seed per family fits the CPU
+budget, so each card holds that seed's measured source test accuracy for every round (dense
+round 0, each ticket, the reinit controls where they were trained), the CPU-minutes the run
+spent training, the recipe's deviations from Sabatelli et al. and whether the dense target
+was met, in its description and in ``extra`` (``source_results``). Nothing is averaged over
+seeds that were not run: the card says "one seed". A round whose accuracy is at chance is
+called so.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import click
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def source_results(rows: list[dict], classes: int) -> dict:
+    """Per round: sparsity, ticket and control test accuracy; dense; CPU-minutes."""
+    dense = next(r for r in rows if r["round"] == 0 and r["line"] == "imp")
+    rounds = []
+    for r in sorted((r for r in rows if r["line"] == "imp" and r["round"] > 0), key=lambda r: r["round"]):
+        controls = {c["line"]: c["test_accuracy"] for c in rows if c["round"] == r["round"] and c["line"] != "imp"}
+        rounds.append({"round": r["round"], "sparsity": round(r["sparsity"], 6), "ticket": r["test_accuracy"],
+                       "ticket_minus_dense": r["test_accuracy"] - dense["test_accuracy"],
+                       **({"controls": controls} if controls else {}), "name": r["ticket"],
+                       "train_minutes": round(r["time_s"] / 60, 1)})
+    minutes = sum(r["time_s"] or 0.0 for r in rows) / 60
+    return {"seeds": 1, "dense": dense["test_accuracy"], "chance": 1.0 / classes, "rounds": rounds,
+            "train_cpu_minutes": round(minutes, 1)}
+
+
+def summary(results: dict, row: dict, target: float | None) -> str:
+    pct = lambda x: f"{100 * x:.2f}%"  # noqa: E731
+    dense = results["dense"]
+    text = (f"Source test accuracy from one seed: this ticket {pct(row['ticket'])}, the dense network "
+            f"{pct(dense)} (ticket − dense {100 * row['ticket_minus_dense']:+.2f} points; one seed, so no "
+            "test of the difference)")
+    for line, acc in row.get("controls", {}).items():
+        text += f", a random {line} of the same mask {pct(acc)}"
+    text += f". The run trained for {results['train_cpu_minutes']:.0f} CPU-minutes in all."
+    if row["ticket"] <= results["chance"] + 0.02:
+        text += " This ticket is at chance level: it did not train."
+    if target is not None and dense < target:
+        text += f" The dense network missed the {pct(target)} target of this recipe."
+    return text
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--ship", default="89,97,99", show_default=True, help="Percent sparsities whose tickets ship.")
+@click.option("--out", type=click.Path(file_okay=False), default=str(ROOT / "cards"), show_default=True)
+@click.option("--deviation", multiple=True, help="A deviation from the paper's recipe, for the cards.")
+@click.option("--target-dense", type=float, default=None, help="Dense accuracy the recipe aimed at.")
+def main(run_dir: str, ship: str, out: str, deviation: tuple[str, ...], target_dense: float | None) -> None:
+    from ticketzoo.find.recipe import percent
+    from ticketzoo.folder import write_ticket_folder
+    from ticketzoo.ticket import Ticket
+
+    run = Path(run_dir)
+    log = json.loads((run / "log.json").read_text())
+    rows = log["rounds"]
+    wanted = {int(x) for x in ship.split(",") if x.strip()}
+    shipped = [r for r in rows if r["line"] == "imp" and r["round"] > 0 and percent(r["sparsity"]) in wanted]
+    if not shipped:
+        raise click.ClickException(f"no round of {run} has a sparsity in {sorted(wanted)}")
+    first = Ticket.load(run / shipped[0]["file"])
+    results = source_results(rows, first.card.arch.num_classes)
+    results["deviations"] = list(deviation)
+    for r in shipped:
+        ticket = Ticket.load(run / r["file"])
+        row = next(x for x in results["rounds"] if x["round"] == r["round"])
+        card = ticket.card
+        notes = "".join(f" Deviation from Sabatelli et al.: {d}." for d in deviation)
+        ticket = ticket.with_card(description=f"{card.description} {summary(results, row, target_dense)}{notes}",
+                                  extra={**card.extra, "source_results": results})
+        folder = Path(out) / ticket.name
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        write_ticket_folder(folder, ticket.to_bytes(), ticket.card, extra_meta={"location": "bundled"})
+        click.echo(f"{ticket.name}: {summary(results, row, target_dense)}")
+
+
+if __name__ == "__main__":
+    main()
