@@ -152,3 +152,16 @@ def test_cpu_defaults_follow_the_architecture_and_the_cpu(monkeypatch):
     assert device.cpu_defaults("torchvision") == {"cpu_amp": True, "cpu_channels_last": True}
     given = runtime_values({"amp": False, "channels_last": None}, device.cpu_defaults("torchvision"))
     assert given == {"amp": False, "cpu_amp": False, "channels_last": True, "cpu_channels_last": True}
+
+
+def test_carry_with_controls_at_chosen_rounds_ends_at_the_last_round(folder, tmp_path):
+    from ticketzoo.find.carry import export_carry
+
+    recipe = _recipe(folder, rounds=3, sparsities=(0.5, 0.8, 0.9), control="reinit", control_at=(0.8,))
+    result = find_tickets(recipe, str(folder), run_dir=tmp_path / "runs", quiet=True)
+    carried = export_carry(result.run_dir, tmp_path / "carry")
+    assert carried.name == "tiny-shapes-conv2-s90"  # round 3 trains no control: it is the last
+    # Continued from the carry on a "fresh machine", the run has nothing left to train.
+    again = find_tickets(recipe, str(folder), run_dir=tmp_path / "elsewhere", quiet=True,
+                         carry_in=tmp_path / "carry")
+    assert [(r.round, r.line) for r in again.rounds] == [(r.round, r.line) for r in result.rounds]

@@ -34,10 +34,12 @@ from ticketzoo.ticket import TICKET_FILE
 CARRIED_FILE = "carried.json"  # in a seeded run folder: the rounds that came with the carry
 
 
-def last_round(rows: list[RoundResult], control: str | None) -> RoundResult | None:
-    """The last winning-ticket round whose control (when the recipe has one) finished too."""
+def last_round(rows: list[RoundResult], recipe: FindRecipe) -> RoundResult | None:
+    """The last winning-ticket round whose control (when the recipe trains one in that round,
+    see ``control_at``) finished too."""
     for r in reversed([r for r in rows if r.line == "imp" and r.round >= 1 and r.file]):
-        if control is None or any(c.round == r.round and c.line == control for c in rows):
+        if not recipe.controls_at(r.round) or any(c.round == r.round and c.line == recipe.control
+                                                  for c in rows):
             return r
     return None
 
@@ -58,7 +60,7 @@ def export_carry(run_root: str | Path, dest: str | Path) -> Path:
         raise CheckpointError(f"{root} has no log.json: no round has finished yet")
     data = json.loads(log.read_text(encoding="utf-8"))
     rows = [RoundResult.from_dict(r) for r in data.get("rounds", [])]
-    last = last_round(rows, (data.get("recipe") or {}).get("control"))
+    last = last_round(rows, FindRecipe.from_dict(data.get("recipe") or {}))
     if last is None:
         raise CheckpointError(f"{root}: no pruning round has finished yet, nothing to carry",
                               hint="a carry starts after round 1 (round 0 is the dense network)")
@@ -84,7 +86,7 @@ def read_carry(carry: str | Path, recipe: FindRecipe) -> tuple[list[RoundResult]
                               hint="continue with exactly the options the carried run used")
     if recipe.control == "random-prune":
         raise CheckpointError("a run with the random-prune control cannot be carried (it reads all of θk)")
-    last = last_round(rows, recipe.control)
+    last = last_round(rows, recipe)
     ticket = None
     if last is not None:
         ticket = folder / last.ticket / TICKET_FILE
