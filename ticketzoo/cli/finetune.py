@@ -58,13 +58,15 @@ def command(ref, **opts) -> None:
     """
     from ticketzoo.find.sources import data_label
     from ticketzoo.finetune import FinetuneConfig, NoTrainedRunError, default_name, finetune
-    from ticketzoo.registry.api import finetune_started, open_base, push, remember_finetuned
+    from ticketzoo.registry.api import check_target, finetune_started, open_base, push, remember_finetuned
     from ticketzoo.train import TrainConfig, distributed
 
     o = gather(opts)
     distributed.ensure()  # under torchrun: join the group before any data is read
     if distributed.is_main():  # until its result is recorded, `push` without a ticket refuses
         _note(finetune_started, o["out_dir"])
+    if o["push"]:
+        check_target(o["registry"])  # a --registry naming no folder fails now, not after training
     base = open_base(ref)
     if base.last_pulled:
         err_console.print(f"using the most recently pulled ticket: {base.ref}")

@@ -160,6 +160,13 @@ def push(source: str | None = None, registry: str | None = None, *, name: str | 
     return backend.publish(opened, target, name, options)
 
 
+def check_target(registry: str | None = None, *, home: Path | None = None) -> None:
+    """Refuse now the registry a push would go to when its setting names no usable folder,
+    so that a fine-tune or search that ends in a push fails before it trains, not after."""
+    target = _target(registry, _home(home))
+    backend_for(target.kind).check_target(target)
+
+
 def _target(registry: str | None, local: LocalRegistry) -> Ref:
     if registry is not None:
         return parse_registry_url(registry)

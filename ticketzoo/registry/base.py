@@ -118,6 +118,10 @@ class Backend:
         """``([(entry, where, problem)], [(name, problem)])`` for ``list --registry``."""
         raise InvalidRefError(f"cannot list {target.text!r}", ref=target.text)
 
+    def check_target(self, target: Ref) -> None:
+        """Refuse a publish target that cannot work (checked before a long run that ends in
+        a push); the default accepts it (a remote says at publish time)."""
+
     def check_options(self, target: Ref, options: dict) -> None:
         """Refuse publish options this backend does not take (never silently drop them)."""
         for key, value in options.items():

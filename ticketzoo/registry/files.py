@@ -28,7 +28,7 @@ class FileBackend(Backend):
             problem = None if target.root.is_dir() else (
                 "is not a folder" if target.root.exists() else "does not exist")
             if problem:
-                message = f"registry folder {target.root} {problem}"
+                message = f"the registry folder {target.root} {problem}"
                 if target.setting.isupper():
                     raise ConfigError(f"{target.setting}: {message}",
                                       hint=f"create the folder, or set {target.setting} to an existing one")
@@ -38,6 +38,9 @@ class FileBackend(Backend):
 
     def folder_registry(self, target: Ref) -> LocalRegistry:
         return self.registry(target)
+
+    def check_target(self, target: Ref) -> None:
+        self.registry(target)
 
     def fetch(self, ref: Ref) -> Fetched:
         reg = self.registry(ref)
