@@ -107,6 +107,7 @@ def test_push_a_ticket_a_path_or_a_name(tmp_path, isolated_home):
     (tmp_path / "z").mkdir()
     renamed = ticketzoo.push(tmp_path / "t.safetensors", (tmp_path / "z").as_uri(), name="other")
     assert renamed.name == "other" and ticketzoo.load(f"{(tmp_path / 'z').as_uri()}/other").name == "other"
+    (tmp_path / "z2").mkdir()
     assert ticketzoo.push("pushed", str(tmp_path / "z2")).name == "pushed"  # a local name, a folder registry
 
 
