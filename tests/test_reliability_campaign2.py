@@ -237,10 +237,17 @@ def test_a_torch_checkpoint_at_enospc_names_the_file(full_disk):
 
 
 def test_export_and_finetune_out_on_a_full_disk_say_so(cli, full_disk, tmp_path):
+    from ticketzoo.data import make_image_folder
+
     LocalRegistry().publish(tiny_ticket(name="kept", sparsity=0.5))
     code, _, err = cli("export", "kept", "--out", full_disk / "dense.safetensors")
     assert code == 1 and f"no space left on the device holding {full_disk / 'dense.safetensors'}" in err, err
     assert list(full_disk.iterdir()) == []
+    data = make_image_folder(tmp_path / "d", kind="textures", classes=2, per_class=10, size=16)
+    code, _, err = cli("finetune", "kept", "--data", data, "--out", full_disk / "ft", "--epochs", 1,
+                       "--device", "cpu")
+    assert code == 1 and "no space left on the device holding" in err and str(full_disk / "ft") in err, err
+    assert not [p for p in (full_disk / "ft").rglob("*") if p.is_file()]  # nothing partial
 
 
 def test_a_push_on_a_full_disk_names_the_device_and_leaves_nothing(full_disk, tmp_path):
@@ -366,11 +373,15 @@ def test_every_read_works_in_a_read_only_home(cli, read_only_home, tmp_path):
     assert code == 1 and "read-only" in err.lower()
 
 
-def test_finetune_with_a_read_only_home_only_warns_about_its_record(read_only_home, capsys):
-    from ticketzoo.cli.finetune import _note
+def test_finetune_with_a_read_only_home_succeeds_and_warns(cli, read_only_home, tmp_path):
+    from ticketzoo.data import make_image_folder
 
-    _note(api.finetune_started, None)
-    assert "warning:" in capsys.readouterr().err
+    data = make_image_folder(tmp_path / "d", kind="textures", classes=2, per_class=40, size=16)
+    code, out, err = cli("finetune", "zz", "--data", data, "--out", tmp_path / "o", "--epochs", 8,
+                         "--split", "0.5,0.1,0.4", "--optimizer", "adam", "--lr", 0.01, "--batch-size", 8,
+                         "--device", "cpu")
+    assert code == 0 and (tmp_path / "o" / "ticket.safetensors").is_file(), err
+    assert "warning:" in err and "will not know this fine-tune" in err
 
 
 def _as_nobody(args, env) -> subprocess.CompletedProcess:
