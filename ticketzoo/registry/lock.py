@@ -84,10 +84,19 @@ def _hold(path: Path, mode: int, fd_opener, root: Path, timeout: float) -> Itera
 
 
 def exclusive(root: Path, *, timeout: float = TIMEOUT_S):
-    """Hold ``root/.lock`` exclusively (creating it); OSError when it cannot be opened."""
+    """Hold ``root/.lock`` exclusively (creating it); OSError when it cannot be opened.
+
+    ``flock`` needs no write access to the file: a user who may write the registry but
+    not the lock file another user made (umask 022) still locks it."""
     path = root / ".lock"
-    return _hold(path, fcntl.LOCK_EX, lambda: os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666),
-                 root, timeout)
+
+    def opener() -> int:
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except PermissionError:
+            return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+    return _hold(path, fcntl.LOCK_EX, opener, root, timeout)
 
 
 def shared(root: Path, *, timeout: float = TIMEOUT_S):
