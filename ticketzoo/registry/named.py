@@ -14,7 +14,7 @@ from pathlib import Path
 from ticketzoo.errors import IntegrityError, InvalidRefError, TicketFormatError, TicketNotFoundError, short
 from ticketzoo.folder import Entry, verify_entry
 from ticketzoo.names import shown
-from ticketzoo.registry.base import Backend, Opened, backend_for, import_folder, verify_stored
+from ticketzoo.registry.base import Backend, Opened, backend_for, import_folder, open_entry, verify_stored
 from ticketzoo.registry.catalog import BUNDLED, CatalogEntry, load_catalog
 from ticketzoo.registry.checks import check_readme
 from ticketzoo.registry.local import LocalRegistry
@@ -82,6 +82,16 @@ class NamedBackend(Backend):
         if ref.revision and (ref.name in catalog or local.revisions(ref.name)):
             raise _no_revision(ref, local, catalog, also)
         raise _not_found(ref.name, local, catalog, also)
+
+    def open(self, ref: Ref, local: LocalRegistry) -> Opened:
+        """A local ticket read once under the read lock; else (or when the local copy is
+        damaged) pulled first, as :meth:`pull` does."""
+        try:
+            return local.read(ref.name, ref.revision, open_entry)
+        except (TicketNotFoundError, IntegrityError) as e:
+            if getattr(e, "removed", False):
+                raise
+        return super().open(ref, local)
 
     def verify(self, ref: Ref, local: LocalRegistry):
         try:  # a damaged local copy is reported, not repaired
