@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import tiny_ticket
-from ticketzoo.errors import ConfigError, InvalidRefError, RegistryError, TicketNotFoundError
+from ticketzoo.errors import ConfigError, InvalidRefError, TicketNotFoundError
 from ticketzoo.registry import api, base
 from ticketzoo.registry.local import LocalRegistry
 
