@@ -33,7 +33,7 @@ class FileBackend(Backend):
                     raise ConfigError(f"{target.setting}: {message}",
                                       hint=f"create the folder, or set {target.setting} to an existing one")
                 raise ConfigError(message, field=target.setting, value=str(target.root),
-                                  hint="create the folder first (mkdir), or give an existing registry")
+                                  hint="create it first with mkdir, or give an existing registry")
         return LocalRegistry(target.root, location=target.root.as_uri(), setting=target.setting or "registry")
 
     def folder_registry(self, target: Ref) -> LocalRegistry:

@@ -117,8 +117,8 @@ def _check_plain_url(url: str, ref: str) -> None:
     """``?`` and ``#`` would end a file URL's path (urlparse drops the rest): refuse them."""
     for char, code in (("?", "%3F"), ("#", "%23")):
         if char in url:
-            raise InvalidRefError(f"{shown(url)}: a file:// URL cannot hold {char!r} (it would end the path "
-                                  "there)", ref=ref, hint=f"write {char!r} in a folder name as {code}")
+            raise InvalidRefError(f"{shown(url)}: a file:// URL cannot hold {char!r}: it would end the path "
+                                  "there", ref=ref, hint=f"write {char!r} in a folder name as {code}")
 
 
 def path_exists(p: Path) -> bool:
