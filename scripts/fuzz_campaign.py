@@ -279,11 +279,23 @@ def race_worker(args: list[str]) -> None:
     print(json.dumps({"code": code, "out": printed[-500:], "err": err.getvalue()[-2000:], "exists": exists}))
 
 
-def race_phase(pairs: int, rng, work: Path, report, python: str) -> None:
+@contextlib.contextmanager
+def _held(home: Path):
+    """The registry lock held exclusively (raw ``flock``: what every ticketzoo writer takes)."""
+    import fcntl
+
+    fd = os.open(home / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def race_phase(pairs: int, rng, work: Path, report, python: str, kinds: list[str]) -> None:
     from conftest import tiny_ticket
 
     from ticketzoo.data import make_image_folder
-    from ticketzoo.registry import lock
     from ticketzoo.registry.local import LocalRegistry
 
     data = make_image_folder(work / "race-data", kind="textures", classes=2, per_class=6, size=16)
@@ -300,7 +312,7 @@ def race_phase(pairs: int, rng, work: Path, report, python: str) -> None:
         reg = LocalRegistry(home)
         old = reg.publish(tiny_ticket(name="zz", seed=0)).revision
         reg.publish(tiny_ticket(name="zz", seed=1))
-        reader = ["pull", "pull", "verify", "push", "finetune"][i % 5]
+        reader = kinds[i % len(kinds)]
         remover = "gc" if (i // 5) % 2 else "rm"
         env = {**os.environ, "TICKETZOO_HOME": str(home)}
         cmds = [readers[reader](old), removers[remover](old)]
@@ -308,7 +320,7 @@ def race_phase(pairs: int, rng, work: Path, report, python: str) -> None:
         held = i % 2 == 0
         with contextlib.ExitStack() as stack:
             if held:  # both wait on the lock, then race for it
-                stack.enter_context(lock.exclusive(home))
+                stack.enter_context(_held(home))
             procs = []
             for cmd in cmds:
                 procs.append((cmd, subprocess.Popen([*worker, *cmd], env=env, stdout=subprocess.PIPE,
@@ -339,8 +351,10 @@ def race_phase(pairs: int, rng, work: Path, report, python: str) -> None:
         partial, _ = inspect_registry(home)
         report["partial"] += partial
         shutil.rmtree(home, ignore_errors=True)
+        said = {k: (v["err"].strip().splitlines() or [""])[-1][:120] for k, v in results.items() if v["code"]}
         print(f"[race {i + 1}/{pairs}] {reader} vs {remover} ({'held' if held else 'offset'}): "
-              + ", ".join(f"{k} {v['code']}" for k, v in results.items()), file=sys.stderr, flush=True)
+              + ", ".join(f"{k} {v['code']}" for k, v in results.items())
+              + "".join(f"; {k}: {m}" for k, m in said.items()), file=sys.stderr, flush=True)
 
 
 def main() -> int:
@@ -349,6 +363,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None, help="keep files here (default: a temp folder)")
     parser.add_argument("--races", type=int, default=0, help="run this many racing CLI pairs instead")
+    parser.add_argument("--race-readers", default="pull,pull,verify,push,finetune",
+                        help="readers the racing pairs cycle through (default: %(default)s)")
     parser.add_argument("--worker-cli", help=argparse.SUPPRESS)
     parser.add_argument("--worker-race", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -371,7 +387,7 @@ def main() -> int:
         report["foreign"], report["tracebacks"] = collections.Counter(), collections.Counter()
         start = time.monotonic()
         if args.races:
-            race_phase(args.races, rng, work, report, python)
+            race_phase(args.races, rng, work, report, python, args.race_readers.split(","))
             tracebacks = report.pop("tracebacks")
             report.pop("foreign")
             print(f"races: {report['race_pairs']} pairs in {time.monotonic() - start:.0f} s, seed {args.seed}")
