@@ -343,18 +343,18 @@ def race_phase(pairs: int, rng, work: Path, report, python: str, kinds: list[str
                 report["tracebacks"][f"race {name}: {r['err'].strip()[-200:]}"] += 1
             report["race_exit0"] += r["code"] == 0
         pulled = results.get("pull")
-        if pulled and pulled["code"] == 0:
-            if pulled["exists"] is False:
-                report["lost_paths"] += 1
-            elif remover == "gc" and not Path(pulled["out"]).is_file():
-                report["lost_paths"] += 1  # gc removed the revision pulled last
+        lost = bool(pulled and pulled["code"] == 0 and (
+            pulled["exists"] is False  # printed a path that did not exist
+            or (remover == "gc" and not Path(pulled["out"]).is_file())))  # gc removed the revision pulled last
+        report["lost_paths"] += lost
         partial, _ = inspect_registry(home)
         report["partial"] += partial
         shutil.rmtree(home, ignore_errors=True)
         said = {k: (v["err"].strip().splitlines() or [""])[-1][:120] for k, v in results.items() if v["code"]}
         print(f"[race {i + 1}/{pairs}] {reader} vs {remover} ({'held' if held else 'offset'}): "
               + ", ".join(f"{k} {v['code']}" for k, v in results.items())
-              + "".join(f"; {k}: {m}" for k, m in said.items()), file=sys.stderr, flush=True)
+              + "".join(f"; {k}: {m}" for k, m in said.items()) + ("; LOST PATH" if lost else ""),
+              file=sys.stderr, flush=True)
 
 
 def main() -> int:
