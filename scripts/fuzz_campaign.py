@@ -20,6 +20,13 @@ Four phases share the time budget (``--seconds``):
    a *visible partial ticket* is a name or revision that does not verify. Leftovers
    (``.tmp-*`` ...) still there after the next successful run are counted too.
 
+``--races N`` runs, instead, N **racing CLI pairs**: ``rm``/``gc --old-revisions`` against
+``pull``/``verify``/``push``/``finetune`` of a ticket with two revisions, started together
+(half of them released at once from a held registry lock, half at random offsets). A
+*lost path* is a reader that exits 0 printing a path that does not exist when it prints
+(checked in its own process) or, against ``gc``, that gc then removed (gc must spare what
+was pulled last); tracebacks and partial tickets are counted as above.
+
 Prints the figures and exits 1 when any foreign exception, traceback or partial ticket
 was found.
 """
@@ -34,6 +41,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -251,15 +259,120 @@ def process_kill_phase(rng, deadline, work: Path, report, python: str) -> None:
 # --- main ---------------------------------------------------------------------------------------
 
 
+# --- racing pairs ---------------------------------------------------------------------------------
+
+
+def race_worker(args: list[str]) -> None:
+    """Run ``ticketzoo ARGS`` here; print one JSON line: code, stdout, stderr, and whether the
+    path a successful pull printed existed right when it was printed."""
+    from ticketzoo.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(args)
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+    printed = out.getvalue().strip()
+    exists = Path(printed).is_file() if args[0] == "pull" and code == 0 else None
+    print(json.dumps({"code": code, "out": printed[-500:], "err": err.getvalue()[-2000:], "exists": exists}))
+
+
+@contextlib.contextmanager
+def _held(home: Path):
+    """The registry lock held exclusively (raw ``flock``: what every ticketzoo writer takes)."""
+    import fcntl
+
+    fd = os.open(home / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def race_phase(pairs: int, rng, work: Path, report, python: str, kinds: list[str]) -> None:
+    from conftest import tiny_ticket
+
+    from ticketzoo.data import make_image_folder
+    from ticketzoo.registry.local import LocalRegistry
+
+    data = make_image_folder(work / "race-data", kind="textures", classes=2, per_class=6, size=16)
+    src = work / "race-push.safetensors"
+    tiny_ticket(name="pushed", seed=7).save(src)
+    worker = [python, str(Path(__file__).resolve()), "--worker-race"]
+    readers = {"pull": lambda old: ["pull", f"zz@{old}"], "verify": lambda old: ["verify", f"zz@{old}"],
+               "push": lambda old: ["push", str(src)],
+               "finetune": lambda old: ["finetune", f"zz@{old}", "--data", str(data), "--epochs", "1",
+                                        "--device", "cpu", "--out", str(work / "race-ft"), "--force"]}
+    removers = {"rm": lambda old: ["rm", f"zz@{old}"], "gc": lambda old: ["gc", "--old-revisions"]}
+    for i in range(pairs):
+        home = work / f"race-{i}"
+        reg = LocalRegistry(home)
+        old = reg.publish(tiny_ticket(name="zz", seed=0)).revision
+        reg.publish(tiny_ticket(name="zz", seed=1))
+        reader = kinds[i % len(kinds)]
+        remover = "gc" if (i // 5) % 2 else "rm"
+        env = {**os.environ, "TICKETZOO_HOME": str(home)}
+        cmds = [readers[reader](old), removers[remover](old)]
+        rng.shuffle(cmds)
+        held = i % 2 == 0
+        with contextlib.ExitStack() as stack:
+            if held:  # both wait on the lock, then race for it
+                stack.enter_context(_held(home))
+            procs = []
+            for cmd in cmds:
+                procs.append((cmd, subprocess.Popen([*worker, *cmd], env=env, stdout=subprocess.PIPE,
+                                                    stderr=subprocess.PIPE, text=True)))
+                if not held:
+                    time.sleep(rng.uniform(0, 1.5))
+            if held:
+                time.sleep(4.0)  # let both start and block (a start-up is a few seconds here)
+        results = {}
+        for cmd, proc in procs:
+            out, err = proc.communicate(timeout=600)
+            try:
+                results[cmd[0]] = json.loads(out.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                results[cmd[0]] = {"code": 99, "out": "", "err": err[-2000:], "exists": None}
+        report["race_pairs"] += 1
+        report[f"race {reader} vs {remover}"] += 1
+        for name, r in results.items():
+            if crashed(r["code"], r["err"]):
+                report["tracebacks"][f"race {name}: {r['err'].strip()[-200:]}"] += 1
+            report["race_exit0"] += r["code"] == 0
+        pulled = results.get("pull")
+        lost = bool(pulled and pulled["code"] == 0 and (
+            pulled["exists"] is False  # printed a path that did not exist
+            or (remover == "gc" and not Path(pulled["out"]).is_file())))  # gc removed the revision pulled last
+        report["lost_paths"] += lost
+        partial, _ = inspect_registry(home)
+        report["partial"] += partial
+        shutil.rmtree(home, ignore_errors=True)
+        said = {k: (v["err"].strip().splitlines() or [""])[-1][:120] for k, v in results.items() if v["code"]}
+        print(f"[race {i + 1}/{pairs}] {reader} vs {remover} ({'held' if held else 'offset'}): "
+              + ", ".join(f"{k} {v['code']}" for k, v in results.items())
+              + "".join(f"; {k}: {m}" for k, m in said.items()) + ("; LOST PATH" if lost else ""),
+              file=sys.stderr, flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=300, help="total time budget (default 300)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None, help="keep files here (default: a temp folder)")
+    parser.add_argument("--races", type=int, default=0, help="run this many racing CLI pairs instead")
+    parser.add_argument("--race-readers", default="pull,pull,verify,push,finetune",
+                        help="readers the racing pairs cycle through (default: %(default)s)")
     parser.add_argument("--worker-cli", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-race", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker_cli:
         cli_worker(args.worker_cli)
+        return 0
+    if args.worker_race:
+        race_worker(args.worker_race)
         return 0
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.pop("TICKETZOO_DEBUG", None)
@@ -273,6 +386,19 @@ def main() -> int:
         report = collections.Counter()
         report["foreign"], report["tracebacks"] = collections.Counter(), collections.Counter()
         start = time.monotonic()
+        if args.races:
+            race_phase(args.races, rng, work, report, python, args.race_readers.split(","))
+            tracebacks = report.pop("tracebacks")
+            report.pop("foreign")
+            print(f"races: {report['race_pairs']} pairs in {time.monotonic() - start:.0f} s, seed {args.seed}")
+            for key in sorted(k for k in report if k.startswith("race ")):
+                print(f"  {key}: {report[key]}")
+            print(f"commands exiting 0: {report['race_exit0']}; exit 0 with a path that does not exist: "
+                  f"{report['lost_paths']}; tracebacks: {sum(tracebacks.values())}; partial tickets: "
+                  f"{report['partial']}")
+            for msg, n in tracebacks.most_common(10):
+                print(f"  {n} x {msg}")
+            return 1 if report["lost_paths"] or tracebacks or report["partial"] else 0
         bases = base_tickets()
         import_rss = _mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # torch alone is most of it
         share = {"library": 0.45, "cli": 0.20, "fork": 0.15, "process": 0.20}

@@ -51,6 +51,7 @@ def zoo(tmp_path):
     """A file:// registry holding tiny-conv2-s80 (pushed as a Ticket object)."""
     ticket = tiny_ticket()
     root = tmp_path / "zoo"
+    root.mkdir()  # a registry setting names an existing folder
     done = ticketzoo.push(ticket, root.as_uri())
     return ticket, root, done
 
@@ -103,8 +104,10 @@ def test_push_a_ticket_a_path_or_a_name(tmp_path, isolated_home):
     local = ticketzoo.push(ticket)  # default: the local registry
     assert local.location and ticketzoo.load("pushed").to_bytes() == ticket.to_bytes()
     ticket.save(tmp_path / "t.safetensors")
+    (tmp_path / "z").mkdir()
     renamed = ticketzoo.push(tmp_path / "t.safetensors", (tmp_path / "z").as_uri(), name="other")
     assert renamed.name == "other" and ticketzoo.load(f"{(tmp_path / 'z').as_uri()}/other").name == "other"
+    (tmp_path / "z2").mkdir()
     assert ticketzoo.push("pushed", str(tmp_path / "z2")).name == "pushed"  # a local name, a folder registry
 
 

@@ -51,6 +51,7 @@ def test_push_list_info_verify_export(tmp_path):
 
 def test_pull_prints_path(tmp_path):
     remote = tmp_path / "remote"
+    remote.mkdir()  # a registry setting names an existing folder
     src = tmp_path / "t.safetensors"
     tiny_ticket(name="remote-t").save(src)
     run("push", str(src), "--registry", f"file://{remote}", check=0)

@@ -277,6 +277,7 @@ def _fake_mnist(root: Path, n: int = 30) -> None:
 def test_named_dataset_and_push(tmp_path, capsys):
     _fake_mnist(tmp_path / "data")
     registry = tmp_path / "reg"
+    registry.mkdir()  # a registry setting names an existing folder
     code, err = _main("find", "--arch", "lenet_300_100", "--width", "0.1", "--data", "mnist",
                     "--data-root", str(tmp_path / "data"), "--rounds", "1", "--epochs", "2", "--rewind", "1ep",
                     "--device", "cpu", "--run-dir", str(tmp_path / "runs"), "-q", "--push",

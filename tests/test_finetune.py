@@ -268,6 +268,7 @@ def test_cli_ref_omitted_uses_last_pulled_and_push(tmp_path, capsys):
     entry = pull("starter")
     root = quick(tmp_path / "My Data")
     remote = tmp_path / "remote"
+    remote.mkdir()  # a registry setting names an existing folder
     code, out, err = cli(capsys, "--data", root, "--max-epochs", 8, *QUICK_ARGS, "--out",
                          tmp_path / "o", "--push", "--registry", f"file://{remote}")
     assert code == 0, err

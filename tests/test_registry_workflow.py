@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import tiny_ticket
-from ticketzoo.errors import ConfigError, InvalidRefError, RegistryError, TicketNotFoundError
+from ticketzoo.errors import ConfigError, InvalidRefError, TicketNotFoundError
 from ticketzoo.registry import api, base
 from ticketzoo.registry.local import LocalRegistry
 
@@ -108,6 +108,7 @@ def test_backend_table(tmp_path):
 
 def test_list_registry_file_url_and_plain_folder(cli, tmp_path, monkeypatch):
     zoo = tmp_path / "zoo"
+    zoo.mkdir()  # a registry setting must name an existing folder
     api.push(str(saved(tmp_path, "alpha")), str(zoo))  # a plain folder is a registry
     api.push(str(saved(tmp_path, "beta", 1)), zoo.as_uri())
     for registry in (zoo.as_uri(), str(zoo)):
@@ -249,6 +250,7 @@ def test_interrupted_gc_leaves_every_ticket_whole(tmp_path, monkeypatch):
 
 def test_default_remote(cli, tmp_path, monkeypatch):
     remote = tmp_path / "team-zoo"
+    remote.mkdir()
     monkeypatch.setenv("TICKETZOO_REGISTRY", str(remote))
     code, out, err = cli("push", saved(tmp_path, "shared"))
     assert code == 0 and f"to {remote.as_uri()}" in out, err
@@ -265,6 +267,7 @@ def test_default_remote(cli, tmp_path, monkeypatch):
 
 def test_push_without_a_source_takes_the_last_fine_tuned_or_pulled(cli, tmp_path):
     zoo = tmp_path / "zoo"
+    zoo.mkdir()  # a registry setting must name an existing folder
     code, _, err = cli("push", "--registry", zoo)
     assert code == 1 and "none fine-tuned or pulled yet" in err
     LocalRegistry().publish(tiny_ticket(name="pulled-one", seed=0))
@@ -285,6 +288,7 @@ def test_push_without_a_source_takes_the_last_fine_tuned_or_pulled(cli, tmp_path
 
 def test_hub_options_are_refused_by_folder_registries(cli, tmp_path):
     path = saved(tmp_path, "opts")
+    (tmp_path / "zoo").mkdir()
     with pytest.raises(ConfigError, match="tag applies only to hf:// registries") as e:
         api.push(str(path), str(tmp_path / "zoo"), tag="v1")
     assert e.value.field == "tag"
@@ -298,8 +302,9 @@ def test_hub_options_are_refused_by_folder_registries(cli, tmp_path):
 def test_registry_write_errors_leave_nothing(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(RegistryError, match="not writable"):
-        api.push(str(saved(tmp_path, "nowhere")), str(blocker / "zoo"))
+    with pytest.raises(ConfigError, match="is not a folder") as e:  # a setting naming no folder
+        api.push(str(saved(tmp_path, "nowhere")), str(blocker))
+    assert e.value.field == "registry"
 
 
 # --- the Hub card --------------------------------------------------------------------------------
@@ -359,6 +364,7 @@ def test_open_base_reads_a_ref_a_file_or_the_last_pulled(tmp_path):
 
 def test_list_filters_apply_to_a_registry(cli, tmp_path):
     zoo = tmp_path / "zoo"
+    zoo.mkdir()  # a registry setting must name an existing folder
     for name, sparsity in (("thin", 0.5), ("sparse", 0.9)):
         path = tmp_path / f"{name}.safetensors"
         tiny_ticket(name=name, sparsity=sparsity).save(path)

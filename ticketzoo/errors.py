@@ -100,6 +100,18 @@ class RegistryError(TicketzooError, OSError):
     """A registry could not be read or written (permissions, disk full, lock)."""
 
 
+class StorageError(TicketzooError, OSError):
+    """A file could not be written or read: disk full, permission denied, read-only folder.
+
+    ``path`` names the file, ``errno`` the cause (``errno.ENOSPC``, ``errno.EACCES``, ...)."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None, errno: int | None = None,
+                 hint: str | None = None, **fields: Any):
+        self.path = str(path) if path is not None else None
+        super().__init__(message, hint=hint, **fields)
+        self.errno = errno
+
+
 class HubError(RegistryError):
     """The Hugging Face Hub (or a compatible server) refused or could not be reached."""
 

@@ -66,3 +66,15 @@ def describe(error: Exception, command: click.Command | None) -> str:
 def flags_in(text: str, command: click.Command | None) -> str:
     """``text`` with each backticked field the command has a flag for written as that flag."""
     return _TICKED.sub(lambda m: flag_for(m.group(1), command) or m.group(0), text)
+
+
+def os_error_line(error: OSError) -> str:
+    """An OSError no library code worded (e.g. making a folder on a full disk): the file
+    and the cause, never "unexpected"."""
+    from ticketzoo.fileio import WRITE_CAUSES, storage_error
+
+    if error.filename is not None and error.errno in WRITE_CAUSES:
+        return storage_error(error, error.filename).message
+    if error.filename is not None:
+        return f"{error.filename}: {error.strerror or error}"
+    return error.strerror or str(error)

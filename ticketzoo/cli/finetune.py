@@ -61,11 +61,15 @@ def command(ref, **opts) -> None:
     """
     from ticketzoo.find.sources import data_label
     from ticketzoo.finetune import FinetuneConfig, NoTrainedRunError, default_name, finetune
-    from ticketzoo.registry.api import open_base, push, remember_finetuned
+    from ticketzoo.registry.api import check_target, finetune_started, open_base, push, remember_finetuned
     from ticketzoo.train import TrainConfig, distributed
 
     o = gather(opts)
     distributed.ensure()  # under torchrun: join the group before any data is read
+    if distributed.is_main():  # until its result is recorded, `push` without a ticket refuses
+        _note(finetune_started, o["out_dir"])
+    if o["push"]:
+        check_target(o["registry"])  # a --registry naming no folder fails now, not after training
     base = open_base(ref)
     if base.last_pulled:
         err_console.print(f"using the most recently pulled ticket: {base.ref}")
@@ -100,7 +104,7 @@ def command(ref, **opts) -> None:
         raise
     if not distributed.is_main():  # under torchrun every rank returns; one reports
         return
-    remember_finetuned(result.path)  # `ticketzoo push` without a source publishes it
+    _note(remember_finetuned, result.path)  # `ticketzoo push` without a source publishes it
     pushed = None
     if o["push"]:
         with err_console.status(f"pushing {result.ticket.name}"):
@@ -121,6 +125,17 @@ def command(ref, **opts) -> None:
                   f"metrics in {result.metrics_path}")
     if pushed is not None:
         console.print(f"pushed {pushed.name}@{pushed.revision} to {pushed.url or pushed.location}")
+
+
+def _note(record, path) -> None:
+    """Record the fine-tune in the registry state; a home that cannot take it (read-only,
+    full) is a warning: the fine-tune itself goes on, or has succeeded."""
+    from ticketzoo.errors import RegistryError, StorageError
+
+    try:
+        record(path)
+    except (RegistryError, StorageError) as e:
+        err_console.print(f"warning: {e.message} (`ticketzoo push` without a ticket will not know this fine-tune)")
 
 
 def _print_tables(result, init: str) -> None:

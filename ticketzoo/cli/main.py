@@ -88,6 +88,11 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:  # a bug, not a user error: still one line unless debugging
         if _debug():
             raise
+        if isinstance(e, OSError) and e.errno is not None:  # disk full, permission denied: file and cause
+            from ticketzoo.cli.errors import os_error_line
+
+            err_console.print(f"error: {_one_line(os_error_line(e))}")
+            sys.exit(EXIT_USER)
         err_console.print(f"error: unexpected {type(e).__name__}: {_one_line(str(e), 300)} "
                           "(set TICKETZOO_DEBUG=1 for a traceback)")
         sys.exit(EXIT_USER)

@@ -16,7 +16,7 @@ def command(ref: str, registry: str | None, as_json: bool) -> None:
     from ticketzoo.registry.api import pull
 
     with err_console.status(f"pulling {ref}"):
-        entry = pull(ref, registry)
+        entry = pull(ref, registry, warn=lambda message: err_console.print(f"warning: {message}"))
     if as_json:
         print_json({"name": entry.name, "revision": entry.revision, "sha256": entry.sha256, "path": str(entry.file)})
     else:

@@ -27,7 +27,7 @@ from ticketzoo.compare import plot, report, stats
 from ticketzoo.compare.plan import DEFAULT_CONDITIONS, SweepTicket, make_plan
 from ticketzoo.compare.runner import run_jobs
 from ticketzoo.errors import CheckpointError, ConfigError
-from ticketzoo.fileio import atomic_write_bytes
+from ticketzoo.fileio import atomic_write_bytes, refuse_registry
 from ticketzoo.finetune import FinetuneConfig, protocol, source
 
 SWEEP_FILE = "sweep.json"
@@ -83,6 +83,7 @@ def compare(tickets: list[SweepTicket], data, config: CompareConfig | None = Non
 
     config = config or CompareConfig()
     out = Path(out_dir)
+    refuse_registry(out)  # before any folder is made: a refused run leaves nothing in a registry
     rank, world = launch_layout()  # under torchrun: this process runs its share of the jobs, alone
     with alone():
         return _compare(tickets, data, config, out, rank, world, data_root=data_root, download=download,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ticketzoo.errors import CheckpointError, ConfigError, TicketzooError
-from ticketzoo.fileio import atomic_write_bytes, sha256_bytes
+from ticketzoo.fileio import atomic_write_bytes, refuse_registry, sha256_bytes
 from ticketzoo.folder import write_ticket_folder
 from ticketzoo.finetune import images, metrics, protocol, report, source
 from ticketzoo.finetune.config import FinetuneConfig, default_name
@@ -69,6 +69,7 @@ def finetune(ticket: Ticket, data: str | Path, config: FinetuneConfig | None = N
     arch = ticket.card.arch
     _check_ticket(ticket, config)
     out = Path(out_dir)
+    refuse_registry(out)  # before any folder is made: a refused run leaves nothing in a registry
     distributed.from_main(lambda: _check_output(out, resume, overwrite))  # rank 0 reads the folder
     say = (lambda *a, **k: None) if console is None else console.print  # quiet: no per-epoch lines
     with distributed.main_first(download):  # one rank downloads; the others read what it wrote

@@ -10,10 +10,11 @@ the catalog is looked up there.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
-from ticketzoo.errors import TicketNotFoundError, UnknownArchitectureError
+from ticketzoo.errors import RegistryError, StorageError, TicketNotFoundError, UnknownArchitectureError
 from ticketzoo.fileio import sha256_bytes
 from ticketzoo.folder import Entry
 from ticketzoo.registry.base import Pushed, backend_for
@@ -23,12 +24,15 @@ from ticketzoo.registry.cleanup import GcReport, gc, remove
 from ticketzoo.registry.local import LocalRegistry
 from ticketzoo.registry.named import default_remote, ticket_file
 from ticketzoo.registry.refs import Ref, check_name, local_registry_ref, parse_ref, parse_registry_url
-from ticketzoo.registry.state import Last, last_finetuned, last_pulled, last_ticket, record_pull, remember_finetuned
+from ticketzoo.registry.state import (Last, finetune_started, last_finetuned, last_pulled, last_ticket,  # noqa: F401
+                                      record_pull, remember_finetuned, unfinished_finetune)
 from ticketzoo.ticket import Ticket
 
 __all__ = ["Pushed", "Last", "Base", "pull", "load", "push", "verify", "resolve_card", "list_entries",
            "scan_entries", "filter_entries", "ticket_path", "open_base", "last_pulled", "remember_finetuned",
-           "last_finetuned", "last_ticket", "remove_ticket", "collect_garbage", "ticket_warnings"]
+           "last_finetuned", "last_ticket", "finetune_started", "remove_ticket", "collect_garbage", "ticket_warnings"]
+
+log = logging.getLogger("ticketzoo")
 
 #: Every publish option some backend takes (each backend declares its own subset).
 PUBLISH_OPTIONS = frozenset({"private", "revision", "tag", "message", "license"})
@@ -41,12 +45,16 @@ def _home(home: Path | None) -> LocalRegistry:
 # --- verbs -------------------------------------------------------------------------------------
 
 
-def pull(ref_text: str, registry: str | None = None, *, home: Path | None = None, record: bool = True) -> Entry:
+def pull(ref_text: str, registry: str | None = None, *, home: Path | None = None, record: bool = True,
+         warn: Callable[[str], None] | None = None) -> Entry:
     """Bring a ticket into the local registry (verified) and return its entry.
 
     ``registry`` (a URL or folder) looks the NAME[@REV] up there. ``record`` makes it "the
     ticket pulled last" (what ``finetune`` uses without a REF); commands that only
-    resolve a reference pass False.
+    resolve a reference pass False. When only that record cannot be written (a full disk,
+    a read-only home) the pull still succeeds: ``warn`` (default: the ``ticketzoo``
+    logger) hears why. A revision removed by ``rm``/``gc`` before the record is made is a
+    TicketNotFoundError ("removed while it was being read").
     """
     local = _home(home)
     ref = parse_ref(ref_text)
@@ -56,7 +64,11 @@ def pull(ref_text: str, registry: str | None = None, *, home: Path | None = None
         ref = backend_for(target.kind).locate(target, name, revision)
     entry = backend_for(ref.kind).pull(ref, local)
     if record:
-        record_pull(local, ref_text, entry)
+        try:
+            record_pull(local, ref_text, entry)
+        except (RegistryError, StorageError) as e:  # the ticket is in place: the pull succeeded
+            (warn or log.warning)(f"{e.message}: the pull worked, but `finetune` and `push` without a ticket "
+                                  "will not know it was pulled last")
     return entry
 
 
@@ -109,6 +121,12 @@ def _check_arch(ticket: Ticket) -> None:
 
 def ticket_to_push(home: Path | None = None) -> Last:
     """What ``push`` with no source publishes: the ticket fine-tuned or pulled last."""
+    out = unfinished_finetune(home)
+    if out is not None:
+        where = f" into {out}" if out else ""
+        raise TicketNotFoundError(f"the last fine-tune{where} did not succeed (it failed, or still runs), so there "
+                                  "is no result of it to push", hint="give the ticket to push: a ticket file, "
+                                  "folder or NAME")
     last = last_ticket(home)
     if last is None:
         raise TicketNotFoundError("no ticket given, and none fine-tuned or pulled yet",
@@ -140,6 +158,13 @@ def push(source: str | None = None, registry: str | None = None, *, name: str | 
     backend = backend_for(target.kind)
     backend.check_options(target, options)
     return backend.publish(opened, target, name, options)
+
+
+def check_target(registry: str | None = None, *, home: Path | None = None) -> None:
+    """Refuse now the registry a push would go to when its setting names no usable folder,
+    so that a fine-tune or search that ends in a push fails before it trains, not after."""
+    target = _target(registry, _home(home))
+    backend_for(target.kind).check_target(target)
 
 
 def _target(registry: str | None, local: LocalRegistry) -> Ref:
@@ -189,14 +214,17 @@ def scan_entries(*, home: Path | None = None, registry: str | None = None
     if registry is not None:
         target = parse_registry_url(registry)
         return backend_for(target.kind).entries(target)
-    found, damaged = _home(home).scan()
-    local = {e.name: e for e in found}
+    local_reg = _home(home)
+    with local_reg.reading():  # no rm or gc between reading an entry and checking its file
+        found, damaged = local_reg.scan()
+        local = {e.name: e for e in found}
+        problems = {n: listing_problem(e) for n, e in local.items()}
     catalog = load_catalog()
     rows = []
     for n in sorted(set(local) | set(catalog)):
         if n in local:
             where = "local+catalog" if n in catalog else "local"
-            rows.append((local[n], where, listing_problem(local[n])))
+            rows.append((local[n], where, problems[n]))
         else:
             item = catalog[n]
             problem = listing_problem(item.entry) if item.location == BUNDLED else None
@@ -227,9 +255,21 @@ def remove_ticket(ref_text: str, *, home: Path | None = None) -> tuple[str, list
     return name, remove(_home(home), name, revision)
 
 
-def collect_garbage(*, home: Path | None = None, dry_run: bool = False, old_revisions: bool = False) -> GcReport:
-    """``gc`` of the local registry (see :mod:`ticketzoo.registry.cleanup` for what goes);
-    ``old_revisions`` spares the revision pulled last."""
-    pulled = last_pulled(home)
-    keep = frozenset({(pulled.name, pulled.revision)}) if pulled is not None else frozenset()
-    return gc(_home(home), dry_run=dry_run, old_revisions=old_revisions, keep=keep)
+def collect_garbage(*, home: Path | None = None, registry: str | None = None, dry_run: bool = False,
+                    old_revisions: bool = False) -> GcReport:
+    """``gc`` of the local registry, or of the folder registry ``registry`` names (see
+    :mod:`ticketzoo.registry.cleanup` for what goes). In the local registry
+    ``old_revisions`` spares the revision pulled last, read under the lock gc holds."""
+    if registry is None:
+        local = _home(home)
+        return gc(local, dry_run=dry_run, old_revisions=old_revisions, keep=lambda: _pulled_last(local))
+    target = parse_registry_url(registry)
+    return gc(backend_for(target.kind).folder_registry(target), dry_run=dry_run, old_revisions=old_revisions)
+
+
+def _pulled_last(local: LocalRegistry) -> frozenset[tuple[str, str]]:
+    pulled = local.read_state().get("last_pulled")
+    try:
+        return frozenset({(str(pulled["name"]), str(pulled["revision"]))})
+    except (KeyError, TypeError):
+        return frozenset()

@@ -24,6 +24,7 @@ from importlib import import_module
 from pathlib import Path
 
 from ticketzoo.errors import ConfigError, IntegrityError, InvalidRefError
+from ticketzoo.fileio import sha256_bytes
 from ticketzoo.folder import Entry, read_entry, verify_entry
 from ticketzoo.registry.checks import check_readme
 from ticketzoo.registry.local import LocalRegistry
@@ -91,16 +92,13 @@ class Backend:
     def open(self, ref: Ref, local: LocalRegistry) -> Opened:
         """The ticket, read and decoded once (pulled into ``local`` first when remote)."""
         entry = self.pull(ref, local)
-        data = entry.file.read_bytes()
-        return Opened(Ticket.from_bytes(data, entry.file), data, entry)
+        return local.read(entry.name, entry.revision, open_entry)
 
     def verify(self, ref: Ref, local: LocalRegistry) -> tuple[Ticket, Entry | None]:
         """Check sha256 and the README card against the file (the architecture check is the
         dispatcher's, the same for every backend)."""
         entry = self.pull(ref, local)
-        ticket = Ticket.load(entry.file)
-        check_readme(entry, ticket.card)
-        return ticket, entry
+        return local.read(entry.name, entry.revision, verify_stored)
 
     def card(self, ref: Ref, local: LocalRegistry):
         """``(card, entry)``: the card, without decoding tensors when the backend can."""
@@ -111,9 +109,18 @@ class Backend:
         """Store the ticket under ``name`` in ``target``."""
         raise InvalidRefError(f"cannot publish to {target.text!r}", ref=target.text)
 
+    def folder_registry(self, target: Ref) -> LocalRegistry:
+        """The folder registry ``target`` names, for ``gc --registry``; other kinds refuse."""
+        raise InvalidRefError(f"{target.text!r} is not a folder registry: gc works on the local registry and "
+                              "file:// ones", ref=target.text)
+
     def entries(self, target: Ref) -> Listing:
         """``([(entry, where, problem)], [(name, problem)])`` for ``list --registry``."""
         raise InvalidRefError(f"cannot list {target.text!r}", ref=target.text)
+
+    def check_target(self, target: Ref) -> None:
+        """Refuse a publish target that cannot work (checked before a long run that ends in
+        a push); the default accepts it (a remote says at publish time)."""
 
     def check_options(self, target: Ref, options: dict) -> None:
         """Refuse publish options this backend does not take (never silently drop them)."""
@@ -121,6 +128,23 @@ class Backend:
             if key not in self.options and value not in (None, False):
                 raise ConfigError(f"{key} applies only to hf:// registries, not {target.text}",
                                   field=key, value=value)
+
+
+def open_entry(entry: Entry) -> Opened:
+    """Read a stored ticket once: its bytes checked against the recorded size and sha256,
+    then decoded (call under the registry's read lock: :meth:`LocalRegistry.read`)."""
+    data = entry.file.read_bytes()
+    if len(data) != entry.size or sha256_bytes(data) != entry.sha256:
+        verify_entry(entry)  # says what differs (or that the file changed since it was read)
+        raise IntegrityError(f"{entry.file}: changed while it was being read", path=entry.file)
+    return Opened(Ticket.from_bytes(data, entry.file), data, entry)
+
+
+def verify_stored(entry: Entry) -> tuple[Ticket, Entry]:
+    """sha256, format and README card of a stored ticket (under the read lock)."""
+    opened = open_entry(entry)
+    check_readme(entry, opened.ticket.card)
+    return opened.ticket, entry
 
 
 def import_folder(local: LocalRegistry, folder: Path, location: str, expect_sha: str | None = None, *,

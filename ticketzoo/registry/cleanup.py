@@ -127,13 +127,26 @@ def _problem(folder: Path, name: str, rev: str) -> str | None:
 
 
 def gc(reg: LocalRegistry, *, dry_run: bool = False, old_revisions: bool = False,
-       keep: frozenset[tuple[str, str]] = frozenset()) -> GcReport:
+       keep=frozenset()) -> GcReport:
     """Collect what no command can use (see the module docstring); ``keep`` holds
-    ``(name, revision)`` pairs ``old_revisions`` must spare (the ticket pulled last)."""
-    if not reg.tickets.is_dir():
-        return GcReport((), (), dry_run)
-    return reg._locked(f"collect garbage in {reg.root}", lambda: _gc_locked(reg, dry_run, old_revisions, keep),
-                       sweep=False)
+    ``(name, revision)`` pairs ``old_revisions`` must spare (the ticket pulled last), or is
+    a function returning them, called under the lock: gc decides from fresh state, so a
+    pull that recorded its ticket before gc took the lock is spared.
+
+    ``dry_run`` only reads, under the shared lock: it works in a read-only registry."""
+    try:
+        if not reg.tickets.is_dir():
+            return GcReport((), (), dry_run)
+    except OSError as e:
+        raise RegistryError(f"{reg.tickets}: cannot read the registry: {e.strerror}") from None
+
+    def work() -> GcReport:
+        return _gc_locked(reg, dry_run, old_revisions, keep() if callable(keep) else keep)
+
+    if dry_run:
+        with reg.reading():
+            return work()
+    return reg._locked(f"collect garbage in {reg.root}", work, sweep=False)
 
 
 def _gc_locked(reg: LocalRegistry, dry_run: bool, old_revisions: bool, keep) -> GcReport:

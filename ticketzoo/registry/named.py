@@ -13,7 +13,8 @@ from pathlib import Path
 
 from ticketzoo.errors import IntegrityError, InvalidRefError, TicketFormatError, TicketNotFoundError, short
 from ticketzoo.folder import Entry, verify_entry
-from ticketzoo.registry.base import Backend, Opened, backend_for, import_folder
+from ticketzoo.names import shown
+from ticketzoo.registry.base import Backend, Opened, backend_for, import_folder, open_entry, verify_stored
 from ticketzoo.registry.catalog import BUNDLED, CatalogEntry, load_catalog
 from ticketzoo.registry.checks import check_readme
 from ticketzoo.registry.local import LocalRegistry
@@ -29,7 +30,7 @@ def default_remote() -> Ref | None:
     if not value:
         return None
     try:
-        return parse_registry_url(value)
+        return parse_registry_url(value, setting=DEFAULT_REGISTRY_ENV)
     except InvalidRefError as e:
         raise InvalidRefError(f"{DEFAULT_REGISTRY_ENV}: {e.message}", ref=e.ref, hint=e.hint) from None
 
@@ -43,17 +44,19 @@ class NamedBackend(Backend):
     def pull(self, ref: Ref, local: LocalRegistry) -> Entry:
         """A local ticket, verified; else (or when the local copy is damaged) the catalog's."""
         damaged: IntegrityError | None = None
-        if local.has(ref.name, ref.revision):
-            try:
-                return local.pull(ref.name, ref.revision)
-            except IntegrityError as e:
-                damaged = e  # re-fetch from the catalog below when it has this ticket
+        missing: TicketNotFoundError | None = None
+        try:
+            return local.pull(ref.name, ref.revision)
+        except IntegrityError as e:
+            damaged = e  # re-fetch from the catalog below when it has this ticket
+        except TicketNotFoundError as e:
+            missing = e
         catalog = load_catalog()
         item = catalog.get(ref.name)
         if item is None or (ref.revision and not item.entry.revision.startswith(ref.revision)):
             if damaged is not None:
                 raise damaged
-            return self._from_default_remote(ref, local, catalog)
+            return self._from_default_remote(ref, local, catalog, missing)
         if item.location == BUNDLED:
             folder = item.entry.folder
         else:
@@ -64,37 +67,69 @@ class NamedBackend(Backend):
             folder = backend_for(where.kind).fetch(where).folder
         return import_folder(local, folder, item.location, expect_sha=item.entry.sha256)
 
-    def _from_default_remote(self, ref: Ref, local: LocalRegistry, catalog: dict[str, CatalogEntry]) -> Entry:
+    def _from_default_remote(self, ref: Ref, local: LocalRegistry, catalog: dict[str, CatalogEntry],
+                             missing: TicketNotFoundError | None = None) -> Entry:
         remote = default_remote()
-        if remote is None:
-            raise _not_found(ref.name, local, catalog, "")
-        backend = backend_for(remote.kind)
+        also = ""
+        if remote is not None:
+            backend = backend_for(remote.kind)
+            try:
+                return backend.pull(backend.locate(remote, ref.name, ref.revision), local)
+            except TicketNotFoundError:
+                also = f" or {DEFAULT_REGISTRY_ENV} ({remote.text})"
+        if missing is not None and getattr(missing, "removed", False):
+            raise missing  # it was there when the read began: say so, not "no such ticket"
+        if ref.revision and (ref.name in catalog or local.revisions(ref.name)):
+            raise _no_revision(ref, local, catalog, also)
+        raise _not_found(ref.name, local, catalog, also)
+
+    def open(self, ref: Ref, local: LocalRegistry) -> Opened:
+        """A local ticket read once under the read lock; else (or when the local copy is
+        damaged) pulled first, as :meth:`pull` does."""
         try:
-            return backend.pull(backend.locate(remote, ref.name, ref.revision), local)
-        except TicketNotFoundError:
-            raise _not_found(ref.name, local, catalog, f" or {DEFAULT_REGISTRY_ENV} ({remote.text})") from None
+            return local.read(ref.name, ref.revision, open_entry)
+        except (TicketNotFoundError, IntegrityError) as e:
+            if getattr(e, "removed", False):
+                raise
+        return super().open(ref, local)
 
     def verify(self, ref: Ref, local: LocalRegistry):
-        if not local.has(ref.name, ref.revision):
-            return super().verify(ref, local)
-        entry = local.pull(ref.name, ref.revision)  # a damaged local copy is reported, not repaired
-        ticket = Ticket.load(entry.file)
-        check_readme(entry, ticket.card)
-        return ticket, entry
+        try:  # a damaged local copy is reported, not repaired
+            return local.read(ref.name, ref.revision, verify_stored)
+        except TicketNotFoundError as e:
+            if getattr(e, "removed", False):
+                raise
+        return super().verify(ref, local)
 
     def card(self, ref: Ref, local: LocalRegistry):
         """A stored ticket file is checked first (sha256, and its header's card against the
         README's), so a damaged or missing file is an error, not a card shown as if intact."""
-        if local.has(ref.name, ref.revision):
-            entry = local.pull(ref.name, ref.revision)
-            check_readme(entry)
+        def check(entry: Entry):
+            check_readme(verify_entry(entry))
             return entry.card, entry
+
+        try:
+            return local.read(ref.name, ref.revision, check)
+        except TicketNotFoundError as e:
+            if getattr(e, "removed", False):
+                raise
         item = load_catalog().get(ref.name)
         if item is not None and not ref.revision:
             if item.location == BUNDLED:
                 check_readme(verify_entry(item.entry))
             return item.entry.card, None
         return super().card(ref, local)
+
+
+def _no_revision(ref: Ref, local: LocalRegistry, catalog: dict[str, CatalogEntry], also: str) -> TicketNotFoundError:
+    """``NAME@REV`` where NAME exists but REV does not: the revision is what is missing."""
+    known = list(local.revisions(ref.name))
+    if ref.name in catalog and catalog[ref.name].entry.revision not in known:
+        known.append(catalog[ref.name].entry.revision)
+    return TicketNotFoundError(
+        f"revision {shown(ref.revision)} of {ref.name!r} not found in the local registry or the catalog{also} "
+        f"(revisions: {', '.join(sorted(known)) or 'none'})", ref=ref.text,
+        hint=f"`ticketzoo pull {ref.name}` takes its current revision")
 
 
 def _not_found(name: str, local: LocalRegistry, catalog: dict[str, CatalogEntry], also: str) -> TicketNotFoundError:

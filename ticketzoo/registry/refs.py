@@ -7,6 +7,11 @@ Forms:
 * ``file:///dir/name[@rev]``               a ticket in another local-layout registry
 * a path to a ``.safetensors`` file or to a folder holding ``ticket.safetensors``
 
+A reference that is a valid ``name[@rev]`` is a name, even when the current folder holds
+a file or folder of that name: a path is written as one (``./NAME``, ``/abs/NAME``,
+``~/NAME``, anything with a ``/``, or ending in ``.safetensors``). ``file://`` URLs
+cannot hold ``?`` or ``#`` (they would silently name another path): write ``%3F``, ``%23``.
+
 Names match ``[a-z0-9][a-z0-9._-]*`` (at most 96 characters): no slashes, no leading
 dot, so a name can never escape the registry folder.
 """
@@ -56,6 +61,7 @@ class Ref:
     repo_id: str | None = None  # hf only: "org/repo"
     root: Path | None = None  # file registries: the registry folder
     path: Path | None = None  # path refs
+    setting: str | None = None  # registry targets: what named it ("registry" keyword or an environment variable)
 
     def __str__(self) -> str:
         return self.text
@@ -83,6 +89,7 @@ def parse_ref(text: str) -> Ref:
         name = check_name(parts[2]) if len(parts) == 3 else None
         return Ref("hf", text, name=name, revision=rev, repo_id="/".join(parts[:2]))
     if text.startswith("file://"):
+        _check_plain_url(text, text)
         body, rev = _split_rev(text, text)
         url = urlparse(body)
         if url.netloc not in ("", "localhost"):
@@ -95,10 +102,23 @@ def parse_ref(text: str) -> Ref:
     if "://" in text:
         raise InvalidRefError(f"unsupported scheme in {shown(text)}", ref=text, hint=forms)
     p = Path(text).expanduser()
-    if text.endswith(".safetensors") or "/" in text or text.startswith(".") or path_exists(p):
+    if text.endswith(".safetensors") or "/" in text or text.startswith((".", "~")):
+        return Ref("path", text, path=p)
+    body, rev = text.rsplit("@", 1) if "@" in text else (text, None)
+    if valid_name(body) and (rev is None or (REV_RE.match(rev) and ".." not in rev)):
+        return Ref("name", text, name=body, revision=rev)  # a name, whatever the current folder holds
+    if path_exists(p):
         return Ref("path", text, path=p)
     body, rev = _split_rev(text, text)
     return Ref("name", text, name=check_name(body), revision=rev)
+
+
+def _check_plain_url(url: str, ref: str) -> None:
+    """``?`` and ``#`` would end a file URL's path (urlparse drops the rest): refuse them."""
+    for char, code in (("?", "%3F"), ("#", "%23")):
+        if char in url:
+            raise InvalidRefError(f"{shown(url)}: a file:// URL cannot hold {char!r}: it would end the path "
+                                  "there", ref=ref, hint=f"write {char!r} in a folder name as {code}")
 
 
 def path_exists(p: Path) -> bool:
@@ -109,30 +129,39 @@ def path_exists(p: Path) -> bool:
         return False
 
 
-def parse_registry_url(url: str) -> Ref:
-    """Parse a ``--registry`` value: ``file:///dir``, a plain folder path (the same thing), or
-    ``hf://org``/``hf://org/repo``."""
+def parse_registry_url(url: str, *, setting: str = "registry") -> Ref:
+    """Parse a registry setting: ``file:///dir``, a plain folder path (the same thing), or
+    ``hf://org``/``hf://org/repo``. ``setting`` names where the value came from in errors:
+    the ``registry`` keyword (``--registry``), or an environment variable, whose value
+    must not be a relative path (it would mean another folder in every directory)."""
     hint = "use file:///abs/dir (or a folder path) or hf://ORG (or hf://ORG/REPO for one repo of many tickets)"
+    field = None if setting.isupper() else setting
+    fields = {"field": field, "value": url} if field else {}
     if not isinstance(url, str) or not url.strip():
-        raise InvalidRefError(f"invalid registry URL {shown(url)}", hint=hint)
+        raise InvalidRefError(f"invalid registry URL {shown(url)}", hint=hint, **fields)
     url = url.strip()
     _check_text(url, "registry URL")
     if url.startswith("file://"):
+        _check_plain_url(url, url)
         parsed = urlparse(url)
         if parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/"):
-            raise InvalidRefError(f"invalid registry URL {shown(url)}", ref=url, hint=hint)
+            raise InvalidRefError(f"invalid registry URL {shown(url)}", ref=url, hint=hint, **fields)
         path = unquote(parsed.path)
         _check_text(path, "registry URL path")  # %00 unquotes to NUL
-        return Ref("file", url, root=Path(path))
+        return Ref("file", url, root=Path(path), setting=setting)
     if url.startswith("hf://"):
         parts = [p for p in url[len("hf://") :].split("/") if p]
         if len(parts) not in (1, 2) or not all(HF_SEGMENT_RE.match(p) for p in parts):
-            raise InvalidRefError(f"invalid registry URL {shown(url)}", ref=url, hint=hint)
-        return Ref("hf", url, repo_id="/".join(parts))
+            raise InvalidRefError(f"invalid registry URL {shown(url)}", ref=url, hint=hint, **fields)
+        return Ref("hf", url, repo_id="/".join(parts), setting=setting)
     if "://" in url:
-        raise InvalidRefError(f"unsupported scheme in registry URL {shown(url)}", ref=url, hint=hint)
-    root = Path(url).expanduser().absolute()  # a plain folder: the file:// registry there
-    return Ref("file", root.as_uri(), root=root)
+        raise InvalidRefError(f"unsupported scheme in registry URL {shown(url)}", ref=url, hint=hint, **fields)
+    given = Path(url).expanduser()
+    if field is None and not given.is_absolute():
+        raise InvalidRefError(f"{shown(url)} is a relative path; a registry setting must be absolute",
+                              ref=url, hint=f"set {setting} to /abs/dir, file:///abs/dir or hf://ORG")
+    root = given.absolute()  # a plain folder: the file:// registry there
+    return Ref("file", root.as_uri(), root=root, setting=setting)
 
 
 def local_registry_ref(root: Path) -> Ref:

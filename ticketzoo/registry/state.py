@@ -1,6 +1,9 @@
 """What the local registry remembers in ``state.json``: the ticket pulled last (what
 ``finetune`` takes without a REF) and the ticket fine-tuned last; ``push`` without a
-source takes whichever came later. Written under the registry lock, merged, atomically.
+source takes whichever came later, and only when the command that made it succeeded:
+``finetune`` records that it started (:func:`finetune_started`) and, once done, its
+result (:func:`remember_finetuned`), so a fine-tune that failed or still runs is never
+silently replaced by an older ticket. Written under the registry lock, merged, atomically.
 """
 
 from __future__ import annotations
@@ -38,6 +41,24 @@ def last_pulled(home: Path | None = None) -> Entry | None:
         return None
 
 
+def finetune_started(out_dir: str | Path | None = None, *, home: Path | None = None) -> None:
+    """Record that a fine-tune (into ``out_dir``, when known) has started: until
+    :func:`remember_finetuned` records its result, ``push`` without a source refuses."""
+    out = str(Path(out_dir).absolute()) if out_dir is not None else None
+    _home(home).update_state({"finetune_started": {"out": out}, "last": "finetune-started"})
+
+
+def unfinished_finetune(home: Path | None = None) -> str | None:
+    """The output folder (or "") of a fine-tune that started last and never recorded a
+    result (it failed, was killed, or still runs); None when the last command finished."""
+    state = _home(home).read_state()
+    if state.get("last") != "finetune-started":
+        return None
+    started = state.get("finetune_started")
+    out = started.get("out") if isinstance(started, dict) else None
+    return out if isinstance(out, str) else ""
+
+
 def remember_finetuned(path: str | Path, *, home: Path | None = None) -> None:
     """Record a fine-tuned ticket file (or its folder) as "the ticket fine-tuned last", which
     ``push`` without a source publishes. Called by the CLI after a fine-tune succeeds."""
@@ -72,6 +93,13 @@ def last_ticket(home: Path | None = None) -> Last | None:
 
 
 def record_pull(local: LocalRegistry, ref: str, entry: Entry) -> None:
-    """Make ``entry`` the ticket pulled last (``ref`` as the user typed it)."""
+    """Make ``entry`` the ticket pulled last (``ref`` as the user typed it). Checked under
+    the lock: a revision ``rm`` or ``gc`` removed since the pull read it is refused (a
+    TicketNotFoundError saying so), so no command reports a pull of what is gone, and
+    ``gc`` (which decides under the same lock) spares what it records."""
+    def still_there() -> None:
+        if not entry.folder.is_dir():
+            raise local._removed(entry.name, entry.revision)
+
     local.update_state({"last_pulled": {"ref": ref, "name": entry.name, "revision": entry.revision},
-                        "last": "pulled"})
+                        "last": "pulled"}, check=still_there)
