@@ -78,6 +78,14 @@ def bench_ticket(ticket, *, weights: str, input_size: int, batch_size: int, repe
     shape = (batch_size, arch.in_channels, input_size, input_size)
     x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
     model = ticket.to_model(weights).eval()
+    try:
+        with torch.no_grad():
+            model(x)
+    except RuntimeError as e:  # e.g. an MLP or a fixed-size head at another input size
+        from ticketzoo.errors import ConfigError
+
+        raise ConfigError(f"{arch.name} does not take {input_size} px inputs ({str(e).splitlines()[0][:160]})",
+                          field="input_size", value=input_size, hint=f"its card's input size is {arch.input_size}")
     say("building the sparse runtime (the first run on a machine compiles its kernels)")
     start = time.perf_counter()
     fast = sparsify(model, example=shape)
