@@ -34,6 +34,7 @@ class Chooser:
         self.force = force
         self.table: dict[str, dict] = self._read()
         self.used: dict[str, dict] = {}  # layer name -> the entry it used last, for reports
+        self._memo: dict[tuple, str] = {}  # (layer, shapes, threads) -> kernel: no key strings per call
         self._dirty = False
 
     def _read(self) -> dict[str, dict]:
@@ -47,6 +48,13 @@ class Chooser:
             return {}
 
     def choose(self, layer, x: torch.Tensor, residual, relu: bool) -> str:
+        memo = (id(layer), tuple(x.shape), residual is not None, relu, torch.get_num_threads())
+        kernel = self._memo.get(memo)
+        if kernel is None:
+            kernel = self._memo[memo] = self._choose(layer, x, residual, relu)
+        return kernel
+
+    def _choose(self, layer, x: torch.Tensor, residual, relu: bool) -> str:
         if self.force is not None:
             self.used[layer.layer_name] = {"kernel": self.force, "density": layer.density}
             return self.force
