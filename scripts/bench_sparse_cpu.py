@@ -93,11 +93,13 @@ def _sparse_times(model, x, repeat):
 @click.option("--sparsity", "sparsities", default="0.89,0.97,0.99", show_default=True)
 @click.option("--batch", "batches", default="1,8", show_default=True)
 @click.option("--size", "sizes", default="224,32", show_default=True)
+@click.option("--scope", type=click.Choice(["global", "layerwise"]), default="global", show_default=True,
+              help="How the ResNet-50 masks are made (ticketzoo.prune's scope).")
 @click.option("--ticket", "tickets", multiple=True, help="Time this ticket too (a ref); repeatable.")
 @click.option("--no-resnet", is_flag=True, help="Skip the pruned torchvision ResNet-50s.")
 @click.option("--no-lenet", is_flag=True, help="Skip the LeNet-300-100 ticket.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Also write results here.")
-def main(threads, repeat, sparsities, batches, sizes, tickets, no_resnet, no_lenet, json_out):
+def main(threads, repeat, sparsities, batches, sizes, scope, tickets, no_resnet, no_lenet, json_out):
     import torch
     import torchvision
 
@@ -118,8 +120,15 @@ def main(threads, repeat, sparsities, batches, sizes, tickets, no_resnet, no_len
         for s in (float(v) for v in sparsities.split(",")):
             model = torchvision.models.resnet50(num_classes=10).eval()
             model.load_state_dict(base.state_dict())
-            ticketzoo.prune(model, s).apply(model)
+            masks = ticketzoo.prune(model, s, scope=scope)
+            masks.apply(model)
             pruned[s] = model
+            density = {n: float(m.float().mean()) for n, m in masks.items()}
+            densest = max(density, key=density.get)
+            click.echo(f"resnet50 s{round(s * 100)} ({scope} magnitude, seeded init): stem density "
+                       f"{density['conv1.weight']:.3f}, densest {densest} {density[densest]:.3f}, "
+                       f"{sum(v > 0.1 for v in density.values())} of {len(density)} layers above 0.1, "
+                       f"{sum(v == 0 for v in density.values())} empty")
         for size in sizes:
             for batch in batches:
                 x = torch.randn(batch, 3, size, size)
@@ -127,9 +136,9 @@ def main(threads, repeat, sparsities, batches, sizes, tickets, no_resnet, no_len
                 dense_ms = _time_all(runners, repeat)
                 for s, model in pruned.items():
                     sparse_ms, error, layers, setup = _sparse_times(model, x, repeat)
-                    out = {"net": f"resnet50-s{round(s * 100)}", "sparsity": s, "batch": batch, "size": size,
+                    out = {"net": f"resnet50-s{round(s * 100)}", "scope": scope, "sparsity": s, "batch": batch, "size": size,
                            "threads": threads, "torchscript_build_s": build, "sparse_setup_s": setup}
-                    _report(f"ResNet-50 s{round(s * 100)} (global magnitude), batch {batch}, {size} px", dense_ms,
+                    _report(f"ResNet-50 s{round(s * 100)} ({scope} magnitude), batch {batch}, {size} px", dense_ms,
                             sparse_ms, error, layers, out)
                     results.append(out)
 
