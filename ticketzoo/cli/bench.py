@@ -28,7 +28,8 @@ def command(ref: str, input_size: int | None, batch_size: int, threads: int | No
     from ticketzoo.api import load
     from ticketzoo.sparse.bench import bench_ticket
 
-    torch.set_num_threads(threads or os.cpu_count() or 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    torch.set_num_threads(threads or cores or 1)
     ticket = load(ref)
     weights = weights or ("trained" if "trained" in ticket.weight_sets else "rewind")
     if weights not in ticket.weight_sets:
