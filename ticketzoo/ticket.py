@@ -309,14 +309,19 @@ class Ticket:
         return out
 
     def to_model(self, weights: str = "rewind", num_classes: int | None = None, *, fresh_head: bool = False,
-                 head_init: str = "default", seed: int | None = None) -> nn.Module:
+                 head_init: str = "default", seed: int | None = None, runtime: str = "dense") -> nn.Module:
         """The ticket's network with one weight set loaded and pruned weights exactly zero.
 
         With ``num_classes`` other than the card's, or ``fresh_head``, the head is replaced
         by a fresh dense layer (its weights and mask are dropped; :func:`~ticketzoo.models.new_head`
         with ``head_init`` and ``seed``). Train it under :meth:`head_masks_dropped` then.
+        ``runtime="sparse"`` returns an eval-mode inference network instead, its pruned layers
+        on sparse CPU kernels, kernels chosen for the card's input size (:mod:`ticketzoo.sparse`).
         """
         from ticketzoo.models import new_head
+
+        if runtime not in ("dense", "sparse"):
+            raise ConfigError(f"runtime must be 'dense' or 'sparse', got {runtime!r}", field="runtime", value=runtime)
 
         arch = self.card.arch
         model = self._meta_model()
@@ -333,6 +338,10 @@ class Ticket:
             new_head(model, classes, init=head_init, seed=seed, device="cpu")
         model.load_state_dict(state, strict=False, assign=True)  # names checked above; a new head stays
         _materialize_fresh(model)
+        if runtime == "sparse":
+            from ticketzoo.sparse import sparsify
+
+            return sparsify(model, example=(1, arch.in_channels, arch.input_size, arch.input_size))
         return model
 
     def head_masks_dropped(self) -> Mask:

@@ -28,6 +28,8 @@ class LazyGroup(click.Group):
         "compare": "compare",
         "rm": "rm",
         "gc": "gc",
+        "bench": "bench",
+        "predict": "predict",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

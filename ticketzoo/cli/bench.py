@@ -1,0 +1,68 @@
+"""``ticketzoo bench REF``: the ticket dense (fp32, bf16) vs the sparse runtime on this machine."""
+
+from __future__ import annotations
+
+import click
+
+from ticketzoo.cli.console import console, err_console, human_size, print_json
+
+
+@click.command("bench")
+@click.argument("ref")
+@click.option("--input-size", type=click.IntRange(1, 4096), default=None,
+              help="Image side in pixels [default: the card's].")
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=1, show_default=True)
+@click.option("--threads", type=click.IntRange(1, 1024), default=None, help="CPU threads [default: all cores].")
+@click.option("--repeat", type=click.IntRange(1, 1000), default=5, show_default=True,
+              help="Timed runs per variant; the fastest is reported.")
+@click.option("--weights", type=click.Choice(["rewind", "trained"]), default=None,
+              help="Weight set [default: trained when the ticket has it, else rewind].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def command(ref: str, input_size: int | None, batch_size: int, threads: int | None, repeat: int,
+            weights: str | None, as_json: bool) -> None:
+    """Time a ticket on the CPU: dense fp32 eager, dense bf16 autocast and the sparse runtime."""
+    import os
+
+    import torch
+
+    from ticketzoo.api import load
+    from ticketzoo.sparse.bench import bench_ticket
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    torch.set_num_threads(threads or cores or 1)
+    ticket = load(ref)
+    weights = weights or ("trained" if "trained" in ticket.weight_sets else "rewind")
+    if weights not in ticket.weight_sets:
+        raise click.BadParameter(f"ticket {ticket.name} has no {weights!r} weights "
+                                 f"(it has: {', '.join(ticket.weight_sets)})", param_hint="--weights")
+    size = input_size or ticket.card.arch.input_size
+    say = None if as_json else (lambda msg: err_console.print(msg, style="dim"))
+    result = bench_ticket(ticket, weights=weights, input_size=size, batch_size=batch_size, repeat=repeat,
+                          progress=say)
+    if as_json:
+        print_json(result)
+        return
+    _table(result)
+
+
+def _table(r: dict) -> None:
+    from rich.table import Table
+
+    console.print(f"{r['ticket']} ({r['arch']}, {r['sparsity']:.2%} sparse, {r['weights']} weights): batch "
+                  f"{r['batch_size']} at {r['input_size']} px on {r['threads']} threads of {r['cpu']}, "
+                  f"fastest of {r['repeat']} runs")
+    table = Table(show_edge=False, pad_edge=False)
+    for col in ("runtime", "latency (ms)", "images/s", "vs dense fp32"):
+        table.add_column(col, justify="left" if col == "runtime" else "right")
+    base = r["runs"]["dense-fp32"]["ms"]
+    for name, run in r["runs"].items():
+        table.add_row(name, f"{run['ms']:.2f}", f"{run['images_per_s']:.1f}", f"{base / run['ms']:.2f}x")
+    console.print(table)
+    kernels = "C++ kernels" if r["compiled_kernels"] else "torch.sparse (no C++ compiler here)"
+    console.print(f"sparse runtime: {r['layers_sparse']} of {r['layers_total']} layers on sparse kernels "
+                  f"({kernels}), max relative error vs dense fp32 {r['max_relative_error']:.1e}, "
+                  f"set up in {r['sparse_setup_s']:.1f} s")
+    ratio = r["dense_safetensors_bytes"] / r["ticket_bytes"]
+    console.print(f"file size: ticket {human_size(r['ticket_bytes'])}, dense safetensors "
+                  f"{human_size(r['dense_safetensors_bytes'])} ({ratio:.1f}x smaller)")
+    console.print(f"verdict: {r['verdict']}")

@@ -1,0 +1,114 @@
+"""Measuring a ticket: dense fp32, dense bf16 autocast and the sparse runtime, min-of-N.
+
+Used by ``ticketzoo bench`` and ``scripts/bench_sparse_cpu.py``. Every figure is measured
+in the same process on the same input; ratios are against baselines measured in that run.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+def min_time(fn: Callable[[], object], repeat: int, warmup: int = 1) -> float:
+    """The fastest of ``repeat`` calls (seconds) after ``warmup`` untimed ones: on a shared
+    machine the minimum is the run least disturbed by other work."""
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(max(1, repeat)):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
+    """``max |out - ref| / max |ref|``: how far the sparse runtime's logits are from dense."""
+    return float((out.float() - ref.float()).abs().max() / ref.float().abs().max().clamp_min(1e-30))
+
+
+def dense_runners(model: nn.Module, x: torch.Tensor) -> dict[str, Callable[[], object]]:
+    """``dense-fp32`` (eager) and ``dense-bf16`` (CPU autocast) forward passes of ``model``."""
+    model = model.eval()
+
+    def fp32():
+        with torch.no_grad():
+            return model(x)
+
+    def bf16():
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            return model(x)
+
+    return {"dense-fp32": fp32, "dense-bf16": bf16}
+
+
+def dense_safetensors_bytes(state: dict[str, torch.Tensor]) -> int:
+    """Bytes of the plain dense state dict as one safetensors file (what ``export`` writes)."""
+    from safetensors.torch import save
+
+    return len(save({k: v.contiguous() for k, v in state.items()}))
+
+
+def verdict(ms: dict[str, float], baseline: str = "dense-fp32", ours: str = "sparse") -> str:
+    """One honest sentence: how the sparse runtime compares with dense here, or that it does not help."""
+    dense = {k: v for k, v in ms.items() if k != ours}
+    best = min(dense, key=dense.get)
+    vs_base, vs_best = ms[baseline] / ms[ours], ms[best] / ms[ours]
+    if vs_best >= 1.05:
+        text = f"sparse is {vs_base:.2f}x faster than {baseline} here"
+        return text + (f" ({vs_best:.2f}x faster than the best dense option, {best})" if best != baseline else "")
+    if vs_base >= 1.05:
+        return (f"sparse is {vs_base:.2f}x faster than {baseline} but not faster than {best} "
+                f"({vs_best:.2f}x) on this machine")
+    return f"no speed-up at this sparsity on this machine (sparse runs at {vs_base:.2f}x the speed of {baseline})"
+
+
+def bench_ticket(ticket, *, weights: str, input_size: int, batch_size: int, repeat: int = 5,
+                 progress: Callable[[str], None] | None = None) -> dict:
+    """Latency and throughput of ``ticket`` dense (fp32, bf16) and sparse, sizes, error and verdict."""
+    from ticketzoo.sparse import sparsify
+    from ticketzoo.sparse.kernels import cpu_name
+
+    say = progress or (lambda _msg: None)
+    arch = ticket.card.arch
+    shape = (batch_size, arch.in_channels, input_size, input_size)
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    model = ticket.to_model(weights).eval()
+    try:
+        with torch.no_grad():
+            model(x)
+    except RuntimeError as e:  # e.g. an MLP or a fixed-size head at another input size
+        from ticketzoo.errors import ConfigError
+
+        raise ConfigError(f"{arch.name} does not take {input_size} px inputs ({str(e).splitlines()[0][:160]})",
+                          field="input_size", value=input_size, hint=f"its card's input size is {arch.input_size}")
+    say("building the sparse runtime (the first run on a machine compiles its kernels)")
+    start = time.perf_counter()
+    fast = sparsify(model, example=shape)
+    setup_s = time.perf_counter() - start
+    runners = {**dense_runners(model, x), "sparse": lambda: fast(x)}
+    ms = {}
+    for name, fn in runners.items():
+        say(f"timing {name}")
+        ms[name] = min_time(fn, repeat) * 1e3
+    with torch.no_grad():
+        error = relative_error(fast(x), model(x))
+    layers = fast.layers()
+    return {
+        "ticket": ticket.name, "arch": arch.name, "sparsity": ticket.sparsity, "weights": weights,
+        "input_size": input_size, "batch_size": batch_size, "threads": torch.get_num_threads(),
+        "cpu": cpu_name(), "repeat": repeat, "compiled_kernels": fast.compiled,
+        "runs": {k: {"ms": round(v, 3), "images_per_s": round(batch_size / v * 1e3, 2)} for k, v in ms.items()},
+        "speedup_vs_dense_fp32": round(ms["dense-fp32"] / ms["sparse"], 3),
+        "speedup_vs_best_dense": round(min(ms["dense-fp32"], ms["dense-bf16"]) / ms["sparse"], 3),
+        "max_relative_error": error,
+        "sparse_setup_s": round(setup_s, 2),
+        "layers_sparse": sum(1 for r in layers if r["kernel"] != "dense"), "layers_total": len(layers),
+        "ticket_bytes": len(ticket.to_bytes()),
+        "dense_safetensors_bytes": dense_safetensors_bytes(ticket.state_dict(weights)),
+        "verdict": verdict(ms),
+    }
