@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 
-from ticketzoo.config import UNHASHED, Config
+from ticketzoo.config import LATER, UNHASHED, Config
 from ticketzoo.data import DEFAULT_MEMORY_BUDGET
 from ticketzoo.errors import ConfigError
 from ticketzoo.train import TrainConfig
@@ -54,6 +54,7 @@ class FinetuneConfig(Config):
     protocol: str | None = None  # None: train as given; "paper" or "auto" (module docstring)
     overrides: tuple[str, ...] = ()  # train fields the caller set; "auto" keeps them
     threads: int | None = field(default=None, metadata=UNHASHED)  # torch CPU threads; None: by model
+    folds: int = field(default=1, metadata=LATER)  # K > 1: stratified K-fold (ticketzoo.data.folds)
 
     def __post_init__(self) -> None:
         if isinstance(self.overrides, (list, set, frozenset)):
@@ -106,6 +107,8 @@ class FinetuneConfig(Config):
                               field="overrides", value=self.overrides)
         if self.threads is not None and self.threads < 1:
             raise bad("threads", "must be a positive integer")
+        if self.folds < 1:
+            raise bad("folds", "must be an integer >= 1")
         if self.name is not None:
             from ticketzoo.names import check_name
 
