@@ -126,6 +126,8 @@ class Resolution:
 
     def lines(self) -> list[str]:
         """The resolution line, and a warning when it is coarse (fields as `field`)."""
+        if not self.images:
+            return ["resolution: no test images, so nothing will be measured: give `split` a test fraction"]
         per = sorted(set(self.test_per_evaluation))
         per_text = "-".join(str(n) for n in (per[0], per[-1])) if len(per) > 1 else str(per[0])
         one = 100 / max(1, min(self.test_per_evaluation))
@@ -146,15 +148,13 @@ class Resolution:
             if self.folds == 1 and self.folder_images:
                 better = (f"; `folds` 5 tests all {self.folder_images} images"
                           + (f" (about {self.mdd_with_folds:.0f} points)" if self.mdd_with_folds else ""))
-                out.append("warning: this design cannot resolve differences of a few points" + better
-                           + (" and `seeds` 2 or more pair the runs" if self.seeds < 2 else ""))
+                out.append("warning: this design cannot resolve differences of a few points" + better)
             elif self.folds == 1:
                 out.append("warning: this design cannot resolve differences of a few points; "
                            "more test images or `seeds` would help")
             else:
                 out.append("warning: this design cannot resolve differences of a few points; only more "
-                           "images would help much (more folds or seeds add little)"
-                           + ("; `seeds` 2 or more give the paired test pairs to work with" if self.mdd is None else ""))
+                           "images would help much (more folds or seeds add little)")
         return out
 
 

@@ -137,4 +137,5 @@ def _json(result, pushed) -> dict:
             "metrics": str(result.metrics_path), "summary": result.metrics["summary"],
             "runs": [{k: r[k] for k in ("init", "seed", "status", "reason", "test_accuracy")}
                      for r in result.metrics["runs"]],
-            "notes": result.metrics["notes"], "pushed": None if pushed is None else pushed.__dict__}
+            "notes": result.metrics["notes"], "resolution": result.metrics.get("resolution"),
+            "pushed": None if pushed is None else pushed.__dict__}

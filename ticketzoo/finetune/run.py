@@ -80,6 +80,10 @@ def finetune(ticket: Ticket, data: str | Path, config: FinetuneConfig | None = N
     how = images.transform(info, channels=arch.in_channels, input_size=arch.input_size,
                            working=config.working_size(arch.input_size))
     report.describe_data(say, ds, sets)
+    if config.folds > 1:
+        f0 = next(iter(folds.values()))[0]
+        say(f"folds: {config.folds} stratified folds over all {folds_mod.count(ds)} images, each init trained "
+            f"on every fold (fold 0: train {len(f0.train)} / val {len(f0.val)} / test {len(f0.test)} images)")
     say(images.describe(info, how), style="yellow" if how["downscale"] >= 2 else None)
     classes = len(ds.classes)
     threads, why = _threads(config.threads, start_model(ticket, config.init, classes, config.seed)[0], arch)
