@@ -34,6 +34,7 @@ from ticketzoo.data.folds import fold_dataset
 from ticketzoo.errors import CheckpointError, ConfigError
 from ticketzoo.fileio import atomic_write_bytes
 from ticketzoo.finetune import FinetuneConfig, protocol, source
+from ticketzoo.finetune import folds as ft_folds
 
 SWEEP_FILE = "sweep.json"
 OUTPUTS = ("runs.csv", "results.json", "table.md", "plot.png", "plot.svg")
@@ -120,10 +121,10 @@ def _compare(tickets, data, config, out, rank, world, *, data_root, download, co
         for name in (SWEEP_FILE, *OUTPUTS):
             (out / name).unlink(missing_ok=True)
     _check_sweep(out, fingerprint)
-    design = _design(ds, ft)
+    design = ft_folds.design(ds, ft)
     if ft.folds > 1:
         f0 = fold_dataset(ds, ft.folds, 0, ft.split, ft.seed)
-        say(f"data: {source.description(ds)}, {len(ds.classes)} classes; {_count(ds)} images in {ft.folds} "
+        say(f"data: {source.description(ds)}, {len(ds.classes)} classes; {ft_folds.count(ds)} images in {ft.folds} "
             f"stratified folds (fold 0: train {len(f0.train)} / val {len(f0.val)} / test {len(f0.test)} images)")
     else:
         say(f"data: {source.description(ds)}, {len(ds.classes)} classes; train {len(ds.train)} / "
@@ -195,21 +196,10 @@ def _prepare(tickets, data, ft, data_root, download):
     return first, loaded, resolved, _fingerprint(ft, resolved, loaded[0])
 
 
-def _count(ds) -> int:
-    return len(ds.train) + len(ds.val) + len(ds.test)
-
-
-def _design(ds, ft):
-    """What the comparison can resolve, from its test images, folds and seeds."""
-    from ticketzoo.finetune.folds import design
-
-    return design(ds, ft)
-
-
 def _folds_setup(ds, ft) -> dict:
     """results.json's account of the folds: sizes, and each fold's test images."""
     parts = [fold_dataset(ds, ft.folds, f, ft.split, ft.seed) for f in range(ft.folds)]
-    return {"k": ft.folds, "images": _count(ds), "seed": ft.seed,
+    return {"k": ft.folds, "images": ft_folds.count(ds), "seed": ft.seed,
             "sizes": [{s: len(getattr(p, s)) for s in ("train", "val", "test")} for p in parts],
             "test": [[os.path.relpath(s.path, ds.root) for s in p.test] for p in parts]}
 
