@@ -30,6 +30,9 @@ _CONDITIONS = ("rewind", "trained", "reinit", "random_prune", "dense")  # ticket
                    "counts), dense (no mask, from scratch; once).")
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True,
               help="Runs per condition and ticket: seed, seed+1, ...")
+@click.option("--folds", type=click.IntRange(min=1), default=1, show_default=True, metavar="K",
+              help="Stratified K-fold over the folder: every image is tested once per seed, val is carved "
+                   "from the training folds, differences are paired by fold and seed (1: --split's one split).")
 @click.option("--protocol", type=click.Choice(["auto", "paper"]), default="auto", show_default=True,
               help="Training recipe, as in finetune (docs/FINETUNE.md); the training flags override it.")
 @click.option("--resize", type=int, help="Working size images are cached at [input size x 8/7].")
@@ -43,8 +46,8 @@ _CONDITIONS = ("rewind", "trained", "reinit", "random_prune", "dense")  # ticket
                    "Sabatelli et al.'s Target-Ticket) and compare each of its rounds too.")
 @click.option("--out", "out_dir", metavar="DIR", help="Output folder [./compared/FAMILY-on-DATA].")
 @click.option("--force", is_flag=True, help="Start over: delete the jobs and results in --out first.")
-def command(tickets, conditions, seeds, protocol, resize, memory_budget, jobs, target_rounds, out_dir, force,
-            **opts) -> None:
+def command(tickets, conditions, seeds, folds, protocol, resize, memory_budget, jobs, target_rounds, out_dir,
+            force, **opts) -> None:
     """Train each TICKET from θk and from its trained weights, beside a random reinit and a
     random pruning of its mask and the dense network from scratch, on the same splits and
     seeds; write a table, runs.csv, results.json and plot.png/.svg. Rerun to resume.
@@ -52,6 +55,7 @@ def command(tickets, conditions, seeds, protocol, resize, memory_budget, jobs, t
     Distributed: under `torchrun --nproc_per_node N [--nnodes M ...] -m ticketzoo compare ...`
     each process runs every N-th job alone (on several machines, --out must be on a shared
     disk); rank 0 writes the report. See docs/DISTRIBUTED.md."""
+    from ticketzoo.cli.errors import flags_in
     from ticketzoo.compare import CompareConfig, compare
     from ticketzoo.finetune import FinetuneConfig
     from ticketzoo.train import TrainConfig
@@ -64,13 +68,13 @@ def command(tickets, conditions, seeds, protocol, resize, memory_budget, jobs, t
     config = FinetuneConfig(train=train, seeds=seeds, strict=opts["strict"], augment=opts["augment"],
                             resize=resize, weight_init=opts["weight_init"], workers=opts.get("workers"),
                             memory_budget_bytes=int(memory_budget * 2**20), protocol=protocol,
-                            overrides=tuple(sorted(given)), threads=opts.get("threads"), **extra)
+                            overrides=tuple(sorted(given)), threads=opts.get("threads"), folds=folds, **extra)
     sweep = resolve_tickets(tickets)
     data = opts["data"]
     out = Path(out_dir) if out_dir else Path("compared") / f"{sweep[0].family}-on-{_label(data)}"
     result = compare(sweep, data, CompareConfig(config, conditions, jobs, target_rounds), out_dir=out,
                      data_root=opts.get("data_root"), download=opts["download"], console=err_console, force=force,
-                     quiet=opts["quiet"])
+                     quiet=opts["quiet"], word=lambda text: flags_in(text, click.get_current_context().command))
     if not result.main:  # another torchrun process: rank 0 reports the sweep
         return
     if opts["as_json"]:
@@ -78,6 +82,7 @@ def command(tickets, conditions, seeds, protocol, resize, memory_budget, jobs, t
 
         print_json({"out": str(result.out), "files": {k: str(v) for k, v in result.files.items()},
                     "summary": [row_dict(r) for r in result.rows], "notes": result.notes,
+                    "resolution": result.resolution.to_dict() if result.resolution else None,
                     "failed": [{"key": k, "error": e} for k, e in result.failures]})
     else:
         _print(result)

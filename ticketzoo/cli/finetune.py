@@ -35,6 +35,9 @@ _NOTES = {  # what each training option is when not given: the protocol's choice
 @click.option("--compare", metavar="INIT[,INIT]", default="",
               help="Also train these inits on the same splits and seeds, e.g. dense,reinit.")
 @click.option("--seeds", type=int, default=1, show_default=True, help="Runs per init: seed, seed+1, ...")
+@click.option("--folds", type=click.IntRange(min=1), default=1, show_default=True, metavar="K",
+              help="With --compare: stratified K-fold over the folder, every image tested once per seed, "
+                   "differences paired by fold and seed (1: --split's one split). The saved ticket is fold 0's.")
 @click.option("--resize", type=int, help="Working size images are cached at [input size x 8/7].")
 @click.option("--input-size", type=click.IntRange(min=1), default=None,
               help="Image side the network sees; convolutional tickets only (the paper fine-tuned "
@@ -59,6 +62,7 @@ def command(ref, **opts) -> None:
     GPUs, gloo on CPU; see docs/DISTRIBUTED.md). --batch-size is the global batch (each process
     trains BATCH/N); rank 0 alone writes and reports; resume with the same N.
     """
+    from ticketzoo.cli.errors import flags_in
     from ticketzoo.find.sources import data_label
     from ticketzoo.finetune import FinetuneConfig, NoTrainedRunError, default_name, finetune
     from ticketzoo.registry.api import check_target, finetune_started, open_base, push, remember_finetuned
@@ -87,13 +91,15 @@ def command(ref, **opts) -> None:
                             strict=o["strict"], augment=o["augment"], resize=o["resize"], name=name,
                             workers=o["workers"], memory_budget_bytes=int(o["memory_budget"] * 2**20),
                             protocol=o["protocol"], overrides=tuple(sorted(given)), threads=o["threads"],
-                            weight_init=o["weight_init"], input_size=o["input_size"], **extra)
+                            weight_init=o["weight_init"], input_size=o["input_size"], folds=o["folds"],
+                            **extra)
     out = Path(o["out_dir"]) if o["out_dir"] else Path("finetuned") / name
     as_json = o["as_json"]
     try:
         result = finetune(ticket, o["data"], config, out_dir=out, data_root=o["data_root"],
                           download=o["download"], base_ref=base_ref, base_sha256=base_sha, console=err_console,
-                          resume=o["resume"], overwrite=o["force"], quiet=o["quiet"])
+                          resume=o["resume"], overwrite=o["force"], quiet=o["quiet"],
+                          word=lambda text: flags_in(text, click.get_current_context().command))
     except NoTrainedRunError as err:
         if not distributed.is_main():
             raise
@@ -154,4 +160,5 @@ def _json(result, pushed) -> dict:
             "metrics": str(result.metrics_path), "summary": result.metrics["summary"],
             "runs": [{k: r[k] for k in ("init", "seed", "status", "reason", "test_accuracy")}
                      for r in result.metrics["runs"]],
-            "notes": result.metrics["notes"], "pushed": None if pushed is None else pushed.__dict__}
+            "notes": result.metrics["notes"], "resolution": result.metrics.get("resolution"),
+            "pushed": None if pushed is None else pushed.__dict__}

@@ -76,7 +76,7 @@ def run_job(job: Job, ctx: SweepContext, report: Callable[[str, int, int], None]
     head = {"fingerprint": ctx.fingerprint, "spec": job.spec()}
     atomic_write_bytes(folder / JOB_FILE, json.dumps({**head, "job": job.to_dict()}, indent=1).encode())
     ticket = _ticket(job.ticket.path)
-    ds, sets = _data(ctx, ticket.card.arch)
+    ds, sets = _data(ctx, ticket.card.arch) if job.fold is None else _fold_data(ctx, ticket.card.arch, job.fold)
     classes = len(ds.classes)
     model, masks = build(job, ticket, classes, ctx.config.weight_init)
     recipe = dataclasses.replace(ctx.recipe, seed=job.seed, **({"device": ctx.device} if ctx.device else {}))
@@ -111,9 +111,10 @@ def record_of(job: Job, run) -> dict:
         "key": job.key, "condition": job.condition, "family": job.family,
         "ticket": job.ticket.name if job.condition != "dense" else None,
         "arch": job.ticket.arch, "sparsity": run.sparsity, "remaining": 1.0 - run.sparsity, "seed": job.seed,
-        "status": run.status, "reason": run.reason,
+        "fold": job.fold, "status": run.status, "reason": run.reason,
         "test_accuracy": test.accuracy if test is not None else None,
         "test_samples": test.num_samples if test is not None else 0,
+        "test_correct": round(test.accuracy * test.num_samples) if test is not None else None,
         "epochs": t.epochs_run if t else (run.diverged or {}).get("epoch"),
         "best_epoch": t.best_epoch if t else None, "stopped_early": t.stopped_early if t else None,
         "p_value_vs_chance": run.p_value, "chance_level": run.chance_level,
@@ -140,6 +141,18 @@ def _data(ctx: SweepContext, arch, loaded=None):
         _CACHE[key] = loaded
     if key not in _CACHE:
         _CACHE[key] = source.load(ctx.data, ctx.config, arch, data_root=ctx.data_root)  # named: downloaded before
+    return _CACHE[key]
+
+
+def _fold_data(ctx: SweepContext, arch, fold: int):
+    """``(dataset, sets)`` of one fold (``ctx.config.folds``), built once per process from
+    the folder's images as loaded (no file is decoded again)."""
+    from ticketzoo.finetune.folds import fold as fold_of
+
+    key = ("fold", fold, ctx.data, ctx.data_root, json.dumps(dataclasses.asdict(arch), sort_keys=True, default=str),
+           json.dumps(ctx.config.to_dict(), sort_keys=True))
+    if key not in _CACHE:
+        _CACHE[key] = fold_of(_data(ctx, arch)[0], ctx.config, arch, fold)
     return _CACHE[key]
 
 

@@ -81,21 +81,24 @@ class Job:
     ticket: SweepTicket  # for dense: a ticket of the architecture (its weights are not used)
     family: str  # "" for dense
     sparsity: float  # of the trained network: the ticket's for masked conditions, 0 for dense
+    fold: int | None = None  # its test fold with --folds K > 1; None: the folder's one split
 
     def spec(self) -> dict:
         """What the job computes (with the sweep's fingerprint: what decides its result)."""
-        return {"key": self.key, "condition": self.condition, "seed": self.seed,
+        spec = {"key": self.key, "condition": self.condition, "seed": self.seed,
                 "ticket": self.ticket.name if self.condition != "dense" else None,
                 "ticket_sha256": self.ticket.sha256 if self.condition != "dense" else None,
                 "arch": self.ticket.arch, "sparsity": self.sparsity}
+        return spec if self.fold is None else {**spec, "fold": self.fold}  # one split: as before folds
 
     def to_dict(self) -> dict:
         return {**self.spec(), "family": self.family, "ticket_info": asdict(self.ticket)}
 
 
-def make_plan(tickets: list[SweepTicket], conditions, seeds: list[int]) -> tuple[list[Job], list[str]]:
-    """Every job, dense first, then per ticket (by family and sparsity) each condition and
-    seed; and notes on what was left out (a ticket without trained weights)."""
+def make_plan(tickets: list[SweepTicket], conditions, seeds: list[int], folds: int = 1) -> tuple[list[Job], list[str]]:
+    """Every job, dense first, then per ticket (by family and sparsity) each condition,
+    fold (``folds`` > 1) and seed; and notes on what was left out (a ticket without
+    trained weights)."""
     from ticketzoo.errors import ConfigError
 
     conditions = tuple(dict.fromkeys(conditions))
@@ -115,14 +118,24 @@ def make_plan(tickets: list[SweepTicket], conditions, seeds: list[int]) -> tuple
         for arch in archs:
             first = next(t for t in tickets if t.arch == arch)
             suffix = "" if len(archs) == 1 else f"-{_slug(arch)}"
-            jobs += [Job(f"dense{suffix}-seed{s}", "dense", s, first, "", 0.0) for s in seeds]
+            jobs += [Job(f"dense{suffix}{_f(f)}-seed{s}", "dense", s, first, "", 0.0, f)
+                     for f in _folds(folds) for s in seeds]
     for t in sorted(tickets, key=lambda t: (t.family, t.sparsity, t.name)):
         for c in (c for c in conditions if c in MASKED):
             if c == "trained" and not t.has_trained:
                 notes.append(f"{t.name} has no source-trained weights: no 'trained' runs for it.")
                 continue
-            jobs += [Job(f"{t.name}--{c}-seed{s}", c, s, t, t.family, t.sparsity) for s in seeds]
+            jobs += [Job(f"{t.name}--{c}{_f(f)}-seed{s}", c, s, t, t.family, t.sparsity, f)
+                     for f in _folds(folds) for s in seeds]
     return jobs, notes
+
+
+def _folds(k: int) -> list[int | None]:
+    return [None] if k == 1 else list(range(k))
+
+
+def _f(fold: int | None) -> str:
+    return "" if fold is None else f"-fold{fold}"
 
 
 def _slug(text: str) -> str:

@@ -3,7 +3,9 @@
 As in Frankle & Carbin (Fig. 1) and Sabatelli et al. (Fig. 3): a log x-axis of the
 fraction of weights remaining, densest on the left; one line per condition (and source
 family) with the std over seeds as error bars; the dense network from scratch as a
-dashed line inside a band of its mean ± std. Drawn by matplotlib (Agg, no display), saved
+dashed line inside a band of its mean ± std. With K folds each point is the pooled test
+accuracy over every fold and seed, with its Wilson 95% interval as the error bar and as
+the dense network's band. Drawn by matplotlib (Agg, no display), saved
 as PNG and SVG, each written atomically.
 """
 
@@ -42,7 +44,7 @@ def plot(rows: list[Row], out_stem: Path, *, title: str, caption: str) -> list[P
         nudge = 1 + 0.025 * (i - (len(lines) - 1) / 2)
         x = [(1 - c.sparsity) * nudge for c in cells]
         y = [100 * c.mean for c in cells]
-        err = [100 * (c.std or 0.0) for c in cells]
+        err = _errors(cells)
         xs_all += x
         style, marker = _STYLE.get(condition, ("-", "o"))
         label = LABELS.get(condition, condition) + (f" — {family}" if len(families) > 1 else "")
@@ -50,8 +52,13 @@ def plot(rows: list[Row], out_stem: Path, *, title: str, caption: str) -> list[P
                     label=label, linewidth=1.6, markersize=5)
     for j, r in enumerate(r for r in rows if r.cell.condition == "dense" and r.cell.mean is not None):
         mean, std = 100 * r.cell.mean, 100 * (r.cell.std or 0.0)
-        label = f"{LABELS['dense']}: {mean:.1f}% ± {std:.1f} (band: ± std)"
-        ax.axhspan(mean - std, mean + std, color="0.5", alpha=0.18, linewidth=0)
+        if r.cell.paired and (interval := r.cell.interval()):
+            low, high = 100 * interval[0], 100 * interval[1]
+            label = f"{LABELS['dense']}: {mean:.1f}% [{low:.1f}, {high:.1f}] (band: Wilson 95%)"
+        else:
+            low, high = mean - std, mean + std
+            label = f"{LABELS['dense']}: {mean:.1f}% ± {std:.1f} (band: ± std)"
+        ax.axhspan(low, high, color="0.5", alpha=0.18, linewidth=0)
         ax.axhline(mean, color="black", linestyle=(0, (5, 3)), linewidth=1.2, label=label)
         xs_all.append(1.0)
     ax.set_xscale("log")
@@ -61,7 +68,9 @@ def plot(rows: list[Row], out_stem: Path, *, title: str, caption: str) -> list[P
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:g}%"))
     ax.set_xlabel("weights remaining (log scale; sparser to the right)")
-    ax.set_ylabel("test accuracy (%), mean ± std over seeds")
+    paired = any(r.cell.paired for r in rows)
+    ax.set_ylabel("test accuracy (%), pooled over folds and seeds, Wilson 95% interval" if paired
+                  else "test accuracy (%), mean ± std over seeds")
     ax.set_title(title)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="best", fontsize=8, framealpha=0.9)
@@ -79,6 +88,18 @@ def plot(rows: list[Row], out_stem: Path, *, title: str, caption: str) -> list[P
         atomic_write_bytes(path, blob)
         paths.append(path)
     return paths
+
+
+def _errors(cells) -> list[float] | list[list[float]]:
+    """Error bars: ± std over seeds (one split) or the Wilson interval, as (below, above)."""
+    if not any(c.paired for c in cells):
+        return [100 * (c.std or 0.0) for c in cells]
+    below, above = [], []
+    for c in cells:
+        low, high = c.interval() or (c.mean, c.mean)
+        below.append(100 * (c.mean - low))
+        above.append(100 * (high - c.mean))
+    return [below, above]
 
 
 def _metadata(fmt: str) -> dict:

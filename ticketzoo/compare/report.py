@@ -1,7 +1,8 @@
 """The comparison's outputs: ``runs.csv`` and ``results.json`` (every run), the table.
 
 The table has one row per condition and sparsity: test accuracy mean ± std over the
-seeds that trained, how many trained, and the difference to dense and to the reinit
+seeds that trained (with K folds: pooled over every fold, ± std over seeds, and its
+Wilson 95% interval), how many trained, and the difference to dense and to the reinit
 control of the same mask (:mod:`.stats`).
 """
 
@@ -18,8 +19,8 @@ from ticketzoo.finetune.metrics import write_json
 SCHEMA = 1
 SHORT = {"rewind": "rewind (θk)", "trained": "trained (θi)", "reinit": "reinit", "random_prune": "random prune",
          "dense": "dense"}  # table labels; the plot's legend spells them out (plan.LABELS)
-CSV_COLUMNS = ("key", "family", "ticket", "condition", "sparsity", "remaining", "seed", "status",
-               "test_accuracy", "epochs", "best_epoch", "stopped_early", "reason", "time_s")
+CSV_COLUMNS = ("key", "family", "ticket", "condition", "sparsity", "remaining", "fold", "seed", "status",
+               "test_accuracy", "test_samples", "epochs", "best_epoch", "stopped_early", "reason", "time_s")
 
 
 def write_csv(path: Path, records: list[dict]) -> None:
@@ -49,23 +50,38 @@ def row_dict(row: Row) -> dict:
             "test_accuracy_mean": c.mean, "test_accuracy_std": c.std,
             "not_trained": [{"seed": s, "status": st} for s, st in c.failed],
             "vs_dense": row.vs_dense.to_dict() if row.vs_dense else None,
-            "vs_reinit": row.vs_reinit.to_dict() if row.vs_reinit else None}
+            "vs_reinit": row.vs_reinit.to_dict() if row.vs_reinit else None,
+            **(_pooled_dict(c) if c.paired else {})}
+
+
+def _pooled_dict(c) -> dict:
+    """With K folds: which (fold, seed) runs the pooled accuracy rests on, and its interval."""
+    interval = c.interval()
+    return {"folds": sorted({f for f in c.folds if f is not None}), "test_images": c.images,
+            "scored": sum(c.samples), "pooled_accuracy": c.mean,
+            "wilson95": list(interval) if interval else None,
+            "seed_pooled_accuracy": {str(s): a for s, a in c.seed_accuracies().items()}}
 
 
 def accuracy_text(row: Row) -> str:
     c = row.cell
     if c.mean is None:
         return "no run trained"
-    return f"{100 * c.mean:.1f}%" + (f" ± {100 * c.std:.1f}" if c.std is not None else "")
+    text = f"{100 * c.mean:.1f}%" + (f" ± {100 * c.std:.1f}" if c.std is not None else "")
+    if c.paired and (interval := c.interval()):
+        text += f" [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]"
+    return text
 
 
 def trained_text(row: Row) -> str:
     c = row.cell
-    text = f"{c.n}/{c.runs}"
+    text = f"{c.runs - len(c.failed) if c.paired else c.n}/{c.runs}"
     kinds = {}
     for _, status in c.failed:
         kinds[status] = kinds.get(status, 0) + 1
-    return text + (" (" + ", ".join(f"{n} {k}" for k, n in kinds.items()) + ")" if kinds else "")
+    counted = ", scored" if c.paired else ""  # K folds: a run at chance is still scored
+    return text + (" (" + ", ".join(f"{n} {k}" + (counted if k == "chance" else "") for k, n in kinds.items())
+                   + ")" if kinds else "")
 
 
 def cells_of(row: Row, many_families: bool = False) -> list[str]:

@@ -5,8 +5,11 @@ weights (``trained``); beside them, at each ticket's mask, a random re-initialis
 (``reinit``) and a random mask with the same per-layer counts (``random_prune``); and
 the dense network from scratch once (:mod:`.plan`). All on the same train/val/test split
 (drawn with the first seed), with the same recipe (``FinetuneConfig.protocol``), for every
-seed. Then ``runs.csv``, ``results.json``, ``table.md`` and ``plot.png``/``.svg`` in
-``out_dir``.
+seed; or, with ``FinetuneConfig.folds`` K > 1, on the same K stratified folds
+(:mod:`ticketzoo.data.folds`: every image tested once per seed), one job per condition,
+fold and seed, the recipe resolved once from fold 0's training images. Before training it
+says what the design can resolve (:func:`ticketzoo.significance.resolution`). Then
+``runs.csv``, ``results.json``, ``table.md`` and ``plot.png``/``.svg`` in ``out_dir``.
 
 A rerun with the same settings runs only the jobs without a result (:mod:`.jobs`); other
 settings in the same ``out_dir`` are refused unless ``force``. More seeds or tickets
@@ -18,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +30,11 @@ from ticketzoo.compare import jobs as jobs_mod
 from ticketzoo.compare import plot, report, stats
 from ticketzoo.compare.plan import DEFAULT_CONDITIONS, SweepTicket, make_plan
 from ticketzoo.compare.runner import run_jobs
+from ticketzoo.data.folds import fold_dataset
 from ticketzoo.errors import CheckpointError, ConfigError
 from ticketzoo.fileio import atomic_write_bytes, refuse_registry
 from ticketzoo.finetune import FinetuneConfig, protocol, source
+from ticketzoo.finetune import folds as ft_folds
 
 SWEEP_FILE = "sweep.json"
 OUTPUTS = ("runs.csv", "results.json", "table.md", "plot.png", "plot.svg")
@@ -70,15 +76,17 @@ class CompareResult:
     title: str = ""  # of the table and the plot
     caption: str = ""  # dataset, split sizes, seeds, runs trained, recipe
     main: bool = True  # False on a torchrun rank other than 0: its own jobs only, no report
+    resolution: object = None  # significance.Resolution: what the design can resolve
 
 
 def compare(tickets: list[SweepTicket], data, config: CompareConfig | None = None, *, out_dir,
             data_root=None, download: bool = False, console=None, force: bool = False,
-            quiet: bool = False) -> CompareResult:
+            quiet: bool = False, word=str) -> CompareResult:
     """Run (or finish) the comparison of ``tickets`` on ``data`` in ``out_dir``.
 
     Under ``torchrun`` each process runs its share of the jobs (:mod:`.ranks`) and rank 0
-    reports; other ranks return a result with ``main`` False."""
+    reports; other ranks return a result with ``main`` False. ``word`` rewrites the
+    `field` names in what is printed (the CLI: as its flags)."""
     from ticketzoo.train.distributed import alone, launch_layout
 
     config = config or CompareConfig()
@@ -87,16 +95,20 @@ def compare(tickets: list[SweepTicket], data, config: CompareConfig | None = Non
     rank, world = launch_layout()  # under torchrun: this process runs its share of the jobs, alone
     with alone():
         return _compare(tickets, data, config, out, rank, world, data_root=data_root, download=download,
-                        console=console, force=force, quiet=quiet)
+                        console=console, force=force, quiet=quiet, word=word)
 
 
-def _compare(tickets, data, config, out, rank, world, *, data_root, download, console, force, quiet):
+def _compare(tickets, data, config, out, rank, world, *, data_root, download, console, force, quiet, word):
     from ticketzoo.compare import ranks
     from ticketzoo.compare.progress import SweepProgress
 
     ft = config.finetune
     say = (lambda *a, **k: None) if console is None or quiet or rank else console.print
     make_plan(list(tickets), config.conditions, ft.seed_list())  # bad conditions fail before any data is read
+    if ft.folds > 1 and config.target_rounds:
+        raise ConfigError("a ticket found on the target trains on one split's training images; with folds "
+                          "every image is a test image once", field="target_rounds",
+                          hint="use `folds` 1 with `target_rounds`, or leave `target_rounds` out")
     if world > 1:
         ranks.check_launch()
     if force and world > 1:
@@ -110,9 +122,17 @@ def _compare(tickets, data, config, out, rank, world, *, data_root, download, co
         for name in (SWEEP_FILE, *OUTPUTS):
             (out / name).unlink(missing_ok=True)
     _check_sweep(out, fingerprint)
-    say(f"data: {source.description(ds)}, {len(ds.classes)} classes; train {len(ds.train)} / "
-        f"val {len(ds.val)} / test {len(ds.test)} images")
+    design = ft_folds.design(ds, ft)
+    if ft.folds > 1:
+        f0 = fold_dataset(ds, ft.folds, 0, ft.split, ft.seed)
+        say(f"data: {source.description(ds)}, {len(ds.classes)} classes; {ft_folds.count(ds)} images in {ft.folds} "
+            f"stratified folds (fold 0: train {len(f0.train)} / val {len(f0.val)} / test {len(f0.test)} images)")
+    else:
+        say(f"data: {source.description(ds)}, {len(ds.classes)} classes; train {len(ds.train)} / "
+            f"val {len(ds.val)} / test {len(ds.test)} images")
     say(f"setup: {resolved.summary()}" + (f"; jobs shared by {world} processes" if world > 1 else ""))
+    for i, line in enumerate(design.lines()):
+        say(word(line), style="yellow" if i else None, markup=False)
     if config.target_rounds and rank:
         tickets = list(tickets) + ranks.wait_for_targets(out)
     elif config.target_rounds:
@@ -124,7 +144,7 @@ def _compare(tickets, data, config, out, rank, world, *, data_root, download, co
         if world > 1:
             ranks.publish_targets(out, found)
         tickets = list(tickets) + found
-    plan, notes = make_plan(list(tickets), config.conditions, ft.seed_list())
+    plan, notes = make_plan(list(tickets), config.conditions, ft.seed_list(), ft.folds)
     ctx = jobs_mod.SweepContext(data if isinstance(data, Path) else str(data),
                                 None if data_root is None else str(data_root), ft, resolved.train, str(out),
                                 fingerprint)
@@ -153,11 +173,14 @@ def _compare(tickets, data, config, out, rank, world, *, data_root, download, co
     notes += [n for n in (stats.multiple_testing_note(rows),) if n]
     notes += [f"{j.key}: failed ({e}); rerun the same command to retry it" for j, e in failures]
     setup = _setup(ds, tickets, config, resolved, fingerprint, jobs=(len(plan), len(records), len(failures)))
+    setup["resolution"] = design.to_dict()
+    if ft.folds > 1:
+        setup["folds"] = _folds_setup(ds, ft)
     title, caption = title_and_caption(rows, source.label(ds), ds.counts(), len(ds.classes), ft.seed_list(),
-                                       resolved)
+                                       resolved, folds=setup.get("folds"))
     files = _write_outputs(out, records, rows, setup, notes, title, caption)
     return CompareResult(records, rows, [(j.key, e) for j, e in failures], out, files, notes, setup, len(ran),
-                         title, caption)
+                         title, caption, resolution=design)
 
 
 def _prepare(tickets, data, ft, data_root, download):
@@ -167,8 +190,19 @@ def _prepare(tickets, data, ft, data_root, download):
     first = Ticket.load(tickets[0].path)
     loaded = source.load(data if isinstance(data, Path) else str(data), ft, first.card.arch,
                             data_root=data_root, download=download)
-    resolved = protocol.resolve(ft.protocol, ft.train, ft.overrides, len(loaded[0].train))
+    train = loaded[0].train
+    if ft.folds > 1:  # checks the folder can be folded; one recipe for every fold: fold 0's
+        train = fold_dataset(loaded[0], ft.folds, 0, ft.split, ft.seed).train
+    resolved = protocol.resolve(ft.protocol, ft.train, ft.overrides, len(train))
     return first, loaded, resolved, _fingerprint(ft, resolved, loaded[0])
+
+
+def _folds_setup(ds, ft) -> dict:
+    """results.json's account of the folds: sizes, and each fold's test images."""
+    parts = [fold_dataset(ds, ft.folds, f, ft.split, ft.seed) for f in range(ft.folds)]
+    return {"k": ft.folds, "images": ft_folds.count(ds), "seed": ft.seed,
+            "sizes": [{s: len(getattr(p, s)) for s in ("train", "val", "test")} for p in parts],
+            "test": [[os.path.relpath(s.path, ds.root) for s in p.test] for p in parts]}
 
 
 def _setup(ds, tickets, config, resolved, fingerprint, *, jobs: tuple[int, int, int]) -> dict:
@@ -183,16 +217,24 @@ def _setup(ds, tickets, config, resolved, fingerprint, *, jobs: tuple[int, int, 
     }
 
 
-def title_and_caption(rows, ds_label: str, counts: dict, classes: int, seeds: list[int], recipe) -> tuple[str, str]:
+def title_and_caption(rows, ds_label: str, counts: dict, classes: int, seeds: list[int], recipe,
+                      folds: dict | None = None) -> tuple[str, str]:
     families = sorted({r.cell.family for r in rows if r.cell.family})
     title = f"{', '.join(families) or 'dense'} tickets fine-tuned on {ds_label}"
     n = {s: sum(counts[s].values()) for s in ("train", "val", "test")}
     runs = sum(r.cell.runs for r in rows)
     trained = sum(r.cell.n for r in rows)
     t = recipe.train
-    caption = (f"dataset: {ds_label}, {classes} classes, train {n['train']} / val {n['val']} / "
-               f"test {n['test']} images (one split for every run); test accuracy, mean ± std over "
-               f"seeds {', '.join(map(str, seeds))}; {trained} of {runs} runs trained (others excluded). "
+    if folds:
+        tests = sorted({f["test"] for f in folds["sizes"]})
+        design = (f"{folds['images']} images in {folds['k']} stratified folds (test {'-'.join(map(str, tests))} "
+                  f"images per fold, val carved from the training folds; every image tested once per seed); "
+                  f"test accuracy pooled over the folds, ± std over seeds {', '.join(map(str, seeds))}, "
+                  f"[Wilson 95% interval over the {folds['images']} images]; differences paired by fold and seed")
+    else:
+        design = (f"train {n['train']} / val {n['val']} / test {n['test']} images (one split for every run); "
+                  f"test accuracy, mean ± std over seeds {', '.join(map(str, seeds))}")
+    caption = (f"dataset: {ds_label}, {classes} classes, {design}; {trained} of {runs} runs trained (others excluded). "
                f"Recipe ({recipe.protocol}): {t.optimizer} lr {t.lr:g}, batch {t.batch_size}, up to "
                f"{t.max_epochs} epochs, best validation epoch restored.")
     return title, caption

@@ -56,6 +56,7 @@ class FinetuneConfig(Config):
     threads: int | None = field(default=None, metadata=UNHASHED)  # torch CPU threads; None: by model
     # Image side the network sees (convolutional tickets); None: the ticket's own.
     input_size: int | None = field(default=None, metadata=LATER)
+    folds: int = field(default=1, metadata=LATER)  # K > 1: stratified K-fold (ticketzoo.data.folds)
 
     def __post_init__(self) -> None:
         if isinstance(self.overrides, (list, set, frozenset)):
@@ -110,6 +111,8 @@ class FinetuneConfig(Config):
             raise bad("threads", "must be a positive integer")
         if self.input_size is not None and self.input_size < 1:
             raise bad("input_size", "must be a positive integer")
+        if self.folds < 1:
+            raise bad("folds", "must be an integer >= 1")
         if self.name is not None:
             from ticketzoo.names import check_name
 

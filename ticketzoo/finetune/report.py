@@ -5,6 +5,11 @@ std over the seeds that trained (``ok`` runs; std only with two or more), per in
 how many runs of each init did not train and why. A difference between the ticket and a
 baseline is stated only when both sides have at least two trained runs, with its seed
 noise; when no baseline ran the footer says so and how to run one.
+
+With K folds (``folds``) an init's accuracy is pooled over every fold and seed (runs at
+chance on their fold count: they are that fold's measurement), ± std over seeds, and a
+difference is paired by (fold, seed): paired t-test with the Wilcoxon signed-rank test as
+a check (:func:`ticketzoo.significance.paired_test`), as ``compare`` does.
 """
 
 from __future__ import annotations
@@ -29,6 +34,11 @@ class SummaryRow:
     seeds: tuple[int, ...]  # of the ok runs
     runs: int = 0  # all runs of this init
     failed: tuple[tuple[int, str, str], ...] = ()  # (seed, status, reason) of runs that did not train
+    pairs: tuple[tuple[int, int, float, int], ...] = ()  # K folds: (fold, seed, accuracy, test images) counted
+
+    @property
+    def paired(self) -> bool:
+        return bool(self.pairs)
 
     def accuracy_text(self) -> str:
         if self.mean is None:
@@ -42,10 +52,14 @@ class SummaryRow:
 
 
 def summarize(runs) -> list[SummaryRow]:
-    """One row per init, in run order; the statistics use ``ok`` runs only."""
+    """One row per init, in run order; the statistics use ``ok`` runs only (K folds: and
+    runs at chance, pooled; module docstring)."""
     rows = []
     for init in dict.fromkeys(r.init for r in runs):
         mine = [r for r in runs if r.init == init]
+        if any(r.fold is not None for r in mine):
+            rows.append(_pooled_row(init, mine))
+            continue
         ok = [r for r in mine if r.ok]
         accs = [r.test.accuracy for r in ok if r.test is not None]
         rows.append(SummaryRow(
@@ -54,6 +68,23 @@ def summarize(runs) -> list[SummaryRow]:
             tuple(r.train.best_epoch for r in ok), tuple(r.seed for r in ok), len(mine),
             tuple((r.seed, r.status, r.reason or "") for r in mine if not r.ok)))
     return rows
+
+
+def _pooled_row(init: str, mine) -> SummaryRow:
+    counted = [r for r in mine if r.status in ("ok", "chance") and r.test is not None]
+    pairs = tuple((r.fold, r.seed, r.test.accuracy, r.test.num_samples) for r in counted)
+    per: dict[int, list[float]] = {}
+    for _, seed, acc, n in pairs:
+        per.setdefault(seed, [0.0, 0.0])
+        per[seed][0] += acc * n
+        per[seed][1] += n
+    seeds = [c / n for c, n in per.values() if n]
+    scored = sum(n for *_, n in pairs)
+    mean = sum(acc * n for _, _, acc, n in pairs) / scored if scored else None
+    ok = [r for r in mine if r.ok]
+    return SummaryRow(init, len(pairs), mean, statistics.stdev(seeds) if len(seeds) >= 2 else None,
+                      mine[0].sparsity, tuple(r.train.best_epoch for r in ok), tuple(per), len(mine),
+                      tuple((r.seed, r.status, r.reason or "") for r in mine if not r.ok), pairs)
 
 
 def comparison_notes(rows: list[SummaryRow], primary: str) -> list[str]:
@@ -91,8 +122,31 @@ def _failures(row: SummaryRow) -> str:
             + (f"the summary uses the {left} that did." if left else "none did."))
 
 
+def _paired_diff(a: SummaryRow, b: SummaryRow) -> str:
+    """The difference over the (fold, seed) pairs both inits have, with paired tests."""
+    from ticketzoo.significance import ALPHA, paired_test
+
+    pa = {(f, s): acc for f, s, acc, _ in a.pairs}
+    pb = {(f, s): acc for f, s, acc, _ in b.pairs}
+    keys = [k for k in pa if k in pb]
+    d = 100 * (a.mean - b.mean)
+    text = (f"{a.init} − {b.init}: {d:+.1f} points of test accuracy pooled over the folds "
+            f"({len(keys)} (fold, seed) pairs trained on both)")
+    if len(keys) < 2:
+        return text + "; fewer than 2 pairs: no difference is claimed."
+    t = paired_test([pa[k] for k in keys], [pb[k] for k in keys])
+    if t.same_everywhere:
+        return text + "; the same on every pair: no noise estimate, nothing to test."
+    verdict = "a difference at p < 0.05" if t.p < ALPHA else "no difference shown at p < 0.05"
+    w = f", Wilcoxon signed-rank p = {t.p_wilcoxon:.2g}" if t.p_wilcoxon is not None else ""
+    return text + (f"; paired mean {t.delta:+.1f} ± {t.se:.1f} (standard error), paired t-test p = {t.p:.2g}"
+                   f"{w}: {verdict}.")
+
+
 def _diff(a: SummaryRow, b: SummaryRow) -> str:
     """The measured difference with its standard error and a Welch t-test over seeds."""
+    if a.paired and b.paired:
+        return _paired_diff(a, b)
     d = 100 * (a.mean - b.mean)
     text = (f"{a.init} − {b.init}: {d:+.1f} points of test accuracy (measured, {a.n} vs {b.n} "
             "trained seed(s))")
@@ -117,7 +171,9 @@ def table(rows: list[SummaryRow], primary: str, word: Callable[[str], str] = str
     The notes name settings as `field`; ``word`` rewrites them (the CLI: as its flags)."""
     from rich.table import Table
 
-    t = Table(title="fine-tuning results (test split; mean over runs that trained)",
+    pooled = any(r.paired for r in rows)
+    t = Table(title="fine-tuning results (test folds; pooled over every fold and seed)" if pooled
+              else "fine-tuning results (test split; mean over runs that trained)",
               caption="\n".join(word(n) for n in comparison_notes(rows, primary)), caption_justify="left")
     for col in ("init", "test accuracy", "trained", "did not train", "sparsity", "best epoch"):
         t.add_column(col, justify="left" if col == "init" else "right")
@@ -133,14 +189,16 @@ def runs_table(runs, saved=None):
     from rich.table import Table
 
     t = Table(title="runs")
-    for col in ("init", "seed", "status", "test accuracy", "best epoch", "epochs", "note"):
+    folds = any(r.fold is not None for r in runs)
+    for col in ("init", *(("fold",) if folds else ()), "seed", "status", "test accuracy", "best epoch", "epochs",
+                "note"):
         t.add_column(col, justify="left" if col in ("init", "status", "note") else "right")
     for r in runs:
         acc = f"{100 * r.test.accuracy:.1f}%" if r.test is not None else "-"
         best = str(r.train.best_epoch) if r.train and r.train.best_epoch else "-"
         epochs = str(r.train.epochs_run) if r.train else str((r.diverged or {}).get("epoch", "-"))
         note = "saved" if r is saved else (r.reason or "")
-        t.add_row(r.init, str(r.seed), r.status, acc, best, epochs, note)
+        t.add_row(r.init, *((str(r.fold),) if folds else ()), str(r.seed), r.status, acc, best, epochs, note)
     return t
 
 

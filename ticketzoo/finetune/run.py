@@ -20,6 +20,7 @@ from pathlib import Path
 from ticketzoo.errors import CheckpointError, ConfigError, TicketzooError
 from ticketzoo.fileio import atomic_write_bytes, refuse_registry, sha256_bytes
 from ticketzoo.folder import write_ticket_folder
+from ticketzoo.finetune import folds as folds_mod
 from ticketzoo.finetune import images, metrics, protocol, report, source
 from ticketzoo.finetune.config import FinetuneConfig, default_name
 from ticketzoo.finetune.output import METRICS_FILE, check_masks, check_saved, make_ticket
@@ -57,12 +58,14 @@ class NoTrainedRunError(TicketzooError, RuntimeError):
 def finetune(ticket: Ticket, data: str | Path, config: FinetuneConfig | None = None, *,
              out_dir: str | Path, data_root: str | Path | None = None, download: bool = False,
              base_ref: str | None = None, base_sha256: str | None = None, console=None,
-             resume: bool = False, overwrite: bool = False, quiet: bool = False) -> FinetuneResult:
+             resume: bool = False, overwrite: bool = False, quiet: bool = False, word=str) -> FinetuneResult:
     """Fine-tune ``ticket`` on ``data`` (a folder, or a dataset name read from ``data_root``).
 
     ``resume`` continues from the per-run checkpoints in ``out_dir`` (finished runs are not
     trained again); ``overwrite`` starts over. Without either, an ``out_dir`` holding a
-    result or an unfinished run is refused.
+    result or an unfinished run is refused. With ``config.folds`` K > 1 every init runs on
+    every fold and seed (:mod:`ticketzoo.data.folds`); the saved ticket is the first ``ok``
+    run of ``config.init`` (fold 0 first). ``word`` rewrites `field` names in what is printed.
     """
     config = config or FinetuneConfig()
     ticket = _at_input_size(ticket, config.input_size)
@@ -74,17 +77,30 @@ def finetune(ticket: Ticket, data: str | Path, config: FinetuneConfig | None = N
     say = (lambda *a, **k: None) if console is None else console.print  # quiet: no per-epoch lines
     with distributed.main_first(download):  # one rank downloads; the others read what it wrote
         ds, sets = source.load(data, config, arch, data_root=data_root, download=download)
-    resolved = protocol.resolve(config.protocol, config.train, config.overrides, len(ds.train))
+    folds = folds_mod.folds_of(ds, sets, config, arch)  # {fold or None: (dataset, sets)}; checks the folder first
+    resolved = protocol.resolve(config.protocol, config.train, config.overrides, len(next(iter(folds.values()))[0].train))
     info = images.source_images(ds)
     how = images.transform(info, channels=arch.in_channels, input_size=arch.input_size,
                            working=config.working_size(arch.input_size))
     report.describe_data(say, ds, sets)
+    if config.folds > 1:
+        f0 = next(iter(folds.values()))[0]
+        say(f"folds: {config.folds} stratified folds over all {folds_mod.count(ds)} images, each init trained "
+            f"on every fold (fold 0: train {len(f0.train)} / val {len(f0.val)} / test {len(f0.test)} images)")
     say(images.describe(info, how), style="yellow" if how["downscale"] >= 2 else None)
     classes = len(ds.classes)
     threads, why = _threads(config.threads, start_model(ticket, config.init, classes, config.seed)[0], arch)
     setup = {"protocol": resolved.to_dict(), "threads": {"count": threads, "why": why},
              "images": {**info, **how}}
+    if config.folds > 1:
+        setup["folds"] = {"k": config.folds, "sizes": [{s: len(getattr(d, s)) for s in ("train", "val", "test")}
+                                                       for d, _ in folds.values()]}
     say(f"setup: {resolved.summary()}; threads: {threads} ({why})")
+    if len(config.inits) > 1:  # a comparison: say what it can resolve
+        design = folds_mod.design(ds, config)
+        setup["resolution"] = design.to_dict()
+        for i, line in enumerate(design.lines()):
+            say(word(line), style="yellow" if i else None, markup=False)
     previous = set_threads(threads)
     try:
         if overwrite and not resume and distributed.is_main():  # start over: nothing old may be resumed
@@ -96,18 +112,22 @@ def finetune(ticket: Ticket, data: str | Path, config: FinetuneConfig | None = N
             out.mkdir(parents=True, exist_ok=True)
         distributed.barrier()  # under torchrun: no rank reads the folder while rank 0 clears it
         _check_resume(out, config, resolved, ds, ticket, base_sha256, resume)
-        runs, kept, total = [], None, len(config.inits) * config.seeds
+        runs, kept, total = [], None, len(config.inits) * config.seeds * len(folds)
         for init in config.inits:
-            for seed in config.seed_list():
-                if not quiet:
-                    say(f"run {len(runs) + 1}/{total}: init {init}, seed {seed}", style="bold")
-                run, start, final = run_one(ticket, init, seed, classes, sets, config,
-                                            protocol.with_seed(resolved, seed), out, console, resume, quiet)
-                runs.append(run)
-                if not run.ok:
-                    say(f"{init}, seed {seed}: {run.status}: {run.reason}; the other runs go on", style="yellow")
-                elif kept is None and init == config.init:
-                    kept = (run, start, final)
+            for fold, (_, fold_sets) in folds.items():
+                where = "" if fold is None else f", fold {fold}"
+                for seed in config.seed_list():
+                    if not quiet:
+                        say(f"run {len(runs) + 1}/{total}: init {init}{where}, seed {seed}", style="bold")
+                    run, start, final = run_one(ticket, init, seed, classes, fold_sets, config,
+                                                protocol.with_seed(resolved, seed), out, console, resume, quiet,
+                                                fold=fold)
+                    runs.append(run)
+                    if not run.ok:
+                        say(f"{init}{where}, seed {seed}: {run.status}: {run.reason}; the other runs go on",
+                            style="yellow")
+                    elif kept is None and init == config.init:
+                        kept = (run, start, final)
     finally:
         set_threads(previous)
     return _save(ticket, kept, runs, ds, config, setup, out, base_ref, base_sha256, say)

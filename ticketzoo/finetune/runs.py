@@ -9,6 +9,7 @@ evaluated again; a diverged run's ``status.json`` says so, so it is not trained 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ class RunResult:
     chance_level: float | None = None  # that share, on the split the verdict used
     diverged: dict[str, Any] | None = None  # {"epoch", "lr", "loss"} when diverged
     train_config: TrainConfig | None = None  # the recipe the run trained with (its seed)
+    fold: int | None = None  # its test fold with `folds` K > 1; None: the folder's one split
 
     @property
     def ok(self) -> bool:
@@ -77,16 +79,17 @@ def start_model(ticket: Ticket, init: str, num_classes: int, seed: int,
 
 
 def run_one(ticket: Ticket, init: str, seed: int, num_classes: int, sets: dict, config,
-            train_config: TrainConfig, out: Path, console, resume: bool, quiet: bool):
-    """Train one run; returns ``(RunResult, start weights, final weights or None)``."""
+            train_config: TrainConfig, out: Path, console, resume: bool, quiet: bool, fold: int | None = None):
+    """Train one run (on ``sets``: fold ``fold``'s, with K folds); returns ``(RunResult,
+    start weights, final weights or None)``."""
     model, masks = start_model(ticket, init, num_classes, seed, config.weight_init)
     start = cpu_state_dict(model)
-    tag = f"{init}-seed{seed}"
+    tag = f"{init}-seed{seed}" if fold is None else f"{init}-fold{fold}-seed{seed}"
     run, final = train_run(model, masks, init=init, seed=seed, num_classes=num_classes, sets=sets,
                            train_config=train_config, workers=config.workers,
                            folder=out / "checkpoints" / tag, out=out, log=str(Path("logs") / f"{tag}.csv"),
                            console=console, resume=resume, quiet=quiet)
-    return run, start, final
+    return (run if fold is None else dataclasses.replace(run, fold=fold)), start, final
 
 
 def train_run(model: nn.Module, masks: dict[str, torch.Tensor] | None, *, init: str, seed: int,

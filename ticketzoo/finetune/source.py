@@ -29,6 +29,12 @@ def load(data, config, arch, *, data_root=None, download: bool = False):
         ds = discover_folder(folder, split=config.split, seed=config.seed, strict=config.strict,
                              channels=arch.in_channels, resize=resize,
                              memory_budget_bytes=config.memory_budget_bytes)
+    return ds, make_sets(ds, config, arch)
+
+
+def make_sets(ds, config, arch) -> dict:
+    """``{split: torch Dataset or None}`` of a loaded dataset (the decoded images reused)."""
+    resize = config.working_size(arch.input_size)
     kw = dict(channels=arch.in_channels, resize=resize, train_crop=arch.input_size,
               mean=arch.mean, std=arch.std, decoded=ds.decoded)
     budget, sets = config.memory_budget_bytes, {}
@@ -41,7 +47,7 @@ def load(data, config, arch, *, data_root=None, download: bool = False):
                                    memory_budget_bytes=max(0, budget), **kw)
         if hasattr(sets[split], "images"):  # cached: it uses part of the budget
             budget -= cache_nbytes(len(samples), arch.in_channels, resize)
-    return ds, sets
+    return sets
 
 
 def _spec(data, data_root):
