@@ -64,6 +64,13 @@ class Listed:
     control: str | None  # "reinit", "dense-baseline", ... for control tickets
     problem: str | None  # why the listed card cannot be trusted as shown; None when it can
     card: Card
+    sha256: str = ""  # of the ticket file
+    path: Path | None = None  # the ticket file on this machine; None when it is not here yet
+
+    @property
+    def location(self) -> str:
+        """``where`` under the name every ``--json`` output uses."""
+        return self.where
 
     @property
     def ref(self) -> str:
@@ -80,7 +87,8 @@ def list_tickets(*, arch: str | None = None, source: str | None = None, min_spar
     rows = _registry.filter_entries(rows, arch=arch, source=source, min_sparsity=min_sparsity,
                                     max_sparsity=max_sparsity)
     return [Listed(e.name, e.revision, e.card.arch.name, e.card.source.dataset, e.card.sparsity, e.size, where,
-                   e.card.lineage.control, problem, e.card) for e, where, problem in rows]
+                   e.card.lineage.control, problem, e.card, e.sha256, e.file if e.file.is_file() else None)
+            for e, where, problem in rows]
 
 
 __all__ = ["Listed", "list_tickets", "load", "pull", "push"]
