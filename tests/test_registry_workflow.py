@@ -291,8 +291,8 @@ def test_hub_options_are_refused_by_folder_registries(cli, tmp_path):
     with pytest.raises(TypeError, match="unexpected option"):
         api.push(str(path), str(tmp_path / "zoo"), colour="red")
     assert api.push(str(path), str(tmp_path / "zoo"), private=False, message=None).name == "opts"
-    code, _, err = cli("push", path, "--license", "mit")
-    assert code == 1 and "license applies only to hf:// registries, not local" in err
+    code, _, err = cli("push", path, "--tag", "v1")  # a flag that does not apply: a usage error
+    assert code == 2 and "--tag applies only to hf:// registries, not local" in err
 
 
 def test_registry_write_errors_leave_nothing(tmp_path):

@@ -106,7 +106,7 @@ class Ticket:
             name=name,
             arch=arch,
             source=source,
-            recipe=recipe or Recipe(),
+            recipe=recipe or Recipe.unrecorded(),  # claim no pruning that did not happen
             metrics=tuple(metrics),
             weight_sets=tuple(sets),
             lineage=lineage or Lineage(),

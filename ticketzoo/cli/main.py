@@ -79,10 +79,13 @@ def main(argv: list[str] | None = None) -> None:
     except TicketzooError as e:
         if _debug():
             raise
-        from ticketzoo.cli.errors import describe
+        from ticketzoo.cli.errors import describe, is_usage_error
 
-        err_console.print(f"error: {_one_line(describe(e, _command(argv)))}")
-        sys.exit(EXIT_USER)
+        command = _command(argv)
+        err_console.print(f"error: {_one_line(describe(e, command))}")
+        # A flag's value out of range is a usage error, as click's own type errors are
+        # (`--epochs 0` and `--epochs three` both exit 2).
+        sys.exit(EXIT_USAGE if is_usage_error(e, command) else EXIT_USER)
     except BrokenPipeError:
         sys.exit(EXIT_OK)
     except Exception as e:  # a bug, not a user error: still one line unless debugging

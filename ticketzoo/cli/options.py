@@ -193,7 +193,14 @@ def train_values(opts: Mapping[str, Any]) -> dict[str, Any]:
     text = opts.get("milestones")
     if values.get("schedule") == "cosine" and not typed:
         values["milestones"] = ()  # the step schedule's milestones
+    elif text is not None and text.strip().lower() in ("", "none"):
+        values["milestones"] = ()
     elif text is not None:
-        values["milestones"] = () if text.strip().lower() in ("", "none") else \
-            tuple(int(m) for m in floats(text))
+        try:
+            numbers = floats(text)
+        except click.BadParameter as e:  # parsed outside click: name the flag, as click would
+            raise click.BadParameter(e.message, param_hint="--milestones") from None
+        if not all(float(m).is_integer() for m in numbers):
+            raise click.BadParameter(f"must be whole epochs, got {text!r}", param_hint="--milestones")
+        values["milestones"] = tuple(int(m) for m in numbers)
     return values

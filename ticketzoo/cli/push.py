@@ -16,7 +16,7 @@ from ticketzoo.cli.console import console, err_console, print_json
 @click.option("--revision", help="Hub only: commit to this branch.")
 @click.option("--tag", help="Hub only: tag the new commit.")
 @click.option("--message", help="Hub only: commit message.")
-@click.option("--license", "license_", metavar="ID", help="Hub only: the model card's license (e.g. mit).")
+@click.option("--license", "license_", metavar="ID", help="The weights' license, a Hub id (e.g. mit, cc-by-4.0; default apache-2.0): stored in the card.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def command(source, registry, name, private, revision, tag, message, license_, as_json) -> None:
     """Publish a ticket file (or a local ticket) under its name.

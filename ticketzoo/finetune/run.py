@@ -80,7 +80,9 @@ def finetune(ticket: Ticket, data: str | Path, config: FinetuneConfig | None = N
     classes = len(ds.classes)
     threads, why = _threads(config.threads, start_model(ticket, config.init, classes, config.seed)[0], arch)
     setup = {"protocol": resolved.to_dict(), "threads": {"count": threads, "why": why},
-             "images": {**info, **how}}
+             "images": {**info, **how},
+             # as find records it: under torchrun, batch_size is the global batch shared by the ranks
+             "processes": distributed.describe(resolved.train.batch_size)}
     say(f"setup: {resolved.summary()}; threads: {threads} ({why})")
     previous = set_threads(threads)
     try:
