@@ -197,6 +197,12 @@ class Ticket:
             raise TicketFormatError(f"cannot read: {e.strerror}", path=path) from None
         return cls.from_bytes(data, path)
 
+    def __repr__(self) -> str:
+        c = self.card
+        where = f", path={self.path!r}" if self.path else ""
+        return (f"Ticket(name={c.name!r}, arch={c.arch.name!r}, classes={c.arch.num_classes}, "
+                f"sparsity={c.sparsity:.2%}, weight_sets={list(self._sets)}{where})")
+
     # --- views ------------------------------------------------------------------------
 
     @property

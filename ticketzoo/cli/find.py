@@ -32,9 +32,10 @@ _SCOPE_HELP = ("global: all prunable tensors form one pool (the head included); 
 @click.option("--exclude-head", is_flag=True, help="Never prune the output layer.")
 @click.option("--exclude-first-conv", is_flag=True, help="Never prune the first convolution.")
 @alias_option("--init", "weight_init", type=click.Choice(["xavier", "default"]))  # --weight-init until 2026-11
-@click.option("--control", type=click.Choice(["none", "reinit", "random-prune"]), default="none",
+@click.option("--control", type=click.Choice(["none", "reinit", "random-prune", "random_prune"]), default="none",
               show_default=True, help="Also train a baseline each round: reinit (same mask, fresh "
-              "init) or random-prune (random mask, same per-layer sparsity, θk weights).")
+              "init) or random-prune (random mask, same per-layer sparsity, θk weights; also spelled "
+              "random_prune, as in compare --conditions).")
 @training_options(defaults=PAPER, notes={"epochs": "per round"})
 @click.option("--input-size", type=int, default=None,
               help="Image side the network sees (default: 28/32 for named datasets, 32 for folders).")
@@ -44,7 +45,7 @@ _SCOPE_HELP = ("global: all prunable tensors form one pool (the head included); 
 @click.option("--data-seed", type=int, default=0, show_default=True, help="Seed of the data split.")
 @click.option("--val-fraction", type=float, default=0.1, show_default=True,
               help="Named datasets: share of the train set held out for validation.")
-@click.option("--run-dir", default="runs", show_default=True, type=click.Path(file_okay=False),
+@click.option("--run-dir", "--out", "run_dir", default="runs", show_default=True, type=click.Path(file_okay=False),
               help="Runs go to RUN_DIR/<source>-<arch>-<recipe hash>/ (or RUN_DIR itself when it "
                    "is a run folder); re-running the same recipe resumes.")
 @runtime_options(defaults={"device": "auto", "amp": True, "channels_last": True})
@@ -77,6 +78,12 @@ def command(**opts) -> None:
     Distributed: runs unchanged under `torchrun --nproc_per_node N -m ticketzoo find ...` (NCCL on
     GPUs, gloo on CPU; see docs/DISTRIBUTED.md). --batch-size is the global batch (each process
     trains BATCH/N); rank 0 alone writes and reports; resume with the same N.
+
+    \b
+    Examples:
+      ticketzoo find --arch lenet_300_100 --data fashionmnist --data-root /data/fashion-mnist \\
+          --optimizer adam --lr 1.2e-3 --rounds 12 --rewind 0 --scope layerwise --out runs
+      ticketzoo find --arch conv2 --data ./images --rounds 5 --control reinit --push
     """
     from ticketzoo.find import FindRecipe, find_tickets, resolve_data
     from ticketzoo.train import TrainConfig, distributed
@@ -93,7 +100,7 @@ def command(**opts) -> None:
         arch=o["arch"], source=spec.source, data_kind=spec.kind, rounds=o["rounds"], rate=o["rate"],
         scope=o["scope"], rewind=o["rewind"], head_rate=o["head_rate"], exclude_head=o["exclude_head"],
         exclude_first_conv=o["exclude_first_conv"], init=o["weight_init"], seed=o["seed"],
-        control=None if o["control"] == "none" else o["control"], data_seed=o["data_seed"],
+        control=None if o["control"] == "none" else o["control"].replace("_", "-"), data_seed=o["data_seed"],
         split=o["split"], val_fraction=o["val_fraction"],
         input_size=o["input_size"] or spec.native_size or 32,
         channels=int(o["channels"]) if o["channels"] else spec.native_channels or 3,

@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 
 from ticketzoo.cli.console import console, human_size, print_json
+from ticketzoo.cli.options import complete_ticket_names
 
 
 @click.command("info")
-@click.argument("ref")
+@click.argument("ref", shell_complete=complete_ticket_names)
 @click.option("--registry", metavar="URL", help="Show NAME as stored in this registry: file:///DIR, a folder, "
               "or hf://ORG[/REPO].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: the card's fields, plus the file's "

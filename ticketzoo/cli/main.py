@@ -28,6 +28,7 @@ class LazyGroup(click.Group):
         "compare": "compare",
         "rm": "rm",
         "gc": "gc",
+        "cache": "cache",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 
 from ticketzoo.cli.console import console, err_console, print_json
+from ticketzoo.cli.options import complete_ticket_names
 
 
 @click.command("verify")
-@click.argument("ref", metavar="REF|PATH")
+@click.argument("ref", metavar="REF|PATH", shell_complete=complete_ticket_names)
 @click.option("--registry", metavar="URL", help="Verify NAME as stored in this registry: file:///DIR, a folder, "
               "or hf://ORG[/REPO] (needs --pull: it is downloaded into the local registry first).")
 @click.option("--pull", "do_pull", is_flag=True, help="Fetch a ticket that is not local (catalog, URL or "
