@@ -330,7 +330,7 @@ def test_hub_card_fields_of_a_fine_tune():
     assert "base_model" not in local and local["ticketzoo"]["parent"] == "base@abcd1234"  # no Hub id to name
     found = card.__class__(**{**card.__dict__, "lineage": Lineage(parent="x", relation="imp-round")})
     fm = ModelCard(render_readme(found, sha256="a" * 64, size=1)).data.to_dict()
-    assert "base_model" not in fm and "license" not in fm
+    assert "base_model" not in fm and fm["license"] == "apache-2.0"  # every card states one (issue 19)
 
 
 def test_hub_card_names_a_known_dataset():
