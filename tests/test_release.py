@@ -112,6 +112,28 @@ def test_found_ticket_card_names_its_test_set(tmp_path):
     assert data["license"] == "apache-2.0" and data["datasets"] == ["mnist"] and "base_model" not in data
 
 
+def test_card_of_a_found_ticket_is_hub_ready(tmp_path):
+    from ticketzoo.data import make_image_folder
+    from ticketzoo.find import FindRecipe, find_tickets, resolve_data
+    from ticketzoo.train import TrainConfig
+
+    folder = make_image_folder(tmp_path / "tiny-shapes", kind="shapes", classes=3, per_class=10, size=16, seed=0)
+    spec = resolve_data(str(folder))
+    recipe = FindRecipe(arch="conv2", source=spec.source, data_kind=spec.kind, rounds=1, rewind="1ep", input_size=16,
+                        arch_kwargs={"width": 0.125}, train=TrainConfig(max_epochs=2, batch_size=8, milestones=(),
+                                                                        patience=None, device="cpu"))
+    result = find_tickets(recipe, str(folder), run_dir=tmp_path / "runs", quiet=True)
+    ticket = Ticket.load(result.tickets[-1])
+    text = (Path(result.tickets[-1]).parent / "README.md").read_text()
+    data = hub_card(text)
+    metric = data["model-index"][0]["results"][0]["metrics"][0]
+    n = ticket.card.extra["test_images"]
+    assert n == 3 and f"{n} test images" in metric["name"] and metric["value"] == round(
+        ticket.card.metrics[-1].test_accuracy, 6)
+    assert data["model-index"][0]["results"][0]["dataset"]["type"] == "imagefolder"
+    assert data["license"] == "apache-2.0" and str(tmp_path) not in prose(text)
+
+
 def test_card_of_an_api_made_ticket_claims_no_recipe(tmp_path):
     from ticketzoo.models import build_model
 

@@ -33,6 +33,11 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
+def pushed_json(pushed: Any) -> dict:
+    """A push result under the keys every ``--json`` uses (``url`` null when there is none)."""
+    return {**pushed.__dict__, "url": pushed.url or None}
+
+
 def print_columns(header: list[str], rows: list[list[str]]) -> None:
     """Rows as aligned plain-text columns on stdout, cells never cut.
 

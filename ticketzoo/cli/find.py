@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ticketzoo.cli.console import console, err_console, print_json
+from ticketzoo.cli.console import console, err_console, print_json, pushed_json
 from ticketzoo.cli.options import (PAPER, alias_option, data_options, gather, output_options, publish_options,
                                    runtime_options, train_values, training_options)
 
@@ -130,7 +130,7 @@ def command(**opts) -> None:
         print_json({"run_dir": str(result.run_dir), "recipe_hash": recipe.hash(),
                     "rounds": [r.to_dict() for r in result.rounds], "stopped": result.stopped,
                     "carry": None if carried is None else str(carried),
-                    "pushed": [p.__dict__ for p in pushed]})
+                    "pushed": [pushed_json(p) for p in pushed]})
         return
     console.print(result.table())
     where = (f"pushed {len(pushed)} ticket(s) to {registry or 'the local registry'}" if push

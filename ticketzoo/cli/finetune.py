@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ticketzoo.cli.console import console, err_console, print_json
+from ticketzoo.cli.console import console, err_console, print_json, pushed_json
 from ticketzoo.cli.options import (complete_ticket_names, data_options, gather, output_options, publish_options, runtime_options,
                                    train_values, training_options)
 
@@ -138,4 +138,4 @@ def _json(result, pushed) -> dict:
             "metrics": str(result.metrics_path), "summary": result.metrics["summary"],
             "runs": [{k: r[k] for k in ("init", "seed", "status", "reason", "test_accuracy")}
                      for r in result.metrics["runs"]],
-            "notes": result.metrics["notes"], "pushed": None if pushed is None else pushed.__dict__}
+            "notes": result.metrics["notes"], "pushed": None if pushed is None else pushed_json(pushed)}

@@ -26,6 +26,7 @@ def command(ref: str, registry: str | None, as_json: bool) -> None:
     with err_console.status(f"pulling {ref}"):
         entry = pull(ref, registry)
     if as_json:
-        print_json({"name": entry.name, "revision": entry.revision, "sha256": entry.sha256, "path": str(entry.file)})
+        print_json({"name": entry.name, "revision": entry.revision, "sha256": entry.sha256, "path": str(entry.file),
+                    "location": entry.location or "local"})
     else:
         console.print(str(entry.file))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ticketzoo.cli.console import console, err_console, print_json
+from ticketzoo.cli.console import console, err_console, print_json, pushed_json
 
 
 @click.command("push")
@@ -45,7 +45,7 @@ def command(source, registry, name, private, revision, tag, message, license_, f
         done = push(source, registry, name=name, private=private, revision=revision, tag=tag, message=message,
                     license=license_)
     if as_json:
-        print_json({**done.__dict__, "url": done.url or None})  # null, not "", when there is none
+        print_json(pushed_json(done))
     else:
         where = done.url or done.location
         console.print(f"pushed {done.name}@{done.revision} to {where} (sha256 {done.sha256})")
