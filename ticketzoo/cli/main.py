@@ -48,7 +48,17 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ticketzoo")
 def cli() -> None:
-    """ticketzoo: find, share and fine-tune sparse lottery tickets."""
+    """ticketzoo: find, share and fine-tune sparse lottery tickets.
+
+    \b
+    Examples:
+      ticketzoo list
+      ticketzoo pull fashionmnist-lenet-300-100-s79
+      ticketzoo finetune --data ./my_images
+      ticketzoo push --registry hf://my-lab --license mit
+
+    Every command: `ticketzoo COMMAND --help`; JSON keys and exit codes: docs/CLI.md.
+    """
 
 
 def _debug() -> bool:
