@@ -121,9 +121,24 @@ def _summary(row: dict, dense: dict) -> str:
 @click.option("--jobs", type=int, default=2, show_default=True, help="Seeds run side by side.")
 @click.option("--keep-run", type=click.Path(file_okay=False), default=None,
               help="Keep (and resume) the run folders here (default: a temporary folder).")
-def main(data_root: str, out: str, jobs: int, keep_run: str | None) -> None:
+@click.option("--readmes-only", is_flag=True,
+              help="Re-render each bundled card's README.md from its ticket file (the tickets are kept "
+                   "byte for byte); for a new card layout.")
+def main(data_root: str, out: str, jobs: int, keep_run: str | None, readmes_only: bool) -> None:
     from ticketzoo.folder import write_ticket_folder
     from ticketzoo.ticket import Ticket
+
+    if readmes_only:
+        from ticketzoo.fileio import atomic_write_bytes, sha256_bytes
+        from ticketzoo.modelcard import render_readme
+
+        for folder in sorted(Path(out).glob(f"{PREFIX}*")):
+            data = (folder / "ticket.safetensors").read_bytes()
+            card = Ticket.from_bytes(data).card
+            text = render_readme(card, sha256=sha256_bytes(data), size=len(data), extra_meta={"location": "bundled"})
+            atomic_write_bytes(folder / "README.md", text.encode("utf-8"), registry=True)  # the catalog is a registry
+            click.echo(f"{folder.name}: README.md re-rendered")
+        return
 
     work = Path(keep_run) if keep_run else Path(tempfile.mkdtemp(prefix="starter-zoo-"))
     try:

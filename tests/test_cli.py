@@ -161,20 +161,21 @@ def test_find_and_finetune_share_their_option_groups():
 
 
 def test_a_library_error_names_the_flag(capsys, tmp_path):
+    """A refused flag value exits 2 (usage), as click's own type errors do (issue 19)."""
     base = tmp_path / "base.safetensors"
     tiny_ticket(name="base").save(base)
     code, out, err = main_cli(capsys, "finetune", base, "--data", tmp_path, "--lr", -1)
-    assert code == 1 and out == "" and err.count("\n") == 1
+    assert code == 2 and out == "" and err.count("\n") == 1
     assert err.startswith("error: --lr must be > 0, got -1.0")
     code, _, err = main_cli(capsys, "finetune", base, "--data", tmp_path, "--max-epochs", 0)  # old spelling
-    assert code == 1 and err.startswith("error: --epochs must be >= 1, got 0")
+    assert code == 2 and err.startswith("error: --epochs must be >= 1, got 0")
     code, _, err = main_cli(capsys, "finetune", base, "--data", tmp_path, "--warmup-epochs", 4, "--epochs", 4)
-    assert code == 1 and "--warmup-epochs must be >= 0 and below --epochs (4), got 4" in err
+    assert code == 2 and "--warmup-epochs must be >= 0 and below --epochs (4), got 4" in err
     code, _, err = main_cli(capsys, "find", "--arch", "conv2", "--data", "cifar10", "--rounds", 0)
-    assert code == 1 and err.startswith("error: --rounds must be a positive integer")
+    assert code == 2 and err.startswith("error: --rounds must be a positive integer")
     code, _, err = main_cli(capsys, "find", "--arch", "conv2", "--data", "cifar10", "--rewind", "100ep",
                             "--epochs", 10)
-    assert code == 1 and err.startswith("error: --rewind step 100ep is at or past the end")
+    assert code == 2 and err.startswith("error: --rewind step 100ep is at or past the end")
     assert "(rewind earlier, or raise --epochs)" in err
 
 

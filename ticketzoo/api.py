@@ -4,6 +4,7 @@
     ticket = ticketzoo.load("fashionmnist-lenet-300-100-s79")   # a name, name@rev, hf://, file:// or a path
     ticketzoo.push(ticket, "file:///srv/zoo")
     ticketzoo.list_tickets(arch="resnet18", min_sparsity=0.8)
+    model = ticketzoo.create_model("fashionmnist-lenet-300-100-s79", num_classes=5)  # like timm
 
 A thin layer over :mod:`ticketzoo.registry.api`: pulled tickets land, verified, in the
 local registry (``$TICKETZOO_HOME``), so later loads work offline by name.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ticketzoo.card import Card
 from ticketzoo.registry import api as _registry
@@ -50,6 +52,55 @@ def push(ticket: Ticket | str | Path, registry: str | None = None, *, name: str 
         return _registry.push(str(path), registry, name=name, home=home, **options)
 
 
+def create_model(ref: str | Path, *, num_classes: int | None = None, weights: str = "rewind",
+                 registry: str | None = None, home: Path | None = None, **head: Any):
+    """A ready ``torch.nn.Module`` from a ticket, in one call (as ``timm.create_model``).
+
+    ``ref`` is anything :func:`load` takes. ``weights`` picks the weight set: ``"rewind"``
+    (θk, where a lottery ticket is trained from; the default) or ``"trained"``. With
+    ``num_classes`` other than the ticket's the head is a fresh dense layer (``head_init``,
+    ``seed`` and ``fresh_head`` go to :meth:`Ticket.to_model`). Pruned weights are exactly
+    zero; keep them so while training with ``ticketzoo.keep_masks(model,
+    ticket.head_masks_dropped())``.
+
+        model = ticketzoo.create_model("fashionmnist-lenet-300-100-s79", num_classes=5)
+    """
+    from ticketzoo.errors import ConfigError
+
+    ticket = load(ref, registry=registry, home=home)
+    if weights not in ticket.weight_sets:
+        raise ConfigError(f"ticket {ticket.name!r} has no weight set {weights!r} (it has: "
+                          f"{', '.join(ticket.weight_sets)})", field="weights", value=weights)
+    return ticket.to_model(weights, num_classes, **head)
+
+
+def name_moved(source: str | Path, registry: str | None = None, *, name: str,
+               home: Path | None = None) -> str | None:
+    """``NAME@REV`` when ``name`` already names a *different* model in the folder registry
+    ``registry`` (default ``$TICKETZOO_REGISTRY``, else the local one), so publishing ``source``
+    under it would move the name; None when the name is free or holds this same ticket
+    (only name or license differ). ``push --name`` refuses such a move without ``--force``.
+    Hub registries keep every commit and are not checked."""
+    from ticketzoo.card import card_differences
+    from ticketzoo.errors import TicketzooError
+    from ticketzoo.registry.local import LocalRegistry
+    from ticketzoo.registry.named import default_remote
+    from ticketzoo.registry.refs import parse_registry_url
+
+    target = parse_registry_url(registry) if registry is not None else default_remote()
+    if target is not None and target.kind not in ("file", "local"):
+        return None
+    reg = LocalRegistry(target.root) if target is not None else LocalRegistry(home)
+    try:
+        held = reg.resolve(name)
+    except TicketzooError:  # free, or unreadable: publish decides (and says why)
+        return None
+    ticket = source if isinstance(source, Ticket) else load(source, home=home)
+    if set(card_differences(held.card, ticket.card)) <= {"name", "license"}:
+        return None
+    return f"{held.name}@{held.revision}"
+
+
 @dataclass(frozen=True)
 class Listed:
     """One ticket of :func:`list_tickets` (the fields of ``ticketzoo list --json``, plus the card)."""
@@ -64,6 +115,13 @@ class Listed:
     control: str | None  # "reinit", "dense-baseline", ... for control tickets
     problem: str | None  # why the listed card cannot be trusted as shown; None when it can
     card: Card
+    sha256: str = ""  # of the ticket file
+    path: Path | None = None  # the ticket file on this machine; None when it is not here yet
+
+    @property
+    def location(self) -> str:
+        """``where`` under the name every ``--json`` output uses."""
+        return self.where
 
     @property
     def ref(self) -> str:
@@ -80,7 +138,8 @@ def list_tickets(*, arch: str | None = None, source: str | None = None, min_spar
     rows = _registry.filter_entries(rows, arch=arch, source=source, min_sparsity=min_sparsity,
                                     max_sparsity=max_sparsity)
     return [Listed(e.name, e.revision, e.card.arch.name, e.card.source.dataset, e.card.sparsity, e.size, where,
-                   e.card.lineage.control, problem, e.card) for e, where, problem in rows]
+                   e.card.lineage.control, problem, e.card, e.sha256, e.file if e.file.is_file() else None)
+            for e, where, problem in rows]
 
 
-__all__ = ["Listed", "list_tickets", "load", "pull", "push"]
+__all__ = ["Listed", "create_model", "list_tickets", "load", "pull", "push"]

@@ -137,6 +137,10 @@ class FinetuneRecipe:
     weight_sets: dict[str, str] = field(default_factory=dict)  # set name -> what it holds
 
 
+#: ``Recipe.method`` of a ticket whose making is not recorded (see :meth:`Recipe.unrecorded`).
+UNRECORDED = "unrecorded"
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How the ticket was made: the mask (method, scope, rate, rounds, rewind) and training.
@@ -153,6 +157,12 @@ class Recipe:
     train: TrainingRecipe | None = None  # the training that made the weights
     pruning: PruningRecipe | None = None  # method "imp"
     finetune: FinetuneRecipe | None = None  # method "finetune"
+
+    @classmethod
+    def unrecorded(cls) -> "Recipe":
+        """The recipe of a ticket made from a model and masks (``Ticket.from_model`` without a
+        ``recipe``): how the masks and weights were made is not known, so nothing is claimed."""
+        return cls(method=UNRECORDED, scope="", rate=0.0, rounds=0, rewind="", seed=None)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -173,6 +183,8 @@ class Recipe:
             return (f"finetune from {f.init} weights (protocol {f.protocol or 'as given'}): {t.optimizer} "
                     f"lr {t.lr:g}, batch {t.batch_size}, up to {t.max_epochs} epochs ({t.schedule}), "
                     f"seed {self.seed}; the mask is the parent's")
+        if self.method == UNRECORDED:
+            return "not recorded (made from a model and masks, e.g. with ticketzoo.prune; the card claims no recipe)"
         return (f"{self.method}, {self.scope}, rate {self.rate}, {self.rounds} round(s), "
                 f"rewind {self.rewind}, seed {self.seed}")
 
@@ -214,6 +226,9 @@ class Card:
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # command-specific results
     schema: int = CARD_SCHEMA
+    # SPDX-style Hub license id of the weights ("mit", "cc-by-4.0"); "" means the default,
+    # DEFAULT_LICENSE (ticketzoo's own, as timm defaults to its). ``push --license`` sets it.
+    license: str = ""
 
     def replace(self, **changes: Any) -> "Card":
         return dataclasses.replace(self, **changes)
@@ -330,6 +345,10 @@ MAX_CLASSES = 1_000_000
 MAX_CHANNELS = 256
 MAX_INPUT_SIZE = 4096
 _ARCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: A Hub license id: the Hub's list is lower-case SPDX-like ids ("apache-2.0", "cc-by-nc-4.0", "other").
+LICENSE_RE = re.compile(r"^[a-z0-9][a-z0-9.+-]{0,63}$")
+#: The license a card states when none was set: ticketzoo's own (pyproject.toml).
+DEFAULT_LICENSE = "apache-2.0"
 
 
 def validate_card(card: Card, path: str | None = None) -> None:
@@ -350,6 +369,8 @@ def validate_card(card: Card, path: str | None = None) -> None:
     if not valid_name(card.name):
         raise TicketFormatError(f"card name {_short_repr(card.name)} is not a valid ticket name", path=path)
     _fraction(card.sparsity, "sparsity", fail)
+    if card.license and not LICENSE_RE.match(card.license):
+        raise fail(f"license {_short_repr(card.license)} is not a license id (lower case, e.g. mit, apache-2.0)")
     a = card.arch
     if not _ARCH_NAME.match(a.name):
         raise fail(f"arch.name {_short_repr(a.name)} is not an architecture name")

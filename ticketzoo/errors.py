@@ -141,6 +141,10 @@ class ConfigError(TicketzooError, ValueError):
     """A recipe or option value is out of range or inconsistent."""
 
 
+class ArgumentTypeError(TicketzooError, TypeError):
+    """A library function was given an object of the wrong kind (``prune(None, 0.9)``)."""
+
+
 class CheckpointError(TicketzooError, RuntimeError):
     """A run directory or checkpoint cannot be resumed (different recipe, corrupt file)."""
 

@@ -51,6 +51,11 @@ class Mask(dict):
     def copy(self) -> "Mask":
         return Mask(self)
 
+    def __repr__(self) -> str:
+        # dict's repr prints every tensor in full; say what the mask is instead
+        return (f"Mask({len(self)} tensors, {self.num_kept:,}/{self.num_total:,} kept, "
+                f"sparsity {self.sparsity:.2%})")
+
     @classmethod
     def ones_like(cls, model: nn.Module | Mapping[str, torch.Tensor], names: Iterable[str]) -> "Mask":
         """All-True masks for ``names`` of a model or state dict."""

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ticketzoo.config import fit
-from ticketzoo.errors import ConfigError
+from ticketzoo.errors import ArgumentTypeError, ConfigError
 from ticketzoo.masks import Mask
 
 SCOPES = ("global", "layerwise")
@@ -118,6 +118,9 @@ def prune(
     ``"global"`` ranks all of them together. The model is not changed: apply the result
     with :meth:`Mask.apply` or keep it during training with :func:`ticketzoo.keep_masks`.
     """
+    if not isinstance(model, nn.Module):
+        raise ArgumentTypeError(f"prune() takes the torch.nn.Module to prune, got {type(model).__name__}",
+                                field="model", value=model)
     if not fit(float, sparsity)[0] or not 0.0 <= sparsity <= 1.0:
         raise ConfigError(f"sparsity must be a number in [0, 1], got {sparsity!r}", field="sparsity", value=sparsity)
     if scope not in SCOPES:

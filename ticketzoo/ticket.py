@@ -106,7 +106,7 @@ class Ticket:
             name=name,
             arch=arch,
             source=source,
-            recipe=recipe or Recipe(),
+            recipe=recipe or Recipe.unrecorded(),  # claim no pruning that did not happen
             metrics=tuple(metrics),
             weight_sets=tuple(sets),
             lineage=lineage or Lineage(),
@@ -196,6 +196,12 @@ class Ticket:
         except OSError as e:
             raise TicketFormatError(f"cannot read: {e.strerror}", path=path) from None
         return cls.from_bytes(data, path)
+
+    def __repr__(self) -> str:
+        c = self.card
+        where = f", path={self.path!r}" if self.path else ""
+        return (f"Ticket(name={c.name!r}, arch={c.arch.name!r}, classes={c.arch.num_classes}, "
+                f"sparsity={c.sparsity:.2%}, weight_sets={list(self._sets)}{where})")
 
     # --- views ------------------------------------------------------------------------
 

@@ -12,14 +12,14 @@ from pathlib import Path
 import click
 
 from ticketzoo.cli.console import console, err_console, print_json
-from ticketzoo.cli.options import data_options, gather, output_options, runtime_options, train_values, \
+from ticketzoo.cli.options import complete_ticket_names, data_options, gather, output_options, runtime_options, train_values, \
     training_options
 
 _CONDITIONS = ("rewind", "trained", "reinit", "random_prune", "dense")  # ticketzoo.compare.CONDITIONS
 
 
 @click.command("compare")
-@click.argument("tickets", nargs=-1, required=True, metavar="TICKET...")
+@click.argument("tickets", nargs=-1, required=True, metavar="TICKET...", shell_complete=complete_ticket_names)
 @data_options(notes={"split": "0.8,0.1,0.1; drawn once, with --seed, for every run"})
 @training_options(notes={"lr": "auto: 1e-3 (sgd 1e-2); paper: 0.1"})
 @runtime_options()
@@ -27,7 +27,8 @@ _CONDITIONS = ("rewind", "trained", "reinit", "random_prune", "dense")  # ticket
 @click.option("--conditions", default=",".join(_CONDITIONS), show_default=True, metavar="C[,C]",
               help="What to train: rewind (the ticket's θk), trained (its source-trained θ, where it has "
                    "them), reinit (fresh weights, same mask), random_prune (random mask, same per-layer "
-                   "counts), dense (no mask, from scratch; once).")
+                   "counts; also spelled random-prune, as in find --control), dense (no mask, from "
+                   "scratch; once).")
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True,
               help="Runs per condition and ticket: seed, seed+1, ...")
 @click.option("--folds", type=click.IntRange(min=1), default=1, show_default=True, metavar="K",
@@ -54,13 +55,20 @@ def command(tickets, conditions, seeds, folds, protocol, resize, memory_budget, 
 
     Distributed: under `torchrun --nproc_per_node N [--nnodes M ...] -m ticketzoo compare ...`
     each process runs every N-th job alone (on several machines, --out must be on a shared
-    disk); rank 0 writes the report. See docs/DISTRIBUTED.md."""
+    disk); rank 0 writes the report. See docs/DISTRIBUTED.md.
+
+    \b
+    Examples:
+      ticketzoo compare fashionmnist-lenet-300-100-s79 fashionmnist-lenet-300-100-s93 --data ./images
+      ticketzoo compare NAME --data ./images --conditions rewind,random-prune,dense --seeds 5
+    """
     from ticketzoo.cli.errors import flags_in
     from ticketzoo.compare import CompareConfig, compare
     from ticketzoo.finetune import FinetuneConfig
     from ticketzoo.train import TrainConfig
 
     opts = gather(opts)
+    conditions = conditions.replace("random-prune", "random_prune")  # find --control's spelling
     given = train_values(opts)
     runtime = {k: opts[k] for k in ("device", "amp", "channels_last") if opts.get(k) is not None}
     train = TrainConfig(**given, **runtime, seed=opts["seed"])

@@ -33,6 +33,23 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
+def pushed_json(pushed: Any) -> dict:
+    """A push result under the keys every ``--json`` uses (``url`` null when there is none)."""
+    return {**pushed.__dict__, "url": pushed.url or None}
+
+
+def print_columns(header: list[str], rows: list[list[str]]) -> None:
+    """Rows as aligned plain-text columns on stdout, cells never cut.
+
+    Unlike a rich table (which fits itself into 80 columns when piped and shortens cells
+    with an ellipsis), every cell is printed whole, so ``list | cat`` and a narrow terminal
+    show full names and paths; a line wider than the terminal wraps instead."""
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    for line in [header, *rows]:
+        cells = [str(c).ljust(w) for c, w in zip(line, widths)]
+        print("  ".join(cells).rstrip())
+
+
 def human_size(n: int) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":

@@ -45,6 +45,14 @@ def flag_for(field: str | None, command: click.Command | None) -> str | None:
     return next((o for o in option.opts if o.startswith("--")), None)
 
 
+def is_usage_error(error: Exception, command: click.Command | None) -> bool:
+    """A setting's value refused (:class:`~ticketzoo.errors.ConfigError`) that one of the
+    command's flags sets: the command line was wrong, so exit 2 like click's type errors."""
+    from ticketzoo.errors import ConfigError
+
+    return isinstance(error, ConfigError) and flag_for(getattr(error, "field", None), command) is not None
+
+
 def describe(error: Exception, command: click.Command | None) -> str:
     """One line for ``error``: its field as the command's flag, backticked fields as flags."""
     message = getattr(error, "message", None) or str(error)

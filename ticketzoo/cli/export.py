@@ -6,22 +6,45 @@ from pathlib import Path
 
 import click
 
-from ticketzoo.cli.console import console
+from ticketzoo.cli.console import console, print_json
+from ticketzoo.cli.options import complete_ticket_names
+
+#: The format each file name means: what ``torch.load`` / ``safetensors.torch.load_file`` read.
+FORMATS = {".safetensors": "safetensors", ".pt": "torch", ".pth": "torch", ".bin": "torch"}
 
 
 @click.command("export")
-@click.argument("ref")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output .safetensors file.")
+@click.argument("ref", shell_complete=complete_ticket_names)
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file: .safetensors (safetensors) or .pt/.pth/.bin (torch.save of the state dict).")
 @click.option("--weights", type=click.Choice(["rewind", "trained"]), default="rewind", show_default=True)
 @click.option("--force", is_flag=True, help="Overwrite --out when it exists (never a file inside a registry).")
-def command(ref: str, out: Path, weights: str, force: bool) -> None:
-    """Write a dense safetensors state dict that loads into the plain model (pruned weights are 0)."""
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: name, revision, weights, format, tensors, path, "
+              "sha256 (of the written file).")
+def command(ref: str, out: Path, weights: str, force: bool, as_json: bool) -> None:
+    """Write a dense state dict that loads into the plain model (pruned weights are 0).
+
+    The format follows the file name: .safetensors, or .pt/.pth/.bin for torch.save (load
+    it with torch.load(path, weights_only=True)).
+
+    \b
+    Examples:
+      ticketzoo export fashionmnist-lenet-300-100-s79 --out dense.safetensors
+      ticketzoo export fashionmnist-lenet-300-100-s79 --weights trained --out dense.pt --json
+    """
+    import io
+
+    import torch
     from safetensors.torch import save
 
     from ticketzoo.errors import RegistryError
-    from ticketzoo.fileio import atomic_write_bytes, registry_holding
+    from ticketzoo.fileio import atomic_write_bytes, registry_holding, sha256_bytes
     from ticketzoo.registry.api import load
 
+    fmt = FORMATS.get(out.suffix.lower())
+    if fmt is None:  # writing safetensors under another name misleads whoever loads it
+        raise click.BadParameter(f"{out.name}: name the file .safetensors, or .pt/.pth/.bin for torch.save",
+                                 param_hint="--out")
     # Checked before anything is read: a registry's files change only through the registry.
     if (root := registry_holding(out)) is not None:
         raise RegistryError(f"refusing to write {out}: it is inside the ticket registry {root}",
@@ -30,8 +53,19 @@ def command(ref: str, out: Path, weights: str, force: bool) -> None:
         raise click.BadParameter(f"{out} exists; pass --force to overwrite it", param_hint="--out")
     if not out.parent.exists():
         raise click.BadParameter(f"folder {out.parent} does not exist", param_hint="--out")
-    ticket, _ = load(ref)
+    ticket, entry = load(ref)
     state = ticket.state_dict(weights)  # checks every tensor against the architecture first
     meta = {"ticketzoo_ticket": ticket.name, "architecture": ticket.card.arch.name, "weights": weights}
-    atomic_write_bytes(out, save(state, metadata=meta))
-    console.print(f"wrote {out} ({ticket.card.arch.name}, {weights} weights, {len(state)} tensors)")
+    if fmt == "safetensors":
+        data = save(state, metadata=meta)
+    else:
+        buffer = io.BytesIO()
+        torch.save(state, buffer)  # plain tensors only: loads with weights_only=True
+        data = buffer.getvalue()
+    atomic_write_bytes(out, data)
+    if as_json:
+        print_json({"name": ticket.name, "revision": entry.revision if entry else None, "weights": weights,
+                    "format": fmt, "tensors": len(state), "path": str(out), "sha256": sha256_bytes(data),
+                    "size": len(data)})
+    else:
+        console.print(f"wrote {out} ({fmt}; {ticket.card.arch.name}, {weights} weights, {len(state)} tensors)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ticketzoo.cli.console import console, err_console, print_json
+from ticketzoo.cli.console import console, err_console, print_json, pushed_json
 from ticketzoo.cli.options import (PAPER, FloatList, alias_option, data_options, gather, output_options,
                                    publish_options, runtime_options, runtime_values, train_values,
                                    training_options)
@@ -36,9 +36,10 @@ _SCOPE_HELP = ("global: all prunable tensors form one pool (the head included); 
 @click.option("--exclude-head", is_flag=True, help="Never prune the output layer.")
 @click.option("--exclude-first-conv", is_flag=True, help="Never prune the first convolution.")
 @alias_option("--init", "weight_init", type=click.Choice(["xavier", "default"]))  # --weight-init until 2026-11
-@click.option("--control", type=click.Choice(["none", "reinit", "random-prune"]), default="none",
+@click.option("--control", type=click.Choice(["none", "reinit", "random-prune", "random_prune"]), default="none",
               show_default=True, help="Also train a baseline each round: reinit (same mask, fresh "
-              "init) or random-prune (random mask, same per-layer sparsity, θk weights).")
+              "init) or random-prune (random mask, same per-layer sparsity, θk weights; also spelled "
+              "random_prune, as in compare --conditions).")
 @click.option("--control-at", type=FloatList(), default=None, metavar="S[,S...]",
               help="Train the --control only in the rounds of these target sparsities (e.g. 0.89,0.97).")
 @training_options(defaults=PAPER, notes={"epochs": "per round"})
@@ -50,7 +51,7 @@ _SCOPE_HELP = ("global: all prunable tensors form one pool (the head included); 
 @click.option("--data-seed", type=int, default=0, show_default=True, help="Seed of the data split.")
 @click.option("--val-fraction", type=float, default=0.1, show_default=True,
               help="Named datasets: share of the train set held out for validation.")
-@click.option("--run-dir", default="runs", show_default=True, type=click.Path(file_okay=False),
+@click.option("--run-dir", "--out", "run_dir", default="runs", show_default=True, type=click.Path(file_okay=False),
               help="Runs go to RUN_DIR/<source>-<arch>-<recipe hash>/ (or RUN_DIR itself when it "
                    "is a run folder); re-running the same recipe resumes.")
 @runtime_options(defaults={"device": "auto"})
@@ -83,6 +84,12 @@ def command(**opts) -> None:
     Distributed: runs unchanged under `torchrun --nproc_per_node N -m ticketzoo find ...` (NCCL on
     GPUs, gloo on CPU; see docs/DISTRIBUTED.md). --batch-size is the global batch (each process
     trains BATCH/N); rank 0 alone writes and reports; resume with the same N.
+
+    \b
+    Examples:
+      ticketzoo find --arch lenet_300_100 --data fashionmnist --data-root /data/fashion-mnist \\
+          --optimizer adam --lr 1.2e-3 --rounds 12 --rewind 0 --scope layerwise --out runs
+      ticketzoo find --arch conv2 --data ./images --rounds 5 --control reinit --push
     """
     from ticketzoo.find import FindRecipe, find_tickets, resolve_data
     from ticketzoo.models import get_arch
@@ -104,7 +111,7 @@ def command(**opts) -> None:
         control_at=tuple(o["control_at"] or ()),
         scope=o["scope"], rewind=o["rewind"], head_rate=o["head_rate"], exclude_head=o["exclude_head"],
         exclude_first_conv=o["exclude_first_conv"], init=o["weight_init"], seed=o["seed"],
-        control=None if o["control"] == "none" else o["control"], data_seed=o["data_seed"],
+        control=None if o["control"] == "none" else o["control"].replace("_", "-"), data_seed=o["data_seed"],
         split=o["split"], val_fraction=o["val_fraction"],
         input_size=o["input_size"] or spec.native_size or 32,
         channels=int(o["channels"]) if o["channels"] else spec.native_channels or 3,
@@ -134,7 +141,7 @@ def command(**opts) -> None:
         print_json({"run_dir": str(result.run_dir), "recipe_hash": recipe.hash(),
                     "rounds": [r.to_dict() for r in result.rounds], "stopped": result.stopped,
                     "carry": None if carried is None else str(carried),
-                    "pushed": [p.__dict__ for p in pushed]})
+                    "pushed": [pushed_json(p) for p in pushed]})
         return
     console.print(result.table())
     where = (f"pushed {len(pushed)} ticket(s) to {registry or 'the local registry'}" if push

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from ticketzoo.cli.console import console, err_console, print_json
-from ticketzoo.cli.options import (data_options, gather, output_options, publish_options, runtime_options,
-                                   runtime_values, train_values, training_options)
+from ticketzoo.cli.console import console, err_console, print_json, pushed_json
+from ticketzoo.cli.options import (complete_ticket_names, data_options, gather, output_options, publish_options,
+                                   runtime_options, runtime_values, train_values, training_options)
 
 _INITS = ("rewind", "trained", "reinit", "dense")  # ticketzoo.finetune.INITS (no torch import here)
 _RUNTIME = ("device", "seed")  # TrainConfig fields that are not recipe choices (and the precision)
@@ -24,7 +24,7 @@ _NOTES = {  # what each training option is when not given: the protocol's choice
 
 
 @click.command("finetune")
-@click.argument("ref", required=False)
+@click.argument("ref", required=False, shell_complete=complete_ticket_names)
 @data_options(notes={"split": "0.8,0.1,0.1; named datasets: V of the train set is val",
                      "augment": "horizontal flips added to the random crop"})
 @click.option("--out", "out_dir", metavar="DIR", help="Output folder [default: ./finetuned/NAME].")
@@ -61,6 +61,12 @@ def command(ref, **opts) -> None:
     Distributed: runs unchanged under `torchrun --nproc_per_node N -m ticketzoo finetune ...` (NCCL on
     GPUs, gloo on CPU; see docs/DISTRIBUTED.md). --batch-size is the global batch (each process
     trains BATCH/N); rank 0 alone writes and reports; resume with the same N.
+
+    \b
+    Examples:
+      ticketzoo finetune fashionmnist-lenet-300-100-s79 --data ./my_images
+      ticketzoo finetune NAME --data ./my_images --init rewind --compare dense,reinit --seeds 3
+      ticketzoo finetune --data cifar10 --download --push --registry hf://my-lab
     """
     from ticketzoo.cli.errors import flags_in
     from ticketzoo.find.sources import data_label
@@ -161,4 +167,4 @@ def _json(result, pushed) -> dict:
             "runs": [{k: r[k] for k in ("init", "seed", "status", "reason", "test_accuracy")}
                      for r in result.metrics["runs"]],
             "notes": result.metrics["notes"], "resolution": result.metrics.get("resolution"),
-            "pushed": None if pushed is None else pushed.__dict__}
+            "pushed": None if pushed is None else pushed_json(pushed)}

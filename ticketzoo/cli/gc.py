@@ -18,7 +18,13 @@ from ticketzoo.cli.console import console, err_console, human_size, print_json
 def command(dry_run: bool, old_revisions: bool, registry: str | None, as_json: bool) -> None:
     """Remove leftovers of interrupted writes, tickets whose first push never finished, and
     damaged revisions that are not current; with --old-revisions, old intact revisions too.
-    A damaged current revision is reported, never removed."""
+    A damaged current revision is reported, never removed.
+
+    \b
+    Examples:
+      ticketzoo gc --dry-run
+      ticketzoo gc --old-revisions --json
+    """
     from ticketzoo.registry.api import collect_garbage
 
     report = collect_garbage(registry=registry, dry_run=dry_run, old_revisions=old_revisions)

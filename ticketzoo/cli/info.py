@@ -5,20 +5,35 @@ from __future__ import annotations
 import click
 
 from ticketzoo.cli.console import console, human_size, print_json
+from ticketzoo.cli.options import complete_ticket_names
 
 
 @click.command("info")
-@click.argument("ref")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def command(ref: str, as_json: bool) -> None:
-    """Show a ticket's card and per-layer sparsity (REF: name, name@rev, URL or path)."""
+@click.argument("ref", shell_complete=complete_ticket_names)
+@click.option("--registry", metavar="URL", help="Show NAME as stored in this registry: file:///DIR, a folder, "
+              "or hf://ORG[/REPO].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: the card's fields, plus the file's "
+              "name/revision/sha256/size/path/location.")
+def command(ref: str, registry: str | None, as_json: bool) -> None:
+    """Show a ticket's card and per-layer sparsity (REF: name, name@rev, URL or path).
+
+    \b
+    Examples:
+      ticketzoo info fashionmnist-lenet-300-100-s79
+      ticketzoo info NAME --registry file:///srv/zoo --json
+      ticketzoo info ./ticket.safetensors
+    """
     from ticketzoo.card import seed_table
     from ticketzoo.registry.api import resolve_card
 
+    if registry is not None:
+        ref = _located(ref, registry)
     card, entry = resolve_card(ref)
+    where = _where(ref, entry)
     if as_json:
         data = card.to_dict()
-        if entry is not None:
+        data.update(where)
+        if entry is not None:  # the key of earlier versions
             data["file"] = {"path": str(entry.file), "sha256": entry.sha256, "size": entry.size}
         print_json(data)
         return
@@ -43,8 +58,10 @@ def command(ref: str, as_json: bool) -> None:
     ]
     if card.lineage.parent:
         facts.append(("parent", f"{card.lineage.parent} (sha256 {card.lineage.parent_sha256})"))
-    if entry is not None:
-        facts.append(("file", f"{entry.file} ({human_size(entry.size)}, sha256 {entry.sha256})"))
+    if where["sha256"]:
+        facts.append(("revision", f"{where['revision']} ({where['location']})"))
+        facts.append(("file", f"{where['path'] or '(not local yet)'} ({human_size(where['size'])}, "
+                              f"sha256 {where['sha256']})"))
     for k, v in facts:
         console.print(f"  {k:<12} {v}")
     if card.metrics:
@@ -67,3 +84,32 @@ def command(ref: str, as_json: bool) -> None:
 
 def _pct(x):
     return "—" if x is None else f"{x:.2%}"
+
+
+def _located(ref: str, registry: str) -> str:
+    """The reference of ticket NAME[@REV] in ``registry`` (as ``pull NAME --registry`` finds it)."""
+    from ticketzoo.registry.base import backend_for
+    from ticketzoo.registry.refs import parse_ref, parse_registry_url
+
+    name, revision = backend_for(parse_ref(ref).kind).as_name(parse_ref(ref))
+    target = parse_registry_url(registry)
+    return backend_for(target.kind).locate(target, name, revision).text
+
+
+def _where(ref: str, entry) -> dict:
+    """name/revision/sha256/size/path/location of the ticket file, as every ``--json`` names them;
+    a catalog ticket not pulled yet answers from its catalog card (path: its bundled file, if any)."""
+    if entry is None:
+        from ticketzoo.registry.catalog import load_catalog
+        from ticketzoo.registry.refs import parse_ref
+
+        parsed = parse_ref(ref)
+        item = load_catalog().get(parsed.name) if parsed.kind == "name" else None
+        if item is None:
+            return {"revision": None, "sha256": None, "size": None, "path": ref if parsed.kind == "path" else None,
+                    "location": "file" if parsed.kind == "path" else None}
+        entry, location = item.entry, "catalog"
+    else:
+        location = entry.location or "local"
+    return {"revision": entry.revision, "sha256": entry.sha256, "size": entry.size,
+            "path": str(entry.file) if entry.file.is_file() else None, "location": location}

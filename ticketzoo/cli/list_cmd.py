@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ticketzoo.cli.console import console, err_console, human_size, print_json
+from ticketzoo.cli.console import console, err_console, human_size, print_columns, print_json
 
 
 @click.command("list")
@@ -15,7 +15,16 @@ from ticketzoo.cli.console import console, err_console, human_size, print_json
 @click.option("--registry", metavar="URL", help="List this registry instead: file:///DIR, a folder, or hf://ORG[/REPO].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def command(arch, source, min_sparsity, max_sparsity, registry, as_json) -> None:
-    """List tickets in the zoo catalog and the local registry (or in --registry)."""
+    """List tickets in the zoo catalog and the local registry (or in --registry).
+
+    Names, revisions and paths are printed whole (also when piped), one ticket a line.
+
+    \b
+    Examples:
+      ticketzoo list
+      ticketzoo list --arch lenet_300_100 --min-sparsity 0.8
+      ticketzoo list --registry file:///srv/zoo --json
+    """
     from ticketzoo.registry.api import filter_entries, scan_entries
 
     rows = []
@@ -29,6 +38,7 @@ def command(arch, source, min_sparsity, max_sparsity, registry, as_json) -> None
                            max_sparsity=max_sparsity)
     for entry, where, problem in found:
         card = entry.card
+        path = entry.file if entry.file.is_file() else None  # a catalog card whose file lives remotely
         rows.append(
             {
                 "name": entry.name,
@@ -37,7 +47,10 @@ def command(arch, source, min_sparsity, max_sparsity, registry, as_json) -> None
                 "source": card.source.dataset,
                 "sparsity": card.sparsity,
                 "size": entry.size,
-                "where": where,
+                "sha256": entry.sha256,
+                "location": where,
+                "where": where,  # the name of "location" until 2026-12, kept for scripts
+                "path": str(path) if path is not None else None,
                 "control": card.lineage.control,
                 # what the row shows (its README) may not be the ticket's own card: say so
                 "problem": problem,
@@ -46,18 +59,17 @@ def command(arch, source, min_sparsity, max_sparsity, registry, as_json) -> None
     if as_json:
         print_json(rows)
     elif rows:
-        from rich.table import Table
-
         controls = any(r["control"] for r in rows)
         problems = any(r["problem"] for r in rows)
-        columns = ["name", "arch", "source", "sparsity", "size", "where"]
+        columns = ["name", "revision", "arch", "source", "sparsity", "size", "location", "path"]
         columns += (["control"] if controls else []) + (["problem"] if problems else [])
-        table = Table(*columns, box=None, pad_edge=False)
+        table = []
         for r in rows:
-            cells = [r["name"], r["arch"], r["source"], f"{r['sparsity']:.1%}", human_size(r["size"]), r["where"]]
+            cells = [r["name"], r["revision"], r["arch"], r["source"], f"{r['sparsity']:.1%}",
+                     human_size(r["size"]), r["location"], r["path"] or "-"]
             cells += ([r["control"] or ""] if controls else []) + ([r["problem"] or ""] if problems else [])
-            table.add_row(*cells)
-        console.print(table)
+            table.append(cells)
+        print_columns(columns, table)
     else:
         console.print("no tickets match (see `ticketzoo list` without filters)")
     for name, problem in damaged:  # unreadable records: not listed, but never silently

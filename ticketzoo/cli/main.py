@@ -30,6 +30,7 @@ class LazyGroup(click.Group):
         "gc": "gc",
         "bench": "bench",
         "predict": "predict",
+        "cache": "cache",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -49,7 +50,17 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ticketzoo")
 def cli() -> None:
-    """ticketzoo: find, share and fine-tune sparse lottery tickets."""
+    """ticketzoo: find, share and fine-tune sparse lottery tickets.
+
+    \b
+    Examples:
+      ticketzoo list
+      ticketzoo pull fashionmnist-lenet-300-100-s79
+      ticketzoo finetune --data ./my_images
+      ticketzoo push --registry hf://my-lab --license mit
+
+    Every command: `ticketzoo COMMAND --help`; JSON keys and exit codes: docs/CLI.md.
+    """
 
 
 def _debug() -> bool:
@@ -81,10 +92,13 @@ def main(argv: list[str] | None = None) -> None:
     except TicketzooError as e:
         if _debug():
             raise
-        from ticketzoo.cli.errors import describe
+        from ticketzoo.cli.errors import describe, is_usage_error
 
-        err_console.print(f"error: {_one_line(describe(e, _command(argv)))}")
-        sys.exit(EXIT_USER)
+        command = _command(argv)
+        err_console.print(f"error: {_one_line(describe(e, command))}")
+        # A flag's value out of range is a usage error, as click's own type errors are
+        # (`--epochs 0` and `--epochs three` both exit 2).
+        sys.exit(EXIT_USAGE if is_usage_error(e, command) else EXIT_USER)
     except BrokenPipeError:
         sys.exit(EXIT_OK)
     except Exception as e:  # a bug, not a user error: still one line unless debugging

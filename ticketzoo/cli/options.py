@@ -209,7 +209,33 @@ def train_values(opts: Mapping[str, Any]) -> dict[str, Any]:
     text = opts.get("milestones")
     if values.get("schedule") in ("cosine", "linear") and not typed:
         values["milestones"] = ()  # the step schedule's milestones
+    elif text is not None and text.strip().lower() in ("", "none"):
+        values["milestones"] = ()
     elif text is not None:
-        values["milestones"] = () if text.strip().lower() in ("", "none") else \
-            tuple(int(m) for m in floats(text))
+        try:
+            numbers = floats(text)
+        except click.BadParameter as e:  # parsed outside click: name the flag, as click would
+            raise click.BadParameter(e.message, param_hint="--milestones") from None
+        if not all(float(m).is_integer() for m in numbers):
+            raise click.BadParameter(f"must be whole epochs, got {text!r}", param_hint="--milestones")
+        values["milestones"] = tuple(int(m) for m in numbers)
     return values
+
+
+def complete_ticket_names(ctx: click.Context, param: click.Parameter, incomplete: str):
+    """Shell completion of ticket names (local registry and catalog), for every REF argument.
+
+    Enable it with ``eval "$(_TICKETZOO_COMPLETE=bash_source ticketzoo)"`` (zsh_source,
+    fish_source); see the README. Paths, URLs and ``NAME@`` complete as typed."""
+    from click.shell_completion import CompletionItem
+
+    if "/" in incomplete or "@" in incomplete or incomplete.startswith("."):
+        return []
+    try:
+        from ticketzoo.registry.api import scan_entries
+
+        rows, _ = scan_entries()
+    except Exception:  # noqa: BLE001 - a completion must never print an error into the shell
+        return []
+    names = sorted({entry.name for entry, _, _ in rows if entry.name.startswith(incomplete)})
+    return [CompletionItem(n) for n in names]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ticketzoo.cli.console import console, err_console, print_json
+from ticketzoo.cli.console import console, err_console, print_json, pushed_json
 
 
 @click.command("push")
@@ -16,23 +16,36 @@ from ticketzoo.cli.console import console, err_console, print_json
 @click.option("--revision", help="Hub only: commit to this branch.")
 @click.option("--tag", help="Hub only: tag the new commit.")
 @click.option("--message", help="Hub only: commit message.")
-@click.option("--license", "license_", metavar="ID", help="Hub only: the model card's license (e.g. mit).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def command(source, registry, name, private, revision, tag, message, license_, as_json) -> None:
+@click.option("--license", "license_", metavar="ID", help="The weights' license, a Hub id (e.g. mit, cc-by-4.0; default apache-2.0): stored in the card.")
+@click.option("--force", is_flag=True, help="With --name: move a name that holds another model to this one.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: name, revision, sha256, location, url.")
+def command(source, registry, name, private, revision, tag, message, license_, force, as_json) -> None:
     """Publish a ticket file (or a local ticket) under its name.
 
-    Without PATH|REF, the ticket fine-tuned or pulled last (whichever came later)."""
+    Without PATH|REF, the ticket fine-tuned or pulled last (whichever came later).
+
+    \b
+    Examples:
+      ticketzoo push ./finetuned/NAME --registry file:///srv/zoo
+      ticketzoo push NAME --registry hf://my-lab --tag v1 --license mit
+      ticketzoo push ./ticket.safetensors --name my-ticket --json
+    """
+    from ticketzoo.api import name_moved
     from ticketzoo.registry.api import push, ticket_to_push
 
     if source is None:
         last = ticket_to_push()
         err_console.print(f"pushing the ticket {last.what} last: {last.name} ({last.source})")
         source = last.source
+    if name and not force and (held := name_moved(source, registry, name=name)):
+        raise click.BadParameter(f"{name} already names another model ({held}): pass --force to move the name "
+                                 f"to this ticket (the old revision stays pullable as {held}), or choose another "
+                                 "name", param_hint="--name")
     with err_console.status(f"pushing {source}"):
         done = push(source, registry, name=name, private=private, revision=revision, tag=tag, message=message,
                     license=license_)
     if as_json:
-        print_json(done.__dict__)
+        print_json(pushed_json(done))
     else:
         where = done.url or done.location
         console.print(f"pushed {done.name}@{done.revision} to {where} (sha256 {done.sha256})")

@@ -4,20 +4,31 @@ from __future__ import annotations
 
 import click
 
-from ticketzoo.cli.console import console, print_json
+from ticketzoo.cli.console import console, human_size, print_json
+from ticketzoo.cli.options import complete_ticket_names
 
 
 @click.command("rm")
-@click.argument("ref", metavar="NAME[@REV]")
+@click.argument("ref", metavar="NAME[@REV]", shell_complete=complete_ticket_names)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def command(ref: str, as_json: bool) -> None:
     """Remove a ticket, every revision of it, from the local registry; NAME@REV removes one
     revision (not the current one while others remain). Atomic: a killed rm removes all or
-    nothing that any command can see."""
+    nothing that any command can see.
+
+    \b
+    Examples:
+      ticketzoo rm fashionmnist-lenet-300-100-s79
+      ticketzoo rm NAME@1a2b3c4d --json
+    """
+    from ticketzoo.cli.cache import revision_sizes
     from ticketzoo.registry.api import remove_ticket
 
+    sizes = revision_sizes(ref)  # measured before: what the removal frees
     name, revisions = remove_ticket(ref)
+    freed = sum(sizes.get(r, 0) for r in revisions)
     if as_json:
-        print_json({"name": name, "removed": revisions})
+        print_json({"name": name, "removed": revisions, "freed": freed})
     else:
-        console.print(f"removed {name} ({len(revisions)} revision(s): {', '.join(revisions) or 'none'})")
+        console.print(f"removed {name} ({len(revisions)} revision(s): {', '.join(revisions) or 'none'}; "
+                      f"freed {human_size(freed)})")

@@ -188,7 +188,14 @@ def _read_idx(files: tuple[Path, ...], spec: _Spec) -> tuple[np.ndarray, np.ndar
 
 
 def _download(key: str, spec: _Spec, root: Path) -> None:
+    import os
+
     import torchvision.datasets as tvd  # heavy import, only to download
+
+    for switch in ("TICKETZOO_OFFLINE", "HF_HUB_OFFLINE"):  # no network, whatever the remote (issue 19)
+        if os.environ.get(switch, "").upper() in ("1", "ON", "YES", "TRUE"):
+            raise DataError(f"cannot download {key} into {root}: {switch} is set", path=root,
+                            hint=f"unset {switch}, or put the files there yourself ({_hint(key, root)})")
 
     try:  # one split suffices: torchvision downloads all four files
         getattr(tvd, spec.cls)(str(root), train=False, download=True)

@@ -326,7 +326,7 @@ class _IMP:
             metrics=metrics, lineage=lineage(result.line, parent),
             description=describe(self.recipe, result, self.description),
             extra={"round": result.round, "line": result.line, "epochs": result.epochs,
-                   "cpu_threads": self.threads,
+                   "cpu_threads": self.threads, "test_images": self.src.counts.get("test"),  # model-index's n
                    **({"distributed": self.processes} if self.processes["world_size"] > 1 else {})},
         ).with_card(created=self.run_dir.created)
         sha = self.run_dir.write_ticket(result.ticket, ticket.to_bytes(), ticket.card)

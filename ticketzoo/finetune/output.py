@@ -75,7 +75,10 @@ def make_ticket(base: Ticket, kept: dict, run, data, config, name: str,
     extra = {"test_accuracy": test_acc, "best_epoch": run.train.best_epoch, "metrics": METRICS_FILE,
              "init": config.init, "seeds": config.seed_list(), "compare": list(config.compare),
              "saved_seed": run.seed, "status": run.status, "p_value_vs_chance": run.p_value,
-             "protocol": recipe_setup["protocol"], "skipped_files": len(data.skipped)}
+             "protocol": recipe_setup["protocol"], "skipped_files": len(data.skipped),
+             "test_images": run.test.num_samples if run.test else None,
+             "parent_source": card.source.dataset,  # the data the mask and start weights came from
+             **({"distributed": setup["processes"]} if setup.get("processes", {}).get("world_size", 1) > 1 else {})}
     first = config.seed_list()[0]
     seed_note = (f"; seed {run.seed} is saved, the first of its init that trained (seed {first} did not)"
                  if run.seed != first else f"; seed {run.seed} is saved")

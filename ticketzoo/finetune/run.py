@@ -91,7 +91,9 @@ def finetune(ticket: Ticket, data: str | Path, config: FinetuneConfig | None = N
     classes = len(ds.classes)
     threads, why = _threads(config.threads, start_model(ticket, config.init, classes, config.seed)[0], arch)
     setup = {"protocol": resolved.to_dict(), "threads": {"count": threads, "why": why},
-             "images": {**info, **how}}
+             "images": {**info, **how},
+             # as find records it: under torchrun, batch_size is the global batch shared by the ranks
+             "processes": distributed.describe(resolved.train.batch_size)}
     if config.folds > 1:
         setup["folds"] = {"k": config.folds, "sizes": [{s: len(getattr(d, s)) for s in ("train", "val", "test")}
                                                        for d, _ in folds.values()]}

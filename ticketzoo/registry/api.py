@@ -14,10 +14,10 @@ import logging
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from ticketzoo.errors import RegistryError, StorageError, TicketNotFoundError, UnknownArchitectureError
+from ticketzoo.errors import ConfigError, RegistryError, StorageError, TicketNotFoundError, UnknownArchitectureError
 from ticketzoo.fileio import sha256_bytes
 from ticketzoo.folder import Entry
-from ticketzoo.registry.base import Pushed, backend_for
+from ticketzoo.registry.base import Opened, Pushed, backend_for
 from ticketzoo.registry.catalog import BUNDLED, load_catalog
 from ticketzoo.registry.checks import listing_problem, ticket_warnings  # noqa: F401 (ticket_warnings: re-exported)
 from ticketzoo.registry.cleanup import GcReport, gc, remove
@@ -100,8 +100,9 @@ def open_base(ref_text: str | None, *, home: Path | None = None) -> Base:
         return Base(Ticket.load(entry.file), f"{entry.name}@{entry.revision}", entry.sha256, True)
     ref = parse_ref(ref_text)
     opened = backend_for(ref.kind).open(ref, _home(home))
-    if opened.entry is not None:
-        return Base(opened.ticket, f"{opened.entry.name}@{opened.entry.revision}", opened.entry.sha256, False)
+    if opened.entry is not None:  # a Hub ticket keeps its Hub ref: its card's base_model (issue 19)
+        parent = ref.text if ref.text.startswith("hf://") else f"{opened.entry.name}@{opened.entry.revision}"
+        return Base(opened.ticket, parent, opened.entry.sha256, False)
     return Base(opened.ticket, opened.ticket.name, sha256_bytes(opened.data), False)
 
 
@@ -153,6 +154,8 @@ def push(source: str | None = None, registry: str | None = None, *, name: str | 
     ref = parse_ref(source)
     opened = backend_for(ref.kind).open(ref, local)
     _check_arch(opened.ticket)
+    if options.get("license"):  # a card field, so every backend stores it (issue 19)
+        opened = _licensed(opened, options.pop("license"))
     name = check_name(name or opened.ticket.name)
     target = _target(registry, local)
     backend = backend_for(target.kind)
@@ -165,6 +168,19 @@ def check_target(registry: str | None = None, *, home: Path | None = None) -> No
     so that a fine-tune or search that ends in a push fails before it trains, not after."""
     target = _target(registry, _home(home))
     backend_for(target.kind).check_target(target)
+
+
+def _licensed(opened: Opened, license_: str) -> Opened:
+    """The ticket with ``license_`` in its card (new bytes, so a new revision when it changed)."""
+    from ticketzoo.card import LICENSE_RE
+
+    if not isinstance(license_, str) or not LICENSE_RE.match(license_):
+        raise ConfigError(f"license {license_!r} is not a Hub license id (lower case, e.g. mit, apache-2.0, "
+                          "cc-by-4.0, other)", field="license", value=license_)
+    if opened.ticket.card.license == license_:
+        return opened
+    data = opened.ticket.with_card(license=license_).to_bytes()
+    return Opened(Ticket.from_bytes(data, opened.ticket.path), data, None)
 
 
 def _target(registry: str | None, local: LocalRegistry) -> Ref:

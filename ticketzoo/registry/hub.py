@@ -50,6 +50,8 @@ def _endpoint() -> str | None:
 def _offline() -> bool:
     from huggingface_hub import constants
 
+    if os.environ.get("TICKETZOO_OFFLINE", "").upper() in _TRUE:  # ticketzoo's own switch (issue 19)
+        return True
     env = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE")
     return (env or "").upper() in _TRUE or (env is None and constants.HF_HUB_OFFLINE)
 
