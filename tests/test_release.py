@@ -141,6 +141,7 @@ def test_card_of_an_api_made_ticket_claims_no_recipe(tmp_path):
     ticket = ticketzoo.Ticket.from_model(model, ticketzoo.prune(model, 0.9), name="mine", arch="conv2",
                                          arch_kwargs={"width": 0.125}, input_size=16)
     assert "rate 0.2" not in ticket.card.recipe.summary() and "not recorded" in ticket.card.recipe.summary()
+    (tmp_path / "zoo").mkdir()  # folder registries must exist (issue 22)
     pushed = ticketzoo.push(ticket, str(tmp_path / "zoo"))
     text = next((tmp_path / "zoo" / "tickets" / "mine").glob("*/README.md")).read_text()
     data = hub_card(text)
@@ -168,6 +169,7 @@ def test_fine_tune_card_has_base_model_relation_datasets_and_n(tmp_path):
 
 
 def test_push_license_to_a_folder_registry(cli, tmp_path):
+    (tmp_path / "zoo").mkdir()
     path = saved(tmp_path, "lic")
     code, out, _ = cli("push", path, "--registry", tmp_path / "zoo", "--license", "mit", "--json")
     assert code == 0, out
@@ -217,6 +219,7 @@ def test_verify_does_not_pull_without_asking(cli):
 
 def test_push_name_refuses_to_move_a_name_without_force(cli, tmp_path):
     zoo = tmp_path / "zoo"
+    zoo.mkdir()
     assert cli("push", saved(tmp_path, "one", seed=1), "--registry", zoo, "--name", "shared")[0] == 0
     assert cli("push", saved(tmp_path, "one", seed=1), "--registry", zoo, "--name", "shared")[0] == 0  # same model
     code, _, err = cli("push", saved(tmp_path, "two", seed=2), "--registry", zoo, "--name", "shared")
@@ -239,6 +242,7 @@ def test_export_writes_the_format_its_name_says(cli, tmp_path):
 
 def test_info_and_verify_take_a_registry_and_name_the_file(cli, tmp_path):
     zoo = tmp_path / "zoo"
+    zoo.mkdir()
     pushed = json.loads(cli("push", saved(tmp_path, "far"), "--registry", zoo, "--json")[1])
     code, out, _ = cli("info", "far", "--registry", zoo, "--json")
     info = json.loads(out)

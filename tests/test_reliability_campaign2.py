@@ -422,7 +422,7 @@ def test_a_registry_setting_that_is_a_file_names_the_setting(cli, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     code, _, err = cli("push", saved(tmp_path, "t"), "--registry", blocker)
-    assert code == 1 and err.startswith("error: --registry: the registry folder") and "is not a folder" in err
+    assert code == 2 and err.startswith("error: --registry: the registry folder") and "is not a folder" in err
     assert "TICKETZOO_HOME" not in err
 
 
@@ -438,14 +438,14 @@ def test_a_relative_or_missing_default_remote_is_an_error_naming_it(cli, tmp_pat
     assert code == 1 and "TICKETZOO_REGISTRY: the registry folder" in err and "does not exist" in err
     assert not (tmp_path / "missing").exists()
     code, _, err = cli("push", path, "--registry", tmp_path / "typo")
-    assert code == 1 and "--registry: the registry folder" in err and not (tmp_path / "typo").exists()
+    assert code == 2 and "--registry: the registry folder" in err and not (tmp_path / "typo").exists()
 
 
 def test_finetune_push_to_a_missing_registry_fails_before_training(cli, tmp_path):
     LocalRegistry().publish(tiny_ticket(name="starter"))
     code, _, err = cli("finetune", "starter", "--data", tmp_path, "--out", tmp_path / "o", "--push",
                        "--registry", tmp_path / "typo")
-    assert code == 1 and "--registry: the registry folder" in err and "does not exist" in err, err
+    assert code == 2 and "--registry: the registry folder" in err and "does not exist" in err, err
     assert not (tmp_path / "o").exists() and not (tmp_path / "typo").exists()
 
 
@@ -460,7 +460,7 @@ def test_file_urls_with_a_fragment_or_query_are_refused(cli, tmp_path, char):
 
 def test_list_of_a_missing_registry_folder_is_an_error(cli, tmp_path):
     code, out, err = cli("list", "--registry", tmp_path / "no" / "such")
-    assert code == 1 and "does not exist" in err and "no tickets match" not in out
+    assert code == 2 and "does not exist" in err and "no tickets match" not in out
 
 
 # --- 9. a bare name is a name -------------------------------------------------------------------

@@ -71,7 +71,7 @@ def test_bench_table_and_errors(compiled, ticket_file, run):
     p = run("bench", str(ticket_file), "--repeat", "1", check=0)
     assert "dense-fp32" in p.stdout and "verdict: " in p.stdout and "batch 1 at 16 px" in p.stdout
     assert "file size: ticket" in p.stdout
-    p = run("bench", str(ticket_file), "--input-size", "12", check=1)  # conv2's head is sized for 16 px
+    p = run("bench", str(ticket_file), "--input-size", "12", check=2)  # a refused flag value: usage  # conv2's head is sized for 16 px
     assert p.stderr.startswith("error: --input-size: conv2 does not take 12 px inputs") and p.stdout == ""
     p = run("bench", "no-such-ticket", check=1)
     assert p.stderr.startswith("error: ") and len(p.stderr.strip().splitlines()) == 1

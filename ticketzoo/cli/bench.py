@@ -20,7 +20,13 @@ from ticketzoo.cli.console import console, err_console, human_size, print_json
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def command(ref: str, input_size: int | None, batch_size: int, threads: int | None, repeat: int,
             weights: str | None, as_json: bool) -> None:
-    """Time a ticket on the CPU: dense fp32 eager, dense bf16 autocast and the sparse runtime."""
+    """Time a ticket on the CPU: dense fp32 eager, dense bf16 autocast and the sparse runtime.
+
+    \b
+    Examples:
+      ticketzoo bench fashionmnist-lenet-300-100-s93
+      ticketzoo bench NAME --input-size 224 --batch-size 8 --threads 2 --json
+    """
     import os
 
     import torch

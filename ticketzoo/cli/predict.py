@@ -24,7 +24,13 @@ from ticketzoo.cli.console import console, err_console, print_json
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def command(ref: str, data: Path, out: Path | None, device: str, weights: str | None, batch_size: int,
             force: bool, as_json: bool) -> None:
-    """Classify images with a ticket (its card's transforms and class names); unreadable files are skipped."""
+    """Classify images with a ticket (its card's transforms and class names); unreadable files are skipped.
+
+    \b
+    Examples:
+      ticketzoo predict finetuned/NAME --data ./new_images --out preds.csv
+      ticketzoo predict NAME --data image.png --json
+    """
     from ticketzoo.api import load
     from ticketzoo.fileio import atomic_write_bytes
     from ticketzoo.predict import image_files, to_csv

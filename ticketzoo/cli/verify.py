@@ -56,7 +56,13 @@ def _verify(ref: str, registry: str | None, do_pull: bool, as_json: bool) -> Non
                                       hint=f"pass --pull to fetch it and verify the copy, or `ticketzoo pull {ref}`")
         entry = pull(ref, registry, record=False)
         ref = f"{entry.name}@{entry.revision}"
-    ticket, entry = verify(ref)
+    try:
+        ticket, entry = verify(ref)
+    except TicketNotFoundError as e:
+        if not local or getattr(e, "removed", False):
+            raise
+        # It was local a moment ago: rm/gc removed it while verify read it (not "no such ticket").
+        raise LocalRegistry()._removed(parsed.name, parsed.revision or "HEAD") from None
     warnings = ticket_warnings(ticket)
     result = {
         "ok": True,
