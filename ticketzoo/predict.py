@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from ticketzoo.data.folder import SkippedFile  # one type for a file left out, as in finetune
 from ticketzoo.errors import ConfigError, DataError
 
 
@@ -23,15 +24,9 @@ class Prediction:
 
 
 @dataclass(frozen=True)
-class Skipped:
-    path: str
-    reason: str
-
-
-@dataclass(frozen=True)
 class Predictions:
     rows: tuple[Prediction, ...]
-    skipped: tuple[Skipped, ...]
+    skipped: tuple[SkippedFile, ...]
 
 
 def image_files(path: str | Path) -> list[Path]:
@@ -73,12 +68,12 @@ def _read(path: Path, transform):
         return None, f"corrupt or truncated image: {str(e)[:120]}"
 
 
-def _batches(files: list[Path], transform, size: int, skipped: list[Skipped]) -> Iterator[tuple[list[Path], list]]:
+def _batches(files: list[Path], transform, size: int, skipped: list[SkippedFile]) -> Iterator[tuple[list[Path], list]]:
     paths, tensors = [], []
     for f in files:
         tensor, reason = _read(f, transform)
         if tensor is None:
-            skipped.append(Skipped(str(f), reason))
+            skipped.append(SkippedFile(str(f), reason))
             continue
         paths.append(f)
         tensors.append(tensor)
@@ -110,7 +105,7 @@ def predict(ticket, files: list[Path], *, weights: str | None = None, device: st
         model = ticket.to_model(weights).eval().to(device)
     transform = ticket.transforms(train=False)
     rows: list[Prediction] = []
-    skipped: list[Skipped] = []
+    skipped: list[SkippedFile] = []
     done = 0
     for paths, tensors in _batches(files, transform, batch_size, skipped):
         with torch.no_grad():
