@@ -73,3 +73,19 @@ def ticket_file(tmp_path, ticket):
     path = tmp_path / "t.safetensors"
     ticket.save(path)
     return path
+
+
+@pytest.fixture
+def cli(capsys):
+    """``ticketzoo ARGS`` in this process: (exit code, stdout, stderr on one line); never a traceback."""
+    from ticketzoo.cli.main import main
+
+    def run(*args) -> tuple[int, str, str]:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as e:
+            main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        assert "Traceback" not in err and "error: unexpected" not in err, err
+        return e.value.code, out, " ".join(err.split())
+
+    return run

@@ -18,22 +18,6 @@ from ticketzoo.registry.local import LocalRegistry
 REGISTRY = Path(api.__file__).parent
 
 
-@pytest.fixture
-def cli(capsys):
-    """``ticketzoo ARGS`` in this process: (exit code, stdout, stderr)."""
-    from ticketzoo.cli.main import main
-
-    def run(*args) -> tuple[int, str, str]:
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as e:
-            main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        assert "Traceback" not in err and "error: unexpected" not in err, err
-        return e.value.code, out, " ".join(err.split())
-
-    return run
-
-
 @pytest.fixture(autouse=True)
 def no_default_remote(monkeypatch):
     monkeypatch.delenv("TICKETZOO_REGISTRY", raising=False)

@@ -27,22 +27,6 @@ CARDS = Path(__file__).resolve().parent.parent / "cards"
 BUNDLED = "fashionmnist-lenet-300-100-s49"
 
 
-@pytest.fixture
-def cli(capsys):
-    """``ticketzoo ARGS`` in this process: (exit code, stdout, stderr)."""
-    from ticketzoo.cli.main import main
-
-    def run(*args) -> tuple[int, str, str]:
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as e:
-            main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        assert "Traceback" not in err and "error: unexpected" not in err, err
-        return e.value.code, out, " ".join(err.split())
-
-    return run
-
-
 def saved(tmp_path, name="tiny-conv2-s80", **kw) -> Path:
     path = tmp_path / f"{name}.safetensors"
     tiny_ticket(name=name, **kw).save(path)
