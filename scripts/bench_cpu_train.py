@@ -6,9 +6,9 @@
 Times one SGD step (forward, backward, update) of the architecture through the same
 :class:`ticketzoo.train.Runtime` that ``find`` and ``finetune`` use, min over ``repeat``
 rounds of ``steps`` steps after a warm-up step, and prints images/s with each setting's ratio
-to fp32 measured in the same run. ``ticketzoo find``/``finetune`` turn bf16 + channels_last
-on by default on CPU for torchvision architectures from these numbers (cli/options.py):
-run it on a quiet machine (no other job holding the cores) before trusting a figure.
+to fp32 measured in the same run. ``ticketzoo find``/``finetune`` default on CPU to
+channels_last for torchvision architectures, plus bf16 autocast where the CPU has native bf16
+(``train.device.cpu_defaults``), from these numbers: run it on a quiet machine (no other job holding the cores) before trusting a figure.
 """
 
 from __future__ import annotations
