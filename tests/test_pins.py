@@ -1,0 +1,145 @@
+"""Pinned hashes and bytes: what a refactor must not change (issue 18).
+
+Run folders are named by recipe hashes, resumes are refused on fingerprint changes and
+tickets are compared by their bytes, so moving code must leave every one of these equal.
+The literal values were computed by the code before the data/config refactor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+CARDS = Path(__file__).resolve().parents[1] / "cards"
+
+# The CIFAR-10 ResNet-50 zoo recipe (scripts/make_resnet50_zoo.sh), as its run's recipe.json holds it.
+ZOO_RECIPE = {
+    "arch": "resnet50", "arch_kwargs": {}, "augment": True, "channels": 3, "control": "reinit",
+    "control_at": [0.89, 0.97], "data_kind": "folder", "data_seed": 0, "exclude_first_conv": False,
+    "exclude_head": False, "head_rate": None, "init": "xavier", "input_size": 32, "rate": 0.2,
+    "rewind": "2ep", "rounds": 4, "scope": "global", "seed": 0, "source": "cifar10",
+    "sparsities": [0.67, 0.89, 0.97, 0.99], "split": [0.9, 0.1, 0.0],
+    "train": {"amp": True, "batch_size": 128, "channels_last": True, "cpu_amp": True,
+              "cpu_channels_last": True, "device": "cpu", "gamma": 0.1, "label_smoothing": 0.1,
+              "lr": 0.2, "max_epochs": 7, "milestones": [], "momentum": 0.9, "nesterov": True,
+              "optimizer": "sgd", "patience": None, "restore_best": True, "schedule": "linear",
+              "seed": 0, "warmup_epochs": 1, "weight_decay": 0.0005},
+    "val_fraction": 0.1,
+}
+
+
+def test_recipe_hashes_are_pinned():
+    from ticketzoo.find.recipe import FindRecipe
+    from ticketzoo.finetune.config import FinetuneConfig
+    from ticketzoo.train import TrainConfig
+
+    zoo = FindRecipe.from_dict(ZOO_RECIPE)
+    assert zoo.hash() == "c79bfb0edaeb292c4fcbc2ca15970d575ba588adc2d381ca12ac068435f5adca"
+    assert zoo.hashname() == "c79bfb0edaeb"  # runs/zoo/cifar10-resnet50-c79bfb0edaeb
+    assert zoo.to_dict() == ZOO_RECIPE
+    assert TrainConfig().hash() == "b2ff1cd4466555f454271c1c2be4955e967bbbf11a7aa183d2c72761cfedce54"
+    assert FinetuneConfig().hash() == "5ab541460c6b3b9fef8d71a582bf7e326fa5786e9b50db424828dbbb31d4730d"
+    lenet = FindRecipe(arch="lenet_300_100", source="fashionmnist", data_kind="named")
+    assert lenet.hash() == "b53143710eb7b695e89491f2db8e0fb24ffe06f42fabde9228554c4b9dbb060e"
+
+
+def _named_stub():
+    """A named dataset's shape as the fingerprints read it: labels and uint8 images per split."""
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        return SimpleNamespace(labels=rng.integers(0, 2, n).astype(np.int64),
+                               images=rng.integers(0, 256, (n, 1, 4, 4)).astype(np.uint8))
+
+    return SimpleNamespace(layout="named", name="stub", classes=("a", "b"),
+                           train=split(6), val=split(2), test=split(2))
+
+
+def _folder_stub(root: Path):
+    item = lambda rel, label: SimpleNamespace(path=root / rel, label=label)  # noqa: E731
+    return SimpleNamespace(layout="class-folders", name=root.name, root=root, classes=("a", "b"),
+                           train=[item("a/1.png", 0), item("b/2.png", 1)], val=[item("a/3.png", 0)],
+                           test=[item("b/4.png", 1)])
+
+
+FINETUNE_CONFIGS = [
+    ({}, "f2ba1b6c2dd747f0c17f629a8161c32b62657b693bdd4e61a242946072ec8ad3",
+     "af2f56c3b35f27f517a1f6a1dfc7e925b89ba0ed98e7973233353b0aad0d9d51"),
+    # threads and name are in neither; seeds and compare only in finetune's (a sweep varies
+    # them itself); folds and input_size in both.
+    ({"compare": ("dense",), "seeds": 3, "folds": 5, "input_size": 64, "threads": 2, "name": "x-y"},
+     "840c648dd2e22280d3054cb570dca4ef9ca1ab1b9a21e0b8e394b343adc5cdb3",
+     "59b106921f70f5b89d1f3c0c4e58bf5e94ce24fa8749cffc7e3f0e8405416807"),
+]
+
+
+FOLDER_FP = "4ad975a2a8f8329ad96c746561508f1d910b10ac8466cdfe5f03f23fa60d0528"
+
+
+@pytest.mark.parametrize("changes,finetune_fp,compare_fp", FINETUNE_CONFIGS)
+def test_resume_fingerprints_are_pinned(tmp_path, changes, finetune_fp, compare_fp):
+    """finetune's checkpoints/run.json and compare's sweep fingerprint (refused resumes)."""
+    from ticketzoo.compare.sweep import _fingerprint
+    from ticketzoo.finetune import protocol
+    from ticketzoo.finetune.config import FinetuneConfig
+    from ticketzoo.finetune.run import _check_resume
+
+    ft = FinetuneConfig(**changes)
+    resolved = protocol.resolve(ft.protocol, ft.train, ft.overrides, 6)
+    ds = _named_stub()
+    _check_resume(tmp_path, ft, resolved, ds, None, "ab" * 32, False)
+    assert json.loads((tmp_path / "checkpoints" / "run.json").read_text()) == {"fingerprint": finetune_fp}
+    assert _fingerprint(ft, resolved, ds) == compare_fp
+
+
+def test_folder_fingerprint_is_pinned(tmp_path):
+    from ticketzoo.compare.sweep import _fingerprint
+    from ticketzoo.finetune import protocol
+    from ticketzoo.finetune.config import FinetuneConfig
+
+    ft = FinetuneConfig()
+    resolved = protocol.resolve(ft.protocol, ft.train, ft.overrides, 2)
+    assert _fingerprint(ft, resolved, _folder_stub(tmp_path / "pets")) == FOLDER_FP
+
+
+def test_find_card_recipe_is_pinned():
+    import dataclasses
+
+    from ticketzoo.find.recipe import FindRecipe
+    from ticketzoo.find.report import card_recipe
+
+    recipe = card_recipe(FindRecipe.from_dict(ZOO_RECIPE), 3, 352)
+    text = json.dumps(dataclasses.asdict(recipe), sort_keys=True)
+    assert hashlib.sha256(text.encode()).hexdigest() == \
+        "0bf87a5be5c86debd367f3773d43bc174afccb548bee9b910d82045b3815fe74"
+
+
+# The catalog's tickets re-encoded by Ticket.to_bytes, and their Hub README (render_readme).
+CATALOG = {
+    "fashionmnist-lenet-300-100-s49": ("722d49584c984665153872c46d8bc7d5d02fc4b09b1eb34a6407bc5c3875ca15",
+                                       "ce0a927bf836fbe980881454593a0437a649afc5acd66e5e89abb6e4bb476df7"),
+    "fashionmnist-lenet-300-100-s79": ("e01ed6462e157223d89ab61b5b20bbcd682b5056bb175912a4904d288744ca4b",
+                                       "8869a37ff35e26272dd9469d203c87cfd864bf980f277eb0995cc7409a014f4f"),
+    "fashionmnist-lenet-300-100-s89": ("93b609caf1386127f8a143e7d955b2f6f90b47d6d410a8e5a7a472eda0d8aafc",
+                                       "8e5a74c52153dd3c7a94fcce99baa89d65c9683dffa0af123c0282a7e31aadd0"),
+    "fashionmnist-lenet-300-100-s93": ("375c670ce97eef9912d35b3b4a99c8b833a1ca623073fcf63b4971d705344265",
+                                       "8f7796c702272465467c7ab08335bdd2dcbd89ee04e3f7f5a32cfb66c7e8889f"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CATALOG))
+def test_catalog_bytes_are_pinned(name):
+    from ticketzoo.modelcard import render_readme
+    from ticketzoo.ticket import Ticket
+
+    path = CARDS / name / "ticket.safetensors"
+    raw = path.read_bytes()
+    ticket = Ticket.load(path)
+    readme = render_readme(ticket.card, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw))
+    assert (hashlib.sha256(ticket.to_bytes()).hexdigest(),
+            hashlib.sha256(readme.encode()).hexdigest()) == CATALOG[name]
