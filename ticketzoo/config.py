@@ -21,7 +21,7 @@ import hashlib
 import json
 import types
 import typing
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Iterable, Mapping
 
 from ticketzoo.errors import ConfigError
 
@@ -110,6 +110,27 @@ class Config:
     def hashname(self) -> str:
         """The first 12 hex digits of :meth:`hash`: a stable folder name."""
         return self.hash()[:12]
+
+    def settings_dict(self, *, varied: Iterable[str] = ()) -> dict[str, Any]:
+        """The config's part of a resume :func:`fingerprint`: :meth:`to_dict` with the
+        ``UNHASHED`` fields (and ``varied``: fields the caller varies itself) as ``None``
+        and nested configs as their :meth:`hash`."""
+        varied = set(varied)
+        out = self.to_dict()
+        for f in dataclasses.fields(self):
+            if not f.metadata.get("hash", True) or f.name in varied:
+                out[f.name] = None
+            elif f.name in out and isinstance(getattr(self, f.name), Config):
+                out[f.name] = getattr(self, f.name).hash()
+        return out
+
+
+def fingerprint(parts: Mapping[str, Any]) -> str:
+    """sha256 hex of ``parts`` as sorted JSON: what a resumable run's results depend on
+    (config :meth:`~Config.settings_dict`, data, parents), recorded beside them so that a
+    resume with other settings is refused. The form is frozen: recorded values must match."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _default(f: dataclasses.Field) -> Any:

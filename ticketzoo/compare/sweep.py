@@ -19,7 +19,6 @@ later only add jobs: neither is part of the settings' fingerprint.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ticketzoo.compare import jobs as jobs_mod
+from ticketzoo.config import fingerprint as fingerprint_of
 from ticketzoo.compare import plot, report, stats
 from ticketzoo.compare.plan import DEFAULT_CONDITIONS, SweepTicket, make_plan
 from ticketzoo.compare.runner import run_jobs
@@ -252,15 +252,16 @@ def _write_outputs(out: Path, records, rows, setup, notes, title: str, caption: 
     return files
 
 
+# FinetuneConfig fields a sweep varies itself (jobs per seed and init; the recipe is hashed
+# once resolved), so more seeds or inits later only add jobs.
+SWEPT = ("seeds", "init", "compare", "train")
+
+
 def _fingerprint(ft, resolved, ds) -> str:
     """What every job's result depends on; not the seed count, threads or workers."""
-    unhashed = {"seeds": None, "threads": None, "workers": None, "name": None, "memory_budget_bytes": None,
-                "init": None, "compare": None, "train": None}
     recipe = dataclasses.replace(resolved.train, seed=0)
-    return hashlib.sha256(json.dumps({
-        "config": {**ft.to_dict(), **unhashed}, "recipe": recipe.hash(), "classes": list(ds.classes),
-        "files": source.fingerprint(ds),
-    }, sort_keys=True, default=str).encode()).hexdigest()
+    return fingerprint_of({"config": ft.settings_dict(varied=SWEPT), "recipe": recipe.hash(),
+                        "classes": list(ds.classes), "files": source.fingerprint(ds)})
 
 
 def _check_sweep(out: Path, fingerprint: str) -> None:

@@ -11,12 +11,12 @@ run of ``config.init`` trained, ``metrics.json`` is still written and
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from ticketzoo.config import fingerprint as fingerprint_of
 from ticketzoo.errors import CheckpointError, ConfigError, TicketzooError
 from ticketzoo.fileio import atomic_write_bytes, refuse_registry, sha256_bytes
 from ticketzoo.folder import write_ticket_folder
@@ -230,12 +230,10 @@ def _check_output(out: Path, resume: bool, overwrite: bool) -> None:
 
 def _check_resume(out: Path, config, resolved, ds, ticket, base_sha256, resume: bool) -> None:
     """Record what the runs compute; refuse to resume runs of other data or settings."""
-    unhashed = {"workers": None, "name": None, "memory_budget_bytes": None, "threads": None}
-    h = hashlib.sha256(json.dumps({
-        "config": {**config.to_dict(), "train": config.train.hash(), **unhashed},
-        "recipe": resolved.train.hash(), "classes": list(ds.classes),
+    h = fingerprint_of({
+        "config": config.settings_dict(), "recipe": resolved.train.hash(), "classes": list(ds.classes),
         "base": base_sha256 or ticket.card.to_json(), "files": source.fingerprint(ds),
-    }, sort_keys=True).encode()).hexdigest()
+    })
     path = out / "checkpoints" / "run.json"
 
     def recorded() -> str | None:
