@@ -49,7 +49,8 @@ def main(arch, width, input_size, classes, per_class, epochs, batch_size, device
 
     from ticketzoo.card import ArchConfig, SourceData
     from ticketzoo.data import make_image_folder
-    from ticketzoo.find.sources import load_source, resolve_data
+    from ticketzoo.data.loading import load_source
+    from ticketzoo.data.source import resolve_data
     from ticketzoo.models import build_model, classifier_names
     from ticketzoo.pruning import full_masks, magnitude_prune
     from ticketzoo.ticket import Ticket

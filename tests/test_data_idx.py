@@ -317,7 +317,8 @@ def test_failed_download_is_a_data_error(tmp_path, monkeypatch):
 
 
 def test_card_description_says_which_data_was_read(tmp_path, no_torchvision):
-    from ticketzoo.find.sources import load_source, resolve_data
+    from ticketzoo.data.loading import load_source
+    from ticketzoo.data.source import resolve_data
 
     _fake_set(tmp_path, gz=True)
     src = load_source(resolve_data("fashion-mnist", tmp_path), input_size=28, channels=1,

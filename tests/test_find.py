@@ -17,7 +17,7 @@ import torch
 from ticketzoo.data import make_image_folder
 from ticketzoo.find import FindRecipe, find_tickets, resolve_data, ticket_name
 from ticketzoo.find.rundir import load_tensors
-from ticketzoo.find.sources import load_source
+from ticketzoo.data.loading import load_source
 from ticketzoo.models import build_model
 from ticketzoo.ticket import Ticket
 from ticketzoo.train import TrainConfig, train

@@ -48,7 +48,8 @@ def test_finetune_data_can_live_on_the_device(tmp_path):
     import torch
 
     from test_finetune import QUICK_SPLIT
-    from ticketzoo.finetune import FinetuneConfig, source
+    from ticketzoo.data import loading as source
+    from ticketzoo.finetune import FinetuneConfig
     from ticketzoo.finetune.runs import make_run_loaders
     from ticketzoo.train import TrainConfig
 

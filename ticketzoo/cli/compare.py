@@ -144,6 +144,9 @@ def resolve_tickets(refs) -> list:
 
 
 def _label(data: str) -> str:
+    """``data``'s label (:func:`ticketzoo.data.source.data_label`) as a folder name."""
     import re
 
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", Path(data).name or "data").strip("-") or "data"
+    from ticketzoo.data.source import data_label
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", data_label(data)).strip("-") or "data"

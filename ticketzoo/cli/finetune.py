@@ -69,7 +69,7 @@ def command(ref, **opts) -> None:
       ticketzoo finetune --data cifar10 --download --push --registry hf://my-lab
     """
     from ticketzoo.cli.errors import flags_in
-    from ticketzoo.find.sources import data_label
+    from ticketzoo.data.source import data_label
     from ticketzoo.finetune import FinetuneConfig, NoTrainedRunError, default_name, finetune
     from ticketzoo.registry.api import check_target, finetune_started, open_base, push, remember_finetuned
     from ticketzoo.train import TrainConfig, distributed

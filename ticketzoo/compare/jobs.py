@@ -133,14 +133,14 @@ def _ticket(path: str):
 
 def _data(ctx: SweepContext, arch, loaded=None):
     """``(dataset, sets)`` for ``arch``, loaded once per process (``loaded``: already loaded)."""
-    from ticketzoo.finetune import source
+    from ticketzoo.data import loading
 
     key = ("data", ctx.data, ctx.data_root, json.dumps(dataclasses.asdict(arch), sort_keys=True, default=str),
            json.dumps(ctx.config.to_dict(), sort_keys=True))
     if loaded is not None:
         _CACHE[key] = loaded
     if key not in _CACHE:
-        _CACHE[key] = source.load(ctx.data, ctx.config, arch, data_root=ctx.data_root)  # named: downloaded before
+        _CACHE[key] = loading.load(ctx.data, ctx.config, arch, data_root=ctx.data_root)  # named: downloaded before
     return _CACHE[key]
 
 

@@ -26,14 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ticketzoo.compare import jobs as jobs_mod
-from ticketzoo.config import fingerprint as fingerprint_of
 from ticketzoo.compare import plot, report, stats
 from ticketzoo.compare.plan import DEFAULT_CONDITIONS, SweepTicket, make_plan
 from ticketzoo.compare.runner import run_jobs
+from ticketzoo.config import fingerprint as fingerprint_of
+from ticketzoo.data import loading, source
 from ticketzoo.data.folds import fold_dataset
 from ticketzoo.errors import CheckpointError, ConfigError
 from ticketzoo.fileio import atomic_write_bytes, refuse_registry
-from ticketzoo.finetune import FinetuneConfig, protocol, source
+from ticketzoo.finetune import FinetuneConfig, protocol
 from ticketzoo.finetune import folds as ft_folds
 
 SWEEP_FILE = "sweep.json"
@@ -188,7 +189,7 @@ def _prepare(tickets, data, ft, data_root, download):
     from ticketzoo.ticket import Ticket
 
     first = Ticket.load(tickets[0].path)
-    loaded = source.load(data if isinstance(data, Path) else str(data), ft, first.card.arch,
+    loaded = loading.load(data if isinstance(data, Path) else str(data), ft, first.card.arch,
                             data_root=data_root, download=download)
     train = loaded[0].train
     if ft.folds > 1:  # checks the folder can be folded; one recipe for every fold: fold 0's

@@ -26,7 +26,7 @@ def find_target_tickets(ds, arch, train, rounds: int, *, out: Path, seed: int, w
                         console=None, quiet: bool = False) -> list[SweepTicket]:
     """IMP for ``rounds`` rounds on ``ds``'s train split; one SweepTicket per pruned round."""
     from ticketzoo.find import FindRecipe, find_tickets
-    from ticketzoo.find.sources import DataSpec
+    from ticketzoo.data.source import DataSpec
     from ticketzoo.ticket import Ticket
 
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:

@@ -36,7 +36,8 @@ from ticketzoo.find.recipe import FindRecipe, ticket_name
 from ticketzoo.find.report import (RoundResult, card_metrics, card_recipe, describe, lineage,
                                    summary_table, write_logs)
 from ticketzoo.find.rundir import RunDir, load_tensors, save_tensors
-from ticketzoo.find.sources import DataSpec, SourceLoaders, load_source, resolve_data
+from ticketzoo.data.loading import SourceLoaders, load_source
+from ticketzoo.data.source import DataSpec, resolve_data
 from ticketzoo.masks import Mask
 from ticketzoo.train import distributed as dist
 

@@ -9,7 +9,7 @@ validate on the others. ``folds`` 1 is the folder's own split, as before folds e
 from __future__ import annotations
 
 from ticketzoo.data.folds import assign_folds, check_folds, class_groups, fold_dataset
-from ticketzoo.finetune.source import make_sets
+from ticketzoo.data.loading import make_sets
 from ticketzoo.significance import Resolution, resolution
 
 

@@ -35,7 +35,7 @@ def run_dict(run, classes) -> dict[str, Any]:
 def metrics_dict(runs, data, config, *, base, base_ref, base_sha256, setup, saved, ticket,
                  sha256) -> dict[str, Any]:
     """Everything measured: every run, the summary, and the saved run's fields at top level."""
-    from ticketzoo.finetune import source
+    from ticketzoo.data import source
 
     run_dicts = [run_dict(r, data.classes) for r in runs]
     top = run_dicts[[r is saved for r in runs].index(True)] if saved is not None else {k: None for k in _SAVED_KEYS}

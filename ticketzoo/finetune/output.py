@@ -49,7 +49,7 @@ def make_ticket(base: Ticket, kept: dict, run, data, config, name: str,
     """The fine-tuned ticket of ``run``: ``kept["start"]`` as rewind, ``kept["final"]`` as trained.
 
     ``setup`` is what metrics.json records as such: the resolved protocol, threads, images."""
-    from ticketzoo.finetune import source as sources
+    from ticketzoo.data import source as sources
 
     card = base.card
     arch = dataclasses.replace(card.arch, num_classes=len(data.classes))

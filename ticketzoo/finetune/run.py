@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ticketzoo.config import fingerprint as fingerprint_of
+from ticketzoo.data import loading, source
 from ticketzoo.errors import CheckpointError, ConfigError, TicketzooError
 from ticketzoo.fileio import atomic_write_bytes, refuse_registry, sha256_bytes
 from ticketzoo.folder import write_ticket_folder
 from ticketzoo.finetune import folds as folds_mod
-from ticketzoo.finetune import images, metrics, protocol, report, source
+from ticketzoo.finetune import images, metrics, protocol, report
 from ticketzoo.finetune.config import FinetuneConfig, default_name
 from ticketzoo.finetune.output import METRICS_FILE, check_masks, check_saved, make_ticket
 from ticketzoo.finetune.runs import RunResult, run_one, start_model
@@ -76,7 +77,7 @@ def finetune(ticket: Ticket, data: str | Path, config: FinetuneConfig | None = N
     distributed.from_main(lambda: _check_output(out, resume, overwrite))  # rank 0 reads the folder
     say = (lambda *a, **k: None) if console is None else console.print  # quiet: no per-epoch lines
     with distributed.main_first(download):  # one rank downloads; the others read what it wrote
-        ds, sets = source.load(data, config, arch, data_root=data_root, download=download)
+        ds, sets = loading.load(data, config, arch, data_root=data_root, download=download)
     folds = folds_mod.folds_of(ds, sets, config, arch)  # {fold or None: (dataset, sets)}; checks the folder first
     resolved = protocol.resolve(config.protocol, config.train, config.overrides, len(next(iter(folds.values()))[0].train))
     info = images.source_images(ds)
