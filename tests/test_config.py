@@ -151,7 +151,7 @@ def test_bundled_schema_1_cards_still_read(folder):
     assert r.pruning.recipe_hash == old["recipe_hash"] and r.pruning.head_rate == old["head_rate"]
     assert r.train.lr == old["train"]["lr"] and r.train.milestones == tuple(old["train"]["milestones"])
     assert r.params["total_rounds"] == old["total_rounds"]  # the schema-1 view still answers
-    again = cards.Card.from_json(card.to_json())
+    again = cards.read_card(card.to_json())
     assert again == card and json.loads(card.to_json())["schema"] == 2
 
 
@@ -164,7 +164,7 @@ def test_a_schema_1_finetune_card_reads_as_its_own_recipe():
                          "weight_init": "xavier", "resize": 36, "weight_sets": {"rewind": "start"},
                          "train": {**TrainConfig(lr=0.01).to_dict(), "device": "cpu"},
                          "resolved": {"protocol": "auto", "batch_size": 8, "reasons": {"batch_size": "small"}}}}}
-    card = cards.Card.from_json(json.dumps(v1))
+    card = cards.read_card(json.dumps(v1))
     r = card.recipe
     assert r.train == cards.TrainingRecipe.of(TrainConfig(lr=0.01)) and r.pruning is None
     assert (r.finetune.init, r.finetune.protocol, r.finetune.resize) == ("rewind", "auto", 36)
@@ -178,6 +178,6 @@ def test_newer_card_schemas_are_refused():
     data = {"name": "x", "schema": cards.CARD_SCHEMA + 1, "arch": {"name": "conv2", "num_classes": 3},
             "source": {"dataset": "b"}}
     with pytest.raises(TicketFormatError, match="upgrade ticketzoo"):
-        cards.Card.from_json(json.dumps(data))
+        cards.read_card(json.dumps(data))
     with pytest.raises(TicketFormatError, match="finite"):
-        cards.Card.from_json(json.dumps({**data, "schema": 2, "recipe": {"train": {"lr": float("nan")}}}))
+        cards.read_card(json.dumps({**data, "schema": 2, "recipe": {"train": {"lr": float("nan")}}}))

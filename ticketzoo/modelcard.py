@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ticketzoo.card import DEFAULT_LICENSE, Card, seed_table
+from ticketzoo.card import DEFAULT_LICENSE, Card, read_card, seed_table
 from ticketzoo.errors import TicketFormatError
 
 _HUB_DATASETS = {"cifar10", "cifar100", "mnist", "fashion_mnist", "svhn"}
@@ -287,4 +287,4 @@ def parse_readme(text: str, path: str | None = None) -> tuple[Card, dict[str, An
     if not isinstance(meta, dict) or start < 0 or end < 0:
         raise TicketFormatError("README.md is not a ticketzoo card (no ticketzoo metadata)", path=path)
     body = text[start + len("<!-- ticketzoo-card") : end].strip()
-    return Card.from_json(body, path=path), meta
+    return read_card(body, path=path), meta

@@ -11,7 +11,7 @@ from torch.overrides import TorchFunctionMode
 
 from ticketzoo import codec
 from ticketzoo.card import (ArchConfig, Card, LayerSparsity, Lineage, Recipe, RoundMetrics, SourceData, now_iso,
-                            validate_card)
+                            read_card, validate_card)
 from ticketzoo.errors import ConfigError, TicketFormatError
 from ticketzoo.fileio import atomic_write_bytes, sha256_bytes
 from ticketzoo.masks import Mask
@@ -175,7 +175,7 @@ class Ticket:
     def from_bytes(cls, data: bytes, path: str | Path | None = None) -> "Ticket":
         p = str(path) if path is not None else None
         decoded = codec.unpack(data, p)
-        card = Card.from_json(decoded.card_json, path=p)
+        card = read_card(decoded.card_json, path=p)
         ticket = cls(card, decoded.masks, decoded.sets, p)
         _check_card(ticket, p)
         # Masks in the card's per-layer order (the writer's module order), not the file's

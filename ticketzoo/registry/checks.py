@@ -8,7 +8,7 @@ say so when it is not), and collect what ``verify`` warns about.
 from __future__ import annotations
 
 from ticketzoo import codec
-from ticketzoo.card import Card, card_differences
+from ticketzoo.card import Card, card_differences, read_card
 from ticketzoo.errors import IntegrityError, TicketFormatError, UnknownArchitectureError
 from ticketzoo.folder import README, Entry
 from ticketzoo.names import shown
@@ -22,7 +22,7 @@ def header_card(entry: Entry) -> Card:
     meta = codec.read_header(str(entry.file))
     if "card" not in meta:
         raise TicketFormatError("header has no 'card'", path=entry.file)
-    return Card.from_json(meta["card"], path=str(entry.file))
+    return read_card(meta["card"], path=str(entry.file))
 
 
 def check_readme(entry: Entry, own: Card | None = None) -> None:

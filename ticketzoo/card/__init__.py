@@ -1,0 +1,42 @@
+"""The ticket card: what a ticket is, where it came from, how it was made.
+
+A :class:`Card` is a frozen dataclass (:mod:`.schema`). It travels as one JSON string in
+the ticket's safetensors header (:func:`read_card`, :mod:`.read`, checked by
+:mod:`.validate`) and is rendered as a Hugging Face model card (``README.md`` with YAML
+front matter, :mod:`ticketzoo.modelcard`) beside the file in a registry. Modules, each
+importing only those before it: ``schema``, ``tables``, ``validate``, ``read``.
+"""
+
+from ticketzoo.card.schema import (
+    CARD_SCHEMA,
+    UNRECORDED,
+    ArchConfig,
+    ArchOption,
+    Card,
+    FinetuneRecipe,
+    LayerSparsity,
+    Lineage,
+    PruningRecipe,
+    Recipe,
+    RoundMetrics,
+    SourceData,
+    TrainingRecipe,
+    now_iso,
+)
+from ticketzoo.card.tables import SEED_TABLE_HEADER, card_differences, seed_table
+from ticketzoo.card.validate import (
+    DEFAULT_LICENSE,
+    LICENSE_RE,
+    MAX_CHANNELS,
+    MAX_CLASSES,
+    MAX_INPUT_SIZE,
+    validate_card,
+)
+from ticketzoo.card.read import read_card
+
+__all__ = [
+    "CARD_SCHEMA", "DEFAULT_LICENSE", "LICENSE_RE", "MAX_CHANNELS", "MAX_CLASSES", "MAX_INPUT_SIZE",
+    "SEED_TABLE_HEADER", "UNRECORDED", "ArchConfig", "ArchOption", "Card", "FinetuneRecipe",
+    "LayerSparsity", "Lineage", "PruningRecipe", "Recipe", "RoundMetrics", "SourceData",
+    "TrainingRecipe", "card_differences", "now_iso", "read_card", "seed_table", "validate_card",
+]

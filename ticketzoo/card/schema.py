@@ -1,0 +1,240 @@
+"""The card's types: what a ticket is, where it came from, how it was made.
+
+A :class:`Card` is a frozen dataclass. It travels as one JSON string in the ticket's
+safetensors header (:func:`ticketzoo.card.read.read_card` reads it back).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+#: Schema 2 types the recipe (Recipe.train/.pruning/.finetune). Schema 1 (until 2026-11) kept
+#: those details in an untyped ``recipe.params`` dict; reading upgrades it (:func:`_upgrade_v1`).
+CARD_SCHEMA = 2
+
+
+#: What an architecture option may be: the model registry checks name and value on build.
+ArchOption = bool | int | float | str | None
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """How to rebuild the network a ticket masks."""
+
+    name: str  # model registry name, e.g. "resnet50", "conv4"
+    num_classes: int
+    in_channels: int = 3
+    input_size: int = 224  # square side of the images the ticket was trained on
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    classifier: tuple[str, ...] = ()  # state-dict names of the head, dropped on a head swap
+    kwargs: dict[str, ArchOption] = field(default_factory=dict)  # builder arguments (e.g. width)
+
+
+@dataclass(frozen=True)
+class SourceData:
+    """The data a ticket was found (or fine-tuned) on."""
+
+    dataset: str  # e.g. "cifar10", or a folder name
+    classes: tuple[str, ...] = ()
+    description: str = ""  # truthful provenance, e.g. "synthetic shapes from scripts/..."
+
+
+@dataclass(frozen=True)
+class LayerSparsity:
+    name: str
+    shape: tuple[int, ...]
+    kept: int
+    total: int
+
+    @property
+    def sparsity(self) -> float:
+        return 1.0 - self.kept / self.total if self.total else 0.0
+
+
+@dataclass(frozen=True)
+class TrainingRecipe:
+    """The training hyperparameters a ticket was trained with.
+
+    The fields of :class:`ticketzoo.train.TrainConfig` except where it ran (``device``);
+    a test keeps the two in step."""
+
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-5
+    batch_size: int = 64
+    max_epochs: int = 100
+    milestones: tuple[int, ...] = (50, 60, 75)
+    gamma: float = 0.1
+    patience: int | None = 5
+    restore_best: bool = True
+    seed: int = 0
+    amp: bool = True
+    channels_last: bool = True
+    schedule: str = "step"
+    warmup_epochs: int = 0
+    label_smoothing: float = 0.0
+    cpu_amp: bool = False  # bf16 autocast on CPU
+    cpu_channels_last: bool = False
+
+    @classmethod
+    def of(cls, config: Any) -> "TrainingRecipe":
+        """The record of a ``TrainConfig`` (any object with these attributes)."""
+        return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
+
+
+@dataclass(frozen=True)
+class PruningRecipe:
+    """What iterative magnitude pruning (``find``) used beyond the common recipe fields.
+
+    ``head_rate``: the classifier weight is pruned at this rate on its own; ``None`` means
+    it is pooled with the other tensors (global scope default; the layerwise default is
+    rate/2, as Frankle & Carbin do for the output layer)."""
+
+    recipe_hash: str = ""  # sha256 of the find recipe: the run folder's name
+    total_rounds: int = 0  # rounds of the whole run (``Recipe.rounds``: this ticket's)
+    head_rate: float | None = None
+    exclude_head: bool = False
+    exclude_first_conv: bool = False
+    init: str = "xavier"  # how the dense network was initialised
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    iterations_per_epoch: int = 0
+    rewind_iterations: int = 0  # the rewind step in iterations
+    data_seed: int = 0
+    split: tuple[float, ...] | None = None  # image folders: train/val/test fractions
+    val_fraction: float | None = None  # named datasets: share of the train set for val
+    sparsities: tuple[float, ...] = ()  # target sparsity per round (empty: constant `rate`)
+    control_at: tuple[float, ...] = ()  # target sparsities whose rounds trained the control
+    augment: bool = False  # random crop (4 px zero padding) and flip of training images
+
+
+@dataclass(frozen=True)
+class FinetuneRecipe:
+    """How a fine-tuned ticket was trained from its parent (``Lineage.parent``)."""
+
+    init: str = "rewind"  # the weights training started from: rewind, trained, reinit, dense
+    protocol: str | None = None  # "auto", "paper" or None (the training recipe as given)
+    reasons: dict[str, str] = field(default_factory=dict)  # training field -> why its value
+    split: tuple[float, ...] = (0.8, 0.1, 0.1)
+    augment: bool = False
+    weight_init: str = "xavier"  # the new head's (and reinit/dense runs') fresh weights
+    resize: int | None = None  # side images were cached at
+    weight_sets: dict[str, str] = field(default_factory=dict)  # set name -> what it holds
+
+
+#: ``Recipe.method`` of a ticket whose making is not recorded (see :meth:`Recipe.unrecorded`).
+UNRECORDED = "unrecorded"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the ticket was made: the mask (method, scope, rate, rounds, rewind) and training.
+
+    A fine-tuned ticket's recipe is its own (``method="finetune"``, no pruning rounds, the
+    fine-tuning's ``train``); its mask's recipe is its parent's card."""
+
+    method: str = "magnitude"  # "imp", "magnitude", "random", "finetune"
+    scope: str = "global"  # "global" or "layerwise"
+    rate: float = 0.2  # fraction of remaining prunable weights removed per round
+    rounds: int = 1
+    rewind: str = "0it"  # rewind step: "0it" is θ0, "2ep" late resetting
+    seed: int | None = None
+    train: TrainingRecipe | None = None  # the training that made the weights
+    pruning: PruningRecipe | None = None  # method "imp"
+    finetune: FinetuneRecipe | None = None  # method "finetune"
+
+    @classmethod
+    def unrecorded(cls) -> "Recipe":
+        """The recipe of a ticket made from a model and masks (``Ticket.from_model`` without a
+        ``recipe``): how the masks and weights were made is not known, so nothing is claimed."""
+        return cls(method=UNRECORDED, scope="", rate=0.0, rounds=0, rewind="", seed=None)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The schema-1 ``params`` view (one flat dict); read the typed fields instead."""
+        out: dict[str, Any] = {}
+        for part in (self.pruning, self.finetune):
+            if part is not None:
+                out.update(dataclasses.asdict(part))
+        if self.train is not None:
+            out["train"] = dataclasses.asdict(self.train)
+        return out
+
+    def summary(self) -> str:
+        """One line for people: the mask's recipe, or a fine-tune's training."""
+        t = self.train
+        if self.method == "finetune" and self.finetune is not None and t is not None:
+            f = self.finetune
+            return (f"finetune from {f.init} weights (protocol {f.protocol or 'as given'}): {t.optimizer} "
+                    f"lr {t.lr:g}, batch {t.batch_size}, up to {t.max_epochs} epochs ({t.schedule}), "
+                    f"seed {self.seed}; the mask is the parent's")
+        if self.method == UNRECORDED:
+            return "not recorded (made from a model and masks, e.g. with ticketzoo.prune; the card claims no recipe)"
+        return (f"{self.method}, {self.scope}, rate {self.rate}, {self.rounds} round(s), "
+                f"rewind {self.rewind}, seed {self.seed}")
+
+
+@dataclass(frozen=True)
+class RoundMetrics:
+    round: int
+    sparsity: float
+    val_accuracy: float | None = None
+    test_accuracy: float | None = None
+    epochs: int | None = None
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a derived ticket comes from."""
+
+    parent: str | None = None  # ref of the parent ticket
+    parent_sha256: str | None = None
+    relation: str | None = None  # "imp-round", "finetune", ...
+    control: str | None = None  # "reinit" / "random-prune" for control tickets
+
+
+@dataclass(frozen=True)
+class Card:
+    """Everything a user needs to know about a ticket, stored inside it."""
+
+    name: str
+    arch: ArchConfig
+    source: SourceData
+    sparsity: float = 0.0  # over prunable tensors (those with a mask)
+    layers: tuple[LayerSparsity, ...] = ()
+    recipe: Recipe = field(default_factory=Recipe)
+    metrics: tuple[RoundMetrics, ...] = ()
+    weight_sets: tuple[str, ...] = ("rewind",)
+    lineage: Lineage = field(default_factory=Lineage)
+    versions: dict[str, str] = field(default_factory=dict)
+    created: str = ""
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # command-specific results
+    schema: int = CARD_SCHEMA
+    # SPDX-style Hub license id of the weights ("mit", "cc-by-4.0"); "" means the default,
+    # DEFAULT_LICENSE (ticketzoo's own, as timm defaults to its). ``push --license`` sets it.
+    license: str = ""
+
+    def replace(self, **changes: Any) -> "Card":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+
+def now_iso() -> str:
+    """Current UTC time, or ``$SOURCE_DATE_EPOCH`` when set (reproducible builds)."""
+    import os
+
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    when = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch and epoch.isdigit() else datetime.now(timezone.utc)
+    return when.replace(microsecond=0).isoformat()
