@@ -61,7 +61,7 @@ def summary(results: dict, row: dict, target: float | None) -> str:
 @click.option("--deviation", multiple=True, help="A deviation from the paper's recipe, for the cards.")
 @click.option("--target-dense", type=float, default=None, help="Dense accuracy the recipe aimed at.")
 def main(run_dir: str, ship: str, out: str, deviation: tuple[str, ...], target_dense: float | None) -> None:
-    from ticketzoo.find.recipe import percent
+    from ticketzoo.config.find import percent
     from ticketzoo.folder import write_ticket_folder
     from ticketzoo.ticket import Ticket
 

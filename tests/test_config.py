@@ -9,8 +9,8 @@ import pytest
 
 from ticketzoo.config import LATER, UNHASHED, Config
 from ticketzoo.errors import ConfigError
-from ticketzoo.find.recipe import FindRecipe
-from ticketzoo.finetune.config import FinetuneConfig
+from ticketzoo.config.find import FindRecipe
+from ticketzoo.config.finetune import FinetuneConfig
 from ticketzoo.train import TrainConfig
 
 # Hashes computed with the hand-written to_dict/hash before the config base existed. Run

@@ -34,8 +34,8 @@ ZOO_RECIPE = {
 
 
 def test_recipe_hashes_are_pinned():
-    from ticketzoo.find.recipe import FindRecipe
-    from ticketzoo.finetune.config import FinetuneConfig
+    from ticketzoo.config.find import FindRecipe
+    from ticketzoo.config.finetune import FinetuneConfig
     from ticketzoo.train import TrainConfig
 
     zoo = FindRecipe.from_dict(ZOO_RECIPE)
@@ -86,7 +86,7 @@ def test_resume_fingerprints_are_pinned(tmp_path, changes, finetune_fp, compare_
     """finetune's checkpoints/run.json and compare's sweep fingerprint (refused resumes)."""
     from ticketzoo.compare.sweep import _fingerprint
     from ticketzoo.finetune import protocol
-    from ticketzoo.finetune.config import FinetuneConfig
+    from ticketzoo.config.finetune import FinetuneConfig
     from ticketzoo.finetune.run import _check_resume
 
     ft = FinetuneConfig(**changes)
@@ -100,7 +100,7 @@ def test_resume_fingerprints_are_pinned(tmp_path, changes, finetune_fp, compare_
 def test_folder_fingerprint_is_pinned(tmp_path):
     from ticketzoo.compare.sweep import _fingerprint
     from ticketzoo.finetune import protocol
-    from ticketzoo.finetune.config import FinetuneConfig
+    from ticketzoo.config.finetune import FinetuneConfig
 
     ft = FinetuneConfig()
     resolved = protocol.resolve(ft.protocol, ft.train, ft.overrides, 2)
@@ -110,7 +110,7 @@ def test_folder_fingerprint_is_pinned(tmp_path):
 def test_find_card_recipe_is_pinned():
     import dataclasses
 
-    from ticketzoo.find.recipe import FindRecipe
+    from ticketzoo.config.find import FindRecipe
     from ticketzoo.find.report import card_recipe
 
     recipe = card_recipe(FindRecipe.from_dict(ZOO_RECIPE), 3, 352)

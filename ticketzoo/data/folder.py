@@ -30,12 +30,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal, NamedTuple
 
+from ticketzoo.config.data import DEFAULT_MEMORY_BUDGET
 from ticketzoo.data.images import DecodedImages, try_decode
 from ticketzoo.data.splits import check_fractions, split_groups
 from ticketzoo.errors import DataError
 
 SPLITS = ("train", "val", "test")
-DEFAULT_MEMORY_BUDGET = 2 * 1024**3  # bytes of decoded uint8 pixels kept in memory
 _ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 _LAYOUT_HINT = "use root/<class>/<image> or root/{train,val,test}/<class>/<image>"
 

@@ -15,7 +15,7 @@ names), ``sources`` (``data`` to loaders), ``rundir`` (the resumable run folder)
 """
 
 from ticketzoo.find.imp import FindResult, find_tickets
-from ticketzoo.find.recipe import CONTROLS, FindRecipe, ticket_name
+from ticketzoo.config.find import CONTROLS, FindRecipe, ticket_name
 from ticketzoo.find.report import RoundResult
 from ticketzoo.data.source import DataSpec, resolve_data
 

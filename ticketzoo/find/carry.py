@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ticketzoo.errors import CheckpointError
-from ticketzoo.find.recipe import FindRecipe
+from ticketzoo.config.find import FindRecipe
 from ticketzoo.find.report import RoundResult
 from ticketzoo.find.rundir import RECIPE_FILE, RunDir, save_tensors, write_json, write_ticket_dir
 from ticketzoo.fileio import atomic_write_bytes

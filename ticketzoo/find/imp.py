@@ -32,7 +32,7 @@ from rich.console import Console
 from ticketzoo.card import ArchConfig, SourceData, now_iso
 from ticketzoo.errors import ConfigError
 from ticketzoo.find.carry import carried_rounds, seed_run
-from ticketzoo.find.recipe import FindRecipe, ticket_name
+from ticketzoo.config.find import FindRecipe, ticket_name
 from ticketzoo.find.report import (RoundResult, card_metrics, card_recipe, describe, lineage,
                                    summary_table, write_logs)
 from ticketzoo.find.rundir import RunDir, load_tensors, save_tensors

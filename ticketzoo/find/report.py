@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ticketzoo.card import Lineage, PruningRecipe, Recipe, RoundMetrics, TrainingRecipe
-from ticketzoo.find.recipe import FindRecipe
+from ticketzoo.config.find import FindRecipe
 from ticketzoo.fileio import atomic_write_bytes
 
 LOG_COLUMNS = ("round", "line", "sparsity", "val_accuracy", "test_accuracy", "epochs",

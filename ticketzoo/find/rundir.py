@@ -39,7 +39,7 @@ from typing import Any, Mapping
 import torch
 
 from ticketzoo.errors import CheckpointError
-from ticketzoo.find.recipe import FindRecipe, diff_fields
+from ticketzoo.config.find import FindRecipe, diff_fields
 from ticketzoo.fileio import atomic_write_bytes, fsync_dir
 
 RECIPE_FILE = "recipe.json"

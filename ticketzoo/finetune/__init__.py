@@ -11,7 +11,7 @@ the baselines run beside it (``compare``), the number of seeds and the training 
 ends ``ok``, ``diverged`` or ``chance``; the first ``ok`` run of ``init`` is saved.
 """
 
-from ticketzoo.finetune.config import INITS, PROTOCOLS, FinetuneConfig, default_name
+from ticketzoo.config.finetune import INITS, PROTOCOLS, FinetuneConfig, default_name
 from ticketzoo.finetune.metrics import METRICS_SCHEMA
 from ticketzoo.finetune.protocol import Resolved, resolve
 from ticketzoo.finetune.report import SummaryRow, runs_table, summarize, table

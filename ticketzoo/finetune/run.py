@@ -23,7 +23,7 @@ from ticketzoo.fileio import atomic_write_bytes, refuse_registry, sha256_bytes
 from ticketzoo.folder import write_ticket_folder
 from ticketzoo.finetune import folds as folds_mod
 from ticketzoo.finetune import images, metrics, protocol, report
-from ticketzoo.finetune.config import FinetuneConfig, default_name
+from ticketzoo.config.finetune import FinetuneConfig, default_name
 from ticketzoo.finetune.output import METRICS_FILE, check_masks, check_saved, make_ticket
 from ticketzoo.finetune.runs import RunResult, run_one, start_model
 from ticketzoo.ticket import TICKET_FILE, Ticket

@@ -10,10 +10,10 @@ from ticketzoo.train.callbacks import (
     TrainState,
 )
 from ticketzoo.train.checkpoint import load_checkpoint, save_atomic
-from ticketzoo.train.config import TrainConfig
+from ticketzoo.config.train import TrainConfig
 from ticketzoo.train.device import Runtime, cpu_state_dict, resolve_device
 from ticketzoo.train.loop import DivergedError, EvalResult, MaskSet, TrainResult, evaluate, train
-from ticketzoo.train.step import Step
+from ticketzoo.config.step import Step
 
 __all__ = [
     "CSVLogger",

@@ -26,9 +26,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ticketzoo.train import distributed as dist
-from ticketzoo.train.config import TrainConfig
+from ticketzoo.config.train import TrainConfig
 from ticketzoo.train.device import cpu_state_dict
-from ticketzoo.train.step import Step, StepLike
+from ticketzoo.config.step import Step, StepLike
 
 Metrics = dict[str, Any]
 CSV_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "time_s")

@@ -38,9 +38,9 @@ from ticketzoo.errors import CheckpointError, ConfigError, DataError, TrainingDi
 from ticketzoo.train import checkpoint as ckpt
 from ticketzoo.train import distributed as dist
 from ticketzoo.train.callbacks import EarlyStopping, History, TrainState
-from ticketzoo.train.config import TrainConfig
+from ticketzoo.config.train import TrainConfig
 from ticketzoo.train.device import MaskSet, Runtime, cpu_state_dict
-from ticketzoo.train.step import Step, StepLike
+from ticketzoo.config.step import Step, StepLike
 
 
 @dataclass(frozen=True)

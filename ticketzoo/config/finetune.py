@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 
 from ticketzoo.config import LATER, UNHASHED, Config
-from ticketzoo.data import DEFAULT_MEMORY_BUDGET
+from ticketzoo.config.data import DEFAULT_MEMORY_BUDGET
 from ticketzoo.errors import ConfigError
-from ticketzoo.train import TrainConfig
+from ticketzoo.config.train import TrainConfig
 
 # rewind: θk (the ticket), trained: θ after source training (Sabatelli Sec. 4.3.1,
 # "fine-tuned pruned model"), reinit: same mask and fresh weights, dense: no mask and

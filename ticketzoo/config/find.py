@@ -16,7 +16,8 @@ from typing import Any, Mapping
 
 from ticketzoo.config import LATER, Config
 from ticketzoo.errors import ConfigError
-from ticketzoo.train import Step, TrainConfig
+from ticketzoo.config.step import Step
+from ticketzoo.config.train import TrainConfig
 
 CONTROLS = ("reinit", "random-prune")
 CONTROL_SUFFIX = {"reinit": "reinit", "random-prune": "randprune"}
