@@ -153,8 +153,8 @@ def test_find_and_finetune_share_their_option_groups():
         for name, spelling in spellings(probe).items():
             assert find[name] == finetune[name] == spelling, name
     # one name per concept: --epochs in both, the old finetune spelling only as a hidden alias
-    assert find["epochs"][0] == finetune["epochs"][0] == ("--epochs",)
-    assert finetune["epochs__alias_of__"] == (("--max-epochs",), (), True)
+    assert find["max_epochs"][0] == finetune["max_epochs"][0] == ("--epochs",)
+    assert finetune["max_epochs__alias_of__"] == (("--max-epochs",), (), True)
     # --init: find's old spelling of --weight-init (hidden); finetune's starting weights
     assert find["weight_init__alias_of__"][0] == ("--init",) and find["weight_init__alias_of__"][2]
     assert finetune["init"][0] == ("--init",) and not finetune["init"][2]

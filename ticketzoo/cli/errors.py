@@ -15,7 +15,6 @@ import click
 #: Fields whose flag is not ``--`` + the field with ``-`` for ``_``, per command ("*": all).
 FLAGS: dict[str, dict[str, str]] = {
     "*": {
-        "max_epochs": "--epochs",
         "memory_budget_bytes": "--memory-budget",
         "overwrite": "--force",
         "arch_kwargs": "--width",

@@ -42,7 +42,7 @@ _SCOPE_HELP = ("global: all prunable tensors form one pool (the head included); 
               "random_prune, as in compare --conditions).")
 @click.option("--control-at", type=FloatList(), default=None, metavar="S[,S...]",
               help="Train the --control only in the rounds of these target sparsities (e.g. 0.89,0.97).")
-@training_options(defaults=PAPER, notes={"epochs": "per round"})
+@training_options(defaults=PAPER, notes={"max_epochs": "per round"})
 @click.option("--input-size", type=int, default=None,
               help="Image side the network sees (default: 28/32 for named datasets, 32 for folders).")
 @click.option("--channels", type=click.Choice(["1", "3"]), default=None,

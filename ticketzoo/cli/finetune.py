@@ -15,7 +15,7 @@ _RUNTIME = ("device", "seed")  # TrainConfig fields that are not recipe choices 
 _NOTES = {  # what each training option is when not given: the protocol's choice
     "optimizer": "auto: adamw; paper: sgd", "lr": "auto: 1e-3 (sgd 1e-2); paper: 0.1", "momentum": "0.9",
     "nesterov": "paper: nesterov", "weight_decay": "auto: 5e-4; paper: 1e-5",
-    "batch_size": "auto: by training images, 8-64; paper: 64", "epochs": "auto: 30-100 by steps; paper: 100",
+    "batch_size": "auto: by training images, 8-64; paper: 64", "max_epochs": "auto: 30-100 by steps; paper: 100",
     "schedule": "auto: cosine; paper: step", "warmup_epochs": "auto: 5% of epochs; paper: 0",
     "milestones": "paper: 50,60,75", "gamma": "0.1", "patience": "auto: max(10, epochs/4); paper: 5",
     "seed": "the first seed; also seeds the split",

@@ -13,20 +13,21 @@ Each group is a decorator factory; a command stacks the groups it needs::
 ``defaults`` gives a group's options shown defaults (``find`` trains with the paper's
 recipe); without it an option left out is ``None``, so the library decides (``finetune``'s
 protocol). ``notes`` appends a bracketed note to an option's help. Old spellings stay as
-hidden aliases (``--max-epochs`` for ``--epochs``); :func:`gather` folds them in. Nothing
-here imports torch: ``--help`` stays instant.
+hidden aliases (``--max-epochs`` for ``--epochs``); :func:`gather` folds them in. The
+training options are made from :class:`~ticketzoo.config.train.TrainConfig`'s fields
+(:func:`config_specs`: help, flag, choices and the paper's defaults written once, there).
+Nothing here imports torch: ``--help`` stays instant.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from typing import Any, Callable, Mapping
 
 import click
 
-#: Sabatelli et al.'s Table 4 training recipe (``TrainConfig``'s defaults, without torch).
-PAPER = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-5,
-         "batch_size": 64, "epochs": 100, "schedule": "step", "warmup_epochs": 0, "milestones": "50,60,75",
-         "gamma": 0.1, "patience": 5}
+from ticketzoo.config.train import TrainConfig
 
 _ALIAS = "__alias_of__"
 
@@ -114,25 +115,50 @@ data_options = _group([
     (("--augment",), {"is_flag": True, "help": "Augment training images (random crop and flip)."}),
 ])
 
+def config_specs(cls: type, names: tuple[str, ...]) -> list[Spec]:
+    """One option per field of config class ``cls`` named in ``names``, from the field's
+    :func:`ticketzoo.config.option` metadata; the option's Python name is the field's, its
+    default ``None`` (not given: the library decides)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    specs: list[Spec] = []
+    for name in names:
+        meta, tp = fields[name].metadata, hints[name]
+        flag = meta.get("flag") or "--" + name.replace("_", "-")
+        attrs: dict[str, Any] = {"help": meta["help"], "default": None}
+        if tp is bool:
+            decls: tuple[str, ...] = (f"{flag}/--no-{flag[2:]}", name)
+        else:
+            decls = (flag, name)
+            if "choices" in meta:
+                attrs["type"] = click.Choice(list(meta["choices"]))
+            elif tp in (int, float) or tp == int | None:
+                attrs["type"] = float if tp is float else int
+            if "metavar" in meta:
+                attrs["metavar"] = meta["metavar"]
+        specs.append((decls, attrs))
+    return specs
+
+
+def config_defaults(config: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """``config``'s values of ``names`` as shown defaults (tuples comma-joined, None as 0)."""
+    out = {}
+    for name in names:
+        value = getattr(config, name)
+        out[name] = ",".join(map(str, value)) if isinstance(value, tuple) else 0 if value is None else value
+    return out
+
+
+#: TrainConfig fields that are recipe choices on the command line (the training options).
+TRAIN_FIELDS = ("optimizer", "lr", "momentum", "nesterov", "weight_decay", "batch_size", "max_epochs",
+                "schedule", "warmup_epochs", "milestones", "gamma", "label_smoothing", "patience")
+
+#: Sabatelli et al.'s Table 4 training recipe: TrainConfig's defaults, as shown defaults.
+PAPER = config_defaults(TrainConfig(), TRAIN_FIELDS)
+
 training_options = _group([
-    (("--optimizer",), {"type": click.Choice(["sgd", "adam", "adamw"])}),
-    (("--lr",), {"type": float, "help": "Initial learning rate."}),
-    (("--momentum",), {"type": float, "help": "SGD momentum / Adam beta1."}),
-    (("--nesterov/--no-nesterov",), {"default": None, "help": "Nesterov momentum (SGD)."}),
-    (("--weight-decay",), {"type": float, "help": "L2 penalty on every trained parameter."}),
-    (("--batch-size",), {"type": int}),
-    (("--epochs",), {"type": int, "help": "Training length in epochs (early stopping may end sooner)."}),
-    alias("--max-epochs", "epochs", type=int),  # finetune's name until 2026-11
-    (("--schedule",), {"type": click.Choice(["step", "cosine", "linear"]),
-                       "help": "step: LR x gamma at each milestone; cosine / linear: LR decays to 0 over "
-                               "--epochs (linear after --warmup-epochs: a one-cycle schedule)."}),
-    (("--warmup-epochs",), {"type": click.IntRange(min=0), "help": "Linear LR warm-up over the first epochs."}),
-    (("--milestones",), {"metavar": "E[,E]|none",
-                         "help": "Step schedule: LR x gamma at these epochs ('none' for a constant LR)."}),
-    (("--gamma",), {"type": float, "help": "LR factor at each milestone."}),
-    (("--label-smoothing",), {"type": float, "help": "Label smoothing of the training loss, in [0, 1) [0]."}),
-    (("--patience",), {"type": int, "help": "Early stopping on val loss after this "
-                                                              "many epochs without improvement (0: off)."}),
+    *config_specs(TrainConfig, TRAIN_FIELDS),
+    alias("--max-epochs", "max_epochs", type=int),  # finetune's name until 2026-11
     (("--seed",), {"type": int, "default": 0, "show_default": True, "help": "Init and training seed."}),
     (("--weight-init",), {"type": click.Choice(["xavier", "default"]), "default": "xavier", "show_default": True,
                           "help": "How fresh weights are drawn (xavier: Sabatelli et al. Table 4)."}),
@@ -178,9 +204,6 @@ def gather(opts: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_TRAIN_FIELDS = ("optimizer", "lr", "momentum", "nesterov", "weight_decay", "batch_size", "gamma",
-                 "schedule", "warmup_epochs", "label_smoothing")
-
 def runtime_values(opts: Mapping[str, Any], cpu: Mapping[str, bool]) -> dict[str, Any]:
     """``TrainConfig``'s precision fields from ``--amp``/``--channels-last`` (``None``: not given).
 
@@ -197,11 +220,9 @@ def runtime_values(opts: Mapping[str, Any], cpu: Mapping[str, bool]) -> dict[str
 def train_values(opts: Mapping[str, Any]) -> dict[str, Any]:
     """The ``TrainConfig`` fields set by the training options given (``None``: not given).
 
-    ``--epochs`` is ``max_epochs``; ``--patience 0`` is ``None`` (no early stopping);
-    ``--milestones none`` is ``()``, and a cosine or linear schedule drops milestones not typed."""
-    values = {k: opts[k] for k in _TRAIN_FIELDS if opts.get(k) is not None}
-    if opts.get("epochs") is not None:
-        values["max_epochs"] = opts["epochs"]
+    ``--patience 0`` is ``None`` (no early stopping); ``--milestones none`` is ``()``, and a
+    cosine or linear schedule drops milestones not typed."""
+    values = {k: opts[k] for k in TRAIN_FIELDS if opts.get(k) is not None and k not in ("milestones", "patience")}
     if opts.get("patience") is not None:
         values["patience"] = opts["patience"] or None
     ctx = click.get_current_context(silent=True)

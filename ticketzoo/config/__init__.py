@@ -9,6 +9,11 @@ A config is a frozen dataclass that inherits :class:`Config`. Its fields say, th
   :meth:`Config.to_dict` (and so the hash) while at its default, so the hashes of every
   config written before the field existed (run folders, checkpoints) stay the same.
 
+Fields a user sets on the command line are declared with :func:`option`, which adds the
+option's help text (and flag, metavar, choices) to the field's metadata: the CLI makes its
+flags from the fields (``ticketzoo.cli.options.config_specs``), as open_lth's
+``Hparams.add_args`` does, so help and choices are written once, here, without torch.
+
 Calling :meth:`Config.check_types` from ``__post_init__`` normalises values (an int for a
 float field, a list for a tuple) and refuses a wrong type with a :class:`ConfigError`
 naming the field; :meth:`Config.from_dict` also refuses unknown keys.
@@ -27,6 +32,24 @@ from ticketzoo.errors import ConfigError
 
 UNHASHED: Mapping[str, Any] = types.MappingProxyType({"hash": False})
 LATER: Mapping[str, Any] = types.MappingProxyType({"later": True})
+
+
+def option(default: Any = dataclasses.MISSING, *, help: str, flag: str | None = None,
+           metavar: str | None = None, choices: tuple[str, ...] | None = None, hashed: bool = True,
+           later: bool = False, default_factory: Any = dataclasses.MISSING) -> Any:
+    """A config field with its command-line option: ``help``, ``flag`` (default ``--`` + the
+    name with ``-`` for ``_``), ``metavar``, ``choices``; ``hashed=False`` is ``UNHASHED``,
+    ``later=True`` is ``LATER``."""
+    meta: dict[str, Any] = {"help": help}
+    for key, value in (("flag", flag), ("metavar", metavar), ("choices", choices)):
+        if value is not None:
+            meta[key] = value
+    if not hashed:
+        meta["hash"] = False
+    if later:
+        meta["later"] = True
+    return dataclasses.field(default=default, default_factory=default_factory,
+                             metadata=types.MappingProxyType(meta))
 
 
 class Config:

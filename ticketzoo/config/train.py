@@ -22,7 +22,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from ticketzoo.config import LATER, UNHASHED, Config
+from ticketzoo.config import LATER, UNHASHED, Config, option
 from ticketzoo.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -36,16 +36,19 @@ class TrainConfig(Config):
 
     config_label = "training option"
 
-    optimizer: str = "sgd"  # one of OPTIMIZERS
-    lr: float = 0.1  # initial learning rate
-    momentum: float = 0.9  # SGD momentum (Adam: beta1)
-    nesterov: bool = True  # Nesterov momentum (SGD only; needs momentum > 0)
-    weight_decay: float = 1e-5  # L2 penalty, applied to every trained parameter
-    batch_size: int = 64  # read by whoever builds the loaders; the loop takes loaders
-    max_epochs: int = 100  # training length
-    milestones: tuple[int, ...] = (50, 60, 75)  # epochs (0-based) from which lr *= gamma
-    gamma: float = 0.1  # LR factor at each milestone
-    patience: int | None = 5  # epochs without val-loss improvement before stopping; None: off
+    optimizer: str = option("sgd", help="Optimizer.", choices=OPTIMIZERS)
+    lr: float = option(0.1, help="Initial learning rate.")
+    momentum: float = option(0.9, help="SGD momentum / Adam beta1.")
+    nesterov: bool = option(True, help="Nesterov momentum (SGD; needs momentum > 0).")
+    weight_decay: float = option(1e-5, help="L2 penalty on every trained parameter.")
+    batch_size: int = option(64, help="Images per step (the loaders read it; under torchrun the global batch).")
+    max_epochs: int = option(100, flag="--epochs", help="Training length in epochs (early stopping may end sooner).")
+    # epochs (0-based) from which lr *= gamma
+    milestones: tuple[int, ...] = option((50, 60, 75), metavar="E[,E]|none",
+                                         help="Step schedule: LR x gamma at these epochs ('none' for a constant LR).")
+    gamma: float = option(0.1, help="LR factor at each milestone.")
+    patience: int | None = option(5, help="Early stopping on val loss after this many epochs without "
+                                          "improvement (0: off).")
     restore_best: bool = True  # with validation, end with the lowest-val-loss epoch's weights
     seed: int = 0  # seeds torch/random/numpy at the start of a (non-resumed) run
     # *Where* a run executes, not what it computes: out of the hash, so a run directory can
@@ -53,9 +56,11 @@ class TrainConfig(Config):
     device: str = field(default="auto", metadata=UNHASHED)  # "auto" | "cpu" | "cuda" | "cuda:N"
     amp: bool = True  # autocast (bf16, or fp16 + GradScaler) on CUDA; CPU: see `cpu_amp`
     channels_last: bool = True  # NHWC model and inputs on CUDA; CPU: see `cpu_channels_last`
-    schedule: str = field(default="step", metadata=LATER)  # "step": milestones x gamma; "cosine"
-    warmup_epochs: int = field(default=0, metadata=LATER)  # linear warm-up over these epochs' steps
-    label_smoothing: float = field(default=0.0, metadata=LATER)  # training loss only
+    schedule: str = option("step", later=True, choices=SCHEDULES,
+                           help="step: LR x gamma at each milestone; cosine / linear: LR decays to 0 over "
+                                "--epochs (linear after --warmup-epochs: a one-cycle schedule).")
+    warmup_epochs: int = option(0, later=True, help="Linear LR warm-up over the first epochs.")
+    label_smoothing: float = option(0.0, later=True, help="Label smoothing of the training loss, in [0, 1).")
     cpu_amp: bool = field(default=False, metadata=LATER)  # bf16 autocast on CPU
     cpu_channels_last: bool = field(default=False, metadata=LATER)  # NHWC model and inputs on CPU
 
