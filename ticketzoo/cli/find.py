@@ -5,15 +5,14 @@ from __future__ import annotations
 import click
 
 from ticketzoo.cli.console import console, err_console, print_json, pushed_json
-from ticketzoo.cli.options import (PAPER, FloatList, alias_option, data_options, gather, output_options,
+from ticketzoo.cli.options import (PAPER, alias_option, config_options, data_options, gather, output_options,
                                    publish_options, runtime_options, runtime_values, train_values,
                                    training_options)
+from ticketzoo.config.find import FindRecipe
 
 _ARCH_HELP = ("Architecture: torchvision (resnet18/34/50, vgg*_bn, ...) or LTH (lenet_300_100, "
               "conv2/4/6, cifar_resnet20/56, cifar_vgg16/19).")
-_SCOPE_HELP = ("global: all prunable tensors form one pool (the head included); layerwise: each "
-               "tensor loses RATE, the output layer RATE/2 (Frankle & Carbin). --head-rate sets "
-               "the head's own rate in either scope.")
+_DEFAULTS = FindRecipe(arch="resnet50", source="data")  # the recipe's defaults, shown in --help
 
 
 @click.command("find")
@@ -21,36 +20,21 @@ _SCOPE_HELP = ("global: all prunable tensors form one pool (the head included); 
 @data_options(defaults={"split": "0.8,0.1,0.1"},
               notes={"data": "class folders are split by --data-seed",
                      "augment": "4 px zero padding, on the device; off by default, as in Sabatelli et al."})
-@click.option("--rounds", type=int, default=31, show_default=True,
-              help="Pruning rounds (R rounds train R+1 times; round 0 is dense).")
-@click.option("--rate", type=float, default=0.2, show_default=True,
-              help="Fraction of the remaining prunable weights removed per round, in (0, 1).")
-@click.option("--sparsities", type=FloatList(), default=None, metavar="S[,S...]",
-              help="Target sparsity after each round, e.g. 0.5,0.75,0.89,0.97 (instead of --rate; "
-                   "sets --rounds).")
-@click.option("--rewind", default="2ep", show_default=True,
-              help="Rewind step k: 0 (θ0, original LTH), 2ep or 500it (late resetting).")
-@click.option("--scope", type=click.Choice(["global", "layerwise"]), default="global",
-              show_default=True, help=_SCOPE_HELP)
-@click.option("--head-rate", type=float, default=None, help="The output layer's own pruning rate.")
-@click.option("--exclude-head", is_flag=True, help="Never prune the output layer.")
-@click.option("--exclude-first-conv", is_flag=True, help="Never prune the first convolution.")
+@config_options(FindRecipe, ("rounds", "rate", "sparsities", "rewind", "scope", "head_rate", "exclude_head",
+                             "exclude_first_conv"), shown=_DEFAULTS)
 @alias_option("--init", "weight_init", type=click.Choice(["xavier", "default"]))  # --weight-init until 2026-11
 @click.option("--control", type=click.Choice(["none", "reinit", "random-prune", "random_prune"]), default="none",
               show_default=True, help="Also train a baseline each round: reinit (same mask, fresh "
               "init) or random-prune (random mask, same per-layer sparsity, θk weights; also spelled "
               "random_prune, as in compare --conditions).")
-@click.option("--control-at", type=FloatList(), default=None, metavar="S[,S...]",
-              help="Train the --control only in the rounds of these target sparsities (e.g. 0.89,0.97).")
+@config_options(FindRecipe, ("control_at",))
 @training_options(defaults=PAPER, notes={"max_epochs": "per round"})
 @click.option("--input-size", type=int, default=None,
               help="Image side the network sees (default: 28/32 for named datasets, 32 for folders).")
 @click.option("--channels", type=click.Choice(["1", "3"]), default=None,
               help="Image channels (default: the dataset's; 3 for folders).")
 @click.option("--width", type=float, default=None, help="Channel multiplier of the LTH architectures.")
-@click.option("--data-seed", type=int, default=0, show_default=True, help="Seed of the data split.")
-@click.option("--val-fraction", type=float, default=0.1, show_default=True,
-              help="Named datasets: share of the train set held out for validation.")
+@config_options(FindRecipe, ("data_seed", "val_fraction"), shown=_DEFAULTS)
 @click.option("--run-dir", "--out", "run_dir", default="runs", show_default=True, type=click.Path(file_okay=False),
               help="Runs go to RUN_DIR/<source>-<arch>-<recipe hash>/ (or RUN_DIR itself when it "
                    "is a run folder); re-running the same recipe resumes.")
@@ -91,7 +75,7 @@ def command(**opts) -> None:
           --optimizer adam --lr 1.2e-3 --rounds 12 --rewind 0 --scope layerwise --out runs
       ticketzoo find --arch conv2 --data ./images --rounds 5 --control reinit --push
     """
-    from ticketzoo.find import FindRecipe, find_tickets, resolve_data
+    from ticketzoo.find import find_tickets, resolve_data
     from ticketzoo.models import get_arch
     from ticketzoo.train import TrainConfig, distributed
     from ticketzoo.train.device import cpu_defaults

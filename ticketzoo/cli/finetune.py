@@ -7,10 +7,11 @@ from pathlib import Path
 import click
 
 from ticketzoo.cli.console import console, err_console, print_json, pushed_json
-from ticketzoo.cli.options import (complete_ticket_names, data_options, gather, output_options, publish_options,
-                                   runtime_options, runtime_values, train_values, training_options)
+from ticketzoo.cli.options import (complete_ticket_names, config_options, data_options, gather, output_options,
+                                   publish_options, runtime_options, runtime_values, train_values, training_options)
+from ticketzoo.config.finetune import FinetuneConfig
 
-_INITS = ("rewind", "trained", "reinit", "dense")  # ticketzoo.finetune.INITS (no torch import here)
+_DEFAULTS = FinetuneConfig()  # shown in --help
 _RUNTIME = ("device", "seed")  # TrainConfig fields that are not recipe choices (and the precision)
 _NOTES = {  # what each training option is when not given: the protocol's choice
     "optimizer": "auto: adamw; paper: sgd", "lr": "auto: 1e-3 (sgd 1e-2); paper: 0.1", "momentum": "0.9",
@@ -29,19 +30,11 @@ _NOTES = {  # what each training option is when not given: the protocol's choice
                      "augment": "horizontal flips added to the random crop"})
 @click.option("--out", "out_dir", metavar="DIR", help="Output folder [default: ./finetuned/NAME].")
 @click.option("--name", help="Name of the fine-tuned ticket [default: BASE-ft-FOLDER].")
-@click.option("--init", type=click.Choice(_INITS), default="rewind", show_default=True,
-              help="Start from θk (rewind), source-trained θ (trained), fresh weights under the "
-                   "mask (reinit) or with no mask (dense).")
+@config_options(FinetuneConfig, ("init",), shown=_DEFAULTS)
 @click.option("--compare", metavar="INIT[,INIT]", default="",
               help="Also train these inits on the same splits and seeds, e.g. dense,reinit.")
-@click.option("--seeds", type=int, default=1, show_default=True, help="Runs per init: seed, seed+1, ...")
-@click.option("--folds", type=click.IntRange(min=1), default=1, show_default=True, metavar="K",
-              help="With --compare: stratified K-fold over the folder, every image tested once per seed, "
-                   "differences paired by fold and seed (1: --split's one split). The saved ticket is fold 0's.")
-@click.option("--resize", type=int, help="Working size images are cached at [input size x 8/7].")
-@click.option("--input-size", type=click.IntRange(min=1), default=None,
-              help="Image side the network sees; convolutional tickets only (the paper fine-tuned "
-                   "ResNet-50 at 224) [the ticket's].")
+@config_options(FinetuneConfig, ("seeds", "folds"), shown=_DEFAULTS)
+@config_options(FinetuneConfig, ("resize", "input_size"))
 @click.option("--protocol", type=click.Choice(["auto", "paper"]), default="auto", show_default=True,
               help="auto: recipe sized to the number of training images (AdamW, warm-up + cosine; "
                    "docs/FINETUNE.md); paper: Sabatelli et al. Table 4 (SGD Nesterov lr 0.1, batch 64, "
@@ -70,7 +63,7 @@ def command(ref, **opts) -> None:
     """
     from ticketzoo.cli.errors import flags_in
     from ticketzoo.data.source import data_label
-    from ticketzoo.finetune import FinetuneConfig, NoTrainedRunError, default_name, finetune
+    from ticketzoo.finetune import NoTrainedRunError, default_name, finetune
     from ticketzoo.registry.api import check_target, finetune_started, open_base, push, remember_finetuned
     from ticketzoo.train import TrainConfig, distributed
 

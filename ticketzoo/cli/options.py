@@ -115,10 +115,12 @@ data_options = _group([
     (("--augment",), {"is_flag": True, "help": "Augment training images (random crop and flip)."}),
 ])
 
-def config_specs(cls: type, names: tuple[str, ...]) -> list[Spec]:
+def config_specs(cls: type, names: tuple[str, ...], shown: Any = None) -> list[Spec]:
     """One option per field of config class ``cls`` named in ``names``, from the field's
-    :func:`ticketzoo.config.option` metadata; the option's Python name is the field's, its
-    default ``None`` (not given: the library decides)."""
+    :func:`ticketzoo.config.option` metadata; the option's Python name is the field's. Its
+    default is ``shown``'s value of the field, shown in the help (a config instance), or
+    without ``shown`` ``None``: not given, the library decides. A bool that defaults to
+    False is a plain flag; a tuple of numbers is written comma-separated."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     specs: list[Spec] = []
@@ -126,18 +128,38 @@ def config_specs(cls: type, names: tuple[str, ...]) -> list[Spec]:
         meta, tp = fields[name].metadata, hints[name]
         flag = meta.get("flag") or "--" + name.replace("_", "-")
         attrs: dict[str, Any] = {"help": meta["help"], "default": None}
-        if tp is bool:
-            decls: tuple[str, ...] = (f"{flag}/--no-{flag[2:]}", name)
+        if shown is not None:
+            attrs.update(default=getattr(shown, name), show_default=True)
+        if tp is bool and (shown is not None and getattr(shown, name) is False):
+            decls: tuple[str, ...] = (flag, name)
+            attrs = {"help": meta["help"], "is_flag": True}
+        elif tp is bool:
+            decls = (f"{flag}/--no-{flag[2:]}", name)
         else:
             decls = (flag, name)
             if "choices" in meta:
                 attrs["type"] = click.Choice(list(meta["choices"]))
-            elif tp in (int, float) or tp == int | None:
-                attrs["type"] = float if tp is float else int
+            elif tp == tuple[float, ...]:
+                attrs["type"] = FloatList()
+                if attrs["default"] == ():
+                    attrs.update(default=None, show_default=False)
+            elif tp in (int, float) or tp in (int | None, float | None):
+                attrs["type"] = float if float in typing.get_args(tp) or tp is float else int
             if "metavar" in meta:
                 attrs["metavar"] = meta["metavar"]
         specs.append((decls, attrs))
     return specs
+
+
+def config_options(cls: type, names: tuple[str, ...], shown: Any = None) -> Callable:
+    """:func:`config_specs` as a decorator, for a command's own config fields."""
+    specs = config_specs(cls, names, shown)
+
+    def decorate(f: Callable) -> Callable:
+        for decls, attrs in reversed(specs):
+            f = click.option(*decls, **attrs)(f)
+        return f
+    return decorate
 
 
 def config_defaults(config: Any, names: tuple[str, ...]) -> dict[str, Any]:

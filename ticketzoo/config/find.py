@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ticketzoo.config import LATER, Config
+from ticketzoo.config import LATER, Config, option
 from ticketzoo.errors import ConfigError
 from ticketzoo.config.step import Step
 from ticketzoo.config.train import TrainConfig
@@ -35,19 +35,23 @@ class FindRecipe(Config):
     arch: str  # model registry name, e.g. "resnet50", "conv4"
     source: str  # data label: a dataset name ("cifar10") or an image folder's name
     data_kind: str = "folder"  # "named" (torchvision dataset) or "folder"
-    rounds: int = 31  # pruning rounds; R rounds train R+1 times (round 0 is dense)
-    rate: float = 0.2  # fraction of the remaining prunable weights removed per round
-    scope: str = "global"  # "global" (one pool) or "layerwise"
-    rewind: str = "2ep"  # θk: "0" is θ0 (original LTH), "2ep"/"500it" late resetting
-    head_rate: float | None = None  # None: rate/2 in layerwise scope, pooled in global
-    exclude_head: bool = False  # never prune the classifier's weight
-    exclude_first_conv: bool = False  # never prune the first conv's weight
+    rounds: int = option(31, help="Pruning rounds (R rounds train R+1 times; round 0 is dense).")
+    rate: float = option(0.2, help="Fraction of the remaining prunable weights removed per round, in (0, 1).")
+    scope: str = option("global", choices=SCOPES,
+                        help="global: all prunable tensors form one pool (the head included); layerwise: each "
+                             "tensor loses RATE, the output layer RATE/2 (Frankle & Carbin). --head-rate sets "
+                             "the head's own rate in either scope.")
+    rewind: str = option("2ep", help="Rewind step k: 0 (θ0, original LTH), 2ep or 500it (late resetting).")
+    # None: rate/2 in layerwise scope, pooled in global
+    head_rate: float | None = option(None, help="The output layer's own pruning rate.")
+    exclude_head: bool = option(False, help="Never prune the output layer.")
+    exclude_first_conv: bool = option(False, help="Never prune the first convolution.")
     init: str = "xavier"  # "xavier" (Sabatelli et al. Table 4) or "default" (framework)
     seed: int = 0  # model init and training seed
     control: str | None = None  # None, "reinit" or "random-prune": also train that control
-    data_seed: int = 0  # seed of the train/val(/test) split
+    data_seed: int = option(0, help="Seed of the data split.")
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)  # folders: train/val/test fractions
-    val_fraction: float = 0.1  # named datasets: share of the official train set for val
+    val_fraction: float = option(0.1, help="Named datasets: share of the train set held out for validation.")
     input_size: int = 32  # side of the square images the network sees
     channels: int = 3  # image channels the network sees
     arch_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"width": 0.25}
@@ -56,9 +60,13 @@ class FindRecipe(Config):
     augment: bool = field(default=False, metadata=LATER)  # random crop (4 px pad) + flip
     # Target sparsity after each round (overrides `rate`: round i removes what takes the
     # sparsity from sparsities[i-2] to sparsities[i-1]); one entry per round.
-    sparsities: tuple[float, ...] = field(default=(), metadata=LATER)
+    sparsities: tuple[float, ...] = option((), later=True, metavar="S[,S...]",
+                                           help="Target sparsity after each round, e.g. 0.5,0.75,0.89,0.97 "
+                                                "(instead of --rate; sets --rounds).")
     # Train `control` only in the rounds whose target sparsity is one of these (empty: every round).
-    control_at: tuple[float, ...] = field(default=(), metadata=LATER)
+    control_at: tuple[float, ...] = option((), later=True, metavar="S[,S...]",
+                                           help="Train the --control only in the rounds of these target "
+                                                "sparsities (e.g. 0.89,0.97).")
 
     def __post_init__(self) -> None:
         self.check_types()

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 
-from ticketzoo.config import LATER, UNHASHED, Config
+from ticketzoo.config import UNHASHED, Config, option
 from ticketzoo.config.data import DEFAULT_MEMORY_BUDGET
 from ticketzoo.errors import ConfigError
 from ticketzoo.config.train import TrainConfig
@@ -40,13 +40,16 @@ class FinetuneConfig(Config):
     config_label = "fine-tuning option"
 
     train: TrainConfig = field(default_factory=TrainConfig)  # its seed is the first seed
-    init: str = "rewind"  # one of INITS: the run whose ticket is saved
+    # the run whose ticket is saved
+    init: str = option("rewind", choices=INITS,
+                       help="Start from θk (rewind), source-trained θ (trained), fresh weights under the "
+                            "mask (reinit) or with no mask (dense).")
     compare: tuple[str, ...] = ()  # other INITS trained on the same splits and seeds
-    seeds: int = 1  # runs per init with seeds seed, seed+1, ...
+    seeds: int = option(1, help="Runs per init: seed, seed+1, ...")
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train/val/test for DIR/<class>/*
     strict: bool = False  # an unreadable file is an error instead of skipped
     augment: bool = False  # add horizontal flips to the random crop
-    resize: int | None = None  # working size cached per image; None: input_size * 8/7
+    resize: int | None = option(None, help="Working size images are cached at [input size x 8/7].")
     weight_init: str = "xavier"  # fresh head / reinit / dense weights (paper: Xavier)
     memory_budget_bytes: int = field(default=DEFAULT_MEMORY_BUDGET, metadata=UNHASHED)  # decoded cache
     workers: int | None = field(default=None, metadata=UNHASHED)  # DataLoader workers; None: per device
@@ -55,8 +58,14 @@ class FinetuneConfig(Config):
     overrides: tuple[str, ...] = ()  # train fields the caller set; "auto" keeps them
     threads: int | None = field(default=None, metadata=UNHASHED)  # torch CPU threads; None: by model
     # Image side the network sees (convolutional tickets); None: the ticket's own.
-    input_size: int | None = field(default=None, metadata=LATER)
-    folds: int = field(default=1, metadata=LATER)  # K > 1: stratified K-fold (ticketzoo.data.folds)
+    input_size: int | None = option(None, later=True,
+                                    help="Image side the network sees; convolutional tickets only (the paper "
+                                         "fine-tuned ResNet-50 at 224) [the ticket's].")
+    # K > 1: stratified K-fold (ticketzoo.data.folds)
+    folds: int = option(1, later=True, metavar="K",
+                        help="With --compare: stratified K-fold over the folder, every image tested once per "
+                             "seed, differences paired by fold and seed (1: --split's one split). The saved "
+                             "ticket is fold 0's.")
 
     def __post_init__(self) -> None:
         if isinstance(self.overrides, (list, set, frozenset)):
