@@ -91,8 +91,9 @@ def finetune(ticket: Ticket, data: str | Path, config: FinetuneConfig | None = N
     if config.folds > 1:
         f0 = next(iter(folds.values()))[0]
         log.info(f"folds: {config.folds} stratified folds over all {folds_mod.count(ds)} images, each init "
-                 f"trained on every fold (fold 0: train {len(f0.train)} / val {len(f0.val)} / test {len(f0.test)} images)")
-    (log.warning if how["downscale"] >= 2 else log.info)(images.describe(info, how))
+                 f"trained on every fold (fold 0: train {len(f0.train)} / val {len(f0.val)} / "
+                 f"test {len(f0.test)} images)")
+    log.log(logging.WARNING if how["downscale"] >= 2 else logging.INFO, images.describe(info, how))
     classes = len(ds.classes)
     threads, why = _threads(config.threads, start_model(ticket, config.init, classes, config.seed)[0], arch)
     setup = {"protocol": resolved.to_dict(), "threads": {"count": threads, "why": why},
