@@ -9,7 +9,7 @@ group, so it may be made before :meth:`join` and stays right after it.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, TypeVar
 
 from ticketzoo.train import distributed as dist
 
