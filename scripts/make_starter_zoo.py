@@ -65,7 +65,7 @@ def run_seed(seed: int, data_root: str, run_dir: str) -> list[dict]:
 
     set_threads(1)  # results depend on the thread count: one, on every machine
     spec = resolve_data("fashionmnist", data_root)
-    result = find_tickets(recipe_for(seed), spec, run_dir=run_dir, quiet=True,
+    result = find_tickets(recipe_for(seed), spec, run_dir=run_dir,
                           source_description=PROVENANCE, description=DESCRIPTION)
     return [r.to_dict() | {"run_dir": str(result.run_dir)} for r in result.rounds]
 

@@ -31,7 +31,7 @@ def test_bundled_cards_carry_every_round_and_the_controls(tmp_path, monkeypatch)
     recipe = FindRecipe(arch="conv2", source=spec.source, data_kind=spec.kind, rounds=3, rewind="0",
                         input_size=16, arch_kwargs={"width": 0.125}, train=cfg, sparsities=(0.5, 0.8, 0.9),
                         control="reinit", control_at=(0.8,))
-    run = find_tickets(recipe, str(folder), run_dir=tmp_path / "runs", quiet=True)
+    run = find_tickets(recipe, str(folder), run_dir=tmp_path / "runs")
     out = tmp_path / "catalog"
     result = CliRunner().invoke(_script().main, [str(run.run_dir), "--ship", "80,90", "--out", str(out),
                                                  "--deviation", "4 epochs", "--target-dense", "0.99"])

@@ -42,7 +42,7 @@ def _recipe(folder: Path, **kw) -> FindRecipe:
 
 def _find(folder, tmp_path, **kw):
     recipe = _recipe(folder, **kw)
-    return recipe, find_tickets(recipe, str(folder), run_dir=tmp_path / "runs", quiet=True)
+    return recipe, find_tickets(recipe, str(folder), run_dir=tmp_path / "runs")
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +108,7 @@ def test_cards_lineage_and_logs(imp3):
 def test_rerun_resumes_without_training(folder, imp3):
     recipe, result = imp3
     before = [p.read_bytes() for p in result.tickets]
-    again = find_tickets(recipe, str(folder), run_dir=result.run_dir, quiet=True)
+    again = find_tickets(recipe, str(folder), run_dir=result.run_dir)
     assert again.run_dir == result.run_dir and [p.read_bytes() for p in again.tickets] == before
 
 
@@ -218,7 +218,7 @@ def test_a_run_folder_of_bare_ticket_files_resumes(folder, imp3, tmp_path):
         path.write_text(json.dumps({**row, "file": f"tickets/{r.ticket}.safetensors"}))
     (old / "round_03" / "result.json").unlink()  # round 3 to do again, after bare rounds 1-2
     (old / "tickets" / f"{result.rounds[-1].ticket}.safetensors").unlink()
-    again = find_tickets(recipe, str(folder), run_dir=old, quiet=True)
+    again = find_tickets(recipe, str(folder), run_dir=old)
     assert [r.file for r in again.rounds[1:3]] == [f"tickets/{r.ticket}.safetensors" for r in result.rounds[1:3]]
     assert again.rounds[3].file == result.rounds[3].file  # new rounds: a ticket folder
     assert [p.read_bytes() for p in again.tickets] == [p.read_bytes() for p in result.tickets]

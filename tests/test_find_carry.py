@@ -41,12 +41,12 @@ def _stop_before(round_: int):
 def test_a_carried_run_ends_with_the_same_tickets(folder, tmp_path, monkeypatch):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # same `created` in both runs
     recipe = _recipe(folder)
-    full = find_tickets(recipe, str(folder), run_dir=tmp_path / "full", quiet=True, threads=1)
+    full = find_tickets(recipe, str(folder), run_dir=tmp_path / "full", threads=1)
     assert not full.stopped
 
     with monkeypatch.context() as m:  # job 1: rounds 0 and 1, then the budget runs out
         m.setattr(imp_module._IMP, "_out_of_time", _stop_before(2))
-        first = find_tickets(recipe, str(folder), run_dir=tmp_path / "job1", quiet=True,
+        first = find_tickets(recipe, str(folder), run_dir=tmp_path / "job1",
                              threads=1, time_budget=1.0)
     assert first.stopped and max(r.round for r in first.rounds) == 1
     ticket = export_carry(first.run_dir, tmp_path / "carry")
@@ -55,7 +55,7 @@ def test_a_carried_run_ends_with_the_same_tickets(folder, tmp_path, monkeypatch)
     assert sorted(p.name for p in ticket.iterdir()) == ["README.md", "ticket.safetensors"]
 
     # job 2, on a machine that has only the carry folder
-    second = find_tickets(recipe, str(folder), run_dir=tmp_path / "job2", quiet=True, threads=1,
+    second = find_tickets(recipe, str(folder), run_dir=tmp_path / "job2", threads=1,
                           carry_in=tmp_path / "carry")
     assert not second.stopped
     assert [(r.round, r.line) for r in second.rounds] == [(r.round, r.line) for r in full.rounds]
@@ -72,17 +72,17 @@ def test_carry_refuses_another_recipe_and_missing_rounds(folder, tmp_path, monke
     recipe = _recipe(folder, rounds=2)
     with monkeypatch.context() as m:
         m.setattr(imp_module._IMP, "_out_of_time", _stop_before(1))
-        early = find_tickets(recipe, str(folder), run_dir=tmp_path / "early", quiet=True, threads=1,
+        early = find_tickets(recipe, str(folder), run_dir=tmp_path / "early", threads=1,
                              time_budget=1.0)
     assert early.stopped
     with pytest.raises(CheckpointError, match="no pruning round has finished"):
         export_carry(early.run_dir, tmp_path / "c0")
 
-    done = find_tickets(recipe, str(folder), run_dir=tmp_path / "early", quiet=True, threads=1)
+    done = find_tickets(recipe, str(folder), run_dir=tmp_path / "early", threads=1)
     export_carry(done.run_dir, tmp_path / "c1")
     other = _recipe(folder, rounds=2, seed=1)
     with pytest.raises(CheckpointError, match="different recipe"):
-        find_tickets(other, str(folder), run_dir=tmp_path / "other", quiet=True, threads=1,
+        find_tickets(other, str(folder), run_dir=tmp_path / "other", threads=1,
                      carry_in=tmp_path / "c1")
 
     log = json.loads((tmp_path / "c1" / "log.json").read_text())
@@ -90,7 +90,7 @@ def test_carry_refuses_another_recipe_and_missing_rounds(folder, tmp_path, monke
     data = ticket.read_bytes()
     ticket.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
     with pytest.raises(CheckpointError, match="sha256"):
-        find_tickets(recipe, str(folder), run_dir=tmp_path / "tampered", quiet=True, threads=1,
+        find_tickets(recipe, str(folder), run_dir=tmp_path / "tampered", threads=1,
                      carry_in=tmp_path / "c1")
 
 
@@ -98,10 +98,10 @@ def test_a_carry_folder_of_bare_files_still_continues(folder, tmp_path, monkeypa
     """Carry folders written before tickets were folders: ``<carry>/<name>.safetensors``."""
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     recipe = _recipe(folder, rounds=2)
-    full = find_tickets(recipe, str(folder), run_dir=tmp_path / "full", quiet=True, threads=1)
+    full = find_tickets(recipe, str(folder), run_dir=tmp_path / "full", threads=1)
     with monkeypatch.context() as m:
         m.setattr(imp_module._IMP, "_out_of_time", _stop_before(2))
-        first = find_tickets(recipe, str(folder), run_dir=tmp_path / "job1", quiet=True,
+        first = find_tickets(recipe, str(folder), run_dir=tmp_path / "job1",
                              threads=1, time_budget=1.0)
     carried = export_carry(first.run_dir, tmp_path / "carry")
     bare = tmp_path / "carry" / f"{carried.name}.safetensors"
@@ -112,6 +112,6 @@ def test_a_carry_folder_of_bare_files_still_continues(folder, tmp_path, monkeypa
         if row["ticket"]:
             row["file"] = f"tickets/{row['ticket']}.safetensors"
     (tmp_path / "carry" / "log.json").write_text(json.dumps(log))
-    second = find_tickets(recipe, str(folder), run_dir=tmp_path / "job2", quiet=True, threads=1,
+    second = find_tickets(recipe, str(folder), run_dir=tmp_path / "job2", threads=1,
                           carry_in=tmp_path / "carry")
     assert (second.run_dir / second.rounds[-1].file).read_bytes() == (full.run_dir / full.rounds[-1].file).read_bytes()

@@ -33,7 +33,7 @@ def _recipe(folder: Path, train: dict | None = None, **kw) -> FindRecipe:
 
 def test_sparsity_schedule_and_controls_at_chosen_rounds(folder, tmp_path):
     recipe = _recipe(folder, rounds=3, sparsities=(0.5, 0.8, 0.9), control="reinit", control_at=(0.8,))
-    result = find_tickets(recipe, str(folder), run_dir=tmp_path / "runs", quiet=True)
+    result = find_tickets(recipe, str(folder), run_dir=tmp_path / "runs")
     imp = [r for r in result.rounds if r.line == "imp" and r.round > 0]
     total = sum(m.numel() for m in Ticket.load(result.run_dir / imp[0].file).masks.values())
     for row, target in zip(imp, (0.5, 0.8, 0.9)):
@@ -88,9 +88,9 @@ def test_linear_schedule_is_a_one_cycle_with_warmup():
 def test_label_smoothing_changes_training_and_is_checked(folder, tmp_path):
     with pytest.raises(ConfigError, match="label_smoothing must be in"):
         TrainConfig(label_smoothing=1.0)
-    a = find_tickets(_recipe(folder, rounds=1), str(folder), run_dir=tmp_path / "a", quiet=True)
+    a = find_tickets(_recipe(folder, rounds=1), str(folder), run_dir=tmp_path / "a")
     b = find_tickets(_recipe(folder, rounds=1, train={"label_smoothing": 0.2}), str(folder),
-                     run_dir=tmp_path / "b", quiet=True)
+                     run_dir=tmp_path / "b")
     wa = Ticket.load(a.tickets[0]).state_dict("trained")
     wb = Ticket.load(b.tickets[0]).state_dict("trained")
     assert not torch.equal(wa["fc.weight"], wb["fc.weight"])
@@ -112,7 +112,7 @@ def test_cpu_bf16_find_is_reproducible_and_recorded(folder, tmp_path, monkeypatc
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # the cards' `created`
     train = {"cpu_amp": True, "cpu_channels_last": True}
     runs = [find_tickets(_recipe(folder, rounds=1, train=train), str(folder), run_dir=tmp_path / n,
-                         quiet=True, threads=1) for n in ("a", "b")]
+                         threads=1) for n in ("a", "b")]
     blobs = [Path(r.tickets[0]).read_bytes() for r in runs]
     assert blobs[0] == blobs[1]  # a fixed thread count gives the same bytes
     card = Ticket.load(runs[0].tickets[0]).card
@@ -158,10 +158,10 @@ def test_carry_with_controls_at_chosen_rounds_ends_at_the_last_round(folder, tmp
     from ticketzoo.find.carry import export_carry
 
     recipe = _recipe(folder, rounds=3, sparsities=(0.5, 0.8, 0.9), control="reinit", control_at=(0.8,))
-    result = find_tickets(recipe, str(folder), run_dir=tmp_path / "runs", quiet=True)
+    result = find_tickets(recipe, str(folder), run_dir=tmp_path / "runs")
     carried = export_carry(result.run_dir, tmp_path / "carry")
     assert carried.name == "tiny-shapes-conv2-s90"  # round 3 trains no control: it is the last
     # Continued from the carry on a "fresh machine", the run has nothing left to train.
-    again = find_tickets(recipe, str(folder), run_dir=tmp_path / "elsewhere", quiet=True,
+    again = find_tickets(recipe, str(folder), run_dir=tmp_path / "elsewhere",
                          carry_in=tmp_path / "carry")
     assert [(r.round, r.line) for r in again.rounds] == [(r.round, r.line) for r in result.rounds]

@@ -16,9 +16,10 @@ from PIL import Image
 
 from conftest import tiny_ticket
 from ticketzoo.cli.main import main
+from ticketzoo.cli.render import finetune_summary
 from ticketzoo.data import make_image_folder
 from ticketzoo.errors import CheckpointError, ConfigError, MaskViolationError
-from ticketzoo.finetune import FinetuneConfig, check_saved, default_name, finetune, start_model, table
+from ticketzoo.finetune import FinetuneConfig, check_saved, default_name, finetune, start_model
 from ticketzoo.finetune import runs as runs_mod
 from ticketzoo.finetune.report import summarize
 from ticketzoo.ticket import Ticket
@@ -180,7 +181,7 @@ def test_seeds_and_compare_give_mean_and_std(tmp_path):
     assert "rewind − dense" in m["notes"][0] and "wins" not in " ".join(m["notes"])
     one = summarize(result.runs[:1])
     assert one[0].std is None and "±" not in one[0].accuracy_text()
-    assert table(rows, "rewind").caption.startswith("rewind − dense")
+    assert finetune_summary(rows, "rewind").caption.startswith("rewind − dense")
 
 
 # --- the CLI: bad folders give exit 1 and one line on stderr --------------------------

@@ -88,11 +88,12 @@ def test_resume_fingerprints_are_pinned(tmp_path, changes, finetune_fp, compare_
     from ticketzoo.finetune import protocol
     from ticketzoo.config.finetune import FinetuneConfig
     from ticketzoo.finetune.run import _check_resume
+    from ticketzoo.train.platform import Platform
 
     ft = FinetuneConfig(**changes)
     resolved = protocol.resolve(ft.protocol, ft.train, ft.overrides, 6)
     ds = _named_stub()
-    _check_resume(tmp_path, ft, resolved, ds, None, "ab" * 32, False)
+    _check_resume(Platform(), tmp_path, ft, resolved, ds, None, "ab" * 32, False)
     assert json.loads((tmp_path / "checkpoints" / "run.json").read_text()) == {"fingerprint": finetune_fp}
     assert _fingerprint(ft, resolved, ds) == compare_fp
 

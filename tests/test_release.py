@@ -106,7 +106,7 @@ def test_card_of_a_found_ticket_is_hub_ready(tmp_path):
     recipe = FindRecipe(arch="conv2", source=spec.source, data_kind=spec.kind, rounds=1, rewind="1ep", input_size=16,
                         arch_kwargs={"width": 0.125}, train=TrainConfig(max_epochs=2, batch_size=8, milestones=(),
                                                                         patience=None, device="cpu"))
-    result = find_tickets(recipe, str(folder), run_dir=tmp_path / "runs", quiet=True)
+    result = find_tickets(recipe, str(folder), run_dir=tmp_path / "runs")
     ticket = Ticket.load(result.tickets[-1])
     text = (Path(result.tickets[-1]).parent / "README.md").read_text()
     data = hub_card(text)

@@ -13,6 +13,7 @@ from rich.console import Console
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from ticketzoo.cli.progress import RichProgress
 from ticketzoo.errors import CheckpointError, ConfigError, DataError
 from ticketzoo.train import (
     Callback,
@@ -429,7 +430,7 @@ def test_progress_and_csv(tmp_path):
     console = Console(file=out, width=120, highlight=False)
     config = TrainConfig(max_epochs=2, device="cpu")
     log = tmp_path / "logs" / "train.csv"
-    callbacks = [ProgressCallback(console), CSVLogger(log)]
+    callbacks = [ProgressCallback(RichProgress(console)), CSVLogger(log)]
     val = loader(dataset(24, seed=2))
     train(tiny_model(), None, loader(dataset()), val, config, callbacks=callbacks)
     lines = out.getvalue().splitlines()
@@ -438,10 +439,21 @@ def test_progress_and_csv(tmp_path):
     rows = list(csv.reader(log.open()))
     assert rows[0] == ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "time_s"]
     assert len(rows) == 3 and rows[2][0] == "2"
-    quiet = io.StringIO()
-    train(tiny_model(), None, loader(dataset()), None, config,
-          callbacks=[ProgressCallback(Console(file=quiet), quiet=True)])  # fmt: skip
-    assert quiet.getvalue() == ""
+    events = []
+
+    class Recorder:
+        def start(self, key, description, **kw):
+            events.append(("start", key, description, kw["total"], kw["unit"]))
+
+        def advance(self, key, completed, **kw):
+            events.append(("advance", key, completed))
+
+        def end(self, key, summary=None):
+            events.append(("end", key, summary.split("  ")[0]))
+
+    train(tiny_model(), None, loader(dataset(), batch=8), None, config, callbacks=[ProgressCallback(Recorder())])
+    assert events[0] == ("start", "epoch", "epoch 1/2", 6, "batches")
+    assert [e for e in events if e[0] == "end"] == [("end", "epoch", "epoch 1/2"), ("end", "epoch", "epoch 2/2")]
 
 
 def test_progress_lines_with_eta_in_logs():
@@ -450,7 +462,7 @@ def test_progress_lines_with_eta_in_logs():
     console = Console(file=out, width=120, highlight=False)
     config = TrainConfig(max_epochs=1, device="cpu", batch_size=4)
     train(tiny_model(), None, loader(dataset(), batch=4), None, config,
-          callbacks=[ProgressCallback(console, log_every_s=0)])
+          callbacks=[ProgressCallback(RichProgress(console, log_every_s=0))])
     lines = [line for line in out.getvalue().splitlines() if "batches" in line]
     assert lines and all("epoch ETA" in line and "it/s" in line for line in lines)
     assert lines[-1].startswith("epoch 1/1: ")

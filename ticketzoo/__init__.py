@@ -14,8 +14,13 @@ Names load on first use (PEP 562), so ``import ticketzoo`` does not import torch
 from __future__ import annotations
 
 import importlib
+import logging
 
 __version__ = "0.1.0"
+
+# The library logs under "ticketzoo" and shows nothing by itself (not even warnings, which
+# logging's last-resort handler would print): the caller configures logging, the CLI renders.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 # public name -> the module that defines it
 _EXPORTS = {

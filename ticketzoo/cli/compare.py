@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from ticketzoo.cli.console import console, err_console, print_json
+from ticketzoo.cli.console import console, print_json
 from ticketzoo.cli.options import complete_ticket_names, data_options, gather, output_options, runtime_options, train_values, \
     training_options
 
@@ -63,6 +63,7 @@ def command(tickets, conditions, seeds, folds, protocol, resize, memory_budget, 
       ticketzoo compare NAME --data ./images --conditions rewind,random-prune,dense --seeds 5
     """
     from ticketzoo.cli.errors import flags_in
+    from ticketzoo.cli.progress import library_output
     from ticketzoo.compare import CompareConfig, compare
     from ticketzoo.finetune import FinetuneConfig
     from ticketzoo.train import TrainConfig
@@ -80,9 +81,10 @@ def command(tickets, conditions, seeds, folds, protocol, resize, memory_budget, 
     sweep = resolve_tickets(tickets)
     data = opts["data"]
     out = Path(out_dir) if out_dir else Path("compared") / f"{sweep[0].family}-on-{_label(data)}"
-    result = compare(sweep, data, CompareConfig(config, conditions, jobs, target_rounds), out_dir=out,
-                     data_root=opts.get("data_root"), download=opts["download"], console=err_console, force=force,
-                     quiet=opts["quiet"], word=lambda text: flags_in(text, click.get_current_context().command))
+    with library_output(opts["quiet"]) as progress:  # --quiet: warnings only
+        result = compare(sweep, data, CompareConfig(config, conditions, jobs, target_rounds), out_dir=out,
+                         data_root=opts.get("data_root"), download=opts["download"], progress=progress, force=force,
+                         word=lambda text: flags_in(text, click.get_current_context().command))
     if not result.main:  # another torchrun process: rank 0 reports the sweep
         return
     if opts["as_json"]:
@@ -104,11 +106,11 @@ def command(tickets, conditions, seeds, folds, protocol, resize, memory_budget, 
 
 
 def _print(result) -> None:
-    from ticketzoo.compare import report
+    from ticketzoo.cli.render import compare_summary
 
     if not console.is_terminal:  # logs and pipes: one line per row (rich assumes 80 columns there)
         console.width = max(console.width, 140)
-    console.print(report.table(result.rows, title=result.title, caption=result.caption))
+    console.print(compare_summary(result.rows, title=result.title, caption=result.caption))
     for note in result.notes:
         console.print(note, style="yellow", markup=False)
     files = ", ".join(str(p) for p in result.files.values())

@@ -1,8 +1,8 @@
 """The CLI's one terminal: results on stdout, messages and progress on stderr.
 
 Every command prints through :data:`terminal` (``console`` and ``err_console`` are its two
-streams, under the names the commands import). The library never makes a console: it
-reports through the callbacks or the console it is given.
+streams, under the names the commands import). The library never makes a console: it logs
+and reports progress, and :mod:`ticketzoo.cli.progress` shows both on ``err_console``.
 """
 
 from __future__ import annotations

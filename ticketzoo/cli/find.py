@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ticketzoo.cli.console import console, err_console, print_json, pushed_json
+from ticketzoo.cli.console import console, print_json, pushed_json
 from ticketzoo.cli.options import (PAPER, alias_option, config_options, data_options, gather, output_options,
                                    publish_options, runtime_options, runtime_values, train_values,
                                    training_options)
@@ -75,6 +75,8 @@ def command(**opts) -> None:
           --optimizer adam --lr 1.2e-3 --rounds 12 --rewind 0 --scope layerwise --out runs
       ticketzoo find --arch conv2 --data ./images --rounds 5 --control reinit --push
     """
+    from ticketzoo.cli.progress import library_output
+    from ticketzoo.cli.render import find_rounds
     from ticketzoo.find import find_tickets, resolve_data
     from ticketzoo.models import get_arch
     from ticketzoo.train import TrainConfig, distributed
@@ -109,11 +111,12 @@ def command(**opts) -> None:
 
             pushed.append(push_ticket(str(path), registry))
 
-    result = find_tickets(recipe, spec, run_dir=o["run_dir"], download=o["download"], workers=o["workers"],
-                          strict=o["strict"], console=err_console, quiet=o["quiet"],
-                          description=o["description"], source_description=o["source_description"],
-                          threads=o["threads"], time_budget=o["time_budget"], carry_in=o["carry_in"],
-                          on_ticket=on_ticket)
+    with library_output(o["quiet"]) as progress:  # --quiet: warnings only
+        result = find_tickets(recipe, spec, run_dir=o["run_dir"], download=o["download"], workers=o["workers"],
+                              strict=o["strict"], progress=progress,
+                              description=o["description"], source_description=o["source_description"],
+                              threads=o["threads"], time_budget=o["time_budget"], carry_in=o["carry_in"],
+                              on_ticket=on_ticket)
     if not distributed.is_main():  # under torchrun every rank returns; one reports
         return
     carried = None
@@ -127,7 +130,7 @@ def command(**opts) -> None:
                     "carry": None if carried is None else str(carried),
                     "pushed": [pushed_json(p) for p in pushed]})
         return
-    console.print(result.table())
+    console.print(find_rounds(result.rounds, title=f"IMP run {result.run_dir.name}"))
     where = (f"pushed {len(pushed)} ticket(s) to {registry or 'the local registry'}" if push
              else "not pushed (use --push, or `ticketzoo push FILE`)")
     console.print(f"tickets in {result.run_dir / 'tickets'}; {where}; "

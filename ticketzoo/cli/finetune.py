@@ -62,6 +62,7 @@ def command(ref, **opts) -> None:
       ticketzoo finetune --data cifar10 --download --push --registry hf://my-lab
     """
     from ticketzoo.cli.errors import flags_in
+    from ticketzoo.cli.progress import library_output
     from ticketzoo.data.source import data_label
     from ticketzoo.finetune import NoTrainedRunError, default_name, finetune
     from ticketzoo.registry.api import check_target, finetune_started, open_base, push, remember_finetuned
@@ -95,10 +96,12 @@ def command(ref, **opts) -> None:
     out = Path(o["out_dir"]) if o["out_dir"] else Path("finetuned") / name
     as_json = o["as_json"]
     try:
-        result = finetune(ticket, o["data"], config, out_dir=out, data_root=o["data_root"],
-                          download=o["download"], base_ref=base_ref, base_sha256=base_sha, console=err_console,
-                          resume=o["resume"], overwrite=o["force"], quiet=o["quiet"],
-                          word=lambda text: flags_in(text, click.get_current_context().command))
+        # --quiet: no progress (runs started, epochs); what the data and the setup are still shows
+        with library_output(o["quiet"], hide="ticketzoo.progress") as progress:
+            result = finetune(ticket, o["data"], config, out_dir=out, data_root=o["data_root"],
+                              download=o["download"], base_ref=base_ref, base_sha256=base_sha, progress=progress,
+                              resume=o["resume"], overwrite=o["force"],
+                              word=lambda text: flags_in(text, click.get_current_context().command))
     except NoTrainedRunError as err:
         if not distributed.is_main():
             raise
@@ -145,12 +148,13 @@ def _note(record, path) -> None:
 
 def _print_tables(result, init: str) -> None:
     from ticketzoo.cli.errors import flags_in
-    from ticketzoo.finetune import runs_table, summarize, table
+    from ticketzoo.cli.render import finetune_runs, finetune_summary
+    from ticketzoo.finetune import summarize
 
     if len(result.runs) > 1 or not result.runs[0].ok:
-        console.print(runs_table(result.runs, result.saved))
+        console.print(finetune_runs(result.runs, result.saved))
     command = click.get_current_context().command
-    console.print(table(summarize(result.runs), init, word=lambda text: flags_in(text, command)))
+    console.print(finetune_summary(summarize(result.runs), init, word=lambda text: flags_in(text, command)))
 
 
 def _json(result, pushed) -> dict:

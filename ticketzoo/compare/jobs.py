@@ -83,7 +83,7 @@ def run_job(job: Job, ctx: SweepContext, report: Callable[[str, int, int], None]
     workers = ctx.config.workers if ctx.config.workers is not None else 0  # the sweep is the parallelism
     run, _ = train_run(model, masks, init=job.condition, seed=job.seed, num_classes=classes, sets=sets,
                        train_config=recipe, workers=workers, folder=folder / "checkpoints", out=folder,
-                       log="log.csv", resume=True, quiet=True,
+                       log="log.csv", resume=True,
                        callbacks=(_EpochReport(report, job.key),) if report else ())
     record = record_of(job, run)
     atomic_write_bytes(folder / RESULT_FILE, json.dumps({**head, "record": record}, indent=1).encode())

@@ -1,13 +1,18 @@
 """The sweep's progress: jobs done / total with an ETA, and each running job's epoch.
 
-On a terminal, live bars (the sweep, then one line per running job with its epoch); in a
-log or captured output, one line per finished job. The ETA is this session's wall time
-per finished job times the jobs left, so it already accounts for parallel workers.
+The sweep and each running job (with its epoch) go to a progress display (the CLI: live
+bars on a terminal); one line per finished job is logged. The ETA is this session's wall
+time per finished job times the jobs left, so it already accounts for parallel workers.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+
+from ticketzoo.progress import NoProgress, Progress, style
+
+log = logging.getLogger(__name__)
 
 
 def duration(seconds: float | None) -> str:
@@ -31,15 +36,15 @@ def outcome(record: dict | None, error: str | None) -> str:
 
 
 class SweepProgress:
-    """Reports :func:`ticketzoo.compare.runner.run_jobs` to a rich console."""
+    """Reports :func:`ticketzoo.compare.runner.run_jobs`: a line logged per finished job, and
+    the sweep and each running job's epoch to a :class:`~ticketzoo.progress.Progress`."""
 
-    def __init__(self, console, *, quiet: bool = False) -> None:
-        self.console, self.quiet = console, quiet
+    def __init__(self, progress: Progress | None = None) -> None:
+        self.progress = progress or NoProgress()
         self.total = self.done = self.finished_here = 0
         self.started = time.monotonic()
-        self._live = None
-        self._sweep = None
-        self._tasks: dict[str, int] = {}
+        self._live = False  # the sweep's task is started
+        self._jobs: set[str] = set()
 
     def eta(self) -> float | None:
         if not self.finished_here:
@@ -48,44 +53,39 @@ class SweepProgress:
 
     def start(self, total: int, done: int, workers: int) -> None:
         self.total, self.done, self.started = total, done, time.monotonic()
-        if self.quiet:
-            return
         left = total - done
-        self.console.print(f"sweep: {total} jobs, {done} already done, {left} to run"
-                           + (f" in {workers} worker processes" if workers > 1 and left > 1 else ""))
-        if self.console.is_terminal and left:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-            self._live = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                  TextColumn("{task.fields[note]}"), console=self.console, transient=True)
-            self._sweep = self._live.add_task("sweep", total=total, completed=done, note="ETA ?")
-            self._live.start()
+        log.info(f"sweep: {total} jobs, {done} already done, {left} to run"
+                 + (f" in {workers} worker processes" if workers > 1 and left > 1 else ""))
+        if left:
+            self.progress.start("sweep", "sweep", total=total, completed=done, note="ETA ?")
+            self._live = True
 
     def job_started(self, job) -> None:
-        if self._live is not None and job.key not in self._tasks:
-            self._tasks[job.key] = self._live.add_task(f"  {job.key}", total=None, note="starting")
+        if self._live and job.key not in self._jobs:
+            self._jobs.add(job.key)
+            self.progress.start(job.key, f"  {job.key}", note="starting")
 
     def epoch(self, key: str, epoch: int, max_epochs: int) -> None:
-        if self._live is not None and key in self._tasks:
-            self._live.update(self._tasks[key], total=max_epochs, completed=epoch,
-                              note=f"epoch {epoch}/{max_epochs}")
+        if key in self._jobs:
+            self.progress.advance(key, epoch, total=max_epochs, note=f"epoch {epoch}/{max_epochs}")
 
     def job_done(self, job, record: dict | None, error: str | None) -> None:
         self.done += 1
         self.finished_here += 1
-        if self.quiet:
-            return
-        if self._live is not None:
-            if job.key in self._tasks:
-                self._live.remove_task(self._tasks.pop(job.key))
-            self._live.update(self._sweep, completed=self.done, note=f"ETA {duration(self.eta())}")
+        if job.key in self._jobs:
+            self._jobs.discard(job.key)
+            self.progress.end(job.key)
+        if self._live:
+            self.progress.advance("sweep", self.done, note=f"ETA {duration(self.eta())}")
         line = f"[{self.done}/{self.total}] {job.key}: {outcome(record, error)}"
         if self.done < self.total:
             line += f"; ETA {duration(self.eta())}"
-        style = None if record is not None and record["status"] == "ok" else "yellow"
-        self.console.print(line, style=style, markup=False, highlight=False, soft_wrap=True)
+        log.info(line, extra=style(None if record is not None and record["status"] == "ok" else "yellow"))
 
     def close(self) -> None:
-        if self._live is not None:
-            self._live.stop()
-            self._live = None
+        for key in sorted(self._jobs):
+            self.progress.end(key)
+        self._jobs.clear()
+        if self._live:
+            self._live = False
+            self.progress.end("sweep")

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import time
 from pathlib import Path
-from typing import Callable
 
 from ticketzoo.compare import jobs as jobs_mod
 from ticketzoo.compare.plan import Job, SweepTicket
 from ticketzoo.errors import ConfigError
 from ticketzoo.fileio import atomic_write_bytes
+
+log = logging.getLogger(__name__)
 
 FAILED_FILE, TARGET_FILE = "failed.json", "target.json"
 POLL_S = 2.0
@@ -79,8 +81,7 @@ def _failed(out: Path, job: Job) -> str | None:
     return str(data.get("error")) if data.get("run") == run_id() else None
 
 
-def wait_for_jobs(out: Path, jobs: list[Job], fingerprint: str, say: Callable[[str], None],
-                  poll_s: float = POLL_S) -> list[tuple[Job, str]]:
+def wait_for_jobs(out: Path, jobs: list[Job], fingerprint: str, poll_s: float = POLL_S) -> list[tuple[Job, str]]:
     """Block until each of ``jobs`` has a result or a failure of this launch; returns the
     failures. A rank that dies ends the whole launch (torchrun stops the others)."""
     waiting, told = list(jobs), False
@@ -89,7 +90,7 @@ def wait_for_jobs(out: Path, jobs: list[Job], fingerprint: str, say: Callable[[s
         if not waiting:
             return [(j, e) for j in jobs if (e := _failed(out, j)) is not None]
         if not told:
-            say(f"waiting for {len(waiting)} job(s) on the other processes")
+            log.info(f"waiting for {len(waiting)} job(s) on the other processes")
             told = True
         time.sleep(poll_s)
 

@@ -1,4 +1,4 @@
-"""The comparison's outputs: ``runs.csv`` and ``results.json`` (every run), the table.
+"""The comparison's outputs: ``runs.csv`` and ``results.json`` (every run), the table's cells.
 
 The table has one row per condition and sparsity: test accuracy mean ± std over the
 seeds that trained (with K folds: pooled over every fold, ± std over seeds, and its
@@ -96,30 +96,14 @@ def cells_of(row: Row, many_families: bool = False) -> list[str]:
 HEADERS = ("condition", "sparsity", "test accuracy", "trained", "− dense (points)", "− reinit (points)")
 
 
-def _many(rows: list[Row]) -> bool:
+def several_families(rows: list[Row]) -> bool:
+    """More than one ticket family in the table: each row names its own."""
     return len({r.cell.family for r in rows if r.cell.family}) > 1
-
-
-def table(rows: list[Row], *, title: str, caption: str):
-    """A rich Table of the summary."""
-    from rich.table import Table
-
-    many = _many(rows)
-    t = Table(title=title, caption=caption, caption_justify="left")
-    for h in HEADERS:
-        t.add_column(h, justify="left" if h == "condition" else "right")
-    previous = None
-    for r in rows:
-        if previous is not None and r.cell.sparsity != previous:
-            t.add_section()
-        previous = r.cell.sparsity
-        t.add_row(*cells_of(r, many))
-    return t
 
 
 def markdown(rows: list[Row]) -> str:
     """The same table as GitHub markdown (for notes and docs)."""
-    many = _many(rows)
+    many = several_families(rows)
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(cells_of(r, many)) + " |" for r in rows]
     return "\n".join(lines) + "\n"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -36,9 +37,11 @@ from ticketzoo.errors import CheckpointError, ConfigError
 from ticketzoo.fileio import atomic_write_bytes, refuse_registry
 from ticketzoo.finetune import FinetuneConfig, protocol
 from ticketzoo.finetune import folds as ft_folds
+from ticketzoo.progress import Progress, style
 
 SWEEP_FILE = "sweep.json"
 OUTPUTS = ("runs.csv", "results.json", "table.md", "plot.png", "plot.svg")
+log = logging.getLogger(__name__)
 
 
 def _default_finetune() -> FinetuneConfig:
@@ -81,13 +84,13 @@ class CompareResult:
 
 
 def compare(tickets: list[SweepTicket], data, config: CompareConfig | None = None, *, out_dir,
-            data_root=None, download: bool = False, console=None, force: bool = False,
-            quiet: bool = False, word=str) -> CompareResult:
+            data_root=None, download: bool = False, progress: Progress | None = None, force: bool = False,
+            word=str) -> CompareResult:
     """Run (or finish) the comparison of ``tickets`` on ``data`` in ``out_dir``.
 
     Under ``torchrun`` each process runs its share of the jobs (:mod:`.ranks`) and rank 0
-    reports; other ranks return a result with ``main`` False. ``word`` rewrites the
-    `field` names in what is printed (the CLI: as its flags)."""
+    reports (logs, and shows the sweep on ``progress``); other ranks return a result with
+    ``main`` False. ``word`` rewrites the `field` names in what is logged (the CLI: as its flags)."""
     from ticketzoo.train.distributed import alone, launch_layout
 
     config = config or CompareConfig()
@@ -96,15 +99,19 @@ def compare(tickets: list[SweepTicket], data, config: CompareConfig | None = Non
     rank, world = launch_layout()  # under torchrun: this process runs its share of the jobs, alone
     with alone():
         return _compare(tickets, data, config, out, rank, world, data_root=data_root, download=download,
-                        console=console, force=force, quiet=quiet, word=word)
+                        progress=progress, force=force, word=word)
 
 
-def _compare(tickets, data, config, out, rank, world, *, data_root, download, console, force, quiet, word):
+def _compare(tickets, data, config, out, rank, world, *, data_root, download, progress, force, word):
     from ticketzoo.compare import ranks
     from ticketzoo.compare.progress import SweepProgress
 
     ft = config.finetune
-    say = (lambda *a, **k: None) if console is None or quiet or rank else console.print
+
+    def say(text: str, colour: str | None = None) -> None:  # rank 0 reports the sweep
+        if not rank:
+            log.info(text, extra=style(colour))
+
     make_plan(list(tickets), config.conditions, ft.seed_list())  # bad conditions fail before any data is read
     if ft.folds > 1 and config.target_rounds:
         raise ConfigError("a ticket found on the target trains on one split's training images; with folds "
@@ -133,7 +140,7 @@ def _compare(tickets, data, config, out, rank, world, *, data_root, download, co
             f"val {len(ds.val)} / test {len(ds.test)} images")
     say(f"setup: {resolved.summary()}" + (f"; jobs shared by {world} processes" if world > 1 else ""))
     for i, line in enumerate(design.lines()):
-        say(word(line), style="yellow" if i else None, markup=False)
+        say(word(line), "yellow" if i else None)
     if config.target_rounds and rank:
         tickets = list(tickets) + ranks.wait_for_targets(out)
     elif config.target_rounds:
@@ -141,7 +148,7 @@ def _compare(tickets, data, config, out, rank, world, *, data_root, download, co
 
         say(f"finding a ticket on the target's training images ({config.target_rounds} IMP rounds)")
         found = find_target_tickets(ds, arch, resolved.train, config.target_rounds, out=out, seed=ft.seed,
-                                    weight_init=ft.weight_init, console=console, quiet=quiet)
+                                    weight_init=ft.weight_init, progress=progress)
         if world > 1:
             ranks.publish_targets(out, found)
         tickets = list(tickets) + found
@@ -159,15 +166,14 @@ def _compare(tickets, data, config, out, rank, world, *, data_root, download, co
         ranks.clear_failed(out, mine)
     ran, failures = run_jobs(mine, ctx, workers=config.jobs,
                              threads=_threads(ft, config.jobs, first, arch), done=len(done),
-                             progress=SweepProgress(console, quiet=quiet) if console is not None and not rank
-                             else None)
+                             progress=None if rank else SweepProgress(progress))
     if world > 1:
         for job, error in failures:
             ranks.mark_failed(out, job, error)
         if rank:  # rank 0 reports the whole sweep
             return CompareResult([*ran.values()], [], [(j.key, e) for j, e in failures], out, {}, [], {},
                                  len(ran), main=False)
-        failures = ranks.wait_for_jobs(out, pending, fingerprint, say)
+        failures = ranks.wait_for_jobs(out, pending, fingerprint)  # rank 0: logs that it waits
         ran = {j.key: r for j in pending if (r := jobs_mod.finished(out, j, fingerprint)) is not None}
     records = [r for j in plan if (r := done.get(j.key) or ran.get(j.key)) is not None]
     rows = stats.summarize(records)

@@ -23,8 +23,9 @@ FAMILY = "target"
 
 
 def find_target_tickets(ds, arch, train, rounds: int, *, out: Path, seed: int, weight_init: str,
-                        console=None, quiet: bool = False) -> list[SweepTicket]:
-    """IMP for ``rounds`` rounds on ``ds``'s train split; one SweepTicket per pruned round."""
+                        progress=None) -> list[SweepTicket]:
+    """IMP for ``rounds`` rounds on ``ds``'s train split (epochs reported to ``progress``);
+    one SweepTicket per pruned round."""
     from ticketzoo.find import FindRecipe, find_tickets
     from ticketzoo.data.source import DataSpec
     from ticketzoo.ticket import Ticket
@@ -40,7 +41,7 @@ def find_target_tickets(ds, arch, train, rounds: int, *, out: Path, seed: int, w
                         seed=seed, input_size=arch.input_size, channels=arch.in_channels,
                         arch_kwargs=dict(arch.kwargs), train=dataclasses.replace(train, seed=seed))
     spec = DataSpec("folder", FAMILY, folder, None, None)
-    result = find_tickets(recipe, spec, run_dir=out / "target" / "runs", console=console, quiet=quiet,
+    result = find_tickets(recipe, spec, run_dir=out / "target" / "runs", progress=progress,
                           source_description="the comparison's own training images")
     tickets = []
     for r in result.rounds:

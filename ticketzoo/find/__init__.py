@@ -11,7 +11,7 @@ Typical use::
 
 Modules, each importing only those above it: ``recipe`` (the typed recipe, its hash, ticket
 names), ``sources`` (``data`` to loaders), ``rundir`` (the resumable run folder),
-``report`` (cards, logs, summary table), ``imp`` (the driver).
+``report`` (cards, logs), ``imp`` (the driver).
 """
 
 from ticketzoo.find.imp import FindResult, find_tickets

@@ -14,32 +14,35 @@ tickets' ``created`` field is the run's creation time (``$SOURCE_DATE_EPOCH`` wh
 
 Under ``torchrun`` every rank runs this same loop: each trains its share of every global
 batch (:mod:`ticketzoo.train.distributed`), rank 0 alone reads and writes the run folder
-and hands what it read (masks, θk, finished rounds, checkpoints) to the others, and
-progress is printed by rank 0. Cards record the process layout in ``extra["distributed"]``.
+and hands what it read (masks, θk, finished rounds, checkpoints) to the others
+(:class:`~ticketzoo.train.platform.Platform`), and rank 0 alone logs and reports progress.
+Cards record the process layout in ``extra["distributed"]``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from rich.console import Console
 
 from ticketzoo.card import ArchConfig, SourceData, now_iso
 from ticketzoo.errors import ConfigError
 from ticketzoo.find.carry import carried_rounds, seed_run
 from ticketzoo.config.find import FindRecipe, ticket_name
-from ticketzoo.find.report import (RoundResult, card_metrics, card_recipe, describe, lineage,
-                                   summary_table, write_logs)
+from ticketzoo.find.report import RoundResult, card_metrics, card_recipe, describe, lineage, write_logs
 from ticketzoo.find.rundir import RunDir, load_tensors, save_tensors
 from ticketzoo.data.loading import SourceLoaders, load_source
 from ticketzoo.data.source import DataSpec, resolve_data
 from ticketzoo.masks import Mask
-from ticketzoo.train import distributed as dist
+from ticketzoo.progress import Progress
+from ticketzoo.train.platform import Platform
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,14 +56,11 @@ class FindResult:
     def tickets(self) -> list[Path]:
         return [self.run_dir / r.file for r in self.rounds if r.file]
 
-    def table(self):
-        return summary_table(self.rounds, title=f"IMP run {self.run_dir.name}")
-
 
 def find_tickets(recipe: FindRecipe, data: str | DataSpec, *, run_dir: str | Path = "runs",
                  data_root: str | Path | None = None, download: bool = False,
                  device: str | None = None, workers: int | None = None, strict: bool = False,
-                 console: Console | None = None, quiet: bool = False, description: str = "",
+                 progress: Progress | None = None, description: str = "",
                  source_description: str = "", threads: int | None = None,
                  time_budget: float | None = None, carry_in: str | Path | None = None,
                  on_ticket: Callable[[Path, RoundResult], Any] | None = None) -> FindResult:
@@ -69,7 +69,8 @@ def find_tickets(recipe: FindRecipe, data: str | DataSpec, *, run_dir: str | Pat
     ``threads``: torch's CPU thread count (None: chosen from the model's size, see
     :mod:`ticketzoo.train.threads`); recorded in every card, restored on return.
     ``time_budget`` (seconds): stop before a round that would not finish within it.
-    ``carry_in``: a carry folder (:mod:`.carry`) a new run folder starts from."""
+    ``carry_in``: a carry folder (:mod:`.carry`) a new run folder starts from.
+    Messages are logged (``logging``, on rank 0); each epoch reports to ``progress``."""
     from ticketzoo.models import build_model, check_input, get_arch
     from ticketzoo.train import Runtime, resolve_device
     from ticketzoo.train.threads import choose_threads, set_threads
@@ -80,20 +81,20 @@ def find_tickets(recipe: FindRecipe, data: str | DataSpec, *, run_dir: str | Pat
                           f"{spec.kind} '{spec.source}'")
     get_arch(recipe.arch)  # unknown names fail before any data is read
     config = recipe.train if device is None else dataclasses.replace(recipe.train, device=device)
-    dist.ensure()  # under torchrun: join the group before the loaders are built
-    processes = dist.describe(config.batch_size)  # refuses a batch the ranks cannot share
+    platform = Platform.join()  # under torchrun: join the group before the loaders are built
+    processes = platform.describe(config.batch_size)  # refuses a batch the ranks cannot share
     dev = resolve_device(config.device)
-    with dist.main_first(download):  # one rank downloads; the others read what it wrote
+    with platform.main_first(download):  # one rank downloads; the others read what it wrote
         src = load_source(spec, input_size=recipe.input_size, channels=recipe.channels,
                           batch_size=config.batch_size, seed=config.seed, data_seed=recipe.data_seed,
                           split=recipe.split, val_fraction=recipe.val_fraction, device=dev,
                           workers=workers, download=download, strict=strict,
                           augment=recipe.augment,
                           channels_last=Runtime.for_config(config, dev).channels_last)
-    if src.skipped and console is not None:
+    if src.skipped:
         first = src.skipped[0]
-        console.print(f"skipped {len(src.skipped)} unreadable file(s) (first: {first.path}: {first.reason}); "
-                  "`strict` makes this an error", style="yellow")
+        log.warning(f"skipped {len(src.skipped)} unreadable file(s) (first: {first.path}: {first.reason}); "
+                    "`strict` makes this an error")
     model = build_model(recipe.arch, num_classes=len(src.classes), in_channels=recipe.channels,
                         input_size=recipe.input_size, init=recipe.init, seed=recipe.seed,
                         **recipe.arch_kwargs)
@@ -114,11 +115,11 @@ def find_tickets(recipe: FindRecipe, data: str | DataSpec, *, run_dir: str | Pat
             seed_run(opened[0], carry_in)
         return opened[0].meta
 
-    meta = dist.from_main(open_run)
+    meta = platform.from_main(open_run)
     run = opened[0] if opened else RunDir.follow(root, recipe, meta)
     previous = set_threads(count)
     try:
-        imp = _IMP(recipe, config, run, src, model, console, quiet,
+        imp = _IMP(recipe, config, run, src, model, platform, progress,
                    description, source_description, on_ticket, count, processes)
         if dev.type == "cpu":
             imp._say(f"threads: {count} ({'set by `threads`' if threads else 'chosen from the model size'})")
@@ -129,13 +130,14 @@ def find_tickets(recipe: FindRecipe, data: str | DataSpec, *, run_dir: str | Pat
 
 
 class _IMP:
-    def __init__(self, recipe, config, run, src: SourceLoaders, model, console, quiet,
+    def __init__(self, recipe, config, run, src: SourceLoaders, model, platform: Platform, progress,
                  description, source_description, on_ticket, threads: int, processes: dict):
         from ticketzoo.models import classifier_names, prunable_names
         from ticketzoo.train import Runtime
 
         self.recipe, self.config, self.run_dir, self.src, self.model = recipe, config, run, src, model
-        self.console, self.quiet, self.description, self.on_ticket = console, quiet, description, on_ticket
+        self.platform, self.progress = platform, progress
+        self.description, self.on_ticket = description, on_ticket
         self.runtime = Runtime.for_config(config)
         self.ipe = len(src.train)
         self.k = recipe.rewind_step.iterations(self.ipe)
@@ -165,9 +167,9 @@ class _IMP:
                 else f"rate {r.rate:g}")
         self._say(f"IMP of {r.arch} on {r.source}: {r.rounds} round(s), {plan}, "
                   f"{r.scope}, rewind {r.rewind_step} ({self.k} it), run folder {run.root}")
-        carried = dist.from_main(lambda: carried_rounds(run))
+        carried = self.platform.from_main(lambda: carried_rounds(run))
         if carried is None:
-            self._write(lambda: run.theta0.exists() or save_tensors(run.theta0, self._state()))
+            self.platform.write(lambda: run.theta0.exists() or save_tensors(run.theta0, self._state()))
             prev, first = self._round0(), 1
             masks = {n: torch.ones_like(t, dtype=torch.bool) for n, t in self._state().items()
                      if n in self.prunable}
@@ -176,19 +178,19 @@ class _IMP:
             self.results += rows
             self.taken |= {x.ticket for x in rows if x.ticket}
             prev, first = next(x for x in rows if x.round == last and x.line == "imp"), last + 1
-            masks = dist.from_main(lambda: load_tensors(run.round_dir(last) / "mask.safetensors"))
+            masks = self.platform.from_main(lambda: load_tensors(run.round_dir(last) / "mask.safetensors"))
             masks = {n: masks[n] for n in self.prunable}
             self._say(f"continuing after round {last}, carried from an earlier job")
         stopped = False
         for i in range(first, r.rounds + 1):
-            if time_budget is not None and dist.from_main(
+            if time_budget is not None and self.platform.from_main(
                     lambda: run.result(i) is None and self._out_of_time(started, time_budget)):
                 self._say(f"stopping before round {i}: the time budget of {time_budget:.0f}s "
                           "would run out during it")
                 stopped = True
                 break
-            masks = dist.from_main(lambda: self._mask(i, prev, masks))  # rank 0 prunes
-            prev = self._line(i, "imp", masks, dist.from_main(lambda: load_tensors(run.thetak)), prev)
+            masks = self.platform.from_main(lambda: self._mask(i, prev, masks))  # rank 0 prunes
+            prev = self._line(i, "imp", masks, self.platform.from_main(lambda: load_tensors(run.thetak)), prev)
             if not r.controls_at(i):
                 pass
             elif r.control == "reinit":
@@ -199,9 +201,9 @@ class _IMP:
 
                 rand = random_masks_like({n: masks[n] for n in self.pool}, seed=_seed(r.seed, i))
                 self._line(i, "random-prune", {**masks, **rand},
-                           dist.from_main(lambda: load_tensors(run.thetak)), prev)
-            self._write(lambda: write_logs(run.root, r, self.results))
-        self._write(lambda: write_logs(run.root, r, self.results))
+                           self.platform.from_main(lambda: load_tensors(run.thetak)), prev)
+            self.platform.write(lambda: write_logs(run.root, r, self.results))
+        self.platform.write(lambda: write_logs(run.root, r, self.results))
         return FindResult(run.root, r, tuple(self.results), stopped)
 
     def _out_of_time(self, started: float, budget: float) -> bool:
@@ -214,27 +216,27 @@ class _IMP:
 
     def _round0(self) -> RoundResult:
         run = self.run_dir
-        done = dist.from_main(lambda: run.result(0))
+        done = self.platform.from_main(lambda: run.result(0))
         if done is None:
             self._say("round 0: dense training")
             callbacks = []
             if self.k == 0:
-                self._write(lambda: run.thetak.exists()
+                self.platform.write(lambda: run.thetak.exists()
                             or save_tensors(run.thetak, load_tensors(run.theta0)))
             else:
                 from ticketzoo.train import SnapshotAt
 
-                callbacks.append(SnapshotAt(self.k, lambda sd: dist.is_main()
+                callbacks.append(SnapshotAt(self.k, lambda sd: self.platform.is_main
                                             and save_tensors(run.thetak, sd)))
-            theta0 = dist.from_main(lambda: load_tensors(run.theta0))
+            theta0 = self.platform.from_main(lambda: load_tensors(run.theta0))
             tr, val, test = self._train(theta0, None, 0, run.round_dir(0), callbacks)
-            if not dist.from_main(run.thetak.exists):
+            if not self.platform.from_main(run.thetak.exists):
                 raise ConfigError(f"training stopped after {tr.epochs_run} epoch(s), before the "
                                   f"rewind step {self.recipe.rewind_step}",
                                   hint="rewind earlier, or raise `patience` / `max_epochs`")
             done = RoundResult(0, "imp", 0.0, val, test, tr.epochs_run, _time(tr)).to_dict()
             trained = self._state()
-            self._write(lambda: (save_tensors(run.round_dir(0) / "trained.safetensors", trained),
+            self.platform.write(lambda: (save_tensors(run.round_dir(0) / "trained.safetensors", trained),
                                  run.write_result(0, done)))
         result = RoundResult.from_dict(done)
         self.results.append(result)
@@ -243,7 +245,7 @@ class _IMP:
 
     def _line(self, i: int, line: str, masks, weights, parent: RoundResult) -> RoundResult:
         run, sub = self.run_dir, None if line == "imp" else line
-        done = dist.from_main(lambda: run.result(i, sub))
+        done = self.platform.from_main(lambda: run.result(i, sub))
         if done is None:
             s = Mask(masks).sparsity
             self._say(f"round {i}/{self.recipe.rounds} ({line}): sparsity {s:.2%}")
@@ -258,12 +260,12 @@ class _IMP:
                 run.write_result(i, row.to_dict(), sub)
                 return row.to_dict()
 
-            done = dist.from_main(emit)
+            done = self.platform.from_main(emit)
         result = RoundResult.from_dict(done)
         self.taken.add(result.ticket)
         self.results.append(result)
         if self.on_ticket is not None:  # publishing writes: rank 0 alone, the others wait
-            self._write(lambda: self.on_ticket(run.root / result.file, result))
+            self.platform.write(lambda: self.on_ticket(run.root / result.file, result))
         return result
 
     # --- steps ------------------------------------------------------------------------
@@ -273,7 +275,7 @@ class _IMP:
 
         self.model.load_state_dict(weights)
         self.src.generator.manual_seed(self.config.seed)  # same data order every round
-        cbs = [*callbacks, ProgressCallback(self.console, quiet=self.quiet),
+        cbs = [*callbacks, ProgressCallback(self.progress),
                CSVLogger(folder / "train.csv")]
         tr = train(self.model, masks, self.src.train, self.src.val, self.config, callbacks=cbs,
                    start=start, checkpoint_dir=folder, resume=True)
@@ -340,14 +342,8 @@ class _IMP:
         return cpu_state_dict(self.model)
 
     def _say(self, text: str) -> None:
-        if not self.quiet and self.console is not None and dist.is_main():
-            self.console.print(text)
-
-    @staticmethod
-    def _write(fn: Callable[[], Any]) -> None:
-        """Run ``fn`` (a write) on rank 0; every rank returns once it is done, or raises if
-        it failed."""
-        dist.from_main(lambda: (fn(), None)[1])
+        if self.platform.is_main:  # every rank runs this loop: one tells it
+            log.info(text)
 
 
 def _seed(seed: int, round_: int) -> int:

@@ -1,4 +1,4 @@
-"""What a finished round leaves behind: its ticket's card, the run logs, the summary table."""
+"""What a finished round leaves behind: its ticket's card and the run logs."""
 
 from __future__ import annotations
 
@@ -98,19 +98,3 @@ def write_logs(root: Path, recipe: FindRecipe, results: Sequence[RoundResult]) -
     data = {"recipe": recipe.to_dict(), "hash": recipe.hash(),
             "rounds": [r.to_dict() for r in results]}
     atomic_write_bytes(root / "log.json", (json.dumps(data, indent=2) + "\n").encode("utf-8"))
-
-
-def summary_table(results: Sequence[RoundResult], title: str | None = None):
-    """A rich Table: round, line, sparsity, val/test accuracy, epochs, time, ticket."""
-    from rich.table import Table
-
-    table = Table(title=title, show_edge=False)
-    for col, just in (("round", "right"), ("line", "left"), ("sparsity", "right"),
-                      ("val acc", "right"), ("test acc", "right"), ("epochs", "right"),
-                      ("time", "right"), ("ticket", "left")):
-        table.add_column(col, justify=just)
-    pct = lambda x: "-" if x is None else f"{x:.2%}"  # noqa: E731
-    for r in results:
-        table.add_row(str(r.round), r.line, f"{r.sparsity:.2%}", pct(r.val_accuracy),
-                      pct(r.test_accuracy), str(r.epochs), f"{r.time_s:.1f}s", r.ticket or "-")
-    return table

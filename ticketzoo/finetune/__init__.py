@@ -14,7 +14,7 @@ ends ``ok``, ``diverged`` or ``chance``; the first ``ok`` run of ``init`` is sav
 from ticketzoo.config.finetune import INITS, PROTOCOLS, FinetuneConfig, default_name
 from ticketzoo.finetune.metrics import METRICS_SCHEMA
 from ticketzoo.finetune.protocol import Resolved, resolve
-from ticketzoo.finetune.report import SummaryRow, runs_table, summarize, table
+from ticketzoo.finetune.report import SummaryRow, comparison_notes, summarize
 from ticketzoo.finetune.run import (METRICS_FILE, FinetuneResult, NoTrainedRunError, RunResult,
                                     check_masks, check_saved, finetune, start_model)
 
@@ -31,11 +31,10 @@ __all__ = [
     "SummaryRow",
     "check_masks",
     "check_saved",
+    "comparison_notes",
     "default_name",
     "finetune",
     "resolve",
-    "runs_table",
     "start_model",
     "summarize",
-    "table",
 ]

@@ -75,7 +75,7 @@ def size_text(info: dict[str, Any]) -> str:
 
 
 def describe(info: dict[str, Any], how: dict[str, Any]) -> str:
-    """One console line: source sizes and modes, then what they become."""
+    """One log line: source sizes and modes, then what they become."""
     modes = ", ".join(f"{m} {n}" for m, n in sorted(info["modes"].items()))
     steps = [f"resized {how['resize']}" if how["resize"] != "none" else "kept at "
              f"{how['working_size']} px", f"cropped to {how['crop']}" if how["crop"] != "none" else "",

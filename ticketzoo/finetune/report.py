@@ -1,4 +1,4 @@
-"""What a fine-tuning run reports on the console: the per-run table and the summary.
+"""What a fine-tuning run reports: the summary rows and their notes, and what data it found.
 
 The summary shows what was measured and nothing more: test accuracy as mean ± sample
 std over the seeds that trained (``ok`` runs; std only with two or more), per init, and
@@ -14,11 +14,12 @@ a check (:func:`ticketzoo.significance.paired_test`), as ``compare`` does.
 
 from __future__ import annotations
 
+import logging
 import statistics
 from dataclasses import dataclass
-from typing import Any, Callable
 
 BASELINES = ("dense", "reinit")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -165,55 +166,18 @@ def _diff(a: SummaryRow, b: SummaryRow) -> str:
     return text + f"; ± {se:.1f} (standard error), Welch t-test p = {p:.2g}: {verdict}{few}."
 
 
-def table(rows: list[SummaryRow], primary: str, word: Callable[[str], str] = str):
-    """A rich Table of the summary, with the comparison notes as its caption.
-
-    The notes name settings as `field`; ``word`` rewrites them (the CLI: as its flags)."""
-    from rich.table import Table
-
-    pooled = any(r.paired for r in rows)
-    t = Table(title="fine-tuning results (test folds; pooled over every fold and seed)" if pooled
-              else "fine-tuning results (test split; mean over runs that trained)",
-              caption="\n".join(word(n) for n in comparison_notes(rows, primary)), caption_justify="left")
-    for col in ("init", "test accuracy", "trained", "did not train", "sparsity", "best epoch"):
-        t.add_column(col, justify="left" if col == "init" else "right")
-    for r in rows:
-        best = ", ".join("-" if e is None else str(e) for e in r.best_epochs) or "-"
-        t.add_row(r.init, r.accuracy_text(), f"{r.runs - len(r.failed)}/{r.runs}", r.failed_text(),
-                  f"{100 * r.sparsity:.1f}%", best)
-    return t
-
-
-def runs_table(runs, saved=None):
-    """A rich Table with one row per run: its status, test accuracy and why it did not train."""
-    from rich.table import Table
-
-    t = Table(title="runs")
-    folds = any(r.fold is not None for r in runs)
-    for col in ("init", *(("fold",) if folds else ()), "seed", "status", "test accuracy", "best epoch", "epochs",
-                "note"):
-        t.add_column(col, justify="left" if col in ("init", "status", "note") else "right")
-    for r in runs:
-        acc = f"{100 * r.test.accuracy:.1f}%" if r.test is not None else "-"
-        best = str(r.train.best_epoch) if r.train and r.train.best_epoch else "-"
-        epochs = str(r.train.epochs_run) if r.train else str((r.diverged or {}).get("epoch", "-"))
-        note = "saved" if r is saved else (r.reason or "")
-        t.add_row(r.init, *((str(r.fold),) if folds else ()), str(r.seed), r.status, acc, best, epochs, note)
-    return t
-
-
-def describe_data(say: Callable[..., Any], data, sets: dict) -> None:
-    """Tell the user what was found, including every skipped file count."""
+def describe_data(data, sets: dict) -> None:
+    """Log what was found, including every skipped file count."""
     n = {s: len(getattr(data, s)) for s in ("train", "val", "test")}
     where = (f"{data.name} from {data.root} (official test set)" if data.layout == "named"
              else f"{data.root} ({data.layout} layout)")
-    say(f"data: {where}, {len(data.classes)} classes: "
-        f"{', '.join(data.classes)}; train {n['train']} / val {n['val']} / test {n['test']} images")
+    log.info(f"data: {where}, {len(data.classes)} classes: "
+             f"{', '.join(data.classes)}; train {n['train']} / val {n['val']} / test {n['test']} images")
     cached = [s for s, ds in sets.items() if ds is not None and hasattr(ds, "images")]
-    say("decoded once into memory: " + (", ".join(cached) if cached else "none (streaming from disk)"))
+    log.info("decoded once into memory: " + (", ".join(cached) if cached else "none (streaming from disk)"))
     if data.skipped:
         first = data.skipped[0]
-        say(f"skipped {len(data.skipped)} unreadable file(s) "
-            f"(first: {first.path}: {first.reason}); in strict mode this is an error", style="yellow")
+        log.warning(f"skipped {len(data.skipped)} unreadable file(s) "
+                    f"(first: {first.path}: {first.reason}); in strict mode this is an error")
     if not n["val"]:
-        say("no validation images: early stopping and best-epoch restore are off", style="yellow")
+        log.warning("no validation images: early stopping and best-epoch restore are off")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,16 +20,19 @@ from pathlib import Path
 from ticketzoo.config import fingerprint as fingerprint_of
 from ticketzoo.data import loading, source
 from ticketzoo.errors import CheckpointError, ConfigError, TicketzooError
-from ticketzoo.fileio import atomic_write_bytes, refuse_registry, sha256_bytes
+from ticketzoo.fileio import atomic_write_bytes, refuse_registry
 from ticketzoo.folder import write_ticket_folder
 from ticketzoo.finetune import folds as folds_mod
 from ticketzoo.finetune import images, metrics, protocol, report
 from ticketzoo.config.finetune import FinetuneConfig, default_name
 from ticketzoo.finetune.output import METRICS_FILE, check_masks, check_saved, make_ticket
 from ticketzoo.finetune.runs import RunResult, run_one, start_model
+from ticketzoo.progress import Progress, progress_log, style
 from ticketzoo.ticket import TICKET_FILE, Ticket
-from ticketzoo.train import distributed
+from ticketzoo.train.platform import Platform
 from ticketzoo.train.threads import MULTI_THREAD_MACS, choose_threads, forward_macs, set_threads
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,15 +62,16 @@ class NoTrainedRunError(TicketzooError, RuntimeError):
 
 def finetune(ticket: Ticket, data: str | Path, config: FinetuneConfig | None = None, *,
              out_dir: str | Path, data_root: str | Path | None = None, download: bool = False,
-             base_ref: str | None = None, base_sha256: str | None = None, console=None,
-             resume: bool = False, overwrite: bool = False, quiet: bool = False, word=str) -> FinetuneResult:
+             base_ref: str | None = None, base_sha256: str | None = None, progress: Progress | None = None,
+             resume: bool = False, overwrite: bool = False, word=str) -> FinetuneResult:
     """Fine-tune ``ticket`` on ``data`` (a folder, or a dataset name read from ``data_root``).
 
     ``resume`` continues from the per-run checkpoints in ``out_dir`` (finished runs are not
     trained again); ``overwrite`` starts over. Without either, an ``out_dir`` holding a
     result or an unfinished run is refused. With ``config.folds`` K > 1 every init runs on
     every fold and seed (:mod:`ticketzoo.data.folds`); the saved ticket is the first ``ok``
-    run of ``config.init`` (fold 0 first). ``word`` rewrites `field` names in what is printed.
+    run of ``config.init`` (fold 0 first). ``word`` rewrites `field` names in what is logged;
+    each run's start goes to :data:`~ticketzoo.progress.progress_log`, its epochs to ``progress``.
     """
     config = config or FinetuneConfig()
     ticket = _at_input_size(ticket, config.input_size)
@@ -74,66 +79,60 @@ def finetune(ticket: Ticket, data: str | Path, config: FinetuneConfig | None = N
     _check_ticket(ticket, config)
     out = Path(out_dir)
     refuse_registry(out)  # before any folder is made: a refused run leaves nothing in a registry
-    distributed.from_main(lambda: _check_output(out, resume, overwrite))  # rank 0 reads the folder
-    say = (lambda *a, **k: None) if console is None else console.print  # quiet: no per-epoch lines
-    with distributed.main_first(download):  # one rank downloads; the others read what it wrote
+    platform = Platform()
+    platform.from_main(lambda: _check_output(out, resume, overwrite))  # rank 0 reads the folder
+    with platform.main_first(download):  # one rank downloads; the others read what it wrote
         ds, sets = loading.load(data, config, arch, data_root=data_root, download=download)
     folds = folds_mod.folds_of(ds, sets, config, arch)  # {fold or None: (dataset, sets)}; checks the folder first
     resolved = protocol.resolve(config.protocol, config.train, config.overrides, len(next(iter(folds.values()))[0].train))
     info = images.source_images(ds)
     how = images.transform(info, channels=arch.in_channels, input_size=arch.input_size,
                            working=config.working_size(arch.input_size))
-    report.describe_data(say, ds, sets)
+    report.describe_data(ds, sets)
     if config.folds > 1:
         f0 = next(iter(folds.values()))[0]
-        say(f"folds: {config.folds} stratified folds over all {folds_mod.count(ds)} images, each init trained "
-            f"on every fold (fold 0: train {len(f0.train)} / val {len(f0.val)} / test {len(f0.test)} images)")
-    say(images.describe(info, how), style="yellow" if how["downscale"] >= 2 else None)
+        log.info(f"folds: {config.folds} stratified folds over all {folds_mod.count(ds)} images, each init "
+                 f"trained on every fold (fold 0: train {len(f0.train)} / val {len(f0.val)} / "
+                 f"test {len(f0.test)} images)")
+    log.log(logging.WARNING if how["downscale"] >= 2 else logging.INFO, images.describe(info, how))
     classes = len(ds.classes)
     threads, why = _threads(config.threads, start_model(ticket, config.init, classes, config.seed)[0], arch)
     setup = {"protocol": resolved.to_dict(), "threads": {"count": threads, "why": why},
              "images": {**info, **how},
              # as find records it: under torchrun, batch_size is the global batch shared by the ranks
-             "processes": distributed.describe(resolved.train.batch_size)}
+             "processes": platform.describe(resolved.train.batch_size)}
     if config.folds > 1:
         setup["folds"] = {"k": config.folds, "sizes": [{s: len(getattr(d, s)) for s in ("train", "val", "test")}
                                                        for d, _ in folds.values()]}
-    say(f"setup: {resolved.summary()}; threads: {threads} ({why})")
+    log.info(f"setup: {resolved.summary()}; threads: {threads} ({why})")
     if len(config.inits) > 1:  # a comparison: say what it can resolve
         design = folds_mod.design(ds, config)
         setup["resolution"] = design.to_dict()
         for i, line in enumerate(design.lines()):
-            say(word(line), style="yellow" if i else None, markup=False)
+            log.info(word(line), extra=style("yellow" if i else None))
     previous = set_threads(threads)
     try:
-        if overwrite and not resume and distributed.is_main():  # start over: nothing old may be resumed
-            for sub in ("checkpoints", "logs"):
-                shutil.rmtree(out / sub, ignore_errors=True)
-            for name in (TICKET_FILE, "README.md", METRICS_FILE):
-                (out / name).unlink(missing_ok=True)
-        if distributed.is_main():
-            out.mkdir(parents=True, exist_ok=True)
-        distributed.barrier()  # under torchrun: no rank reads the folder while rank 0 clears it
-        _check_resume(out, config, resolved, ds, ticket, base_sha256, resume)
+        # under torchrun: no rank reads the folder while rank 0 clears it
+        platform.write(lambda: _prepare_output(out, start_over=overwrite and not resume))
+        _check_resume(platform, out, config, resolved, ds, ticket, base_sha256, resume)
         runs, kept, total = [], None, len(config.inits) * config.seeds * len(folds)
         for init in config.inits:
             for fold, (_, fold_sets) in folds.items():
                 where = "" if fold is None else f", fold {fold}"
                 for seed in config.seed_list():
-                    if not quiet:
-                        say(f"run {len(runs) + 1}/{total}: init {init}{where}, seed {seed}", style="bold")
+                    progress_log.info(f"run {len(runs) + 1}/{total}: init {init}{where}, seed {seed}",
+                                      extra=style("bold"))
                     run, start, final = run_one(ticket, init, seed, classes, fold_sets, config,
-                                                protocol.with_seed(resolved, seed), out, console, resume, quiet,
-                                                fold=fold)
+                                                protocol.with_seed(resolved, seed), out, resume, fold=fold,
+                                                progress=progress)
                     runs.append(run)
                     if not run.ok:
-                        say(f"{init}{where}, seed {seed}: {run.status}: {run.reason}; the other runs go on",
-                            style="yellow")
+                        log.warning(f"{init}{where}, seed {seed}: {run.status}: {run.reason}; the other runs go on")
                     elif kept is None and init == config.init:
                         kept = (run, start, final)
     finally:
         set_threads(previous)
-    return _save(ticket, kept, runs, ds, config, setup, out, base_ref, base_sha256, say)
+    return _save(platform, ticket, kept, runs, ds, config, setup, out, base_ref, base_sha256)
 
 
 def _at_input_size(ticket: Ticket, size: int | None) -> Ticket:
@@ -154,12 +153,11 @@ def _at_input_size(ticket: Ticket, size: int | None) -> Ticket:
     return resized
 
 
-def _save(ticket, kept, runs, ds, config, setup, out, base_ref, base_sha256, say) -> FinetuneResult:
+def _save(platform, ticket, kept, runs, ds, config, setup, out, base_ref, base_sha256) -> FinetuneResult:
     common = dict(base=ticket, base_ref=base_ref, base_sha256=base_sha256, setup=setup)
     if kept is None:
         data = metrics.metrics_dict(runs, ds, config, saved=None, ticket=None, sha256=None, **common)
-        if distributed.is_main():  # under torchrun only rank 0 writes
-            metrics.write_json(out / METRICS_FILE, data)
+        platform.write(lambda: metrics.write_json(out / METRICS_FILE, data))  # under torchrun: rank 0
         result = FinetuneResult(None, None, None, out / METRICS_FILE, tuple(runs), ds, data)
         mine = [r for r in runs if r.init == config.init]
         why = "; ".join(f"seed {r.seed} {r.status}" for r in mine)
@@ -175,15 +173,12 @@ def _save(ticket, kept, runs, ds, config, setup, out, base_ref, base_sha256, say
                       base_ref or ticket.name, base_sha256, setup)
     blob = new.to_bytes()  # checked as it will be read back, before anything is written
     check_saved(Ticket.from_bytes(blob), ticket, dense=config.init == "dense")
-    if distributed.is_main():  # under torchrun only rank 0 writes; every rank returns the same result
-        sha = write_ticket_folder(out, blob, new.card)  # the one folder writer: ticket + README
-    else:
-        sha = sha256_bytes(blob)
+    # the one folder writer (ticket + README), on rank 0; every rank returns the same result
+    sha = platform.from_main(lambda: write_ticket_folder(out, blob, new.card))
     data = metrics.metrics_dict(runs, ds, config, saved=run, ticket=new, sha256=sha, **common)
-    if distributed.is_main():
-        metrics.write_json(out / METRICS_FILE, data)
+    platform.write(lambda: metrics.write_json(out / METRICS_FILE, data))
     if run is not runs[0]:
-        say(f"saved the {run.init} run of seed {run.seed}: the first of its init that trained")
+        log.info(f"saved the {run.init} run of seed {run.seed}: the first of its init that trained")
     return FinetuneResult(new, out / TICKET_FILE, sha, out / METRICS_FILE, tuple(runs), ds, data, run)
 
 
@@ -229,7 +224,18 @@ def _check_output(out: Path, resume: bool, overwrite: bool) -> None:
                               "no ticket)", hint=ways)
 
 
-def _check_resume(out: Path, config, resolved, ds, ticket, base_sha256, resume: bool) -> None:
+def _prepare_output(out: Path, *, start_over: bool) -> None:
+    """The output folder, emptied of an old result and its runs when starting over."""
+    if start_over:  # nothing old may be resumed
+        for sub in ("checkpoints", "logs"):
+            shutil.rmtree(out / sub, ignore_errors=True)
+        for name in (TICKET_FILE, "README.md", METRICS_FILE):
+            (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _check_resume(platform: Platform, out: Path, config, resolved, ds, ticket, base_sha256,
+                  resume: bool) -> None:
     """Record what the runs compute; refuse to resume runs of other data or settings."""
     h = fingerprint_of({
         "config": config.settings_dict(), "recipe": resolved.train.hash(), "classes": list(ds.classes),
@@ -240,13 +246,16 @@ def _check_resume(out: Path, config, resolved, ds, ticket, base_sha256, resume: 
     def recorded() -> str | None:
         return json.loads(path.read_text()).get("fingerprint") if resume and path.exists() else None
 
-    found = distributed.from_main(recorded)  # under torchrun rank 0 reads, and alone writes after
+    found = platform.from_main(recorded)  # under torchrun rank 0 reads, and alone writes after
     if found is not None and found != h:
         raise CheckpointError(f"{out} holds runs with other data, ticket or settings", field="out_dir",
                               value=str(out), hint="resume with the same arguments, or use another `out_dir`")
-    if distributed.is_main():
+
+    def write() -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, json.dumps({"fingerprint": h}).encode())
+
+    platform.write(write)
 
 
 __all__ = ["FinetuneResult", "NoTrainedRunError", "RunResult", "check_masks", "check_saved",

@@ -24,8 +24,9 @@ from ticketzoo.fileio import atomic_write_bytes
 from ticketzoo.finetune import status as verdicts
 from ticketzoo.masks import Mask
 from ticketzoo.models import build_model, classifier_names
+from ticketzoo.progress import Progress
 from ticketzoo.ticket import Ticket
-from ticketzoo.train import distributed
+from ticketzoo.train.platform import Platform
 from ticketzoo.train import (CSVLogger, DivergedError, EvalResult, ProgressCallback, Runtime,
                              TrainConfig, TrainResult, cpu_state_dict, evaluate, resolve_device, train)
 
@@ -79,23 +80,24 @@ def start_model(ticket: Ticket, init: str, num_classes: int, seed: int,
 
 
 def run_one(ticket: Ticket, init: str, seed: int, num_classes: int, sets: dict, config,
-            train_config: TrainConfig, out: Path, console, resume: bool, quiet: bool, fold: int | None = None):
-    """Train one run (on ``sets``: fold ``fold``'s, with K folds); returns ``(RunResult,
-    start weights, final weights or None)``."""
+            train_config: TrainConfig, out: Path, resume: bool, fold: int | None = None,
+            progress: Progress | None = None):
+    """Train one run (on ``sets``: fold ``fold``'s, with K folds), its epochs reported to
+    ``progress``; returns ``(RunResult, start weights, final weights or None)``."""
     model, masks = start_model(ticket, init, num_classes, seed, config.weight_init)
     start = cpu_state_dict(model)
     tag = f"{init}-seed{seed}" if fold is None else f"{init}-fold{fold}-seed{seed}"
     run, final = train_run(model, masks, init=init, seed=seed, num_classes=num_classes, sets=sets,
                            train_config=train_config, workers=config.workers,
                            folder=out / "checkpoints" / tag, out=out, log=str(Path("logs") / f"{tag}.csv"),
-                           console=console, resume=resume, quiet=quiet)
+                           resume=resume, progress=progress)
     return (run if fold is None else dataclasses.replace(run, fold=fold)), start, final
 
 
 def train_run(model: nn.Module, masks: dict[str, torch.Tensor] | None, *, init: str, seed: int,
               num_classes: int, sets: dict, train_config: TrainConfig, workers: int | None,
-              folder: Path, out: Path, log: str, console=None, resume: bool = False,
-              quiet: bool = True, callbacks: tuple = ()) -> tuple[RunResult, dict | None]:
+              folder: Path, out: Path, log: str, resume: bool = False, progress: Progress | None = None,
+              callbacks: tuple = ()) -> tuple[RunResult, dict | None]:
     """Train ``model`` under ``masks`` (None: dense), test it and judge it; resumable.
 
     The per-job primitive of ``finetune`` and ``compare``: checkpoints and ``status.json``
@@ -105,7 +107,7 @@ def train_run(model: nn.Module, masks: dict[str, torch.Tensor] | None, *, init: 
     masks = Mask(masks) if masks else None
     sparsity = masks.sparsity if masks else 0.0
     common = dict(init=init, seed=seed, sparsity=sparsity, log=log, train_config=train_config)
-    recorded = distributed.from_main(lambda: _read_status(folder)) if resume else None  # rank 0 reads
+    recorded = Platform().from_main(lambda: _read_status(folder)) if resume else None  # rank 0 reads
     if recorded and recorded.get("status") == "diverged":  # deterministic: it would diverge again
         return RunResult(**common, train=None, test=None, time_s=recorded.get("time_s", 0.0),
                          status="diverged", reason=recorded.get("reason"),
@@ -113,8 +115,7 @@ def train_run(model: nn.Module, masks: dict[str, torch.Tensor] | None, *, init: 
     device = resolve_device(train_config.device)
     loaders = make_run_loaders(sets, train_config, seed=seed, device=device, workers=workers,
                                num_classes=num_classes)
-    callbacks = [ProgressCallback(console, quiet=quiet or console is None), CSVLogger(out / log),
-                 *callbacks]
+    callbacks = [ProgressCallback(progress), CSVLogger(out / log), *callbacks]
     t0 = time.perf_counter()
     try:
         result = train(model, masks, loaders.train, loaders.val, train_config, callbacks=callbacks,
@@ -176,7 +177,7 @@ def _read_status(folder: Path) -> dict | None:
 
 
 def _write_status(folder: Path, run: RunResult) -> None:
-    if not distributed.is_main():  # under torchrun rank 0 alone writes
+    if not Platform().is_main:  # under torchrun rank 0 alone writes
         return
     folder.mkdir(parents=True, exist_ok=True)
     data = {"status": run.status, "reason": run.reason, "diverged": run.diverged, "time_s": run.time_s}

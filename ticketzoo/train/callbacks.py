@@ -8,7 +8,7 @@ metrics)``, ``on_train_end(state)`` and ``close()`` (always called, even on erro
 has its state saved in checkpoints and restored on resume.
 
 Under ``torchrun`` every rank runs the same callbacks on the same (reduced) metrics; the
-ones that print or write (:class:`ProgressCallback`, :class:`CSVLogger`) do so on rank 0
+ones that report or write (:class:`ProgressCallback`, :class:`CSVLogger`) do so on rank 0
 only.
 """
 
@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ticketzoo.progress import NoProgress, Progress
 from ticketzoo.train import distributed as dist
 from ticketzoo.config.train import TrainConfig
 from ticketzoo.train.device import cpu_state_dict
@@ -169,89 +168,41 @@ def format_epoch(metrics: Metrics, max_epochs: int) -> str:
 
 
 class ProgressCallback(Callback):
-    """A transient rich bar over each epoch's batches (terminals only) and one printed
-    line per epoch on ``console``. The bar's loss is refreshed at most every ``refresh_s``
-    seconds (reading it syncs the GPU). ``quiet=True``, or no console, prints nothing."""
+    """Reports each epoch's batches to a :class:`~ticketzoo.progress.Progress` (task
+    ``"epoch"``, unit "batches"; the loss in its note, read at most every ``refresh_s``
+    seconds since reading it syncs the GPU) and ends the epoch with its metrics line
+    (:func:`format_epoch`). No ``progress``: nothing is reported."""
 
-    def __init__(
-        self, console: Console | None = None, *, quiet: bool = False, refresh_s: float = 0.5,
-        log_every_s: float = 60.0,
-    ) -> None:
-        self.console = console  # None: print nothing (the library makes no console of its own)
-        self.quiet, self.refresh_s, self.log_every_s = quiet, refresh_s, log_every_s
-        self._progress: Progress | None = None
-        self._task = None
+    def __init__(self, progress: Progress | None = None, *, refresh_s: float = 0.5) -> None:
+        self.progress = progress or NoProgress()
+        self.silent = progress is None  # then the loss is never read (no GPU sync for nobody)
+        self.refresh_s = refresh_s
+        self._open = False  # an epoch task is started
         self._last = 0.0
-        self._epoch_start: tuple[float, int] | None = None  # (time, iteration) of the epoch's start
-        self._logged = 0.0
-
-    def on_train_start(self, state: TrainState) -> None:
-        if self._silent or not self.console.is_terminal:  # no bar in logs and captured output
-            return
-        self._progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeRemainingColumn(), TextColumn("{task.fields[loss]}"),
-            console=self.console, transient=True,
-        )  # fmt: skip
-        self._progress.start()
 
     def on_step_end(self, state: TrainState) -> None:
-        if self._progress is None:
-            self._log_line(state)
+        if self.silent or not dist.is_main():  # asked late: the group may start after construction
             return
-        if self._task is None:
-            self._task = self._progress.add_task(
-                f"epoch {state.epoch + 1}/{state.config.max_epochs}",
-                total=state.iters_per_epoch, completed=state.iteration - 1, loss="",
-            )  # fmt: skip
+        if not self._open:
+            self.progress.start("epoch", f"epoch {state.epoch + 1}/{state.config.max_epochs}",
+                                total=state.iters_per_epoch, completed=state.iteration - 1, unit="batches")
+            self._open = True
         now = time.monotonic()
-        fields: dict[str, Any] = {}
+        note = None
         if now - self._last >= self.refresh_s:
-            self._last, fields["loss"] = now, f"loss {state.loss:.4f}"
-        self._progress.update(self._task, completed=state.iteration, **fields)
-
-    def _log_line(self, state: TrainState) -> None:
-        """Without a terminal (a log file): a line with the epoch's progress and ETA every
-        ``log_every_s``, so a long CPU epoch is not silent for minutes."""
-        if self._silent:
-            return
-        now = time.monotonic()
-        if self._epoch_start is None:
-            self._epoch_start, self._logged = (now, state.iteration - 1), now
-            return
-        if now - self._logged < self.log_every_s:
-            return
-        self._logged = now
-        t0, i0 = self._epoch_start
-        done, total = state.iteration, state.iters_per_epoch
-        rate = (done - i0) / max(now - t0, 1e-9)
-        eta = (total - done) / rate if rate > 0 else float("inf")
-        self.console.print(f"epoch {state.epoch + 1}/{state.config.max_epochs}: {done}/{total} "
-                           f"batches, {rate:.2f} it/s, epoch ETA {_duration(eta)}, loss {state.loss:.4f}")
+            self._last, note = now, f"loss {state.loss:.4f}"
+        self.progress.advance("epoch", state.iteration, note=note)
 
     def on_epoch_end(self, state: TrainState, metrics: Metrics) -> None:
-        self._epoch_start = None
-        if self._progress is not None and self._task is not None:
-            self._progress.remove_task(self._task)
-        self._task = None
-        if not self._silent:
-            self.console.print(format_epoch(metrics, state.config.max_epochs))
-
-    @property
-    def _silent(self) -> bool:  # asked late: the process group may start after construction
-        return self.quiet or self.console is None or not dist.is_main()
+        if self.silent or not dist.is_main():
+            return
+        self._open = False
+        self.progress.end("epoch", format_epoch(metrics, state.config.max_epochs))
 
     def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
-
-
-def _duration(seconds: float) -> str:
-    if seconds == float("inf"):
-        return "unknown"
-    m, s = divmod(int(seconds), 60)
-    return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m{s:02d}s"
+        if self._open:  # stopped inside an epoch (an error): its bar goes, no line
+            self._open = False
+            self.progress.end("epoch")
 
 
 class CSVLogger(Callback):
