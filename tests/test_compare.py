@@ -220,7 +220,11 @@ def test_a_job_that_raises_does_not_stop_the_sweep(base, monkeypatch):
 def test_target_ticket_is_found_on_the_training_split_only(base):
     root, data, tickets = base
     cfg = CompareConfig(recipe(seeds=1), conditions=("rewind", "reinit", "dense"), target_rounds=2)
-    result = compare(tickets[1:], data, cfg, out_dir=root / "target")
+    from ticketzoo.find.target import find_on_target
+
+    with pytest.raises(ConfigError, match="target_finder"):
+        compare(tickets[1:], data, cfg, out_dir=root / "target")
+    result = compare(tickets[1:], data, cfg, out_dir=root / "target", target_finder=find_on_target)
     found = root / "target" / "target" / "data"
     n = {s: sum(1 for _ in (found / s).rglob("*.png")) for s in ("train", "val", "test")}
     counts = result.setup["data"]["counts"]
@@ -230,7 +234,8 @@ def test_target_ticket_is_found_on_the_training_split_only(base):
     keys = {r["key"] for r in result.records}
     assert {f"{t['name']}--{c}-seed0" for t in targets for c in ("rewind", "reinit")} <= keys
     assert sum(1 for k in keys if k.startswith("dense")) == 1  # one dense for both families (same arch)
-    assert compare(tickets[1:], data, cfg, out_dir=root / "target").ran == 0  # IMP and jobs resume
+    again = compare(tickets[1:], data, cfg, out_dir=root / "target", target_finder=find_on_target)
+    assert again.ran == 0  # IMP and jobs resume
 
 
 def test_other_settings_are_refused_unless_forced(full, base):

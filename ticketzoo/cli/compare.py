@@ -65,6 +65,7 @@ def command(tickets, conditions, seeds, folds, protocol, resize, memory_budget, 
     from ticketzoo.cli.errors import flags_in
     from ticketzoo.cli.progress import library_output
     from ticketzoo.compare import CompareConfig, compare
+    from ticketzoo.find.target import find_on_target
     from ticketzoo.finetune import FinetuneConfig
     from ticketzoo.train import TrainConfig
 
@@ -84,7 +85,8 @@ def command(tickets, conditions, seeds, folds, protocol, resize, memory_budget, 
     with library_output(opts["quiet"]) as progress:  # --quiet: warnings only
         result = compare(sweep, data, CompareConfig(config, conditions, jobs, target_rounds), out_dir=out,
                          data_root=opts.get("data_root"), download=opts["download"], progress=progress, force=force,
-                         word=lambda text: flags_in(text, click.get_current_context().command))
+                         word=lambda text: flags_in(text, click.get_current_context().command),
+                         target_finder=find_on_target)
     if not result.main:  # another torchrun process: rank 0 reports the sweep
         return
     if opts["as_json"]:

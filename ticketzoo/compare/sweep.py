@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import shutil
+from typing import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from ticketzoo.config import fingerprint as fingerprint_of
 from ticketzoo.data import loading, source
 from ticketzoo.data.folds import fold_dataset
 from ticketzoo.errors import CheckpointError, ConfigError
-from ticketzoo.fileio import atomic_write_bytes, refuse_registry
+from ticketzoo.fileio import atomic_write_bytes, refuse_registry, sha256_file
 from ticketzoo.finetune import FinetuneConfig, protocol
 from ticketzoo.finetune import folds as ft_folds
 from ticketzoo.progress import Progress, style
@@ -85,8 +86,13 @@ class CompareResult:
 
 def compare(tickets: list[SweepTicket], data, config: CompareConfig | None = None, *, out_dir,
             data_root=None, download: bool = False, progress: Progress | None = None, force: bool = False,
-            word=str) -> CompareResult:
+            word=str, target_finder: Callable[..., list[Path]] | None = None) -> CompareResult:
     """Run (or finish) the comparison of ``tickets`` on ``data`` in ``out_dir``.
+
+    ``config.target_rounds`` also finds tickets on the comparison's training images with
+    ``target_finder`` (:func:`ticketzoo.find.target.find_on_target`; compare itself does
+    not depend on find): ``(ds, arch, train, rounds, *, out, seed, weight_init, progress)``
+    to the ticket files of the pruned rounds.
 
     Under ``torchrun`` each process runs its share of the jobs (:mod:`.ranks`) and rank 0
     reports (logs, and shows the sweep on ``progress``); other ranks return a result with
@@ -99,11 +105,13 @@ def compare(tickets: list[SweepTicket], data, config: CompareConfig | None = Non
     rank, world = launch_layout()  # under torchrun: this process runs its share of the jobs, alone
     with alone():
         return _compare(tickets, data, config, out, rank, world, data_root=data_root, download=download,
-                        progress=progress, force=force, word=word)
+                        progress=progress, force=force, word=word, target_finder=target_finder)
 
 
-def _compare(tickets, data, config, out, rank, world, *, data_root, download, progress, force, word):
+def _compare(tickets, data, config, out, rank, world, *, data_root, download, progress, force, word,
+             target_finder):
     from ticketzoo.compare import ranks
+    from ticketzoo.ticket import Ticket
     from ticketzoo.compare.progress import SweepProgress
 
     ft = config.finetune
@@ -117,6 +125,9 @@ def _compare(tickets, data, config, out, rank, world, *, data_root, download, pr
         raise ConfigError("a ticket found on the target trains on one split's training images; with folds "
                           "every image is a test image once", field="target_rounds",
                           hint="use `folds` 1 with `target_rounds`, or leave `target_rounds` out")
+    if config.target_rounds and target_finder is None:
+        raise ConfigError("`target_rounds` needs a `target_finder` to find the target's tickets with",
+                          field="target_rounds", hint="pass target_finder=ticketzoo.find.target.find_on_target")
     if world > 1:
         ranks.check_launch()
     if force and world > 1:
@@ -144,11 +155,11 @@ def _compare(tickets, data, config, out, rank, world, *, data_root, download, pr
     if config.target_rounds and rank:
         tickets = list(tickets) + ranks.wait_for_targets(out)
     elif config.target_rounds:
-        from ticketzoo.compare.target import find_target_tickets
-
         say(f"finding a ticket on the target's training images ({config.target_rounds} IMP rounds)")
-        found = find_target_tickets(ds, arch, resolved.train, config.target_rounds, out=out, seed=ft.seed,
-                                    weight_init=ft.weight_init, progress=progress)
+        files = target_finder(ds, arch, resolved.train, config.target_rounds, out=out, seed=ft.seed,
+                              weight_init=ft.weight_init, progress=progress)
+        found = [SweepTicket.of(t, p, sha256_file(p), t.card.source.dataset)  # family "target"
+                 for p in files for t in [Ticket.load(p)]]
         if world > 1:
             ranks.publish_targets(out, found)
         tickets = list(tickets) + found

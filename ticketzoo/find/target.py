@@ -1,6 +1,7 @@
 """Tickets found on the target itself: Sabatelli et al.'s ``Target-Ticket`` (Table 2).
 
-IMP (:func:`ticketzoo.find.find_tickets`) runs on the comparison's own *training* images
+``compare`` takes :func:`find_on_target` as its ``target_finder`` (the CLI passes it;
+compare imports nothing from find). IMP (:func:`ticketzoo.find.find_tickets`) runs on the comparison's own *training* images
 only: its ``train/`` is the comparison's train split and its ``val/`` and ``test/`` are
 the comparison's val split, copied to ``<out>/target/data``. The comparison's test images
 never reach it, so the target ticket is judged on images it has not seen, like the
@@ -15,20 +16,18 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-from ticketzoo.compare.plan import SweepTicket
+from ticketzoo.config.find import FindRecipe
+from ticketzoo.data.source import DataSpec
 from ticketzoo.errors import ConfigError
-from ticketzoo.fileio import sha256_file
 
 FAMILY = "target"
 
 
-def find_target_tickets(ds, arch, train, rounds: int, *, out: Path, seed: int, weight_init: str,
-                        progress=None) -> list[SweepTicket]:
+def find_on_target(ds, arch, train, rounds: int, *, out: Path, seed: int, weight_init: str,
+                   progress=None) -> list[Path]:
     """IMP for ``rounds`` rounds on ``ds``'s train split (epochs reported to ``progress``);
-    one SweepTicket per pruned round."""
-    from ticketzoo.find import FindRecipe, find_tickets
-    from ticketzoo.data.source import DataSpec
-    from ticketzoo.ticket import Ticket
+    the ticket file of each pruned round, in round order (source ``FAMILY``)."""
+    from ticketzoo.find.imp import find_tickets
 
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise ConfigError(f"target_rounds must be an integer >= 1, got {rounds!r}", field="target_rounds",
@@ -43,12 +42,7 @@ def find_target_tickets(ds, arch, train, rounds: int, *, out: Path, seed: int, w
     spec = DataSpec("folder", FAMILY, folder, None, None)
     result = find_tickets(recipe, spec, run_dir=out / "target" / "runs", progress=progress,
                           source_description="the comparison's own training images")
-    tickets = []
-    for r in result.rounds:
-        if r.line == "imp" and r.file and r.sparsity > 0:
-            path = result.run_dir / r.file
-            tickets.append(SweepTicket.of(Ticket.load(path), path, sha256_file(path), FAMILY))
-    return tickets
+    return [result.run_dir / r.file for r in result.rounds if r.line == "imp" and r.file and r.sparsity > 0]
 
 
 def _training_folder(ds, root: Path) -> Path:
