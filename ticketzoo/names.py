@@ -24,6 +24,18 @@ def shown(text: object, limit: int = 80) -> str:
     return short(repr(text), limit)
 
 
+_UNSAFE = re.compile(r"[^a-z0-9._-]+")
+
+
+def slug(text: object, limit: int = 96, empty: str = "data") -> str:
+    """``text`` as a name part: lower-case, runs of other characters as ``-``, no ``..``, no
+    leading or trailing ``-._``, at most ``limit`` characters; ``empty`` when nothing is left.
+    Run folders, ticket names and fine-tuned ticket names are made with it."""
+    out = _UNSAFE.sub("-", str(text).lower()).strip("-._")
+    out = re.sub(r"\.{2,}", ".", out)[:limit].rstrip("-._")
+    return out or empty
+
+
 def check_name(name: str) -> str:
     """Return ``name`` if it is a valid ticket name, else raise InvalidRefError."""
     if not valid_name(name):

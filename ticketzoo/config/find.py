@@ -10,12 +10,12 @@ data moved; the data's class names and split sizes are checked separately on res
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ticketzoo.config import LATER, Config, option
 from ticketzoo.errors import ConfigError
+from ticketzoo.names import slug
 from ticketzoo.config.step import Step
 from ticketzoo.config.train import TrainConfig
 
@@ -23,7 +23,6 @@ CONTROLS = ("reinit", "random-prune")
 CONTROL_SUFFIX = {"reinit": "reinit", "random-prune": "randprune"}
 INITS = ("xavier", "default")
 SCOPES = ("global", "layerwise")
-_SAFE = re.compile(r"[^a-z0-9._-]+")
 
 
 @dataclass(frozen=True)
@@ -178,10 +177,8 @@ def diff_fields(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = ""
 
 
 def sanitize(text: str, limit: int = 40) -> str:
-    """Lower-case ``text`` reduced to ``[a-z0-9._-]``, starting with a letter or digit."""
-    out = _SAFE.sub("-", str(text).lower()).strip("-._")
-    out = re.sub(r"\.{2,}", ".", out)[:limit].rstrip("-._")
-    return out or "data"
+    """``text`` as a run-folder or ticket-name part (:func:`ticketzoo.names.slug`, 40 characters)."""
+    return slug(text, limit)
 
 
 def arch_label(arch: str) -> str:

@@ -12,7 +12,6 @@ it, how many seeds, and how the data is split and read.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 
@@ -27,7 +26,6 @@ from ticketzoo.config.train import TrainConfig
 INITS = ("rewind", "trained", "reinit", "dense")
 WEIGHT_INITS = ("xavier", "default")  # how fresh weights (head, reinit, dense) are drawn
 PROTOCOLS = ("auto", "paper")  # None: ``train`` as given
-_NAME_CHARS = re.compile(r"[^a-z0-9._-]+")
 
 
 @dataclass(frozen=True)
@@ -146,9 +144,6 @@ class FinetuneConfig(Config):
 
 def default_name(base: str, folder: str) -> str:
     """``<base>-ft-<folder>``, lower-cased and reduced to ``[a-z0-9._-]`` (max 96 chars)."""
-    from ticketzoo.names import check_name
+    from ticketzoo.names import check_name, slug
 
-    folder_part = _NAME_CHARS.sub("-", folder.lower()).strip("-._") or "data"
-    name = f"{base}-ft-{folder_part}"[:96].rstrip("-._")
-    name = _NAME_CHARS.sub("-", name).lstrip("-._").replace("..", ".") or "finetuned"
-    return check_name(name)
+    return check_name(slug(f"{base}-ft-{slug(folder)}", empty="finetuned"))
