@@ -15,7 +15,7 @@ from ticketzoo.cli.console import console, print_json
 from ticketzoo.cli.options import complete_ticket_names, data_options, gather, output_options, runtime_options, train_values, \
     training_options
 
-_CONDITIONS = ("rewind", "trained", "reinit", "random_prune", "dense")  # ticketzoo.compare.CONDITIONS
+from ticketzoo.config.compare import CONDITIONS
 
 
 @click.command("compare")
@@ -24,7 +24,7 @@ _CONDITIONS = ("rewind", "trained", "reinit", "random_prune", "dense")  # ticket
 @training_options(notes={"lr": "auto: 1e-3 (sgd 1e-2); paper: 0.1"})
 @runtime_options()
 @output_options()
-@click.option("--conditions", default=",".join(_CONDITIONS), show_default=True, metavar="C[,C]",
+@click.option("--conditions", default=",".join(CONDITIONS), show_default=True, metavar="C[,C]",
               help="What to train: rewind (the ticket's θk), trained (its source-trained θ, where it has "
                    "them), reinit (fresh weights, same mask), random_prune (random mask, same per-layer "
                    "counts; also spelled random-prune, as in find --control), dense (no mask, from "

@@ -11,9 +11,10 @@ Modules, each importing only those above it: ``plan`` (conditions, jobs, familie
 ``plot`` (matplotlib), ``sweep`` (the whole comparison).
 """
 
-from ticketzoo.compare.plan import CONDITIONS, LABELS, Job, SweepTicket, family_members, family_of, make_plan
+from ticketzoo.compare.plan import LABELS, Job, SweepTicket, family_members, family_of, make_plan
 from ticketzoo.compare.stats import Cell, Diff, Row, diff, summarize
-from ticketzoo.compare.sweep import CompareConfig, CompareResult, compare
+from ticketzoo.compare.sweep import CompareResult, compare
+from ticketzoo.config.compare import CONDITIONS, CompareConfig
 
 __all__ = [
     "CONDITIONS",

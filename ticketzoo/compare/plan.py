@@ -19,8 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
-CONDITIONS = ("rewind", "trained", "reinit", "random_prune", "dense")
-DEFAULT_CONDITIONS = CONDITIONS
+from ticketzoo.config.compare import CONDITIONS
+
 MASKED = ("rewind", "trained", "reinit", "random_prune")  # one job per ticket
 LABELS = {
     "rewind": "ticket θk (rewind)",

@@ -24,48 +24,26 @@ import logging
 import os
 import shutil
 from typing import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ticketzoo.compare import jobs as jobs_mod
 from ticketzoo.compare import plot, report, stats
-from ticketzoo.compare.plan import DEFAULT_CONDITIONS, SweepTicket, make_plan
+from ticketzoo.compare.plan import SweepTicket, make_plan
 from ticketzoo.compare.runner import run_jobs
 from ticketzoo.config import fingerprint as fingerprint_of
+from ticketzoo.config.compare import CompareConfig
 from ticketzoo.data import loading, source
 from ticketzoo.data.folds import fold_dataset
 from ticketzoo.errors import CheckpointError, ConfigError
 from ticketzoo.fileio import atomic_write_bytes, refuse_registry, sha256_file
-from ticketzoo.finetune import FinetuneConfig, protocol
+from ticketzoo.finetune import protocol
 from ticketzoo.finetune import folds as ft_folds
 from ticketzoo.progress import Progress, style
 
 SWEEP_FILE = "sweep.json"
 OUTPUTS = ("runs.csv", "results.json", "table.md", "plot.png", "plot.svg")
 log = logging.getLogger(__name__)
-
-
-def _default_finetune() -> FinetuneConfig:
-    return FinetuneConfig(protocol="auto", seeds=3)
-
-
-@dataclass(frozen=True)
-class CompareConfig:
-    """What a comparison runs. ``finetune`` holds the recipe, split, seeds and data options
-    (its ``init`` and ``compare`` are not used); ``jobs`` is the number of processes."""
-
-    finetune: FinetuneConfig = field(default_factory=_default_finetune)
-    conditions: tuple[str, ...] = DEFAULT_CONDITIONS
-    jobs: int = 1  # parallel worker processes (1: in this process)
-    target_rounds: int | None = None  # also find a ticket on the target itself, this many IMP rounds
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.finetune, FinetuneConfig):
-            raise ConfigError("finetune must be a FinetuneConfig", field="finetune")
-        if isinstance(self.conditions, str):
-            object.__setattr__(self, "conditions", tuple(c.strip() for c in self.conditions.split(",") if c.strip()))
-        if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1:
-            raise ConfigError(f"jobs must be an integer >= 1, got {self.jobs!r}", field="jobs", value=self.jobs)
 
 
 @dataclass(frozen=True)
