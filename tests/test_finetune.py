@@ -20,7 +20,7 @@ from ticketzoo.cli.render import finetune_summary
 from ticketzoo.data import make_image_folder
 from ticketzoo.errors import CheckpointError, ConfigError, MaskViolationError
 from ticketzoo.finetune import FinetuneConfig, check_saved, default_name, finetune, start_model
-from ticketzoo.finetune import runs as runs_mod
+from ticketzoo.finetune import training as runs_mod
 from ticketzoo.finetune.report import summarize
 from ticketzoo.ticket import Ticket
 from ticketzoo.train import Callback, TrainConfig

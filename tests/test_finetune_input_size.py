@@ -50,7 +50,7 @@ def test_finetune_data_can_live_on_the_device(tmp_path):
     from test_finetune import QUICK_SPLIT
     from ticketzoo.data import loading as source
     from ticketzoo.finetune import FinetuneConfig
-    from ticketzoo.finetune.runs import make_run_loaders
+    from ticketzoo.finetune.training import make_run_loaders
     from ticketzoo.train import TrainConfig
 
     ticket = tiny_ticket("conv2", 0.5, name="tiny-conv2-s50", input_size=16)

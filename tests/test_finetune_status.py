@@ -12,7 +12,7 @@ from conftest import tiny_ticket
 from test_finetune import QUICK_ARGS, cli, qcfg, quick
 from ticketzoo.errors import CheckpointError
 from ticketzoo.finetune import NoTrainedRunError, finetune, summarize
-from ticketzoo.finetune import runs as runs_mod
+from ticketzoo.finetune import training as runs_mod
 from ticketzoo.finetune.report import comparison_notes
 from ticketzoo.finetune.status import judge
 from ticketzoo.ticket import Ticket

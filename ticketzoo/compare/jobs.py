@@ -69,7 +69,7 @@ def finished(out: str | Path, job: Job, fingerprint: str) -> dict | None:
 
 def run_job(job: Job, ctx: SweepContext, report: Callable[[str, int, int], None] | None = None) -> dict:
     """Train ``job`` (resuming its checkpoint) and write its ``result.json``; returns its record."""
-    from ticketzoo.finetune.runs import train_run
+    from ticketzoo.finetune.training import train_run
 
     folder = job_dir(ctx.out, job.key)
     folder.mkdir(parents=True, exist_ok=True)
@@ -93,7 +93,7 @@ def run_job(job: Job, ctx: SweepContext, report: Callable[[str, int, int], None]
 
 def build(job: Job, ticket, num_classes: int, weight_init: str):
     """The network ``job`` starts from and the masks it trains under (None: dense)."""
-    from ticketzoo.finetune.runs import start_model
+    from ticketzoo.finetune.training import start_model
     from ticketzoo.pruning import random_masks_like
 
     if job.condition != "random_prune":

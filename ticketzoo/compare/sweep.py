@@ -280,7 +280,7 @@ def _threads(ft, workers: int, ticket, arch) -> int:
     """Torch threads for jobs run in this process (workers always use one each)."""
     if workers > 1:
         return 1
-    from ticketzoo.finetune.runs import start_model
+    from ticketzoo.finetune.training import start_model
     from ticketzoo.train.threads import choose_threads
 
     model = start_model(ticket, "dense", arch.num_classes, 0)[0] if ft.threads is None else None

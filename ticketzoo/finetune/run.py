@@ -26,7 +26,7 @@ from ticketzoo.finetune import folds as folds_mod
 from ticketzoo.finetune import images, metrics, protocol, report
 from ticketzoo.config.finetune import FinetuneConfig, default_name
 from ticketzoo.finetune.output import METRICS_FILE, check_masks, check_saved, make_ticket
-from ticketzoo.finetune.runs import RunResult, run_one, start_model
+from ticketzoo.finetune.training import RunResult, run_one, start_model
 from ticketzoo.progress import Progress, progress_log, style
 from ticketzoo.ticket import TICKET_FILE, Ticket
 from ticketzoo.train.platform import Platform
