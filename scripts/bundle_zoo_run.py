@@ -1,7 +1,7 @@
 """Bundle tickets of a finished ``ticketzoo find`` run into the catalog (``cards/<name>/``).
 
     python scripts/bundle_zoo_run.py RUN_DIR [--ship 89,97,99] [--out cards]
-                                     [--deviation TEXT ...] [--target-dense 0.75]
+                                     [--deviation TEXT ...] [--target-dense 0.75] [--bench 224x8,224x1]
 
 For the ResNet-50 zoo (scripts/make_resnet50_zoo.sh): one seed per family fits the CPU
 budget, so each card holds that seed's measured source test accuracy for every round (dense
@@ -9,7 +9,10 @@ round 0, each ticket, the reinit controls where they were trained), the CPU-minu
 spent training, the recipe's deviations from Sabatelli et al. and whether the dense target
 was met, in its description and in ``extra`` (``source_results``). Nothing is averaged over
 seeds that were not run: the card says "one seed". A round whose accuracy is at chance is
-called so.
+called so. ``--bench SIZExBATCH,...`` also measures each ticket with the sparse CPU runtime
+against dense fp32 and bf16 (:func:`ticketzoo.sparse.bench.bench_ticket`, min of 5, on this
+machine: run it on a quiet one) and records the figures, the CPU and the thread count in
+``extra["speed"]`` and the description.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import click
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def source_results(rows: list[dict], classes: int) -> dict:
+def source_results(rows: list[dict], classes: int, test_images: int | None = None) -> dict:
     """Per round: sparsity, ticket and control test accuracy; dense; CPU-minutes."""
     dense = next(r for r in rows if r["round"] == 0 and r["line"] == "imp")
     rounds = []
@@ -35,7 +38,7 @@ def source_results(rows: list[dict], classes: int) -> dict:
                        "train_minutes": round(r["time_s"] / 60, 1)})
     minutes = sum(r["time_s"] or 0.0 for r in rows) / 60
     return {"seeds": 1, "dense": dense["test_accuracy"], "chance": 1.0 / classes, "rounds": rounds,
-            "train_cpu_minutes": round(minutes, 1)}
+            "train_cpu_minutes": round(minutes, 1), **({"test_images": test_images} if test_images else {})}
 
 
 def summary(results: dict, row: dict, target: float | None) -> str:
@@ -54,13 +57,35 @@ def summary(results: dict, row: dict, target: float | None) -> str:
     return text
 
 
+def measure(ticket, spec: str) -> dict:
+    """``bench_ticket`` at ``spec`` ("224x8": input size x batch size) on the trained weights."""
+    from ticketzoo.sparse.bench import bench_ticket
+
+    try:
+        size, batch = (int(x) for x in spec.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"{spec!r} is not SIZExBATCH, e.g. 224x8", param_hint="--bench") from None
+    return bench_ticket(ticket, weights="trained" if "trained" in ticket.weight_sets else "rewind",
+                        input_size=size, batch_size=batch)
+
+
+def speed_sentence(b: dict) -> str:
+    runs = b["runs"]
+    return (f"Measured on {b['cpu']} with {b['threads']} threads at {b['input_size']} px, batch {b['batch_size']} "
+            f"(min of {b['repeat']}): sparse runtime {runs['sparse']['ms']:.1f} ms, dense fp32 "
+            f"{runs['dense-fp32']['ms']:.1f} ms, dense bf16 {runs['dense-bf16']['ms']:.1f} ms: {b['verdict']}.")
+
+
 @click.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--ship", default="89,97,99", show_default=True, help="Percent sparsities whose tickets ship.")
 @click.option("--out", type=click.Path(file_okay=False), default=str(ROOT / "cards"), show_default=True)
 @click.option("--deviation", multiple=True, help="A deviation from the paper's recipe, for the cards.")
 @click.option("--target-dense", type=float, default=None, help="Dense accuracy the recipe aimed at.")
-def main(run_dir: str, ship: str, out: str, deviation: tuple[str, ...], target_dense: float | None) -> None:
+@click.option("--bench", "benches", default="", metavar="SxB[,SxB]",
+              help="Measure sparse vs dense speed at these input sizes x batch sizes, e.g. 224x8,224x1.")
+def main(run_dir: str, ship: str, out: str, deviation: tuple[str, ...], target_dense: float | None,
+         benches: str) -> None:
     from ticketzoo.config.find import percent
     from ticketzoo.folder import write_ticket_folder
     from ticketzoo.ticket import Ticket
@@ -73,15 +98,18 @@ def main(run_dir: str, ship: str, out: str, deviation: tuple[str, ...], target_d
     if not shipped:
         raise click.ClickException(f"no round of {run} has a sparsity in {sorted(wanted)}")
     first = Ticket.load(run / shipped[0]["file"])
-    results = source_results(rows, first.card.arch.num_classes)
+    counts = json.loads((run / "recipe.json").read_text()).get("data", {}).get("counts", {})
+    results = source_results(rows, first.card.arch.num_classes, counts.get("test"))
     results["deviations"] = list(deviation)
     for r in shipped:
         ticket = Ticket.load(run / r["file"])
         row = next(x for x in results["rounds"] if x["round"] == r["round"])
         card = ticket.card
         notes = "".join(f" Deviation from Sabatelli et al.: {d}." for d in deviation)
-        ticket = ticket.with_card(description=f"{card.description} {summary(results, row, target_dense)}{notes}",
-                                  extra={**card.extra, "source_results": results})
+        speed = [measure(ticket, b) for b in benches.split(",") if b.strip()]
+        ticket = ticket.with_card(description=f"{card.description} {summary(results, row, target_dense)}{notes}"
+                                              + "".join(f" {speed_sentence(x)}" for x in speed),
+                                  extra={**card.extra, "source_results": results, **({"speed": speed} if speed else {})})
         folder = Path(out) / ticket.name
         if folder.exists():
             shutil.rmtree(folder)

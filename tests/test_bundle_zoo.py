@@ -6,7 +6,6 @@ import importlib.util
 import json
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from ticketzoo.data import make_image_folder
@@ -52,6 +51,21 @@ def test_bundled_cards_carry_every_round_and_the_controls(tmp_path, monkeypatch)
 
     pulled = api.load("tiny-shapes-conv2-s90")
     assert pulled.name == "tiny-shapes-conv2-s90" and pulled.card.extra["source_results"] == results
+    # info and the README show the whole run: dense round 0, every round, the reinit control.
+    from ticketzoo.card import family_table
+
+    header, rows = family_table(pulled.card)
+    assert [r[0] for r in rows] == ["0", "1", "2", "3"] and rows[0][2].endswith("(dense)")
+    assert rows[1][3] == "—" and rows[2][3] == f"{100 * results['rounds'][1]['controls']['reinit']:.2f}%"
+    counts = json.loads((run.run_dir / "recipe.json").read_text())["data"]["counts"]
+    assert results["test_images"] == counts["test"] > 0
+    from ticketzoo.cli.main import cli
+
+    shown = CliRunner().invoke(cli, ["info", "tiny-shapes-conv2-s80"])
+    assert shown.exit_code == 0, shown.output
+    assert "one seed" in shown.output and "tiny-shapes-conv2-s90" in shown.output and "(dense)" in shown.output
+    readme = (out / "tiny-shapes-conv2-s80" / "README.md").read_text()
+    assert "| round | sparsity | ticket | reinit | ticket − dense | name |" in readme
 
 
 def test_no_round_at_the_asked_sparsity_is_an_error(tmp_path):

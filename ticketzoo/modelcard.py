@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ticketzoo.card import DEFAULT_LICENSE, Card, read_card, seed_table
+from ticketzoo.card import DEFAULT_LICENSE, Card, family_caption, family_table, read_card, seed_table
 from ticketzoo.errors import TicketFormatError
 
 _HUB_DATASETS = {"cifar10", "cifar100", "mnist", "fashion_mnist", "svhn"}
@@ -105,6 +105,11 @@ def render_readme(
         lines += ["", f"Source test accuracy over seeds {', '.join(map(str, card.extra['seeds']))} "
                   "(mean ± std; differences with a Welch t-test; dense = round 0):", "",
                   "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+    family = family_table(card)
+    if family is not None:
+        header, rows = family
+        lines += ["", family_caption(card) + ":", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
     weights = "trained" if "trained" in card.weight_sets else "rewind"
     lines += [

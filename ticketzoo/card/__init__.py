@@ -23,7 +23,8 @@ from ticketzoo.card.schema import (
     TrainingRecipe,
     now_iso,
 )
-from ticketzoo.card.tables import SEED_TABLE_HEADER, card_differences, seed_table
+from ticketzoo.card.tables import (FAMILY_TABLE_HEADER, SEED_TABLE_HEADER, card_differences, family_caption,
+                                   family_table, seed_table)
 from ticketzoo.card.validate import (
     DEFAULT_LICENSE,
     LICENSE_RE,
@@ -35,8 +36,8 @@ from ticketzoo.card.validate import (
 from ticketzoo.card.read import read_card
 
 __all__ = [
-    "CARD_SCHEMA", "DEFAULT_LICENSE", "LICENSE_RE", "MAX_CHANNELS", "MAX_CLASSES", "MAX_INPUT_SIZE",
+    "CARD_SCHEMA", "DEFAULT_LICENSE", "FAMILY_TABLE_HEADER", "LICENSE_RE", "MAX_CHANNELS", "MAX_CLASSES", "MAX_INPUT_SIZE",
     "SEED_TABLE_HEADER", "UNRECORDED", "ArchConfig", "ArchOption", "Card", "FinetuneRecipe",
     "LayerSparsity", "Lineage", "PruningRecipe", "Recipe", "RoundMetrics", "SourceData",
-    "TrainingRecipe", "card_differences", "now_iso", "read_card", "seed_table", "validate_card",
+    "TrainingRecipe", "card_differences", "family_caption", "family_table", "now_iso", "read_card", "seed_table", "validate_card",
 ]

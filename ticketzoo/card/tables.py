@@ -38,3 +38,34 @@ def seed_table(card: Card) -> tuple[tuple[str, ...], list[tuple[str, ...]]] | No
         rows.append((str(r["round"]), f"{r['sparsity']:.4f}", stat(r["ticket"]), stat(r["reinit"]),
                      test(r["ticket_vs_dense"]), test(r["ticket_vs_reinit"])))
     return SEED_TABLE_HEADER, rows
+
+
+FAMILY_TABLE_HEADER = ("round", "sparsity", "ticket", "reinit", "ticket − dense", "name")
+
+
+def family_table(card: Card) -> tuple[tuple[str, ...], list[tuple[str, ...]]] | None:
+    """The source results of the one-seed run a ticket was bundled from, as text rows: dense
+    round 0, every round's ticket and its reinit control where one was trained (``—``: not
+    trained), written by ``scripts/bundle_zoo_run.py`` in ``extra["source_results"]``; None
+    when the card has none (or holds results over seeds, :func:`seed_table`)."""
+    results = card.extra.get("source_results")
+    if not isinstance(results, dict) or not isinstance(results.get("rounds"), list):
+        return None
+
+    def pct(x) -> str:
+        return "—" if x is None else f"{100 * x:.2f}%"
+
+    rows = [("0", "0.0000", pct(results["dense"]) + " (dense)", "—", "—", "")]
+    for r in results["rounds"]:
+        controls = r.get("controls") or {}
+        rows.append((str(r["round"]), f"{r['sparsity']:.4f}", pct(r["ticket"]), pct(controls.get("reinit")),
+                     f"{100 * r['ticket_minus_dense']:+.2f}", str(r.get("name") or "")))
+    return FAMILY_TABLE_HEADER, rows
+
+
+def family_caption(card: Card) -> str:
+    """What :func:`family_table` rests on: one seed, the test images, the CPU-minutes."""
+    r = card.extra["source_results"]
+    images = f" on {r['test_images']} test images" if r.get("test_images") else ""
+    return (f"Source test accuracy of the run this ticket comes from (one seed{images}; "
+            f"{r.get('train_cpu_minutes', '?')} CPU-minutes of training in all)")

@@ -7,7 +7,7 @@ import math
 import re
 
 from ticketzoo.card.schema import CARD_SCHEMA, Card
-from ticketzoo.card.tables import seed_table
+from ticketzoo.card.tables import family_caption, family_table, seed_table
 from ticketzoo.errors import TicketFormatError, short
 from ticketzoo.names import valid_name
 
@@ -81,6 +81,8 @@ def validate_card(card: Card, path: str | None = None) -> None:
     try:  # the seed table is rendered by `info` and into README.md: it must render
         if seed_table(card) is not None:
             ", ".join(map(str, card.extra["seeds"]))
+        if family_table(card) is not None:
+            family_caption(card)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
         raise fail(f"extra source results are malformed ({type(e).__name__}: {e})") from None
 

@@ -23,7 +23,7 @@ def command(ref: str, registry: str | None, as_json: bool) -> None:
       ticketzoo info NAME --registry file:///srv/zoo --json
       ticketzoo info ./ticket.safetensors
     """
-    from ticketzoo.card import seed_table
+    from ticketzoo.card import family_caption, family_table, seed_table
     from ticketzoo.registry.api import resolve_card
 
     if registry is not None:
@@ -74,6 +74,12 @@ def command(ref: str, registry: str | None, as_json: bool) -> None:
         t = Table(*seeds[0], title=f"source test accuracy over seeds {card.extra['seeds']} "
                   "(mean ± std, Welch t-test)", box=None)
         for row in seeds[1]:
+            t.add_row(*row)
+        console.print(t)
+    family = family_table(card)
+    if family is not None:
+        t = Table(*family[0], title=family_caption(card), box=None)
+        for row in family[1]:
             t.add_row(*row)
         console.print(t)
     t = Table("tensor", "shape", "kept", "total", "sparsity", title="per-layer sparsity", box=None)
