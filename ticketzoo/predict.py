@@ -47,25 +47,15 @@ def image_files(path: str | Path) -> list[Path]:
 
 def _read(path: Path, transform):
     """The transformed tensor of one image, or the reason it cannot be used."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import ImageOps
 
-    try:
-        if path.stat().st_size == 0:
-            return None, "empty file (0 bytes)"
-        with Image.open(path) as img:
-            img.verify()
-        with Image.open(path) as img:
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            return transform(img), None
-    except UnidentifiedImageError:
-        return None, "not an image file PIL can read"
-    except Image.DecompressionBombError as e:
-        return None, f"image too large: {e}"
-    except MemoryError:
-        raise
-    except Exception as e:  # noqa: BLE001 - PIL raises many types on malformed files
-        return None, f"corrupt or truncated image: {str(e)[:120]}"
+    from ticketzoo.data.images import read_checked
+
+    def use(img):
+        img.load()
+        return transform(ImageOps.exif_transpose(img))
+
+    return read_checked(path, use)
 
 
 def _batches(files: list[Path], transform, size: int, skipped: list[SkippedFile]) -> Iterator[tuple[list[Path], list]]:

@@ -22,12 +22,15 @@ EXIF orientation is applied, and multi-frame files (GIF, TIFF) use their first f
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+
+T = TypeVar("T")
 
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 
@@ -95,31 +98,21 @@ def to_working_size(img: Image.Image, resize: int) -> Image.Image:
     return img.resize((resize, resize), Image.Resampling.BILINEAR, box=box)
 
 
-def try_decode(
-    path: str | Path, *, channels: int, resize: int | None
-) -> tuple[np.ndarray | None, str | None]:
-    """Validate and decode one file: ``(uint8 [H, W, C] array, None)`` or ``(None, reason)``.
+def read_checked(path: str | Path, use: Callable[[Image.Image], T]) -> tuple[T | None, str | None]:
+    """``(use(image), None)`` for a readable image file, or ``(None, reason)``: the one rule
+    for an unusable file (empty, not an image, a decompression bomb, corrupt or truncated)
+    that ``finetune``, ``find`` and ``predict`` share.
 
-    The file is opened twice: once for ``verify()`` (PNG checksums, structure) and once
-    for a full ``load()``, which catches truncated data; ``LOAD_TRUNCATED_IMAGES`` stays
-    off. With ``resize`` the result is at working size; without, only validation is
-    wanted, so JPEGs are decoded at 1/8 scale (``draft``), which still reads every byte.
-    """
+    The file is opened twice: once for ``verify()`` (PNG checksums, structure), then again
+    for ``use``, which must ``load()`` the image (catching truncated data);
+    ``LOAD_TRUNCATED_IMAGES`` stays off. Only MemoryError propagates."""
     try:
         if os.path.getsize(path) == 0:
             return None, "empty file (0 bytes)"
         with Image.open(path) as img:
             img.verify()
         with Image.open(path) as img:
-            # draft() only affects JPEG; it keeps both sides >= the requested size.
-            img.draft("L" if channels == 1 else None, (resize, resize) if resize else (1, 1))
-            img.load()
-            if img.getexif().get(ExifTags.Base.Orientation, 1) != 1:
-                img = ImageOps.exif_transpose(img)
-            img = to_channels(img, channels)
-            if resize:
-                img = to_working_size(img, resize)
-            array = np.array(img)  # a writable copy: torch.from_numpy warns on read-only
+            return use(img), None
     except UnidentifiedImageError:
         return None, "not an image file PIL can read"
     except Image.DecompressionBombError as err:
@@ -127,7 +120,31 @@ def try_decode(
     except MemoryError:
         raise
     except Exception as err:  # noqa: BLE001 - PIL raises many types on malformed files
-        return None, f"corrupt or truncated image: {err}"
+        return None, f"corrupt or truncated image: {str(err)[:120]}"
+
+
+def try_decode(
+    path: str | Path, *, channels: int, resize: int | None
+) -> tuple[np.ndarray | None, str | None]:
+    """Validate and decode one file (:func:`read_checked`): ``(uint8 [H, W, C] array, None)``
+    or ``(None, reason)``. With ``resize`` the result is at working size; without, only
+    validation is wanted, so JPEGs are decoded at 1/8 scale (``draft``), which still reads
+    every byte."""
+
+    def decode(img: Image.Image) -> np.ndarray:
+        # draft() only affects JPEG; it keeps both sides >= the requested size.
+        img.draft("L" if channels == 1 else None, (resize, resize) if resize else (1, 1))
+        img.load()
+        if img.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+            img = ImageOps.exif_transpose(img)
+        img = to_channels(img, channels)
+        if resize:
+            img = to_working_size(img, resize)
+        return np.array(img)  # a writable copy: torch.from_numpy warns on read-only
+
+    array, reason = read_checked(path, decode)
+    if array is None:
+        return None, reason
     if array.ndim == 2:
         array = array[:, :, None]
     return array, None
