@@ -36,7 +36,8 @@ class ConsoleHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             style = getattr(record, "style", None) or ("yellow" if record.levelno >= logging.WARNING else None)
-            self.console.print(record.getMessage(), style=style)
+            # Plain text: a path or value with [brackets] in it is not rich markup.
+            self.console.print(record.getMessage(), style=style, markup=False)
         except Exception:  # noqa: BLE001 - logging's contract: a broken handler never raises
             self.handleError(record)
 
