@@ -135,8 +135,9 @@ def test_training_recipe_keeps_step_with_train_config():
     assert cards.TrainingRecipe.of(TrainConfig(lr=0.5)).lr == 0.5
 
 
-@pytest.mark.parametrize("folder", sorted(p.name for p in CARDS.glob("*/") if (p / "README.md").exists()))
-def test_bundled_schema_1_cards_still_read(folder):
+@pytest.mark.parametrize("folder", sorted(p.name for p in CARDS.glob("fashionmnist-lenet-*/")
+                                         if (p / "README.md").exists()))
+def test_bundled_schema_1_cards_still_read(folder):  # the starter zoo, written before schema 2
     from ticketzoo import codec
     from ticketzoo.modelcard import parse_readme
     from ticketzoo.ticket import Ticket
