@@ -2,6 +2,7 @@
 
     python scripts/bundle_zoo_run.py RUN_DIR [--ship 89,97,99] [--out cards]
                                      [--deviation TEXT ...] [--target-dense 0.75] [--bench 224x8,224x1]
+    python scripts/bundle_zoo_run.py cards/NAME [cards/NAME ...] --bench 224x8,224x1
 
 For the ResNet-50 zoo (scripts/make_resnet50_zoo.sh): one seed per family fits the CPU
 budget, so each card holds that seed's measured source test accuracy for every round (dense
@@ -12,7 +13,8 @@ seeds that were not run: the card says "one seed". A round whose accuracy is at 
 called so. ``--bench SIZExBATCH,...`` also measures each ticket with the sparse CPU runtime
 against dense fp32 and bf16 (:func:`ticketzoo.sparse.bench.bench_ticket`, min of 5, on this
 machine: run it on a quiet one) and records the figures, the CPU and the thread count in
-``extra["speed"]`` and the description.
+``extra["speed"]`` and the description. Given bundled card folders instead of a run folder,
+it measures those tickets again and replaces the speed they record (and nothing else).
 """
 
 from __future__ import annotations
@@ -76,21 +78,48 @@ def speed_sentence(b: dict) -> str:
             f"{runs['dense-fp32']['ms']:.1f} ms, dense bf16 {runs['dense-bf16']['ms']:.1f} ms: {b['verdict']}.")
 
 
+def rebench(folder: Path, benches: list[str]) -> None:
+    """Measure a bundled ticket again and replace the speed its card records."""
+    from ticketzoo.folder import write_ticket_folder
+    from ticketzoo.ticket import Ticket
+
+    ticket = Ticket.load(folder / "ticket.safetensors")
+    card = ticket.card
+    description = card.description
+    for old in card.extra.get("speed", []):
+        description = description.replace(f" {speed_sentence(old)}", "")
+    speed = [measure(ticket, b) for b in benches]
+    ticket = ticket.with_card(description=description + "".join(f" {speed_sentence(x)}" for x in speed),
+                              extra={**card.extra, "speed": speed})
+    write_ticket_folder(folder, ticket.to_bytes(), ticket.card, extra_meta={"location": "bundled"})
+    for x in speed:
+        click.echo(f"{ticket.name}: {speed_sentence(x)}")
+
+
 @click.command()
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("run_dir", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--ship", default="89,97,99", show_default=True, help="Percent sparsities whose tickets ship.")
 @click.option("--out", type=click.Path(file_okay=False), default=str(ROOT / "cards"), show_default=True)
 @click.option("--deviation", multiple=True, help="A deviation from the paper's recipe, for the cards.")
 @click.option("--target-dense", type=float, default=None, help="Dense accuracy the recipe aimed at.")
 @click.option("--bench", "benches", default="", metavar="SxB[,SxB]",
               help="Measure sparse vs dense speed at these input sizes x batch sizes, e.g. 224x8,224x1.")
-def main(run_dir: str, ship: str, out: str, deviation: tuple[str, ...], target_dense: float | None,
+def main(run_dir: tuple[str, ...], ship: str, out: str, deviation: tuple[str, ...], target_dense: float | None,
          benches: str) -> None:
     from ticketzoo.config.find import percent
     from ticketzoo.folder import write_ticket_folder
     from ticketzoo.ticket import Ticket
 
-    run = Path(run_dir)
+    specs = [b for b in benches.split(",") if b.strip()]
+    if all((Path(d) / "ticket.safetensors").is_file() for d in run_dir):
+        if not specs:
+            raise click.UsageError("card folders are re-measured only: give --bench SIZExBATCH")
+        for d in run_dir:
+            rebench(Path(d), specs)
+        return
+    if len(run_dir) != 1:
+        raise click.UsageError("give one run folder, or bundled card folders (cards/NAME) to re-measure")
+    run = Path(run_dir[0])
     log = json.loads((run / "log.json").read_text())
     rows = log["rounds"]
     wanted = {int(x) for x in ship.split(",") if x.strip()}
@@ -106,7 +135,7 @@ def main(run_dir: str, ship: str, out: str, deviation: tuple[str, ...], target_d
         row = next(x for x in results["rounds"] if x["round"] == r["round"])
         card = ticket.card
         notes = "".join(f" Deviation from Sabatelli et al.: {d}." for d in deviation)
-        speed = [measure(ticket, b) for b in benches.split(",") if b.strip()]
+        speed = [measure(ticket, b) for b in specs]
         ticket = ticket.with_card(description=f"{card.description} {summary(results, row, target_dense)}{notes}"
                                               + "".join(f" {speed_sentence(x)}" for x in speed),
                                   extra={**card.extra, "source_results": results, **({"speed": speed} if speed else {})})
