@@ -14,8 +14,8 @@
 #   cifar10:      dense round 0 for 7 epochs, late reset k = 2 epochs, so every pruned round
 #                 trains epochs 2..7 (5 epochs): 37 epochs of 45k images, ~100 CPU-minutes.
 #   fashionmnist: 28 px resized to 32 (ResNet-50's stem needs >= 32 px), 3 epochs, k = 1
-#                 epoch, rounds train epochs 1..3: 15 epochs of 54k images, ~45 CPU-minutes
-#                 (Fashion-MNIST needs fewer epochs).
+#                 epoch, rounds train epochs 1..3: 15 epochs of 54k images, 71 CPU-minutes measured
+#                 (about 10 of them slowed by other work on the cores).
 # Deviations from the paper are listed in each card's recipe. Runs resume: run the same
 # command again, or --carry-in a --carry-out folder on a machine that kept nothing.
 # Extra arguments go to `ticketzoo find`.
