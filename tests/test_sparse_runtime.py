@@ -67,6 +67,9 @@ CONVS = [  # (N, C, O, H, W, KH, KW, stride, padding)
     (1, 16, 33, 7, 7, 3, 3, 1, 1),  # fewer outputs than a vector tile
     (1, 3, 4, 2, 2, 1, 1, 1, 0),  # a plane shorter than one vector
     (1, 4, 5, 3, 3, 3, 3, 2, 1),
+    (1, 96, 20, 14, 14, 3, 3, 1, 1),  # many channels: the input is read in L1-sized channel blocks
+    (2, 80, 18, 15, 15, 3, 3, 2, 1),  # channel blocks with phase-split (stride 2) input
+    (1, 300, 17, 6, 6, 1, 1, 1, 0),  # 1x1, channel blocks over a plane shorter than a tile
 ]
 
 
@@ -98,6 +101,56 @@ def test_sparse_conv_any_density_no_bias(compiled, density):
     ref = F.conv2d(x, weight, None, padding=1)
     out = layer(x)
     assert torch.allclose(out, ref, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("density", [0.005, 0.5])
+def test_channel_blocks_with_empty_blocks(compiled, density):
+    """Rows whose nonzeros skip whole channel blocks (very sparse) or fill them (half dense)."""
+    layer, weight, bias, x = conv_layer((2, 256, 24, 10, 10, 3, 3, 1, 1), density, bias=True,
+                                        kernel_module=compiled)
+    assert rel(layer(x), F.conv2d(x, weight, bias, padding=1)) < TOL
+
+
+POOLS = [  # (N, C, H, W, kernel, stride, padding)
+    (2, 3, 112, 112, 3, 2, 1),  # the ResNet stem's
+    (1, 4, 9, 11, 3, 2, 1),  # odd sizes
+    (1, 2, 8, 8, 2, 2, 0),
+    (2, 5, 7, 6, 3, 1, 1),
+    (1, 1, 5, 5, 5, 1, 2),
+    (1, 3, 10, 13, 4, 3, 2),
+]
+
+
+@pytest.mark.parametrize("case", POOLS, ids=lambda c: "x".join(map(str, c)))
+def test_max_pool_kernel_equals_torch(compiled, case):
+    n, c, h, w, k, s, p = case
+    x = torch.randn(n, c, h, w)
+    ref = F.max_pool2d(x, k, s, p)
+    out = compiled.max_pool2d(x, k, s, p, 2)
+    assert out.shape == ref.shape and torch.equal(out, ref)
+
+
+def test_max_pool_is_swapped_only_where_the_kernel_computes_it(compiled):
+    from ticketzoo.sparse.layers import MaxPool2d
+
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.MaxPool2d(3, 2, 1), nn.Conv2d(8, 8, 3),
+                          nn.MaxPool2d(2, ceil_mode=True), nn.Flatten(), nn.LazyLinear(4))
+    x = torch.randn(2, 3, 17, 17)
+    with torch.no_grad():
+        ref = model(x)
+    fast = sparsify(model, kernel="sparse", cache=False)
+    pools = [m for m in fast.net.modules() if isinstance(m, (MaxPool2d, nn.MaxPool2d))]
+    assert [type(m) for m in pools] == [MaxPool2d, nn.MaxPool2d]  # ceil_mode stays torch's
+    assert rel(fast(x), ref) < TOL
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # not fp32: torch's pool
+        assert fast(x).shape == ref.shape
+
+
+def test_allocator_tuning_is_applied_once_and_reported():
+    from ticketzoo.sparse import allocator
+
+    first = allocator.keep_freed_memory()
+    assert isinstance(first, bool) and allocator.keep_freed_memory() is first
 
 
 @pytest.mark.parametrize("batch", [1, 3, 20])

@@ -90,6 +90,9 @@ def predict(ticket, files: list[Path], *, weights: str | None = None, device: st
         raise ConfigError("device cuda asked for, but torch sees no CUDA GPU here", field="device", value=device)
     classes = ticket.card.source.classes
     if device == "cpu":
+        from ticketzoo.sparse.allocator import keep_freed_memory
+
+        keep_freed_memory()
         model = ticket.to_model(weights, runtime="sparse")
     else:
         model = ticket.to_model(weights).eval().to(device)

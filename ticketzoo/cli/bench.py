@@ -68,6 +68,8 @@ def _table(r: dict) -> None:
     console.print(f"sparse runtime: {r['layers_sparse']} of {r['layers_total']} layers on sparse kernels "
                   f"({kernels}), max relative error vs dense fp32 {r['max_relative_error']:.1e}, "
                   f"set up in {r['sparse_setup_s']:.1f} s")
+    if r.get("allocator_tuned"):
+        console.print("allocator: glibc keeps freed activations (mallopt), for every runtime above")
     ratio = r["dense_safetensors_bytes"] / r["ticket_bytes"]
     console.print(f"file size: ticket {human_size(r['ticket_bytes'])}, dense safetensors "
                   f"{human_size(r['dense_safetensors_bytes'])} ({ratio:.1f}x smaller)")

@@ -71,9 +71,11 @@ def bench_ticket(ticket, *, weights: str, input_size: int, batch_size: int, repe
                  progress: Callable[[str], None] | None = None) -> dict:
     """Latency and throughput of ``ticket`` dense (fp32, bf16) and sparse, sizes, error and verdict."""
     from ticketzoo.sparse import sparsify
+    from ticketzoo.sparse.allocator import keep_freed_memory
     from ticketzoo.sparse.kernels import cpu_name
 
     say = progress or (lambda _msg: None)
+    kept = keep_freed_memory()  # before any timing: every runtime measured under the same allocator
     arch = ticket.card.arch
     shape = (batch_size, arch.in_channels, input_size, input_size)
     x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
@@ -101,7 +103,7 @@ def bench_ticket(ticket, *, weights: str, input_size: int, batch_size: int, repe
     return {
         "ticket": ticket.name, "arch": arch.name, "sparsity": ticket.sparsity, "weights": weights,
         "input_size": input_size, "batch_size": batch_size, "threads": torch.get_num_threads(),
-        "cpu": cpu_name(), "repeat": repeat, "compiled_kernels": fast.compiled,
+        "cpu": cpu_name(), "repeat": repeat, "compiled_kernels": fast.compiled, "allocator_tuned": kept,
         "runs": {k: {"ms": round(v, 3), "images_per_s": round(batch_size / v * 1e3, 2)} for k, v in ms.items()},
         "speedup_vs_dense_fp32": round(ms["dense-fp32"] / ms["sparse"], 3),
         "speedup_vs_best_dense": round(min(ms["dense-fp32"], ms["dense-bf16"]) / ms["sparse"], 3),

@@ -3,8 +3,9 @@
 With ``torch.fx``: batch-norms folded into the convolutions before them, each ``Conv2d``
 (groups 1, dilation 1, zero padding, equal strides and paddings) and ``Linear`` swapped for
 a :mod:`~ticketzoo.sparse.layers` layer, and a ReLU or a residual add (+ ReLU) that follows
-one fused into its call. A network fx cannot trace gets its layers swapped in place, its
-batch-norms left as they are. Every other module (pools, ...) runs in torch as before.
+one fused into its call; a plain ``MaxPool2d`` runs on the C++ pooling kernel when it is
+built. A network fx cannot trace gets its layers swapped in place, its batch-norms left as
+they are. Every other module runs in torch as before.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from ticketzoo.sparse.layers import SparseConv2d, SparseLinear
+from ticketzoo.sparse.layers import MaxPool2d, SparseConv2d, SparseLinear
 
 _log = logging.getLogger(__name__)
 
@@ -31,12 +32,30 @@ def supported_conv(m: nn.Module) -> bool:
             and not isinstance(m.padding, str) and m.stride[0] == m.stride[1] and m.padding[0] == m.padding[1])
 
 
+def _square(value) -> int | None:
+    """An int, or a pair of equal ints, as one int; else None."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, (tuple, list)) and len(value) == 2 and value[0] == value[1] and isinstance(value[0], int):
+        return value[0]
+    return None
+
+
+def supported_pool(m: nn.Module) -> bool:
+    """Whether the C++ max-pool kernel computes this pooling."""
+    return (isinstance(m, nn.MaxPool2d) and not m.ceil_mode and not m.return_indices and _square(m.dilation) == 1
+            and None not in (_square(m.kernel_size), _square(m.stride), _square(m.padding))
+            and 2 * _square(m.padding) <= _square(m.kernel_size))
+
+
 def swap(module: nn.Module, name: str, chooser) -> nn.Module | None:
     """The sparse layer for ``module``, or None when it stays as it is."""
     if supported_conv(module):
         return SparseConv2d(module.weight, module.bias, module.stride[0], module.padding[0], chooser, name)
     if isinstance(module, nn.Linear):
         return SparseLinear(module.weight, module.bias, chooser, name)
+    if chooser.kernels is not None and supported_pool(module):
+        return MaxPool2d(_square(module.kernel_size), _square(module.stride), _square(module.padding), chooser.kernels)
     return None
 
 
@@ -64,7 +83,8 @@ def convert(model: nn.Module, chooser) -> nn.Module:
         if new is None:
             continue
         _set_submodule(graph_module, node.target, new)
-        _fuse_epilogue(graph_module, node, modules)
+        if not isinstance(new, MaxPool2d):  # a pool takes no residual or ReLU
+            _fuse_epilogue(graph_module, node, modules)
     graph_module.graph.lint()
     graph_module.recompile()
     return graph_module

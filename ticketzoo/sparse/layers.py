@@ -29,8 +29,10 @@ def csr_of(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
 
 
 def _epilogue(y: torch.Tensor, residual: torch.Tensor | None, relu: bool) -> torch.Tensor:
+    """In place: ``y`` is always a kernel's fresh output (a new tensor is a new allocation,
+    and at ResNet-50's early layers that cost as much as the add)."""
     if residual is not None:
-        y = y + residual
+        y = y.add_(residual)
     return torch.relu_(y) if relu else y
 
 
@@ -138,3 +140,18 @@ class SparseLinear(_Layer):
         flat = x.reshape(-1, x.shape[-1])
         y = torch.sparse.mm(self.torch_csr(), flat.t()).t() + self.bias
         return y.reshape(*x.shape[:-1], y.shape[-1])
+
+
+class MaxPool2d(nn.Module):
+    """``nn.MaxPool2d`` (square window, dilation 1, floor mode) on the C++ kernel for fp32 CPU
+    inputs; torch's for anything else."""
+
+    def __init__(self, kernel_size: int, stride: int, padding: int, kernels) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = int(kernel_size), int(stride), int(padding)
+        self.kernels = kernels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32 or x.device.type != "cpu" or x.dim() != 4 or x.requires_grad:
+            return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return self.kernels.max_pool2d(x, self.kernel_size, self.stride, self.padding, torch.get_num_threads())

@@ -34,26 +34,32 @@ constexpr int VW = 4;  // xmm / NEON
 #endif
 typedef float vf __attribute__((vector_size(VW * 4)));
 typedef float vfu __attribute__((vector_size(VW * 4), aligned(4), may_alias));  // unaligned access
-constexpr int TILE_V = 64 / VW;  // vectors per full tile: 64 outputs in registers
+constexpr int TILE_V = 128 / VW;  // vectors per full tile: 128 outputs in registers
 constexpr int64_t OBLOCK = 16;   // output channels per work item
+constexpr int64_t L1_BUDGET = 16 * 1024;  // bytes of input window per channel block (L1d is 32-48 KiB)
+constexpr int64_t MIN_BLOCK_NNZ = 8;      // nonzeros per row and channel block, on average
 
 inline vf loadu(const float* p) { return *reinterpret_cast<const vfu*>(p); }
 inline void storeu(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
 
 // One output row-tile: V vectors of outputs starting at src (already offset by the tile base),
-// accumulated over the nonzeros [b, e) of one output channel.
+// accumulated over the nonzeros [b, e) of one output channel, starting from the bias (first
+// channel block) or from the partial sums already in acc_io.
 template <int V>
 inline void row_tile(const float* __restrict src, const int32_t* __restrict off, const float* __restrict w,
-                     int64_t b, int64_t e, float bias, float* __restrict tmp) {
+                     int64_t b, int64_t e, float bias, bool first, float* acc_io) {
   vf acc[V];
-  for (int v = 0; v < V; ++v) acc[v] = (vf){} + bias;
+  if (first)
+    for (int v = 0; v < V; ++v) acc[v] = (vf){} + bias;
+  else
+    for (int v = 0; v < V; ++v) acc[v] = loadu(acc_io + v * VW);
   for (int64_t j = b; j < e; ++j) {
     const vf wj = (vf){} + w[j];
     const float* p = src + off[j];
 #pragma GCC unroll 16
     for (int v = 0; v < V; ++v) acc[v] += wj * loadu(p + v * VW);
   }
-  for (int v = 0; v < V; ++v) storeu(tmp + v * VW, acc[v]);
+  for (int v = 0; v < V; ++v) storeu(acc_io + v * VW, acc[v]);
 }
 
 // A piece of the L = Hout*Wq positions of one output plane: computed over [base, base + width),
@@ -109,22 +115,22 @@ inline void store_piece(const Piece& p, const float* tmp, int64_t Wq, int64_t Wo
 // row_tile<nv> for a run-time nv in [1, V].
 template <int V>
 inline void dispatch(int64_t nv, const float* s, const int32_t* off, const float* w, int64_t b, int64_t e,
-                     float bias, float* tmp) {
+                     float bias, bool first, float* tmp) {
   if constexpr (V > 1) {
-    if (nv < V) return dispatch<V - 1>(nv, s, off, w, b, e, bias, tmp);
+    if (nv < V) return dispatch<V - 1>(nv, s, off, w, b, e, bias, first, tmp);
   }
-  row_tile<V>(s, off, w, b, e, bias, tmp);
+  row_tile<V>(s, off, w, b, e, bias, first, tmp);
 }
 
 inline void compute_piece(const Piece& p, const float* src, const int32_t* off, const float* w, int64_t b,
-                          int64_t e, float bias, float* tmp) {
+                          int64_t e, float bias, bool first, float* tmp) {
   const float* s = src + p.base;
   const int64_t nv = p.width / VW;
   if (nv > 0) {
-    dispatch<TILE_V>(nv, s, off, w, b, e, bias, tmp);
+    dispatch<TILE_V>(nv, s, off, w, b, e, bias, first, tmp);
   } else {  // shorter than one vector
       for (int64_t k = 0; k < p.width; ++k) {
-        float acc = bias;
+        float acc = first ? bias : tmp[k];
         for (int64_t j = b; j < e; ++j) acc += w[j] * s[off[j] + k];
         tmp[k] = acc;
       }
@@ -228,17 +234,43 @@ torch::Tensor sparse_conv2d(torch::Tensor x, torch::Tensor indptr, torch::Tensor
   const auto ps = pieces(Hout * Wq);
   const int64_t P = ps.size(), NB = (O + OBLOCK - 1) / OBLOCK, oplane = Hout * Wout;
 
+  // Input channels in blocks whose tile-sized window of src stays in L1 while a block of output
+  // channels reads it: without blocking every output channel streams all C channels' windows
+  // from L2. seg[o * (NCB + 1) + k] is where channel block k starts in row o (columns are sorted).
+  // A block also holds enough nonzeros per row (MIN_BLOCK_NNZ on average) that reloading the
+  // partial sums between blocks stays cheap next to the multiply-adds.
+  const int64_t width = std::min<int64_t>(TILE_V * VW, Hout * Wq);
+  const int64_t window = S * S * (width + ((KH - 1) / S) * Wq + (KW - 1) / S + 1) * 4;  // bytes per channel
+  const int64_t by_nnz = (MIN_BLOCK_NNZ * C * O + nnz - 1) / std::max<int64_t>(1, nnz);
+  const int64_t CB = std::min<int64_t>(C, std::max<int64_t>({1, L1_BUDGET / window, by_nnz}));
+  const int64_t NCB = (C + CB - 1) / CB;
+  std::vector<int32_t> seg(O * (NCB + 1));
+  for (int64_t o = 0; o < O; ++o) {
+    int64_t j = ip[o];
+    for (int64_t k = 0; k < NCB; ++k) {
+      seg[o * (NCB + 1) + k] = (int32_t)j;
+      while (j < ip[o + 1] && ci[j] / KK < (k + 1) * CB) ++j;
+    }
+    seg[o * (NCB + 1) + NCB] = ip[o + 1];
+  }
+
 #pragma omp parallel for collapse(3) schedule(static) num_threads(threads)
   for (int64_t n = 0; n < N; ++n)
     for (int64_t t = 0; t < P; ++t)
       for (int64_t ob = 0; ob < NB; ++ob) {
-        alignas(64) float tmp[TILE_V * VW];
+        alignas(64) float acc[OBLOCK][TILE_V * VW];
         const Piece& p = ps[t];
         const float* s = src + n * img;
-        for (int64_t o = ob * OBLOCK; o < std::min(O, (ob + 1) * OBLOCK); ++o) {
-          compute_piece(p, s, off.data(), w, ip[o], ip[o + 1], bp ? bp[o] : 0.f, tmp);
+        const int64_t o0 = ob * OBLOCK, o1 = std::min(O, (ob + 1) * OBLOCK);
+        for (int64_t k = 0; k < NCB; ++k)
+          for (int64_t o = o0; o < o1; ++o) {
+            const int32_t* sg = seg.data() + o * (NCB + 1) + k;
+            if (k > 0 && sg[0] == sg[1]) continue;  // no nonzero of row o in this block
+            compute_piece(p, s, off.data(), w, sg[0], sg[1], bp ? bp[o] : 0.f, k == 0, acc[o - o0]);
+          }
+        for (int64_t o = o0; o < o1; ++o) {
           const int64_t at = (n * O + o) * oplane;
-          store_piece(p, tmp, Wq, Wout, op + at, res ? res + at : nullptr, relu);
+          store_piece(p, acc[o - o0], Wq, Wout, op + at, res ? res + at : nullptr, relu);
         }
       }
   return out;
@@ -275,7 +307,46 @@ torch::Tensor sparse_linear(torch::Tensor x, torch::Tensor indptr, torch::Tensor
   return out;
 }
 
+// x [N, C, H, W] -> max over k x k windows (stride s, implicit -inf padding p): a column max
+// over the window's rows (contiguous, vectorised), then a strided row max. torch's NCHW
+// max_pool2d also computes indices and was the slowest op left after ResNet-50's stem.
+torch::Tensor max_pool2d(torch::Tensor x, int64_t k, int64_t s, int64_t p, int64_t threads) {
+  TORCH_CHECK(x.dim() == 4 && x.dtype() == torch::kFloat32 && x.device().is_cpu(), "x must be float32 NCHW on CPU");
+  TORCH_CHECK(k >= 1 && s >= 1 && p >= 0 && 2 * p <= k, "bad kernel, stride or padding");
+  x = x.contiguous();
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  TORCH_CHECK(H + 2 * p >= k && W + 2 * p >= k, "input smaller than the window");
+  const int64_t Hout = (H + 2 * p - k) / s + 1, Wout = (W + 2 * p - k) / s + 1;
+  auto out = torch::empty({N, C, Hout, Wout}, x.options());
+  const float* X = x.data_ptr<float>();
+  float* Y = out.data_ptr<float>();
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<float> col(W);
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t plane = 0; plane < N * C; ++plane)
+      for (int64_t yo = 0; yo < Hout; ++yo) {
+        const float* xp = X + plane * H * W;
+        const int64_t r0 = std::max<int64_t>(0, yo * s - p), r1 = std::min<int64_t>(H, yo * s - p + k);
+        std::memcpy(col.data(), xp + r0 * W, W * sizeof(float));
+        for (int64_t r = r0 + 1; r < r1; ++r) {
+          const float* xr = xp + r * W;
+          for (int64_t i = 0; i < W; ++i) col[i] = std::max(col[i], xr[i]);
+        }
+        float* yr = Y + (plane * Hout + yo) * Wout;
+        for (int64_t xo = 0; xo < Wout; ++xo) {
+          const int64_t c0 = std::max<int64_t>(0, xo * s - p), c1 = std::min<int64_t>(W, xo * s - p + k);
+          float m = col[c0];
+          for (int64_t c = c0 + 1; c < c1; ++c) m = std::max(m, col[c]);
+          yr[xo] = m;
+        }
+      }
+  }
+  return out;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("max_pool2d", &max_pool2d, "k x k max pooling with stride and -inf padding (NCHW)");
   m.def("sparse_conv2d", &sparse_conv2d, "direct sparse convolution (CSR over output channels)");
   m.def("sparse_linear", &sparse_linear, "sparse linear layer (CSR over outputs)");
 }
