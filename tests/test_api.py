@@ -69,7 +69,7 @@ def test_load_every_ref_form(zoo, tmp_path):
     assert same(ticketzoo.load(ticket.name), ticket)  # a name: now local
     assert same(ticketzoo.load(f"{ticket.name}@{done.revision}"), ticket)  # name@rev
     assert same(ticketzoo.load(ticket.name, registry=root.as_uri()), ticket)  # a name in a registry
-    path = ticketzoo.pull(ticket.name)
+    path = ticketzoo.pull(ticket.name).file
     assert same(ticketzoo.load(path), ticket) and same(ticketzoo.load(str(path.parent)), ticket)  # file, folder
     with pytest.raises(TicketNotFoundError):
         ticketzoo.load("no-such-ticket")
@@ -90,9 +90,11 @@ def test_load_from_the_hub(hub_server, hub_env, monkeypatch, zoo):
     assert same(ticketzoo.load(f"hf://{org}/{repo}"), ticket.with_card(name=repo))
 
 
-def test_pull_returns_the_local_file(zoo, isolated_home):
+def test_pull_returns_the_local_entry(zoo, isolated_home):
     ticket, root, done = zoo
-    path = ticketzoo.pull(f"{root.as_uri()}/{ticket.name}")
+    entry = ticketzoo.pull(f"{root.as_uri()}/{ticket.name}")
+    assert (entry.name, entry.revision, entry.sha256) == (ticket.name, done.revision, done.sha256)
+    path = entry.file
     assert path.name == "ticket.safetensors" and isolated_home in path.parents
     assert path.read_bytes() == ticket.to_bytes()
     with pytest.raises(InvalidRefError, match="file path"):

@@ -155,7 +155,7 @@ def test_only_pull_changes_the_last_pulled_ticket(tmp_path):
     reg.publish(tiny_ticket(name="first", seed=0))
     reg.publish(tiny_ticket(name="second", seed=1))
     api.pull("first")
-    api.load("second")
+    api.open_ticket("second")
     api.resolve_card("second")
     api.verify("second")
     assert api.last_pulled().name == "first"

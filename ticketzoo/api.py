@@ -6,8 +6,18 @@
     ticketzoo.list_tickets(arch="resnet18", min_sparsity=0.8)
     model = ticketzoo.create_model("fashionmnist-lenet-300-100-s79", num_classes=5)  # like timm
 
-A thin layer over :mod:`ticketzoo.registry.api`: pulled tickets land, verified, in the
-local registry (``$TICKETZOO_HOME``), so later loads work offline by name.
+The one front door, for scripts and for the CLI alike (``ticketzoo.cli`` imports nothing
+else of the registry): pulled tickets land, verified, in the local registry
+(``$TICKETZOO_HOME``), so later loads work offline by name. One set of types comes back:
+a :class:`Ticket` from :func:`load`, an :class:`Entry` (name, revision, sha256, file) for
+what a registry holds (:func:`pull`, :func:`open_ticket`, :func:`verify`), a
+:class:`Pushed` from :func:`push`, a :class:`Listed` from :func:`list_tickets`.
+
+Below the everyday verbs are the registry's housekeeping (:func:`remove_ticket`,
+:func:`collect_garbage`, :func:`resolve_card`, :func:`scan_entries`) and the fine-tune
+workflow's shared state (:func:`open_base`, :func:`finetune_started`,
+:func:`remember_finetuned`, :func:`ticket_to_push`): what ``ticketzoo finetune`` and
+``ticketzoo push`` do between them, for a script that does the same.
 """
 
 from __future__ import annotations
@@ -18,7 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from ticketzoo.card import Card
+from ticketzoo.folder import Entry
 from ticketzoo.registry import api as _registry
+from ticketzoo.registry.api import (Base, Last, Pushed, check_target, collect_garbage, filter_entries,  # noqa: F401
+                                    finetune_started, list_entries, open_base, open_ticket, remember_finetuned,
+                                    remove_ticket, resolve_card, scan_entries, ticket_path, ticket_to_push,
+                                    ticket_warnings, verify)
 from ticketzoo.ticket import TICKET_FILE, Ticket
 
 
@@ -29,17 +44,21 @@ def load(ref: str | Path, *, registry: str | None = None, home: Path | None = No
     ``registry`` (``file:///dir`` or ``hf://org[/repo]``), ``ref`` is a name in it."""
     if registry is not None:  # like a plain load: not recorded as the ticket pulled last
         return Ticket.load(_registry.pull(str(ref), registry, home=home, record=False).file)
-    ticket, _ = _registry.load(str(ref), home=home)
+    ticket, _ = open_ticket(str(ref), home=home)
     return ticket
 
 
-def pull(ref: str, *, registry: str | None = None, home: Path | None = None) -> Path:
-    """Bring a ticket into the local registry (sha256 checked) and return its file's path."""
-    return _registry.pull(str(ref), registry, home=home).file
+def pull(ref: str, registry: str | None = None, *, home: Path | None = None, record: bool = True,
+         warn=None) -> Entry:
+    """Bring a ticket into the local registry (sha256 checked) and return its :class:`Entry`
+    (``entry.file`` is the local ticket file). ``record=False`` leaves "the ticket pulled
+    last" (what ``finetune`` takes without a REF) as it was; ``warn`` hears a record that
+    could not be written (default: the ``ticketzoo`` logger)."""
+    return _registry.pull(str(ref), registry, home=home, record=record, warn=warn)
 
 
 def push(ticket: Ticket | str | Path, registry: str | None = None, *, name: str | None = None,
-         home: Path | None = None, **options) -> _registry.Pushed:
+         home: Path | None = None, **options) -> Pushed:
     """Publish a ticket (a :class:`Ticket`, a file or folder, or a local ticket's name) to
     ``registry``: ``file:///dir``, ``hf://org[/repo]``, or by default the local registry.
     ``name`` overrides the card's name; hub ``options`` (``private``, ``revision``, ``tag``,
@@ -142,4 +161,7 @@ def list_tickets(*, arch: str | None = None, source: str | None = None, min_spar
             for e, where, problem in rows]
 
 
-__all__ = ["Listed", "create_model", "list_tickets", "load", "pull", "push"]
+__all__ = ["Base", "Entry", "Last", "Listed", "Pushed", "check_target", "collect_garbage", "create_model",
+           "filter_entries", "finetune_started", "list_entries", "list_tickets", "load", "name_moved", "open_base",
+           "open_ticket", "pull", "push", "remember_finetuned", "remove_ticket", "resolve_card", "scan_entries",
+           "ticket_path", "ticket_to_push", "ticket_warnings", "verify"]

@@ -124,7 +124,7 @@ def resolve_tickets(refs) -> list:
     """The tickets named: refs, and families expanded to every ``NAME-sNN`` by NN."""
     from ticketzoo.compare import SweepTicket, family_members
     from ticketzoo.fileio import sha256_file
-    from ticketzoo.registry.api import list_entries, load, ticket_path
+    from ticketzoo.api import list_entries, open_ticket, ticket_path
     from ticketzoo.registry.refs import parse_ref
 
     names = None
@@ -137,7 +137,7 @@ def resolve_tickets(refs) -> list:
             if text not in names:
                 expanded = family_members(text, names) or [text]
         for item in expanded:
-            ticket, entry = load(item)
+            ticket, entry = open_ticket(item)
             if entry is not None:
                 path, sha = entry.file, entry.sha256
             else:

@@ -39,7 +39,7 @@ def command(ref: str, out: Path, weights: str, force: bool, as_json: bool) -> No
 
     from ticketzoo.errors import RegistryError
     from ticketzoo.fileio import atomic_write_bytes, registry_holding, sha256_bytes
-    from ticketzoo.registry.api import load
+    from ticketzoo.api import open_ticket
 
     fmt = FORMATS.get(out.suffix.lower())
     if fmt is None:  # writing safetensors under another name misleads whoever loads it
@@ -53,7 +53,7 @@ def command(ref: str, out: Path, weights: str, force: bool, as_json: bool) -> No
         raise click.BadParameter(f"{out} exists; pass --force to overwrite it", param_hint="--out")
     if not out.parent.exists():
         raise click.BadParameter(f"folder {out.parent} does not exist", param_hint="--out")
-    ticket, entry = load(ref)
+    ticket, entry = open_ticket(ref)
     state = ticket.state_dict(weights)  # checks every tensor against the architecture first
     meta = {"ticketzoo_ticket": ticket.name, "architecture": ticket.card.arch.name, "weights": weights}
     if fmt == "safetensors":

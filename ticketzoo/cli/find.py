@@ -107,7 +107,7 @@ def command(**opts) -> None:
 
     def on_ticket(path, result):
         if push and distributed.is_main():
-            from ticketzoo.registry.api import push as push_ticket
+            from ticketzoo.api import push as push_ticket
 
             pushed.append(push_ticket(str(path), registry))
 

@@ -65,7 +65,7 @@ def command(ref, **opts) -> None:
     from ticketzoo.cli.progress import library_output
     from ticketzoo.data.source import data_label
     from ticketzoo.finetune import NoTrainedRunError, default_name, finetune
-    from ticketzoo.registry.api import check_target, finetune_started, open_base, push, remember_finetuned
+    from ticketzoo.api import check_target, finetune_started, open_base, push, remember_finetuned
     from ticketzoo.train import TrainConfig, distributed
 
     o = gather(opts)

@@ -25,7 +25,7 @@ def command(dry_run: bool, old_revisions: bool, registry: str | None, as_json: b
       ticketzoo gc --dry-run
       ticketzoo gc --old-revisions --json
     """
-    from ticketzoo.registry.api import collect_garbage
+    from ticketzoo.api import collect_garbage
 
     report = collect_garbage(registry=registry, dry_run=dry_run, old_revisions=old_revisions)
     if as_json:

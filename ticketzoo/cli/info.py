@@ -24,7 +24,7 @@ def command(ref: str, registry: str | None, as_json: bool) -> None:
       ticketzoo info ./ticket.safetensors
     """
     from ticketzoo.card import family_caption, family_table, seed_table
-    from ticketzoo.registry.api import resolve_card
+    from ticketzoo.api import resolve_card
 
     if registry is not None:
         ref = _located(ref, registry)

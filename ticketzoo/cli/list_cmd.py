@@ -25,7 +25,7 @@ def command(arch, source, min_sparsity, max_sparsity, registry, as_json) -> None
       ticketzoo list --arch lenet_300_100 --min-sparsity 0.8
       ticketzoo list --registry file:///srv/zoo --json
     """
-    from ticketzoo.registry.api import filter_entries, scan_entries
+    from ticketzoo.api import filter_entries, scan_entries
 
     rows = []
     if registry is None:

@@ -275,7 +275,7 @@ def complete_ticket_names(ctx: click.Context, param: click.Parameter, incomplete
     if "/" in incomplete or "@" in incomplete or incomplete.startswith("."):
         return []
     try:
-        from ticketzoo.registry.api import scan_entries
+        from ticketzoo.api import scan_entries
 
         rows, _ = scan_entries()
     except Exception:  # noqa: BLE001 - a completion must never print an error into the shell

@@ -21,7 +21,7 @@ def command(ref: str, registry: str | None, as_json: bool) -> None:
       ticketzoo pull hf://my-lab/NAME@v1
       ticketzoo pull NAME --registry file:///srv/zoo --json
     """
-    from ticketzoo.registry.api import pull
+    from ticketzoo.api import pull
 
     with err_console.status(f"pulling {ref}"):
         entry = pull(ref, registry, warn=lambda message: err_console.print(f"warning: {message}"))

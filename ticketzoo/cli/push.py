@@ -30,8 +30,7 @@ def command(source, registry, name, private, revision, tag, message, license_, f
       ticketzoo push NAME --registry hf://my-lab --tag v1 --license mit
       ticketzoo push ./ticket.safetensors --name my-ticket --json
     """
-    from ticketzoo.api import name_moved
-    from ticketzoo.registry.api import push, ticket_to_push
+    from ticketzoo.api import name_moved, push, ticket_to_push
 
     if source is None:
         last = ticket_to_push()

@@ -22,7 +22,7 @@ def command(ref: str, as_json: bool) -> None:
       ticketzoo rm NAME@1a2b3c4d --json
     """
     from ticketzoo.cli.cache import revision_sizes
-    from ticketzoo.registry.api import remove_ticket
+    from ticketzoo.api import remove_ticket
 
     sizes = revision_sizes(ref)  # measured before: what the removal frees
     name, revisions = remove_ticket(ref)

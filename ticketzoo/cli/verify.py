@@ -42,7 +42,7 @@ def command(ref: str, registry: str | None, do_pull: bool, as_json: bool) -> Non
 
 def _verify(ref: str, registry: str | None, do_pull: bool, as_json: bool) -> None:
     from ticketzoo.errors import TicketNotFoundError
-    from ticketzoo.registry.api import pull, ticket_warnings, verify
+    from ticketzoo.api import pull, ticket_warnings, verify
     from ticketzoo.registry.local import LocalRegistry
     from ticketzoo.registry.refs import parse_ref
 

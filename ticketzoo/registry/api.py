@@ -28,7 +28,7 @@ from ticketzoo.registry.state import (Last, finetune_started, last_finetuned, la
                                       record_pull, remember_finetuned, unfinished_finetune)
 from ticketzoo.ticket import Ticket
 
-__all__ = ["Pushed", "Last", "Base", "pull", "load", "push", "verify", "resolve_card", "list_entries",
+__all__ = ["Pushed", "Last", "Base", "pull", "open_ticket", "push", "verify", "resolve_card", "list_entries",
            "scan_entries", "filter_entries", "ticket_path", "open_base", "last_pulled", "remember_finetuned",
            "last_finetuned", "last_ticket", "finetune_started", "remove_ticket", "collect_garbage", "ticket_warnings"]
 
@@ -72,8 +72,9 @@ def pull(ref_text: str, registry: str | None = None, *, home: Path | None = None
     return entry
 
 
-def load(ref_text: str, *, home: Path | None = None) -> tuple[Ticket, Entry | None]:
-    """A validated Ticket for a path or a reference (pulling it first when needed)."""
+def open_ticket(ref_text: str, *, home: Path | None = None) -> tuple[Ticket, Entry | None]:
+    """A validated Ticket for a path or a reference (pulling it first when needed), and its
+    registry entry (None for a file or folder given by path)."""
     ref = parse_ref(ref_text)
     opened = backend_for(ref.kind).open(ref, _home(home))
     return opened.ticket, opened.entry

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 DENSE, SPARSE, TORCH_SPARSE = "dense", "sparse", "torch-sparse"
+SMALL_OUTPUT = 512  # output positions up to which torch.sparse is a candidate beside our kernel
 
 
 def csr_of(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -60,8 +61,17 @@ class _Layer(nn.Module):
                 self._torch_csr = torch.sparse_csr_tensor(self.indptr.long(), self.cols.long(), self.values, shape)
         return self._torch_csr
 
-    def candidates(self) -> tuple[str, ...]:
-        return (DENSE, SPARSE if self.chooser.kernels is not None else TORCH_SPARSE)
+    def candidates(self, x: torch.Tensor) -> tuple[str, ...]:
+        """The kernels timed for input ``x``. With the C++ kernels built, torch.sparse is
+        timed too where outputs are few (MKL's CSR product beat ours on ResNet-50 at
+        32 px, where late planes are 1-4 positions; it is 3-5x slower on large planes)."""
+        if self.chooser.kernels is None:
+            return (DENSE, TORCH_SPARSE)
+        return (DENSE, SPARSE, TORCH_SPARSE) if self.positions(x) <= SMALL_OUTPUT else (DENSE, SPARSE)
+
+    def positions(self, x: torch.Tensor) -> int:
+        """Output positions the weight is applied at (batch times spatial)."""
+        return x.numel() // max(1, x.shape[-1])
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None, relu: bool = False) -> torch.Tensor:
         if x.dtype != torch.float32 or x.device.type != "cpu" or (torch.is_grad_enabled() and x.requires_grad):
@@ -98,6 +108,11 @@ class SparseConv2d(_Layer):
 
     def signature(self) -> str:
         return f"s={self.stride}|p={self.padding}"
+
+    def positions(self, x: torch.Tensor) -> int:
+        n, _, h, w = x.shape
+        kh, kw = self.weight.shape[2:]
+        return n * ((h + 2 * self.padding - kh) // self.stride + 1) * ((w + 2 * self.padding - kw) // self.stride + 1)
 
     def dense(self, x, weight, bias):
         return F.conv2d(x, weight, bias, stride=self.stride, padding=self.padding)
