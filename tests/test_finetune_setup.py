@@ -36,6 +36,20 @@ def test_auto_scales_the_batch_and_guarantees_steps(n, batch):
     assert f"batch {batch} ({n} training images" in r.summary()
 
 
+def test_large_networks_get_the_epoch_floor_not_the_step_guarantee():
+    small = resolve("auto", TrainConfig(), (), 90, weights=protocol.LARGE_WEIGHTS - 1).train
+    large = resolve("auto", TrainConfig(), (), 90, weights=23_500_000)
+    assert small.max_epochs == protocol.MAX_EPOCHS  # 12 steps an epoch: 100 epochs for 1200 steps
+    assert large.train.max_epochs == protocol.MIN_EPOCHS and large.train.batch_size == small.batch_size
+    assert large.reasons["max_epochs"].startswith("23.5M weights: 30 epochs of 12 steps")
+    given = resolve("auto", TrainConfig(max_epochs=100), ("max_epochs",), 90, weights=23_500_000)
+    assert given.train.max_epochs == 100  # --epochs wins
+
+
+def test_weights_of_a_ticket_are_its_prunable_layers(ticket):
+    assert protocol.weights_of(ticket) == sum(layer.total for layer in ticket.card.layers) > 0
+
+
 def test_explicit_choices_win_and_derived_values_follow_them():
     given = TrainConfig(batch_size=4, lr=0.05, optimizer="sgd", patience=None, milestones=(3,))
     r = resolve("auto", given, ("batch_size", "lr", "optimizer", "patience", "milestones"), 240)

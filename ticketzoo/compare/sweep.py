@@ -189,7 +189,7 @@ def _prepare(tickets, data, ft, data_root, download):
     train = loaded[0].train
     if ft.folds > 1:  # checks the folder can be folded; one recipe for every fold: fold 0's
         train = fold_dataset(loaded[0], ft.folds, 0, ft.split, ft.seed).train
-    resolved = protocol.resolve(ft.protocol, ft.train, ft.overrides, len(train))
+    resolved = protocol.resolve(ft.protocol, ft.train, ft.overrides, len(train), weights=protocol.weights_of(first))
     return first, loaded, resolved, _fingerprint(ft, resolved, loaded[0])
 
 

@@ -84,7 +84,8 @@ def finetune(ticket: Ticket, data: str | Path, config: FinetuneConfig | None = N
     with platform.main_first(download):  # one rank downloads; the others read what it wrote
         ds, sets = loading.load(data, config, arch, data_root=data_root, download=download)
     folds = folds_mod.folds_of(ds, sets, config, arch)  # {fold or None: (dataset, sets)}; checks the folder first
-    resolved = protocol.resolve(config.protocol, config.train, config.overrides, len(next(iter(folds.values()))[0].train))
+    resolved = protocol.resolve(config.protocol, config.train, config.overrides,
+                                len(next(iter(folds.values()))[0].train), weights=protocol.weights_of(ticket))
     info = images.source_images(ds)
     how = images.transform(info, channels=arch.in_channels, input_size=arch.input_size,
                            working=config.working_size(arch.input_size))
