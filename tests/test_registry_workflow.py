@@ -61,6 +61,20 @@ def test_no_backend_imports_the_dispatcher_and_no_circle():
     assert circles == [], circles
 
 
+def test_the_cli_runs_registry_verbs_through_the_public_api():
+    """cli/ imports ticketzoo.api, never the dispatcher: one front door, one set of types."""
+    cli = REGISTRY.parent / "cli"
+
+    def names(path):  # "from ticketzoo.registry import api" names ticketzoo.registry.api too
+        tree = ast.parse(path.read_text())
+        return _imports(path) | {f"{n.module}.{a.name}" for n in ast.walk(tree)
+                                 if isinstance(n, ast.ImportFrom) and n.module for a in n.names}
+
+    through_dispatcher = sorted(p.name for p in cli.glob("*.py") if "ticketzoo.registry.api" in names(p))
+    assert through_dispatcher == []
+    assert any("ticketzoo.api" in _imports(p) for p in cli.glob("*.py"))
+
+
 def test_dispatcher_never_branches_on_a_kind():
     tree = ast.parse((REGISTRY / "api.py").read_text())
     compares = [n for n in ast.walk(tree) if isinstance(n, ast.Compare)

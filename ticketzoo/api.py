@@ -6,8 +6,8 @@
     ticketzoo.list_tickets(arch="resnet18", min_sparsity=0.8)
     model = ticketzoo.create_model("fashionmnist-lenet-300-100-s79", num_classes=5)  # like timm
 
-The one front door, for scripts and for the CLI alike (``ticketzoo.cli`` imports nothing
-else of the registry): pulled tickets land, verified, in the local registry
+The one front door, for scripts and for the CLI alike (every registry verb the CLI runs
+comes from here, not from :mod:`ticketzoo.registry.api`): pulled tickets land, verified, in the local registry
 (``$TICKETZOO_HOME``), so later loads work offline by name. One set of types comes back:
 a :class:`Ticket` from :func:`load`, an :class:`Entry` (name, revision, sha256, file) for
 what a registry holds (:func:`pull`, :func:`open_ticket`, :func:`verify`), a

@@ -12,10 +12,12 @@ from pathlib import Path
 import click
 
 from ticketzoo.cli.console import console, print_json
-from ticketzoo.cli.options import complete_ticket_names, data_options, gather, output_options, runtime_options, train_values, \
-    training_options
+from ticketzoo.cli.options import (complete_ticket_names, config_options, data_options, gather, output_options,
+                                   runtime_options, train_values, training_options)
+from ticketzoo.config.compare import CompareConfig
+from ticketzoo.config.finetune import FinetuneConfig
 
-from ticketzoo.config.compare import CONDITIONS
+_DEFAULTS = CompareConfig()  # shown in --help: the command's defaults (3 seeds, protocol auto, every condition)
 
 
 @click.command("compare")
@@ -24,27 +26,12 @@ from ticketzoo.config.compare import CONDITIONS
 @training_options(notes={"lr": "auto: 1e-3 (sgd 1e-2); paper: 0.1"})
 @runtime_options()
 @output_options()
-@click.option("--conditions", default=",".join(CONDITIONS), show_default=True, metavar="C[,C]",
-              help="What to train: rewind (the ticket's θk), trained (its source-trained θ, where it has "
-                   "them), reinit (fresh weights, same mask), random_prune (random mask, same per-layer "
-                   "counts; also spelled random-prune, as in find --control), dense (no mask, from "
-                   "scratch; once).")
-@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Runs per condition and ticket: seed, seed+1, ...")
-@click.option("--folds", type=click.IntRange(min=1), default=1, show_default=True, metavar="K",
-              help="Stratified K-fold over the folder: every image is tested once per seed, val is carved "
-                   "from the training folds, differences are paired by fold and seed (1: --split's one split).")
-@click.option("--protocol", type=click.Choice(["auto", "paper"]), default="auto", show_default=True,
-              help="Training recipe, as in finetune (docs/FINETUNE.md); the training flags override it.")
-@click.option("--resize", type=int, help="Working size images are cached at [input size x 8/7].")
+@config_options(CompareConfig, ("conditions",), shown=_DEFAULTS)
+@config_options(FinetuneConfig, ("seeds", "folds", "protocol"), shown=_DEFAULTS.finetune)
+@config_options(FinetuneConfig, ("resize",))
 @click.option("--memory-budget", type=float, default=2048, show_default=True, metavar="MB",
               help="Decoded-image cache size; a larger folder is streamed from disk.")
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Jobs run in parallel processes (one torch thread each on CPU; one GPU each when "
-                   "there are several).")
-@click.option("--target-ticket", "target_rounds", type=click.IntRange(min=1), metavar="ROUNDS",
-              help="Also find a ticket on the target's own training images (IMP, ROUNDS rounds of 20%; "
-                   "Sabatelli et al.'s Target-Ticket) and compare each of its rounds too.")
+@config_options(CompareConfig, ("jobs", "target_rounds"), shown=_DEFAULTS)
 @click.option("--out", "out_dir", metavar="DIR", help="Output folder [./compared/FAMILY-on-DATA].")
 @click.option("--force", is_flag=True, help="Start over: delete the jobs and results in --out first.")
 def command(tickets, conditions, seeds, folds, protocol, resize, memory_budget, jobs, target_rounds, out_dir,
@@ -64,9 +51,8 @@ def command(tickets, conditions, seeds, folds, protocol, resize, memory_budget, 
     """
     from ticketzoo.cli.errors import flags_in
     from ticketzoo.cli.progress import library_output
-    from ticketzoo.compare import CompareConfig, compare
+    from ticketzoo.compare import compare
     from ticketzoo.find.target import find_on_target
-    from ticketzoo.finetune import FinetuneConfig
     from ticketzoo.train import TrainConfig
 
     opts = gather(opts)

@@ -11,7 +11,7 @@ from ticketzoo.cli.options import (complete_ticket_names, config_options, data_o
                                    publish_options, runtime_options, runtime_values, train_values, training_options)
 from ticketzoo.config.finetune import FinetuneConfig
 
-_DEFAULTS = FinetuneConfig()  # shown in --help
+_DEFAULTS = FinetuneConfig(protocol="auto")  # shown in --help: the command's defaults
 _RUNTIME = ("device", "seed")  # TrainConfig fields that are not recipe choices (and the precision)
 _NOTES = {  # what each training option is when not given: the protocol's choice
     "optimizer": "auto: adamw; paper: sgd", "lr": "auto: 1e-3 (sgd 1e-2); paper: 0.1", "momentum": "0.9",
@@ -30,15 +30,9 @@ _NOTES = {  # what each training option is when not given: the protocol's choice
                      "augment": "horizontal flips added to the random crop"})
 @click.option("--out", "out_dir", metavar="DIR", help="Output folder [default: ./finetuned/NAME].")
 @click.option("--name", help="Name of the fine-tuned ticket [default: BASE-ft-FOLDER].")
-@config_options(FinetuneConfig, ("init",), shown=_DEFAULTS)
-@click.option("--compare", metavar="INIT[,INIT]", default="",
-              help="Also train these inits on the same splits and seeds, e.g. dense,reinit.")
-@config_options(FinetuneConfig, ("seeds", "folds"), shown=_DEFAULTS)
+@config_options(FinetuneConfig, ("init", "compare", "seeds", "folds"), shown=_DEFAULTS)
 @config_options(FinetuneConfig, ("resize", "input_size"))
-@click.option("--protocol", type=click.Choice(["auto", "paper"]), default="auto", show_default=True,
-              help="auto: recipe sized to the number of training images (AdamW, warm-up + cosine; "
-                   "docs/FINETUNE.md); paper: Sabatelli et al. Table 4 (SGD Nesterov lr 0.1, batch 64, "
-                   "LR x0.1 at 50/60/75, patience 5). The flags below override either.")
+@config_options(FinetuneConfig, ("protocol",), shown=_DEFAULTS)
 @training_options(notes=_NOTES)
 @runtime_options(notes={"device": "auto"})
 @click.option("--memory-budget", type=float, default=2048, show_default=True, metavar="MB",

@@ -139,6 +139,11 @@ def config_specs(cls: type, names: tuple[str, ...], shown: Any = None) -> list[S
             decls = (flag, name)
             if "choices" in meta:
                 attrs["type"] = click.Choice(list(meta["choices"]))
+            elif tp == tuple[str, ...]:  # comma-separated words; the config splits them
+                if isinstance(attrs["default"], tuple):
+                    attrs["default"] = ",".join(attrs["default"])
+                    if not attrs["default"]:  # nothing: not worth a "[default: ]"
+                        attrs["show_default"] = False
             elif tp == tuple[float, ...]:
                 attrs["type"] = FloatList()
                 if attrs["default"] == ():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ticketzoo.config import Config
+from ticketzoo.config import Config, option
 from ticketzoo.config.finetune import FinetuneConfig
 from ticketzoo.errors import ConfigError
 
@@ -26,9 +26,18 @@ class CompareConfig(Config):
     config_label = "comparison option"
 
     finetune: FinetuneConfig = field(default_factory=_default_finetune)
-    conditions: tuple[str, ...] = DEFAULT_CONDITIONS
-    jobs: int = 1  # parallel worker processes (1: in this process)
-    target_rounds: int | None = None  # also find a ticket on the target itself, this many IMP rounds
+    conditions: tuple[str, ...] = option(
+        DEFAULT_CONDITIONS, metavar="C[,C]",
+        help="What to train: rewind (the ticket's θk), trained (its source-trained θ, where it has them), reinit "
+             "(fresh weights, same mask), random_prune (random mask, same per-layer counts; also spelled "
+             "random-prune, as in find --control), dense (no mask, from scratch; once).")
+    jobs: int = option(1, help="Jobs run in parallel processes (one torch thread each on CPU; one GPU each when "
+                               "there are several).")
+    # also find a ticket on the target itself, this many IMP rounds
+    target_rounds: int | None = option(None, flag="--target-ticket", metavar="ROUNDS",
+                                       help="Also find a ticket on the target's own training images (IMP, ROUNDS "
+                                            "rounds of 20%; Sabatelli et al.'s Target-Ticket) and compare each of "
+                                            "its rounds too.")
 
     def __post_init__(self) -> None:
         if not isinstance(self.finetune, FinetuneConfig):
@@ -37,4 +46,8 @@ class CompareConfig(Config):
             object.__setattr__(self, "conditions", tuple(c.strip() for c in self.conditions.split(",") if c.strip()))
         if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1:
             raise ConfigError(f"jobs must be an integer >= 1, got {self.jobs!r}", field="jobs", value=self.jobs)
+        if self.target_rounds is not None and (isinstance(self.target_rounds, bool)
+                                               or not isinstance(self.target_rounds, int) or self.target_rounds < 1):
+            raise ConfigError(f"target_rounds must be an integer >= 1, got {self.target_rounds!r}",
+                              field="target_rounds", value=self.target_rounds)
         self.check_types()

@@ -42,8 +42,9 @@ class FinetuneConfig(Config):
     init: str = option("rewind", choices=INITS,
                        help="Start from θk (rewind), source-trained θ (trained), fresh weights under the "
                             "mask (reinit) or with no mask (dense).")
-    compare: tuple[str, ...] = ()  # other INITS trained on the same splits and seeds
-    seeds: int = option(1, help="Runs per init: seed, seed+1, ...")
+    compare: tuple[str, ...] = option((), metavar="INIT[,INIT]",
+                                      help="Also train these inits on the same splits and seeds, e.g. dense,reinit.")
+    seeds: int = option(1, help="Runs per init (compare: per condition and ticket): seed, seed+1, ...")
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train/val/test for DIR/<class>/*
     strict: bool = False  # an unreadable file is an error instead of skipped
     augment: bool = False  # add horizontal flips to the random crop
@@ -52,7 +53,12 @@ class FinetuneConfig(Config):
     memory_budget_bytes: int = field(default=DEFAULT_MEMORY_BUDGET, metadata=UNHASHED)  # decoded cache
     workers: int | None = field(default=None, metadata=UNHASHED)  # DataLoader workers; None: per device
     name: str | None = field(default=None, metadata=UNHASHED)  # ticket name; None: <base>-ft-<folder>
-    protocol: str | None = None  # None: train as given; "paper" or "auto" (module docstring)
+    # None: train as given; "paper" or "auto" (module docstring)
+    protocol: str | None = option(None, choices=("auto", "paper"),
+                                  help="auto: recipe sized to the number of training images (AdamW, warm-up + "
+                                       "cosine; docs/FINETUNE.md); paper: Sabatelli et al. Table 4 (SGD Nesterov "
+                                       "lr 0.1, batch 64, LR x0.1 at 50/60/75, patience 5). The training flags "
+                                       "override either.")
     overrides: tuple[str, ...] = ()  # train fields the caller set; "auto" keeps them
     threads: int | None = field(default=None, metadata=UNHASHED)  # torch CPU threads; None: by model
     # Image side the network sees (convolutional tickets); None: the ticket's own.
@@ -61,9 +67,9 @@ class FinetuneConfig(Config):
                                          "fine-tuned ResNet-50 at 224) [the ticket's].")
     # K > 1: stratified K-fold (ticketzoo.data.folds)
     folds: int = option(1, later=True, metavar="K",
-                        help="With --compare: stratified K-fold over the folder, every image tested once per "
-                             "seed, differences paired by fold and seed (1: --split's one split). The saved "
-                             "ticket is fold 0's.")
+                        help="Stratified K-fold over the folder: every image tested once per seed, val carved "
+                             "from the training folds, differences paired by fold and seed (1: --split's one "
+                             "split). finetune takes it with --compare and saves fold 0's ticket.")
 
     def __post_init__(self) -> None:
         if isinstance(self.overrides, (list, set, frozenset)):
