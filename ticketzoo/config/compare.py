@@ -44,10 +44,10 @@ class CompareConfig(Config):
             raise ConfigError("finetune must be a FinetuneConfig", field="finetune")
         if isinstance(self.conditions, str):
             object.__setattr__(self, "conditions", tuple(c.strip() for c in self.conditions.split(",") if c.strip()))
-        if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1:
-            raise ConfigError(f"jobs must be an integer >= 1, got {self.jobs!r}", field="jobs", value=self.jobs)
-        if self.target_rounds is not None and (isinstance(self.target_rounds, bool)
-                                               or not isinstance(self.target_rounds, int) or self.target_rounds < 1):
-            raise ConfigError(f"target_rounds must be an integer >= 1, got {self.target_rounds!r}",
-                              field="target_rounds", value=self.target_rounds)
+        for name in ("jobs", "target_rounds"):
+            value = getattr(self, name)
+            if value is None and name == "target_rounds":
+                continue  # no Target-Ticket
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}", field=name, value=value)
         self.check_types()
