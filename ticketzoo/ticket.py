@@ -7,7 +7,6 @@ from typing import Mapping
 
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from ticketzoo import codec
 from ticketzoo.card import (ArchConfig, Card, LayerSparsity, Lineage, Recipe, RoundMetrics, SourceData, now_iso,
@@ -16,6 +15,7 @@ from ticketzoo.errors import ConfigError, TicketFormatError
 from ticketzoo.fileio import atomic_write_bytes, sha256_bytes
 from ticketzoo.masks import Mask
 from ticketzoo.names import check_name, valid_name
+from ticketzoo.ticket_arch import check_tensors, materialize_fresh, meta_model
 
 TICKET_FILE = "ticket.safetensors"
 
@@ -256,51 +256,10 @@ class Ticket:
             self._check_against(self._meta_model())
 
     def _meta_model(self) -> nn.Module:
-        from ticketzoo.models import build_model, get_arch
-
-        arch = self.card.arch
-        get_arch(arch.name)  # an unknown name is its own error, listing the known ones
-        # Build on the meta device (assigned tensors replace the init; none is allocated).
-        try:
-            with torch.device("meta"), _SkipMetaInit():
-                return build_model(arch.name, num_classes=arch.num_classes, in_channels=arch.in_channels,
-                                   input_size=arch.input_size, **arch.kwargs)
-        except ConfigError as e:
-            problem = e.message
-        except (RuntimeError, ValueError, TypeError, NotImplementedError, OverflowError, AssertionError) as e:
-            # a builder refusing its arguments in its own words (torchvision asserts, raises ...)
-            problem = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-        raise TicketFormatError(f"the card's architecture {arch.name!r} {arch.kwargs or ''} cannot be built: "
-                                f"{problem[:300]}", path=self.path)
+        return meta_model(self.card.arch, self.path)
 
     def _check_against(self, model: nn.Module) -> None:
-        arch = self.card.arch
-        expected = model.state_dict()
-        rewind = self._sets["rewind"]
-        missing, unexpected = sorted(set(expected) - set(rewind)), sorted(set(rewind) - set(expected))
-        if missing or unexpected:
-            raise TicketFormatError(
-                f"ticket tensors do not match architecture {arch.name!r} "
-                f"(missing {missing[:3]}, unexpected {unexpected[:3]})", path=self.path)
-        for k, want in expected.items():
-            t = rewind[k]
-            shape = self._csr[k].shape if k in self._csr else tuple(t.shape)
-            if tuple(want.shape) != tuple(shape):
-                raise TicketFormatError(
-                    f"shape {list(shape)} does not fit architecture {arch.name!r} "
-                    f"{arch.kwargs or ''}, which expects {list(want.shape)}",
-                    path=self.path, tensor=k, hint="the card's arch arguments do not match the stored tensors")
-            fits = t.dtype in codec._VALUE_DTYPES if want.is_floating_point() else t.dtype == want.dtype
-            if not fits:
-                expect = "a floating-point tensor" if want.is_floating_point() else str(want.dtype)
-                raise TicketFormatError(f"dtype {t.dtype} does not fit architecture {arch.name!r}, which "
-                                        f"expects {expect}", path=self.path, tensor=k)
-        from ticketzoo.models import classifier_names
-
-        head = classifier_names(model)
-        if set(arch.classifier) != set(head):
-            raise TicketFormatError(f"the card names head tensors {list(arch.classifier)[:3]} but {arch.name!r} "
-                                    f"has {list(head)}", path=self.path)
+        check_tensors(model, self.card.arch, self._sets["rewind"], self._csr, self.path)
         self._arch_checked = True
 
     def nonfinite(self) -> dict[str, int]:
@@ -343,7 +302,7 @@ class Ticket:
                 state.pop(k, None)
             new_head(model, classes, init=head_init, seed=seed, device="cpu")
         model.load_state_dict(state, strict=False, assign=True)  # names checked above; a new head stays
-        _materialize_fresh(model)
+        materialize_fresh(model)
         if runtime == "sparse":
             from ticketzoo.sparse import sparsify
 
@@ -365,29 +324,6 @@ class Ticket:
 
         a = self.card.arch
         return image_transform(a.input_size, a.in_channels, a.mean, a.std, train=train)
-
-
-class _SkipMetaInit(TorchFunctionMode):
-    """Skip in-place initialisers on meta tensors: their values are replaced anyway, and
-    on meta they still cost Python-level decompositions (~40% of building ResNet-50)."""
-
-    _INIT = frozenset({"uniform_", "normal_", "zero_", "fill_", "kaiming_uniform_", "kaiming_normal_",
-                       "xavier_uniform_", "xavier_normal_", "trunc_normal_", "constant_", "ones_", "zeros_"})
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if getattr(func, "__name__", "") in self._INIT and args and getattr(args[0], "is_meta", False):
-            return args[0]
-        return func(*args, **(kwargs or {}))
-
-
-def _materialize_fresh(model: nn.Module) -> None:
-    """Give modules still on the meta device (a swapped head) real, freshly initialised tensors."""
-    for module in model.modules():
-        own = list(module.parameters(recurse=False)) + list(module.buffers(recurse=False))
-        if any(t.is_meta for t in own):
-            module.to_empty(device="cpu", recurse=False)
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
 
 
 def _json_list(items) -> str:
