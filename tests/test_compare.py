@@ -341,3 +341,37 @@ def test_ranks_share_by_position_in_the_plan(base):
     r0, r1 = share(plan, set(), 0, 2), share(plan, {keys[0]}, 1, 2)
     assert sorted(j.key for j in r0 + r1) == sorted(keys)
     assert not {j.key for j in r0} & {j.key for j in r1}
+
+
+def test_finetune_and_compare_train_the_same_run_identically(tmp_path, cli):
+    """The same ticket, folder, seeds and epochs give the same test images and the same test
+    accuracy through `finetune --init rewind` and `compare --conditions rewind`, for a
+    torchvision network (whose CPU runtime defaults, NHWC, both commands resolve the same way),
+    and the split does not move with --seed (issue 28)."""
+    import dataclasses
+
+    import torchvision
+
+    import ticketzoo
+    from ticketzoo.ticket import Ticket
+
+    model = torchvision.models.resnet18(num_classes=3)
+    base = Ticket.from_model(model, ticketzoo.prune(model, 0.9), name="r18-s90", arch="resnet18")
+    base = base.with_card(arch=dataclasses.replace(base.card.arch, input_size=32))
+    path = tmp_path / "r18.safetensors"
+    base.save(path)
+    data = make_image_folder(tmp_path / "stripes", kind="textures", classes=3, per_class=12, size=40)
+    common = ["--data", data, "--split", "0.5,0.2,0.3", "--epochs", 2, "--seed", 1]
+    code, _, err = cli("finetune", path, *common, "--init", "rewind", "--out", tmp_path / "ft", "--quiet")
+    assert code in (0, 1), err  # 2 epochs may end at chance: the run is still recorded
+    m = json.loads((tmp_path / "ft" / "metrics.json").read_text())
+    code, _, err = cli("compare", path, *common, "--conditions", "rewind", "--seeds", 1,
+                       "--out", tmp_path / "cmp", "--quiet")
+    assert code in (0, 1), err
+    row = next(csv.DictReader(open(tmp_path / "cmp" / "runs.csv")))
+    run = m["runs"][0]
+    assert m["runtime"] == {"device": "cpu", "precision": "fp32", "channels_last": True}
+    assert run["test_sha256"] == row["test_sha256"] == m["split"]["test_sha256"]
+    assert float(row["test_accuracy"]) == run["test_accuracy"] and row["status"] == run["status"]
+    code, _, err = cli("finetune", path, *common[:-1], 0, "--init", "rewind", "--out", tmp_path / "ft0", "--quiet")
+    assert json.loads((tmp_path / "ft0" / "metrics.json").read_text())["split"] == m["split"]  # seed 0: same test

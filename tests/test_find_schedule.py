@@ -51,7 +51,9 @@ def test_schedule_fields_enter_the_hash_only_when_set(folder):
     assert "sparsities" not in plain.to_dict() and "control_at" not in plain.to_dict()
     assert "label_smoothing" not in plain.train.to_dict() and "cpu_amp" not in plain.train.to_dict()
     assert _recipe(folder, sparsities=(0.2, 0.36, 0.488)).hash() != plain.hash()
-    assert _recipe(folder, train={"cpu_amp": True}).hash() != plain.hash()
+    # CPU precision is a runtime choice: recorded, not hashed (the same run folder on every CPU)
+    assert _recipe(folder, train={"cpu_amp": True}).hash() == plain.hash()
+    assert _recipe(folder, train={"cpu_amp": True}).train.to_dict()["cpu_amp"] is True
     assert _recipe(folder, train={"label_smoothing": 0.1}).hash() != plain.hash()
 
 
@@ -145,13 +147,20 @@ def test_cpu_defaults_follow_the_architecture_and_the_cpu(monkeypatch):
     from ticketzoo.cli.options import runtime_values
     from ticketzoo.train import device
 
+    from ticketzoo.train import TrainConfig
+
     monkeypatch.setattr(device, "cpu_bf16_native", lambda: False)
-    assert device.cpu_defaults("torchvision") == {"cpu_amp": False, "cpu_channels_last": True}
-    assert device.cpu_defaults("lth") == {"cpu_amp": False, "cpu_channels_last": False}
+    assert device.cpu_defaults("torchvision", "find") == {"cpu_amp": False, "cpu_channels_last": True}
+    assert device.cpu_defaults("lth", "find") == {"cpu_amp": False, "cpu_channels_last": False}
     monkeypatch.setattr(device, "cpu_bf16_native", lambda: True)
-    assert device.cpu_defaults("torchvision") == {"cpu_amp": True, "cpu_channels_last": True}
-    given = runtime_values({"amp": False, "channels_last": None}, device.cpu_defaults("torchvision"))
-    assert given == {"amp": False, "cpu_amp": False, "channels_last": True, "cpu_channels_last": True}
+    assert device.cpu_defaults("torchvision", "find") == {"cpu_amp": True, "cpu_channels_last": True}
+    # fine-tuning stays fp32 on every CPU (measured: docs/FINETUNE.md)
+    assert device.cpu_defaults("torchvision", "finetune") == {"cpu_amp": False, "cpu_channels_last": True}
+    given = runtime_values({"amp": False, "channels_last": None})
+    assert given == {"amp": False, "cpu_amp": False, "channels_last": True}  # NHWC on CPU: auto
+    resolved = device.resolve_cpu_runtime(TrainConfig(**given), "torchvision", "find")
+    assert (resolved.cpu_amp, resolved.cpu_channels_last) == (False, True)
+    assert resolved.hash() == TrainConfig(amp=False).hash()  # resolving changes no hash
 
 
 def test_carry_with_controls_at_chosen_rounds_ends_at_the_last_round(folder, tmp_path):

@@ -65,8 +65,9 @@ def test_explicit_choices_win_and_derived_values_follow_them():
 
 def test_paper_and_given_are_used_as_is():
     paper = resolve("paper", TrainConfig(), (), 120)
-    assert paper.train == TrainConfig() and paper.protocol == "paper"
-    given = TrainConfig(lr=0.3)
+    # the recipe as given; only the "auto" CPU precision is resolved (fp32, NCHW for a small net)
+    assert paper.train == TrainConfig(cpu_amp=False, cpu_channels_last=False) and paper.protocol == "paper"
+    given = TrainConfig(lr=0.3, cpu_amp=False, cpu_channels_last=False)
     assert resolve(None, given, (), 120).train is given
 
 
@@ -78,10 +79,12 @@ def test_cli_records_the_resolved_recipe_and_why(tmp_path, capsys):
                        "--epochs", 8, "--lr", 0.01, "--device", "cpu")
     assert code == 0, err
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
-    p = m["protocol"]
-    assert (p["protocol"], p["optimizer"], p["batch_size"], p["max_epochs"]) == ("auto", "adamw", 8, 8)
+    p, t = m["protocol"], m["config"]["train"]  # the config as it ran: only the optimizer that ran
+    assert (p["protocol"], t["optimizer"], t["batch_size"], t["max_epochs"]) == ("auto", "adamw", 8, 8)
     assert p["reasons"]["batch_size"] == "40 training images: at least 15 steps per epoch"
-    assert "max_epochs" not in p["reasons"] and "lr" not in p["reasons"] and p["warmup_epochs"] == 1
+    assert "max_epochs" not in p["reasons"] and "lr" not in p["reasons"] and t["warmup_epochs"] == 1
+    assert t["precise_bn"] is True and "sgd" not in json.dumps(m["config"])
+    assert m["runtime"] == {"device": "cpu", "precision": "fp32", "channels_last": False}
     assert "setup: protocol auto: adamw lr 0.01, batch 8 (40 training images" in err
     assert m["config"]["protocol"] == "auto" and m["config"]["overrides"] == ["lr", "max_epochs"]
     card = Ticket.load(tmp_path / "o" / "ticket.safetensors").card
@@ -103,7 +106,7 @@ def test_cli_patience_zero_turns_early_stopping_off(tmp_path, capsys):
                        "--epochs", 8, "--patience", 0, *QUICK_ARGS)
     assert code == 0, err
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
-    assert m["config"]["train"]["patience"] is None and m["protocol"]["patience"] is None
+    assert m["config"]["train"]["patience"] is None
     assert m["epochs_run"] == 8 and not m["stopped_early"]
     assert "no early stopping" in err and "protocol paper" in err
 

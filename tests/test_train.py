@@ -492,3 +492,47 @@ def test_non_finite_validation_loss_is_divergence():
         train(tiny_model(), None, loader(dataset()), loader(dataset(), shuffle=False),
               TrainConfig(max_epochs=2, **CPU), callbacks=[Poison()])
     assert info.value.epoch == 1
+
+
+def test_precise_bn_recomputes_running_stats_as_an_equal_average():
+    """Precise BN: the running statistics become the plain average of the batches' statistics;
+    weights, mode and momentum are left as they were."""
+    from ticketzoo.train import Runtime
+    from ticketzoo.train.precise_bn import batches_for, recompute_bn_stats
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.LazyLinear(2))
+    model(torch.zeros(2, 1, 6, 6))
+    model.eval()
+    weights = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k and "num_batches" not in k}
+    batches = [(torch.randn(4, 1, 6, 6) * (i + 1) + i, torch.zeros(4, dtype=torch.long)) for i in range(3)]
+    used = recompute_bn_stats(model, batches, Runtime(torch.device("cpu")), batches=2)
+    assert used == 2 and not model.training and model[1].momentum == 0.1
+    with torch.no_grad():
+        feats = [model[0](x) for x, _ in batches[:2]]
+    mean = torch.stack([f.mean((0, 2, 3)) for f in feats]).mean(0)
+    var = torch.stack([f.var((0, 2, 3), unbiased=True) for f in feats]).mean(0)
+    assert torch.allclose(model[1].running_mean, mean, atol=1e-5)
+    assert torch.allclose(model[1].running_var, var, atol=1e-4)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in weights.items())
+    assert recompute_bn_stats(nn.Linear(2, 2), batches, Runtime(torch.device("cpu")), batches=2) == 0
+    assert (batches_for(8, 50), batches_for(8, 10), batches_for(4096, 10)) == (50, 10, 1)
+
+
+def test_precise_bn_is_a_recipe_choice_and_keeps_runs_reproducible():
+    """precise_bn enters the hash only when on; two runs with it end bitwise equal."""
+    assert "precise_bn" not in TrainConfig().to_dict()
+    assert TrainConfig(precise_bn=True).hash() != TrainConfig().hash()
+
+    def run():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(64, 2))
+        g = torch.Generator().manual_seed(1)
+        x, y = torch.randn(32, 1, 6, 6, generator=g), torch.randint(0, 2, (32,), generator=g)
+        loader = DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(2))
+        val = DataLoader(TensorDataset(x[:8], y[:8]), batch_size=8)
+        train(model, None, loader, val, TrainConfig(max_epochs=2, lr=0.01, precise_bn=True, device="cpu"))
+        return model.state_dict()
+
+    a, b = run(), run()
+    assert all(torch.equal(a[k], b[k]) for k in a)

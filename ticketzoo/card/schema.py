@@ -16,6 +16,10 @@ from typing import Any
 #: those details in an untyped ``recipe.params`` dict; reading upgrades it (:func:`_upgrade_v1`).
 CARD_SCHEMA = 2
 
+#: Field metadata of a card field added after schema 2 was first written: left out of the card's
+#: JSON while at its default (:func:`card_dict`), so every card written before keeps its bytes.
+LATER = {"later": True}
+
 
 #: What an architecture option may be: the model registry checks name and value on build.
 ArchOption = bool | int | float | str | None
@@ -61,7 +65,8 @@ class TrainingRecipe:
     """The training hyperparameters a ticket was trained with.
 
     The fields of :class:`ticketzoo.train.TrainConfig` except where it ran (``device``);
-    a test keeps the two in step."""
+    a test keeps the two in step. Fields marked ``LATER`` are written only when they differ
+    from their default, so cards written before them keep their bytes."""
 
     optimizer: str = "sgd"
     lr: float = 0.1
@@ -80,13 +85,17 @@ class TrainingRecipe:
     schedule: str = "step"
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
-    cpu_amp: bool = False  # bf16 autocast on CPU
+    cpu_amp: bool = False  # bf16 autocast on CPU, as resolved for the run
     cpu_channels_last: bool = False
+    precise_bn: bool = field(default=False, metadata=LATER)
 
     @classmethod
     def of(cls, config: Any) -> "TrainingRecipe":
-        """The record of a ``TrainConfig`` (any object with these attributes)."""
-        return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
+        """The record of a ``TrainConfig`` (any object with these attributes); an unresolved
+        ("auto", None) CPU precision is recorded as what runs then: off."""
+        values = {f.name: getattr(config, f.name) for f in dataclasses.fields(cls)}
+        return cls(**{**values, "cpu_amp": bool(values["cpu_amp"]),
+                      "cpu_channels_last": bool(values["cpu_channels_last"])})
 
 
 @dataclass(frozen=True)
@@ -163,7 +172,7 @@ class Recipe:
             if part is not None:
                 out.update(dataclasses.asdict(part))
         if self.train is not None:
-            out["train"] = dataclasses.asdict(self.train)
+            out["train"] = card_dict(self.train)
         return out
 
     def summary(self) -> str:
@@ -225,10 +234,27 @@ class Card:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return card_dict(self)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+
+def card_dict(value: Any) -> Any:
+    """``dataclasses.asdict`` that leaves out ``LATER`` fields at their default."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {}
+        for f in dataclasses.fields(value):
+            item = getattr(value, f.name)
+            if f.metadata.get("later") and item == f.default:
+                continue
+            out[f.name] = card_dict(item)
+        return out
+    if isinstance(value, (list, tuple)):
+        return type(value)(card_dict(v) for v in value)
+    if isinstance(value, dict):
+        return {k: card_dict(v) for k, v in value.items()}
+    return value
 
 
 def now_iso() -> str:

@@ -13,7 +13,7 @@ import click
 
 from ticketzoo.cli.console import console, print_json
 from ticketzoo.cli.options import (complete_ticket_names, config_options, data_options, gather, output_options,
-                                   runtime_options, train_values, training_options)
+                                   runtime_options, train_config, train_values, training_options)
 from ticketzoo.config.compare import CompareConfig
 from ticketzoo.config.finetune import FinetuneConfig
 
@@ -22,19 +22,19 @@ _DEFAULTS = CompareConfig()  # shown in --help: the command's defaults (3 seeds,
 
 @click.command("compare")
 @click.argument("tickets", nargs=-1, required=True, metavar="TICKET...", shell_complete=complete_ticket_names)
-@data_options(notes={"split": "0.8,0.1,0.1; drawn once, with --seed, for every run"})
+@data_options(notes={"split": "0.8,0.1,0.1; drawn once, with --split-seed, for every run"})
 @training_options(notes={"lr": "auto: 1e-3 (sgd 1e-2); paper: 0.1"})
 @runtime_options()
 @output_options()
 @config_options(CompareConfig, ("conditions",), shown=_DEFAULTS)
-@config_options(FinetuneConfig, ("seeds", "folds", "protocol"), shown=_DEFAULTS.finetune)
+@config_options(FinetuneConfig, ("seeds", "folds", "split_seed", "protocol"), shown=_DEFAULTS.finetune)
 @config_options(FinetuneConfig, ("resize",))
 @click.option("--memory-budget", type=float, default=2048, show_default=True, metavar="MB",
               help="Decoded-image cache size; a larger folder is streamed from disk.")
 @config_options(CompareConfig, ("jobs", "target_rounds"), shown=_DEFAULTS)
 @click.option("--out", "out_dir", metavar="DIR", help="Output folder [./compared/FAMILY-on-DATA].")
 @click.option("--force", is_flag=True, help="Start over: delete the jobs and results in --out first.")
-def command(tickets, conditions, seeds, folds, protocol, resize, memory_budget, jobs, target_rounds, out_dir,
+def command(tickets, conditions, seeds, folds, split_seed, protocol, resize, memory_budget, jobs, target_rounds, out_dir,
             force, **opts) -> None:
     """Train each TICKET from θk and from its trained weights, beside a random reinit and a
     random pruning of its mask and the dense network from scratch, on the same splits and
@@ -53,18 +53,15 @@ def command(tickets, conditions, seeds, folds, protocol, resize, memory_budget, 
     from ticketzoo.cli.progress import library_output
     from ticketzoo.compare import compare
     from ticketzoo.find.target import find_on_target
-    from ticketzoo.train import TrainConfig
-
     opts = gather(opts)
     conditions = conditions.replace("random-prune", "random_prune")  # find --control's spelling
     given = train_values(opts)
-    runtime = {k: opts[k] for k in ("device", "amp", "channels_last") if opts.get(k) is not None}
-    train = TrainConfig(**given, **runtime, seed=opts["seed"])
+    train = train_config(opts, given)  # as finetune builds it: the same run trains the same way
     extra = {"split": opts["split"]} if opts.get("split") else {}
     config = FinetuneConfig(train=train, seeds=seeds, strict=opts["strict"], augment=opts["augment"],
                             resize=resize, weight_init=opts["weight_init"], workers=opts.get("workers"),
                             memory_budget_bytes=int(memory_budget * 2**20), protocol=protocol,
-                            overrides=tuple(sorted(given)), threads=opts.get("threads"), folds=folds, **extra)
+                            overrides=tuple(sorted(given)), threads=opts.get("threads"), folds=folds, split_seed=split_seed, **extra)
     sweep = resolve_tickets(tickets)
     data = opts["data"]
     out = Path(out_dir) if out_dir else Path("compared") / f"{sweep[0].family}-on-{_label(data)}"

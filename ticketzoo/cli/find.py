@@ -6,7 +6,7 @@ import click
 
 from ticketzoo.cli.console import console, print_json, pushed_json
 from ticketzoo.cli.options import (PAPER, alias_option, config_options, data_options, gather, output_options,
-                                   publish_options, runtime_options, runtime_values, train_values,
+                                   publish_options, runtime_options, train_config, train_values,
                                    training_options)
 from ticketzoo.config.find import FindRecipe
 
@@ -78,17 +78,14 @@ def command(**opts) -> None:
     from ticketzoo.cli.progress import library_output
     from ticketzoo.cli.render import find_rounds
     from ticketzoo.find import find_tickets, resolve_data
-    from ticketzoo.models import get_arch
-    from ticketzoo.train import TrainConfig, distributed
-    from ticketzoo.train.device import cpu_defaults
+    from ticketzoo.train import distributed
 
     o = gather(opts)
     spec = resolve_data(o["data"], o["data_root"])
     values = train_values(o)
     epochs = values["max_epochs"]
     values["milestones"] = tuple(m for m in values["milestones"] if m < epochs)
-    train = TrainConfig(**values, seed=o["seed"], device=o["device"],
-                        **runtime_values(o, cpu_defaults(get_arch(o["arch"]).family)))
+    train = train_config(o, values)  # CPU precision "auto": find resolves it per run
     sparsities = tuple(o["sparsities"] or ())
     width = o["width"]
     recipe = FindRecipe(

@@ -8,18 +8,17 @@ import click
 
 from ticketzoo.cli.console import console, err_console, print_json, pushed_json
 from ticketzoo.cli.options import (complete_ticket_names, config_options, data_options, gather, output_options,
-                                   publish_options, runtime_options, runtime_values, train_values, training_options)
+                                   publish_options, runtime_options, train_config, train_values, training_options)
 from ticketzoo.config.finetune import FinetuneConfig
 
 _DEFAULTS = FinetuneConfig(protocol="auto")  # shown in --help: the command's defaults
-_RUNTIME = ("device", "seed")  # TrainConfig fields that are not recipe choices (and the precision)
 _NOTES = {  # what each training option is when not given: the protocol's choice
     "optimizer": "auto: adamw; paper: sgd", "lr": "auto: 1e-3 (sgd 1e-2); paper: 0.1", "momentum": "0.9",
     "nesterov": "paper: nesterov", "weight_decay": "auto: 5e-4; paper: 1e-5",
     "batch_size": "auto: by training images, 8-64; paper: 64", "max_epochs": "auto: 30-100 by steps; paper: 100",
     "schedule": "auto: cosine; paper: step", "warmup_epochs": "auto: 5% of epochs; paper: 0",
     "milestones": "paper: 50,60,75", "gamma": "0.1", "patience": "auto: max(10, epochs/4); paper: 5",
-    "seed": "the first seed; also seeds the split",
+    "seed": "the first seed (the split has its own: --split-seed)",
     "weight_init": "the new head's weights, and reinit/dense runs'",
 }
 
@@ -30,7 +29,7 @@ _NOTES = {  # what each training option is when not given: the protocol's choice
                      "augment": "horizontal flips added to the random crop"})
 @click.option("--out", "out_dir", metavar="DIR", help="Output folder [default: ./finetuned/NAME].")
 @click.option("--name", help="Name of the fine-tuned ticket [default: BASE-ft-FOLDER].")
-@config_options(FinetuneConfig, ("init", "compare", "seeds", "folds"), shown=_DEFAULTS)
+@config_options(FinetuneConfig, ("init", "compare", "seeds", "folds", "split_seed"), shown=_DEFAULTS)
 @config_options(FinetuneConfig, ("resize", "input_size"))
 @config_options(FinetuneConfig, ("protocol",), shown=_DEFAULTS)
 @training_options(notes=_NOTES)
@@ -60,7 +59,7 @@ def command(ref, **opts) -> None:
     from ticketzoo.data.source import data_label
     from ticketzoo.finetune import NoTrainedRunError, default_name, finetune
     from ticketzoo.api import check_target, finetune_started, open_base, push, remember_finetuned
-    from ticketzoo.train import TrainConfig, distributed
+    from ticketzoo.train import distributed
 
     o = gather(opts)
     distributed.ensure()  # under torchrun: join the group before any data is read
@@ -73,12 +72,7 @@ def command(ref, **opts) -> None:
         err_console.print(f"using the most recently pulled ticket: {base.ref}")
     ticket, base_ref, base_sha = base.ticket, base.ref, base.sha256
     given = train_values(o)  # the recipe choices typed; the protocol fills in the rest
-    runtime = {k: o[k] for k in _RUNTIME if o.get(k) is not None}
-    from ticketzoo.models import get_arch
-    from ticketzoo.train.device import cpu_defaults
-
-    family = get_arch(ticket.card.arch.name).family  # the ticket was verified: its arch is known
-    train_cfg = TrainConfig(**given, **runtime, **runtime_values(o, cpu_defaults(family)))
+    train_cfg = train_config(o, given)
     name = o["name"] or default_name(ticket.name, data_label(o["data"], o["data_root"]))
     extra = {"split": o["split"]} if o["split"] else {}
     config = FinetuneConfig(train=train_cfg, init=o["init"], compare=o["compare"], seeds=o["seeds"],
@@ -86,6 +80,7 @@ def command(ref, **opts) -> None:
                             workers=o["workers"], memory_budget_bytes=int(o["memory_budget"] * 2**20),
                             protocol=o["protocol"], overrides=tuple(sorted(given)), threads=o["threads"],
                             weight_init=o["weight_init"], input_size=o["input_size"], folds=o["folds"],
+                            split_seed=o["split_seed"],
                             **extra)
     out = Path(o["out_dir"]) if o["out_dir"] else Path("finetuned") / name
     as_json = o["as_json"]

@@ -178,7 +178,7 @@ def config_defaults(config: Any, names: tuple[str, ...]) -> dict[str, Any]:
 
 #: TrainConfig fields that are recipe choices on the command line (the training options).
 TRAIN_FIELDS = ("optimizer", "lr", "momentum", "nesterov", "weight_decay", "batch_size", "max_epochs",
-                "schedule", "warmup_epochs", "milestones", "gamma", "label_smoothing", "patience")
+                "schedule", "warmup_epochs", "milestones", "gamma", "label_smoothing", "patience", "precise_bn")
 
 #: Sabatelli et al.'s Table 4 training recipe: TrainConfig's defaults, as shown defaults.
 PAPER = config_defaults(TrainConfig(), TRAIN_FIELDS)
@@ -231,17 +231,27 @@ def gather(opts: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def runtime_values(opts: Mapping[str, Any], cpu: Mapping[str, bool]) -> dict[str, Any]:
+def runtime_values(opts: Mapping[str, Any]) -> dict[str, Any]:
     """``TrainConfig``'s precision fields from ``--amp``/``--channels-last`` (``None``: not given).
 
-    Given, a flag applies on every device; not given, CUDA keeps AMP and NHWC on and CPU takes
-    ``cpu`` (``ticketzoo.train.device.cpu_defaults``: chosen from the architecture and the CPU)."""
+    Given, a flag applies on every device; not given, CUDA keeps AMP and NHWC on and the CPU
+    fields stay ``None`` ("auto"): the library resolves them per run
+    (``ticketzoo.train.device.resolve_cpu_runtime``), from the architecture and the task."""
     out = {}
     for flag in ("amp", "channels_last"):
         value = opts.get(flag)
         out[flag] = True if value is None else value
-        out[f"cpu_{flag}"] = cpu[f"cpu_{flag}"] if value is None else value
+        if value is not None:
+            out[f"cpu_{flag}"] = value
     return out
+
+
+def train_config(opts: Mapping[str, Any], values: Mapping[str, Any] | None = None):
+    """The ``TrainConfig`` the training, runtime and seed options ask for, built the same way by
+    every command that trains (``values``: the recipe fields, default :func:`train_values`)."""
+    values = train_values(opts) if values is None else values
+    where = {k: opts[k] for k in ("device", "seed") if opts.get(k) is not None}
+    return TrainConfig(**values, **where, **runtime_values(opts))
 
 
 def train_values(opts: Mapping[str, Any]) -> dict[str, Any]:

@@ -85,7 +85,9 @@ def run_job(job: Job, ctx: SweepContext, report: Callable[[str, int, int], None]
                        train_config=recipe, workers=workers, folder=folder / "checkpoints", out=folder,
                        log="log.csv", resume=True,
                        callbacks=(_EpochReport(report, job.key),) if report else ())
-    record = record_of(job, run)
+    from ticketzoo.data.source import test_sha256
+
+    record = {**record_of(job, run), "split_seed": ctx.config.split_seed, "test_sha256": test_sha256(ds)}
     atomic_write_bytes(folder / RESULT_FILE, json.dumps({**head, "record": record}, indent=1).encode())
     shutil.rmtree(folder / "checkpoints", ignore_errors=True)
     return record

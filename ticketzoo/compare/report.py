@@ -20,7 +20,8 @@ SCHEMA = 1
 SHORT = {"rewind": "rewind (θk)", "trained": "trained (θi)", "reinit": "reinit", "random_prune": "random prune",
          "dense": "dense"}  # table labels; the plot's legend spells them out (plan.LABELS)
 CSV_COLUMNS = ("key", "family", "ticket", "condition", "sparsity", "remaining", "fold", "seed", "status",
-               "test_accuracy", "test_samples", "epochs", "best_epoch", "stopped_early", "reason", "time_s")
+               "test_accuracy", "test_samples", "epochs", "best_epoch", "stopped_early", "reason", "time_s",
+               "split_seed", "test_sha256")
 
 
 def write_csv(path: Path, records: list[dict]) -> None:

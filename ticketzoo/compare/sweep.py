@@ -40,6 +40,7 @@ from ticketzoo.fileio import atomic_write_bytes, refuse_registry, sha256_file
 from ticketzoo.finetune import protocol
 from ticketzoo.finetune import folds as ft_folds
 from ticketzoo.progress import Progress, style
+from ticketzoo.train.device import precision_of
 
 SWEEP_FILE = "sweep.json"
 OUTPUTS = ("runs.csv", "results.json", "table.md", "plot.png", "plot.svg")
@@ -121,7 +122,7 @@ def _compare(tickets, data, config, out, rank, world, *, data_root, download, pr
     _check_sweep(out, fingerprint)
     design = ft_folds.design(ds, ft)
     if ft.folds > 1:
-        f0 = fold_dataset(ds, ft.folds, 0, ft.split, ft.seed)
+        f0 = fold_dataset(ds, ft.folds, 0, ft.split, ft.split_seed)
         say(f"data: {source.description(ds)}, {len(ds.classes)} classes; {ft_folds.count(ds)} images in {ft.folds} "
             f"stratified folds (fold 0: train {len(f0.train)} / val {len(f0.val)} / test {len(f0.test)} images)")
     else:
@@ -188,15 +189,16 @@ def _prepare(tickets, data, ft, data_root, download):
                             data_root=data_root, download=download)
     train = loaded[0].train
     if ft.folds > 1:  # checks the folder can be folded; one recipe for every fold: fold 0's
-        train = fold_dataset(loaded[0], ft.folds, 0, ft.split, ft.seed).train
-    resolved = protocol.resolve(ft.protocol, ft.train, ft.overrides, len(train), weights=protocol.weights_of(first))
+        train = fold_dataset(loaded[0], ft.folds, 0, ft.split, ft.split_seed).train
+    resolved = protocol.resolve(ft.protocol, ft.train, ft.overrides, len(train), weights=protocol.weights_of(first),
+                                family=protocol.family_of(first))
     return first, loaded, resolved, _fingerprint(ft, resolved, loaded[0])
 
 
 def _folds_setup(ds, ft) -> dict:
     """results.json's account of the folds: sizes, and each fold's test images."""
-    parts = [fold_dataset(ds, ft.folds, f, ft.split, ft.seed) for f in range(ft.folds)]
-    return {"k": ft.folds, "images": ft_folds.count(ds), "seed": ft.seed,
+    parts = [fold_dataset(ds, ft.folds, f, ft.split, ft.split_seed) for f in range(ft.folds)]
+    return {"k": ft.folds, "images": ft_folds.count(ds), "seed": ft.split_seed,
             "sizes": [{s: len(getattr(p, s)) for s in ("train", "val", "test")} for p in parts],
             "test": [[os.path.relpath(s.path, ds.root) for s in p.test] for p in parts]}
 
@@ -207,8 +209,9 @@ def _setup(ds, tickets, config, resolved, fingerprint, *, jobs: tuple[int, int, 
         "data": {"name": source.label(ds), "root": str(ds.root), "layout": ds.layout,
                  "classes": list(ds.classes), "counts": ds.counts(), "num_skipped": len(ds.skipped)},
         "tickets": [dataclasses.asdict(t) for t in tickets], "conditions": list(config.conditions),
-        "seeds": config.finetune.seed_list(), "config": config.finetune.to_dict(),
-        "recipe": resolved.to_dict(), "fingerprint": fingerprint,
+        "seeds": config.finetune.seed_list(),
+        "config": dataclasses.replace(config.finetune, train=resolved.train).to_dict(),  # as it ran
+        "recipe": resolved.to_dict(), "runtime": precision_of(resolved.train), "fingerprint": fingerprint,
         "jobs": dict(zip(("total", "finished", "failed"), jobs)),
     }
 

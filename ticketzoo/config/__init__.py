@@ -148,6 +148,11 @@ class Config:
         return out
 
 
+def unhashed_fields(cls: type) -> tuple[str, ...]:
+    """The names of ``cls``'s ``UNHASHED`` fields: where and how a run executes."""
+    return tuple(f.name for f in dataclasses.fields(cls) if not f.metadata.get("hash", True))
+
+
 def fingerprint(parts: Mapping[str, Any]) -> str:
     """sha256 hex of ``parts`` as sorted JSON: what a resumable run's results depend on
     (config :meth:`~Config.settings_dict`, data, parents), recorded beside them so that a

@@ -66,6 +66,10 @@ class FinetuneConfig(Config):
                                     help="Image side the network sees; convolutional tickets only (the paper "
                                          "fine-tuned ResNet-50 at 224) [the ticket's].")
     # K > 1: stratified K-fold (ticketzoo.data.folds)
+    # The split's own seed: a run's training seed does not move its images between splits.
+    split_seed: int = option(0, later=True,
+                             help="Seed of the train/val/test split (and of --folds), independent of --seed: "
+                                  "every seed trains and tests on the same images.")
     folds: int = option(1, later=True, metavar="K",
                         help="Stratified K-fold over the folder: every image tested once per seed, val carved "
                              "from the training folds, differences paired by fold and seed (1: --split's one "
@@ -126,6 +130,8 @@ class FinetuneConfig(Config):
             raise bad("input_size", "must be a positive integer")
         if self.folds < 1:
             raise bad("folds", "must be an integer >= 1")
+        if self.split_seed < 0:
+            raise bad("split_seed", "must be >= 0")
         if self.name is not None:
             from ticketzoo.names import check_name
 

@@ -10,7 +10,10 @@ decays it to 0 over ``max_epochs``, ``"linear"`` decays it linearly to 0 (with w
 a one-cycle, triangular schedule); each starts with ``warmup_epochs`` of linear warm-up.
 ``label_smoothing`` softens the training loss's targets (evaluation loss is plain).
 ``amp``/``channels_last`` act on CUDA; ``cpu_amp``/``cpu_channels_last`` turn on bf16
-autocast and NHWC on CPU (off by default, so CPU runs of older recipes are unchanged). ``to_dict``, strict ``from_dict`` and ``hash`` come from :class:`ticketzoo.config.Config`;
+autocast and NHWC on CPU: runtime choices, out of the hash (``None`` is "auto", resolved by
+the command from the architecture, the CPU and the task, then recorded with the run), so a
+run folder made on one CPU resumes on another. ``precise_bn`` recomputes BatchNorm's running
+statistics on training batches before each validation. ``to_dict``, strict ``from_dict`` and ``hash`` come from :class:`ticketzoo.config.Config`;
 fields added after the first release (``schedule``, ``warmup_epochs``) enter the dict and
 the hash only when they differ from their defaults, so the hash of every recipe written
 before them (run folders, checkpoints) is unchanged.
@@ -28,6 +31,7 @@ from ticketzoo.errors import ConfigError
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("step", "cosine", "linear")
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+_RUNTIME = {**UNHASHED, **LATER}  # not hashed, and left out of to_dict while "auto" (None)
 
 
 @dataclass(frozen=True)
@@ -61,8 +65,15 @@ class TrainConfig(Config):
                                 "--epochs (linear after --warmup-epochs: a one-cycle schedule).")
     warmup_epochs: int = option(0, later=True, help="Linear LR warm-up over the first epochs.")
     label_smoothing: float = option(0.0, later=True, help="Label smoothing of the training loss, in [0, 1).")
-    cpu_amp: bool = field(default=False, metadata=LATER)  # bf16 autocast on CPU
-    cpu_channels_last: bool = field(default=False, metadata=LATER)  # NHWC model and inputs on CPU
+    # Precision and memory format on CPU: *how* a run executes (a runtime choice, like the device),
+    # so out of the hash; None ("auto") is resolved per run by the command
+    # (ticketzoo.train.device.resolve_cpu_runtime) and the resolved value is recorded with the run.
+    cpu_amp: bool | None = field(default=None, metadata=_RUNTIME)  # bf16 autocast on CPU
+    cpu_channels_last: bool | None = field(default=None, metadata=_RUNTIME)  # NHWC model and inputs on CPU
+    precise_bn: bool = option(False, later=True,
+                              help="Recompute BatchNorm statistics on training batches before each "
+                                   "validation (precise BN), so that small batches cannot derail "
+                                   "validation and early stopping.")
 
     def __post_init__(self) -> None:
         # Normalise so equal recipes hash equally (lr=1 and lr=1.0, lists vs tuples, case).

@@ -127,11 +127,11 @@ def load(data, config, arch, *, data_root=None, download: bool = False):
     resize = config.working_size(arch.input_size)
     spec = spec_of(data, data_root)
     if spec is not None and spec.kind == "named":
-        ds = load_named_dataset(spec.source, spec.location, download=download, split_seed=config.seed,
+        ds = load_named_dataset(spec.source, spec.location, download=download, split_seed=config.split_seed,
                                 val_fraction=config.split[1])
     else:
         folder = spec.location if spec is not None else data
-        ds = discover_folder(folder, split=config.split, seed=config.seed, strict=config.strict,
+        ds = discover_folder(folder, split=config.split, seed=config.split_seed, strict=config.strict,
                              channels=arch.in_channels, resize=resize,
                              memory_budget_bytes=config.memory_budget_bytes)
     return ds, make_sets(ds, config, arch)

@@ -92,6 +92,20 @@ def description(ds) -> str:
     return f"image folder {label(ds)}/ ({ds.layout} layout)"
 
 
+def test_sha256(ds) -> str | None:
+    """Which images a split tests on, as one sha256: of the sorted relative paths of the test
+    images (a folder), or of the test images and labels (a named dataset); None without a test
+    split. Equal digests: the same test images, whatever seed trained on them."""
+    if not len(ds.test):
+        return None
+    if is_named(ds):
+        digest = hashlib.sha256(ds.test.labels.tobytes())
+        digest.update(hashlib.sha256(ds.test.images.tobytes()).digest())
+        return digest.hexdigest()
+    paths = sorted(Path(os.path.relpath(s.path, ds.root)).as_posix() for s in ds.test)
+    return hashlib.sha256("\n".join(paths).encode("utf-8")).hexdigest()
+
+
 def fingerprint(ds) -> object:
     """What identifies the images and their split, for the resume check."""
     if is_named(ds):

@@ -73,13 +73,17 @@ def find_tickets(recipe: FindRecipe, data: str | DataSpec, *, run_dir: str | Pat
     Messages are logged (``logging``, on rank 0); each epoch reports to ``progress``."""
     from ticketzoo.models import build_model, check_input, get_arch
     from ticketzoo.train import Runtime, resolve_device
+    from ticketzoo.train.device import resolve_cpu_runtime
     from ticketzoo.train.threads import choose_threads, set_threads
 
     spec = resolve_data(data, data_root) if isinstance(data, str) else data
     if (spec.kind, spec.source) != (recipe.data_kind, recipe.source):
         raise ConfigError(f"recipe is for {recipe.data_kind} '{recipe.source}' but the data is "
                           f"{spec.kind} '{spec.source}'")
-    get_arch(recipe.arch)  # unknown names fail before any data is read
+    family = get_arch(recipe.arch).family  # unknown names fail before any data is read
+    # "auto" CPU precision resolved here, for every round, and recorded in recipe.json and the
+    # cards; not hashed, so the run folder is the same on every CPU
+    recipe = dataclasses.replace(recipe, train=resolve_cpu_runtime(recipe.train, family, "find"))
     config = recipe.train if device is None else dataclasses.replace(recipe.train, device=device)
     platform = Platform.join()  # under torchrun: join the group before the loaders are built
     processes = platform.describe(config.batch_size)  # refuses a batch the ranks cannot share

@@ -40,6 +40,8 @@ import torch
 
 from ticketzoo.errors import CheckpointError
 from ticketzoo.config.find import FindRecipe, diff_fields
+from ticketzoo.config import unhashed_fields
+from ticketzoo.config.train import TrainConfig
 from ticketzoo.fileio import atomic_write_bytes, fsync_dir
 
 RECIPE_FILE = "recipe.json"
@@ -157,7 +159,8 @@ class RunDir:
         if not isinstance(meta, dict) or "recipe" not in meta:
             raise CheckpointError(f"{path} is not a ticketzoo find recipe", hint=_HINT)
         old = dict(meta["recipe"])
-        old.get("train", {}).pop("device", None)
+        for name in unhashed_fields(TrainConfig):  # where and how it ran (device, CPU precision)
+            old.get("train", {}).pop(name, None)
         differ = diff_fields(old, recipe.hashed_dict())
         if differ:
             raise CheckpointError(

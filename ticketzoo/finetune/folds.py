@@ -15,7 +15,7 @@ from ticketzoo.significance import Resolution, resolution
 
 def fold(ds, config, arch, index: int):
     """``(dataset, sets)`` of fold ``index`` of ``config.folds`` (decoded images reused)."""
-    part = fold_dataset(ds, config.folds, index, config.split, config.seed)
+    part = fold_dataset(ds, config.folds, index, config.split, config.split_seed)
     return part, make_sets(part, config, arch)
 
 
@@ -34,7 +34,7 @@ def count(ds) -> int:
 def design(ds, config) -> Resolution:
     """What comparing conditions on ``ds`` with ``config``'s folds and seeds can resolve."""
     if config.folds > 1:
-        sizes = [len(f) for f in assign_folds(class_groups(ds), config.folds, config.seed)]
+        sizes = [len(f) for f in assign_folds(class_groups(ds), config.folds, config.split_seed)]
         return resolution(config.folds, config.seeds, sizes)
     foldable = ds.layout == "split" and min(map(len, class_groups(ds).values()), default=0) >= 5
     return resolution(1, config.seeds, [len(ds.test)], folder_images=count(ds) if foldable else None)

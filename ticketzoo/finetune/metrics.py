@@ -17,7 +17,8 @@ _SAVED_KEYS = ("epochs", "best_epoch", "test_accuracy", "per_class_accuracy", "c
 def run_dict(run, classes) -> dict[str, Any]:
     t, test = run.train, run.test
     return {
-        "init": run.init, "seed": run.seed, "fold": run.fold, "status": run.status, "reason": run.reason,
+        "init": run.init, "seed": run.seed, "fold": run.fold, "test_sha256": run.test_sha256,
+        "status": run.status, "reason": run.reason,
         "p_value_vs_chance": run.p_value, "chance_level": run.chance_level, "diverged": run.diverged,
         "sparsity": run.sparsity, "time_s": run.time_s, "log": run.log,
         "epochs": t.history if t else [], "best_epoch": t.best_epoch if t else None,

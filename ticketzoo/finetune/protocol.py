@@ -15,7 +15,10 @@ class (docs/FINETUNE.md has the measurements), so ``auto`` is the default:
   examples/digits: 80.0% after 100 epochs, 67.8% after 30; ``--epochs 100`` restores it);
 * linear warm-up over the first 5% of epochs (at least 1), then cosine decay to 0;
 * early stopping on val loss with patience max(10, epochs // 4): a val split of 15
-  images is noisy, so a few bad epochs say little; the best val-loss epoch is restored.
+  images is noisy, so a few bad epochs say little; the best val-loss epoch is restored;
+* precise BatchNorm: running statistics recomputed on training batches before each
+  validation. Statistics averaged over batches of 8-16 made validation loss jump 10-100x
+  between epochs, so early stopping picked arbitrary epochs (measurements: docs/FINETUNE.md).
 
 Explicit choices (``FinetuneConfig.overrides``) always win, and the values derived after
 them follow them (epochs follow an explicit batch size, warm-up explicit epochs).
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ticketzoo.train import TrainConfig
+from ticketzoo.train.device import resolve_cpu_runtime
 
 MIN_STEPS = 1500  # optimizer steps auto guarantees, so tiny folders are not under-trained
 LARGE_WEIGHTS = 10_000_000  # prunable weights from which auto trains MIN_EPOCHS, not MIN_STEPS
@@ -42,6 +46,7 @@ MIN_PATIENCE = 10
 
 # Fields that say how and where to run, not what the recipe is: always taken from ``train``.
 _RUNTIME = ("seed", "device", "amp", "channels_last", "cpu_amp", "cpu_channels_last", "restore_best")
+# (precise_bn is a recipe choice: auto turns it on unless the caller set it)
 
 
 @dataclass(frozen=True)
@@ -53,11 +58,9 @@ class Resolved:
     reasons: dict[str, str]  # field -> why it has its value (auto: every derived field)
 
     def to_dict(self) -> dict[str, Any]:
-        t = self.train
-        return {"protocol": self.protocol, "optimizer": t.optimizer, "lr": t.lr, "batch_size": t.batch_size,
-                "max_epochs": t.max_epochs, "warmup_epochs": t.warmup_epochs, "schedule": t.schedule,
-                "milestones": list(t.milestones), "weight_decay": t.weight_decay, "patience": t.patience,
-                "reasons": dict(self.reasons)}
+        """Where the recipe came from and why; the values themselves are the run's ``train``
+        config (``metrics.json``'s ``config.train``), recorded once."""
+        return {"protocol": self.protocol, "reasons": dict(self.reasons)}
 
     def summary(self) -> str:
         """One line: ``protocol auto: adamw lr 0.001, batch 16 (...), ...``."""
@@ -73,13 +76,16 @@ class Resolved:
         return (f"protocol {self.protocol}: " + ", ".join([
             part(f"{t.optimizer} lr {t.lr:g}", "lr"), part(f"batch {t.batch_size}", "batch_size"),
             part(f"up to {t.max_epochs} epochs", "max_epochs"), part(sched, "warmup_epochs"),
-            part(stop, "patience")]))
+            part(stop, "patience"), *(["precise BN"] if t.precise_bn else [])]))
 
 
 def resolve(protocol: str | None, train: TrainConfig, overrides: tuple[str, ...],
-            n_train: int, *, weights: int = 0) -> Resolved:
+            n_train: int, *, weights: int = 0, family: str | None = None) -> Resolved:
     """The recipe for ``n_train`` training images and a network of ``weights`` prunable
-    weights (see the module docstring)."""
+    weights (see the module docstring), its "auto" CPU precision resolved for ``family``
+    (:func:`~ticketzoo.train.device.resolve_cpu_runtime`): ``finetune`` and ``compare`` both
+    come here, so the same run trains the same way through either."""
+    train = resolve_cpu_runtime(train, family, "finetune")
     if protocol is None:
         return Resolved("given", train, {})
     if protocol == "paper":
@@ -112,12 +118,20 @@ def resolve(protocol: str | None, train: TrainConfig, overrides: tuple[str, ...]
     pick("weight_decay", WEIGHT_DECAY, "")
     pick("patience", max(MIN_PATIENCE, epochs // 4), "noisy small val split" if epochs // 4 <= MIN_PATIENCE
          else f"a quarter of {epochs} epochs")
+    pick("precise_bn", True, "")
     return Resolved("auto", TrainConfig(**values), {k: v for k, v in why.items() if v})
 
 
 def weights_of(ticket) -> int:
     """The prunable weights of a ticket's network, from its card (no tensor is read)."""
     return sum(layer.total for layer in ticket.card.layers)
+
+
+def family_of(ticket) -> str | None:
+    """The architecture family of a ticket's network (``torchvision``, ``lth``), from its card."""
+    from ticketzoo.models import get_arch
+
+    return get_arch(ticket.card.arch.name).family
 
 
 def _auto_batch(n_train: int) -> int:

@@ -29,6 +29,7 @@ from ticketzoo.finetune.output import METRICS_FILE, check_masks, check_saved, ma
 from ticketzoo.finetune.training import RunResult, run_one, start_model
 from ticketzoo.progress import Progress, progress_log, style
 from ticketzoo.ticket import TICKET_FILE, Ticket
+from ticketzoo.train.device import precision_of
 from ticketzoo.train.platform import Platform
 from ticketzoo.train.threads import MULTI_THREAD_MACS, choose_threads, forward_macs, set_threads
 
@@ -85,7 +86,8 @@ def finetune(ticket: Ticket, data: str | Path, config: FinetuneConfig | None = N
         ds, sets = loading.load(data, config, arch, data_root=data_root, download=download)
     folds = folds_mod.folds_of(ds, sets, config, arch)  # {fold or None: (dataset, sets)}; checks the folder first
     resolved = protocol.resolve(config.protocol, config.train, config.overrides,
-                                len(next(iter(folds.values()))[0].train), weights=protocol.weights_of(ticket))
+                                len(next(iter(folds.values()))[0].train), weights=protocol.weights_of(ticket),
+                                family=protocol.family_of(ticket))
     info = images.source_images(ds)
     how = images.transform(info, channels=arch.in_channels, input_size=arch.input_size,
                            working=config.working_size(arch.input_size))
@@ -99,13 +101,19 @@ def finetune(ticket: Ticket, data: str | Path, config: FinetuneConfig | None = N
     classes = len(ds.classes)
     threads, why = _threads(config.threads, start_model(ticket, config.init, classes, config.seed)[0], arch)
     setup = {"protocol": resolved.to_dict(), "threads": {"count": threads, "why": why},
+             "runtime": precision_of(resolved.train),  # resolved per run, not hashed
              "images": {**info, **how},
              # as find records it: under torchrun, batch_size is the global batch shared by the ranks
              "processes": platform.describe(resolved.train.batch_size)}
+    # which images every run tests on: equal for every seed (the split has its own seed)
+    tests = {fold: source.test_sha256(d) for fold, (d, _) in folds.items()}
+    setup["split"] = {"split_seed": config.split_seed, "test_sha256": tests[next(iter(tests))]}
     if config.folds > 1:
         setup["folds"] = {"k": config.folds, "sizes": [{s: len(getattr(d, s)) for s in ("train", "val", "test")}
                                                        for d, _ in folds.values()]}
-    log.info(f"setup: {resolved.summary()}; threads: {threads} ({why})")
+    rt = setup["runtime"]
+    log.info(f"setup: {resolved.summary()}; threads: {threads} ({why}); {rt['precision']}"
+             f"{', channels_last' if rt['channels_last'] else ''} on {rt['device']}")
     if len(config.inits) > 1:  # a comparison: say what it can resolve
         design = folds_mod.design(ds, config)
         setup["resolution"] = design.to_dict()
@@ -126,6 +134,7 @@ def finetune(ticket: Ticket, data: str | Path, config: FinetuneConfig | None = N
                     run, start, final = run_one(ticket, init, seed, classes, fold_sets, config,
                                                 protocol.with_seed(resolved, seed), out, resume, fold=fold,
                                                 progress=progress)
+                    run = dataclasses.replace(run, test_sha256=tests[fold])
                     runs.append(run)
                     if not run.ok:
                         log.warning(f"{init}{where}, seed {seed}: {run.status}: {run.reason}; the other runs go on")
@@ -133,7 +142,8 @@ def finetune(ticket: Ticket, data: str | Path, config: FinetuneConfig | None = N
                         kept = (run, start, final)
     finally:
         set_threads(previous)
-    return _save(platform, ticket, kept, runs, ds, config, setup, out, base_ref, base_sha256)
+    ran = dataclasses.replace(config, train=resolved.train)  # the config as it ran, recorded
+    return _save(platform, ticket, kept, runs, ds, ran, setup, out, base_ref, base_sha256)
 
 
 def _at_input_size(ticket: Ticket, size: int | None) -> Ticket:

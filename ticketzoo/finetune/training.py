@@ -51,6 +51,7 @@ class RunResult:
     diverged: dict[str, Any] | None = None  # {"epoch", "lr", "loss"} when diverged
     train_config: TrainConfig | None = None  # the recipe the run trained with (its seed)
     fold: int | None = None  # its test fold with `folds` K > 1; None: the folder's one split
+    test_sha256: str | None = None  # which images it was tested on (ticketzoo.data.source.test_sha256)
 
     @property
     def ok(self) -> bool:

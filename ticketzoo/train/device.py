@@ -3,8 +3,8 @@
 pruned weights at zero.
 
 ``amp``/``channels_last`` take effect on CUDA; on CPU bf16 autocast and NHWC are separate
-switches (``TrainConfig.cpu_amp``/``cpu_channels_last``, off by default), so a recipe written
-for a GPU runs unchanged on CPU. CPU runs stay bitwise reproducible for a fixed thread count
+switches (``TrainConfig.cpu_amp``/``cpu_channels_last``: runtime choices, resolved per run by
+:func:`resolve_cpu_runtime` and not hashed), so a recipe written for a GPU runs unchanged on CPU. CPU runs stay bitwise reproducible for a fixed thread count
 either way.
 """
 
@@ -72,11 +72,39 @@ def cpu_bf16_native() -> bool:
         return False
 
 
-def cpu_defaults(family: str | None) -> dict[str, bool]:
+#: Tasks whose CPU runs take bf16 autocast by default where the CPU has it natively. Fine-tuning
+#: is not one of them: measured on two small blood-cell folders (docs/FINETUNE.md), bf16 changed
+#: which runs trained and which ended at chance, and results differed between CPUs of the same
+#: bf16 support; fp32 costs about 10-25% more time there. Finding a ticket (hours of training
+#: on tens of thousands of images) keeps bf16 for its speed.
+CPU_BF16_TASKS = ("find",)
+
+
+def cpu_defaults(family: str | None, task: str = "finetune") -> dict[str, bool]:
     """``TrainConfig``'s ``cpu_amp``/``cpu_channels_last`` when the user chose neither: NHWC for
-    :data:`CPU_FAST_FAMILIES`, bf16 as well where the CPU has it natively."""
+    :data:`CPU_FAST_FAMILIES`, bf16 as well for :data:`CPU_BF16_TASKS` where the CPU has it
+    natively."""
     fast = family in CPU_FAST_FAMILIES
-    return {"cpu_amp": fast and cpu_bf16_native(), "cpu_channels_last": fast}
+    return {"cpu_amp": fast and task in CPU_BF16_TASKS and cpu_bf16_native(), "cpu_channels_last": fast}
+
+
+def resolve_cpu_runtime(config, family: str | None, task: str = "finetune"):
+    """``config`` (a :class:`~ticketzoo.config.train.TrainConfig`) with its "auto" (None) CPU
+    precision and memory format resolved by :func:`cpu_defaults`. These fields are not hashed:
+    the recipe's hash, run folders and resumes are the same on every CPU; the resolved values
+    are recorded with the run."""
+    import dataclasses
+
+    auto = cpu_defaults(family, task)
+    chosen = {k: v for k, v in auto.items() if getattr(config, k) is None}
+    return dataclasses.replace(config, **chosen) if chosen else config
+
+
+def precision_of(config, device: torch.device | str = "cpu") -> dict[str, object]:
+    """What a run computed in: ``{"device", "precision" (fp32/bf16/fp16), "channels_last"}``."""
+    rt = Runtime.for_config(config, device)
+    dtype = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[rt.amp_dtype]
+    return {"device": str(rt.device), "precision": dtype, "channels_last": rt.channels_last}
 
 
 @dataclass(frozen=True)
@@ -90,12 +118,12 @@ class Runtime:
     @classmethod
     def create(
         cls, device: str | torch.device = "auto", *, amp: bool = True, channels_last: bool = True,
-        cpu_amp: bool = False, cpu_channels_last: bool = False,
+        cpu_amp: bool | None = False, cpu_channels_last: bool | None = False,
     ) -> Runtime:
         dev = resolve_device(device)
         cuda = dev.type == "cuda"
-        return cls(dev, amp_dtype(dev, amp if cuda else cpu_amp),
-                   channels_last if cuda else cpu_channels_last)
+        return cls(dev, amp_dtype(dev, amp if cuda else bool(cpu_amp)),  # None ("auto" unresolved): off
+                   channels_last if cuda else bool(cpu_channels_last))
 
     @classmethod
     def for_config(cls, config, device: str | torch.device | None = None) -> Runtime:

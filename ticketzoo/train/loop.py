@@ -40,6 +40,8 @@ from ticketzoo.train import distributed as dist
 from ticketzoo.train.callbacks import EarlyStopping, History, TrainState
 from ticketzoo.config.train import TrainConfig
 from ticketzoo.train.device import MaskSet, Runtime, cpu_state_dict
+from ticketzoo.train.precise_bn import batches_for as bn_batches
+from ticketzoo.train.precise_bn import recompute_bn_stats
 from ticketzoo.config.step import Step, StepLike
 
 
@@ -255,6 +257,8 @@ def train(
 
     Each epoch appends ``{epoch (1-based), step, lr, train_loss, train_acc, val_loss,
     val_acc, time_s, iterations}`` to the history (val_* None without ``val_loader``).
+    With ``config.precise_bn`` BatchNorm statistics are recomputed on training batches at the
+    end of every epoch, before validation (:mod:`ticketzoo.train.precise_bn`).
     With validation and ``restore_best``, the lowest-val-loss epoch's weights are loaded
     at the end. With ``checkpoint_dir`` a checkpoint is written after every epoch;
     ``resume=True`` continues from it (or starts fresh if there is none; a finished run
@@ -314,6 +318,8 @@ def train(
             metrics.update(_train_epoch(state, train_loader, runtime, maskset, scaler, cbs, forward))
             _check_finite(metrics["train_loss"], "train", state, optimizer)
             metrics.update(step=state.step, val_loss=None, val_acc=None)
+            if config.precise_bn:  # before validation, so the kept best epoch holds these statistics
+                recompute_bn_stats(model, train_loader, runtime, batches=bn_batches(config.batch_size, ipe))
             if val_loader is not None:
                 result = evaluate(model, val_loader, runtime=runtime)
                 _check_finite(result.loss, "validation", state, optimizer)
