@@ -1,4 +1,7 @@
-"""Classifying images with a ticket: its card's transforms and class names, batch by batch.
+"""Classifying images with a ticket: its card's preprocessing and class names, batch by batch.
+
+Each image becomes the tensor the ticket's training saw for it (:meth:`Ticket.transforms`
+of the card's :class:`~ticketzoo.card.Preprocess`, derived for cards that predate it).
 
 On the CPU the network runs on the sparse runtime (:mod:`ticketzoo.sparse`); on CUDA it runs
 dense. A file that is not a readable image is skipped with its reason, never fatal.
@@ -11,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from ticketzoo.card import Preprocess
 from ticketzoo.data.folder import SkippedFile  # one type for a file left out, as in finetune
 from ticketzoo.errors import ConfigError, DataError
 
@@ -27,6 +31,8 @@ class Prediction:
 class Predictions:
     rows: tuple[Prediction, ...]
     skipped: tuple[SkippedFile, ...]
+    preprocess: Preprocess | None = None  # what the images went through (Ticket.preprocess)
+    declared: bool = False  # whether its card declares it (else derived from the recipe)
 
 
 def image_files(path: str | Path) -> list[Path]:
@@ -47,15 +53,10 @@ def image_files(path: str | Path) -> list[Path]:
 
 def _read(path: Path, transform):
     """The transformed tensor of one image, or the reason it cannot be used."""
-    from PIL import ImageOps
-
     from ticketzoo.data.images import read_checked
 
-    def use(img):
-        img.load()
-        return transform(ImageOps.exif_transpose(img))
-
-    return read_checked(path, use)
+    # The transform loads the image as opened, as the training readers do (a JPEG's draft scale).
+    return read_checked(path, transform)
 
 
 def _batches(files: list[Path], transform, size: int, skipped: list[SkippedFile]) -> Iterator[tuple[list[Path], list]]:
@@ -112,7 +113,7 @@ def predict(ticket, files: list[Path], *, weights: str | None = None, device: st
             progress(done + len(skipped), len(files))
     if progress is not None:
         progress(len(files), len(files))
-    return Predictions(tuple(rows), tuple(skipped))
+    return Predictions(tuple(rows), tuple(skipped), ticket.preprocess, ticket.card.preprocess is not None)
 
 
 def to_csv(result: Predictions) -> bytes:

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from ticketzoo import codec
-from ticketzoo.card import (ArchConfig, Card, LayerSparsity, Lineage, Recipe, RoundMetrics, SourceData, now_iso,
-                            read_card, validate_card)
+from ticketzoo.card import (ArchConfig, Card, LayerSparsity, Lineage, Preprocess, Recipe, RoundMetrics, SourceData,
+                            now_iso, preprocess_of, read_card, validate_card)
 from ticketzoo.errors import ConfigError, TicketFormatError
 from ticketzoo.fileio import atomic_write_bytes, sha256_bytes
 from ticketzoo.masks import Mask
@@ -67,14 +67,17 @@ class Ticket:
         mean: tuple[float, ...] | None = None,
         std: tuple[float, ...] | None = None,
         arch_kwargs: dict | None = None,
+        preprocess: Preprocess | None = None,
     ) -> "Ticket":
         """A ticket whose ``rewind`` weights are ``model``'s state (θk) under ``masks``.
 
         ``arch`` is a registered architecture's name (``"resnet18"``; classes, channels
         and head names are read from the model, ``input_size``/``mean``/``std`` default
         to the arch's) or a full :class:`ArchConfig`. ``trained`` optionally adds the
-        ``trained`` weight set. Weights at pruned positions are stored as absent, so they
-        come back exactly zero. A name or card that :meth:`load` would refuse is refused here.
+        ``trained`` weight set. ``preprocess`` records how the training fed it images (None:
+        :func:`~ticketzoo.card.preprocess_of`'s rule for cards without it). Weights at pruned
+        positions are stored as absent, so they come back exactly zero. A name or card that
+        :meth:`load` would refuse is refused here.
         """
         check_name(name)
         sets = {"rewind": _state_dict_of(model)}
@@ -114,6 +117,7 @@ class Ticket:
             created=now_iso(),
             description=description,
             extra=dict(extra or {}),
+            preprocess=preprocess,
         )
         tensors = codec.encode(masks, sets)  # validates shapes and sets
         decoded = codec.validate(tensors, {"weight_sets": _json_list(sets), "card": ""})
@@ -313,17 +317,19 @@ class Ticket:
         """Masks without the classifier's (what a head swap keeps)."""
         return self.masks.without(self.card.arch.classifier)
 
-    def transforms(self, train: bool = False):
-        """The preprocessing the card describes, as a torchvision transform of a PIL image.
+    @property
+    def preprocess(self) -> Preprocess:
+        """How its training fed it images: the card's declaration, or for older cards the rule
+        its recipe implies (:func:`~ticketzoo.card.preprocess_of`), ``resize`` in pixels."""
+        return preprocess_of(self.card)
 
-        Channels (RGB or gray), shorter side resized to 256/224 of the input size, a center
-        crop (``train``: a random crop and a horizontal flip), then the card's mean/std:
-        what ``finetune`` feeds the network.
-        """
+    def transforms(self, train: bool = False):
+        """:attr:`preprocess` as a transform of a PIL image (opened, not yet loaded) to the
+        network's input: the tensor training saw for that image (``train``: a random crop
+        and flip as in training)."""
         from ticketzoo.models.transforms import image_transform
 
-        a = self.card.arch
-        return image_transform(a.input_size, a.in_channels, a.mean, a.std, train=train)
+        return image_transform(self.card.arch, self.preprocess, train=train)
 
 
 def _json_list(items) -> str:

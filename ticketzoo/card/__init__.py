@@ -4,7 +4,8 @@ A :class:`Card` is a frozen dataclass (:mod:`.schema`). It travels as one JSON s
 the ticket's safetensors header (:func:`read_card`, :mod:`.read`, checked by
 :mod:`.validate`) and is rendered as a Hugging Face model card (``README.md`` with YAML
 front matter, :mod:`ticketzoo.modelcard`) beside the file in a registry. Modules, each
-importing only those before it: ``schema``, ``tables``, ``validate``, ``read``.
+importing only those before it: ``schema``, ``tables``, ``validate``, ``read``,
+``preprocess`` (the preprocessing a card declares or, on older cards, implies).
 """
 
 from ticketzoo.card.schema import (
@@ -16,6 +17,7 @@ from ticketzoo.card.schema import (
     FinetuneRecipe,
     LayerSparsity,
     Lineage,
+    Preprocess,
     PruningRecipe,
     Recipe,
     RoundMetrics,
@@ -34,10 +36,12 @@ from ticketzoo.card.validate import (
     validate_card,
 )
 from ticketzoo.card.read import read_card
+from ticketzoo.card.preprocess import default_working_size, find_preprocess, finetune_preprocess, preprocess_of
 
 __all__ = [
     "CARD_SCHEMA", "DEFAULT_LICENSE", "FAMILY_TABLE_HEADER", "LICENSE_RE", "MAX_CHANNELS", "MAX_CLASSES", "MAX_INPUT_SIZE",
     "SEED_TABLE_HEADER", "UNRECORDED", "ArchConfig", "ArchOption", "Card", "FinetuneRecipe",
-    "LayerSparsity", "Lineage", "PruningRecipe", "Recipe", "RoundMetrics", "SourceData",
-    "TrainingRecipe", "card_differences", "family_caption", "family_table", "now_iso", "read_card", "seed_table", "validate_card",
+    "LayerSparsity", "Lineage", "Preprocess", "PruningRecipe", "Recipe", "RoundMetrics", "SourceData",
+    "TrainingRecipe", "card_differences", "default_working_size", "family_caption", "family_table",
+    "find_preprocess", "finetune_preprocess", "now_iso", "preprocess_of", "read_card", "seed_table", "validate_card",
 ]

@@ -40,6 +40,24 @@ class ArchConfig:
 
 
 @dataclass(frozen=True)
+class Preprocess:
+    """How an image becomes the network's input, as the training that made the weights did it.
+
+    Size, channels and statistics are the arch's (``input_size``, ``in_channels``, ``mean``,
+    ``std``). Eval: the image converted to the channels, its shorter side resized (bilinear) to
+    ``resize`` and the central square kept, the central ``input_size`` crop of that, then
+    ``(x / 255 - mean) / std``. Train: the square zero-padded by ``pad`` on each side, a random
+    ``input_size`` crop, and a horizontal flip with probability 1/2 when ``flip``.
+    """
+
+    # Side of the working square; None: the input size itself (the crop keeps it all), which
+    # stays true when a ticket is fine-tuned at another input size.
+    resize: int | None = None
+    pad: int = 0
+    flip: bool = False
+
+
+@dataclass(frozen=True)
 class SourceData:
     """The data a ticket was found (or fine-tuned) on."""
 
@@ -229,12 +247,15 @@ class Card:
     # SPDX-style Hub license id of the weights ("mit", "cc-by-4.0"); "" means the default,
     # DEFAULT_LICENSE (ticketzoo's own, as timm defaults to its). ``push --license`` sets it.
     license: str = ""
+    # How images were preprocessed for training; None on cards written before it was recorded
+    # (ticketzoo.card.preprocess_of derives it from their recipe then).
+    preprocess: Preprocess | None = field(default=None, metadata=LATER)
 
     def replace(self, **changes: Any) -> "Card":
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return card_dict(self)
+        return card_dict(self)  # LATER fields (preprocess, ...) only when set: old cards keep their bytes
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))

@@ -6,7 +6,7 @@ import dataclasses
 import math
 import re
 
-from ticketzoo.card.schema import CARD_SCHEMA, Card
+from ticketzoo.card.schema import CARD_SCHEMA, Card, Preprocess
 from ticketzoo.card.tables import family_caption, family_table, seed_table
 from ticketzoo.errors import TicketFormatError, short
 from ticketzoo.names import valid_name
@@ -31,8 +31,8 @@ def validate_card(card: Card, path: str | None = None) -> None:
     registry when the network is built (:meth:`ticketzoo.ticket.Ticket.check_arch`).
     """
 
-    def fail(problem: str) -> TicketFormatError:
-        return TicketFormatError(f"invalid card: {problem}", path=path)
+    def fail(problem: str, hint: str | None = None) -> TicketFormatError:
+        return TicketFormatError(f"invalid card: {problem}", path=path, hint=hint)
 
     if card.schema != CARD_SCHEMA:  # schema 1 was upgraded on reading
         newer = isinstance(card.schema, int) and card.schema > CARD_SCHEMA
@@ -57,6 +57,8 @@ def validate_card(card: Card, path: str | None = None) -> None:
     for k, v in a.kwargs.items():
         if not isinstance(v, (bool, int, str, type(None))) and not (isinstance(v, float) and math.isfinite(v)):
             raise fail(f"arch.kwargs[{k!r}] must be a finite number, a string, true/false or null")
+    if card.preprocess is not None:
+        _check_preprocess(card.preprocess, a.input_size, fail)
     for layer in card.layers:
         if not layer.name or any(d < 0 for d in layer.shape) or not 0 <= layer.kept <= layer.total:
             raise fail(f"per-layer entry {_short_repr(layer.name)} has an invalid shape or counts")
@@ -85,6 +87,26 @@ def validate_card(card: Card, path: str | None = None) -> None:
             family_caption(card)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
         raise fail(f"extra source results are malformed ({type(e).__name__}: {e})") from None
+
+
+def _check_preprocess(p: Preprocess, input_size: int, fail) -> None:
+    """A declared preprocessing must be able to give ``input_size`` squares: the working
+    square at least that big (or null, the input size itself)."""
+    if p.resize is not None:
+        if not _is_int(p.resize):
+            raise fail(f"preprocess.resize must be an integer or null, got {_short_repr(p.resize)}")
+        if not input_size <= p.resize <= MAX_INPUT_SIZE:
+            raise fail(f"preprocess.resize must be in [arch.input_size, {MAX_INPUT_SIZE}] = "
+                       f"[{input_size}, {MAX_INPUT_SIZE}], got {p.resize}",
+                       hint="a card given another input size needs a preprocess for it (resize null: that size)")
+    if not _is_int(p.pad) or not 0 <= p.pad <= MAX_INPUT_SIZE:
+        raise fail(f"preprocess.pad must be an integer in [0, {MAX_INPUT_SIZE}], got {_short_repr(p.pad)}")
+    if not isinstance(p.flip, bool):
+        raise fail(f"preprocess.flip must be true or false, got {_short_repr(p.flip)}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _fraction(value: float, what: str, fail) -> None:

@@ -24,7 +24,7 @@ from ticketzoo.cli.console import console, err_console, print_json
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def command(ref: str, data: Path, out: Path | None, device: str, weights: str | None, batch_size: int,
             force: bool, as_json: bool) -> None:
-    """Classify images with a ticket (its card's transforms and class names); unreadable files are skipped.
+    """Classify images with a ticket (its card's preprocessing and class names); unreadable files are skipped.
 
     \b
     Examples:
@@ -49,7 +49,9 @@ def command(ref: str, data: Path, out: Path | None, device: str, weights: str | 
     if out is not None:
         atomic_write_bytes(out, to_csv(result))
     if as_json:
+        p = result.preprocess
         print_json({"ticket": ticket.name, "device": device, "classified": len(result.rows),
+                    "preprocess": {"resize": p.resize, "pad": p.pad, "flip": p.flip, "declared": result.declared},
                     "skipped": len(result.skipped),
                     "predictions": [{"path": r.path, "class": r.label, "index": r.index,
                                      "probability": round(r.probability, 6)} for r in result.rows],

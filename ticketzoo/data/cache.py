@@ -92,19 +92,14 @@ class _CroppingDataset(Dataset):
         if not 1 <= train_crop <= resize:
             raise DataError(f"need 1 <= train_crop <= resize, got train_crop={train_crop} and "
                             f"resize={resize}", hint="make resize at least the input size")
-        mean_t, std_t = _per_channel(mean, channels, "mean"), _per_channel(std, channels, "std")
-        if not bool((std_t > 0).all()):
-            raise DataError(f"std must be positive, got {tuple(std)}")
+        self._scale, self._shift = normalizer(mean, std, channels)
         self.samples, self.channels, self.resize, self.crop = samples, channels, resize, train_crop
         self.train, self.augment = train, augment
         self.mean, self.std = tuple(float(m) for m in mean), tuple(float(x) for x in std)
         self.labels = torch.as_tensor(
             samples.labels if isinstance(samples, ArraySamples) else [s[1] for s in samples],
             dtype=torch.int64)
-        # (x / 255 - mean) / std == x * scale + shift
-        self._scale = (1.0 / (255.0 * std_t)).view(-1, 1, 1)
-        self._shift = (-mean_t / std_t).view(-1, 1, 1)
-        self._center = round((resize - train_crop) / 2.0)  # as torchvision's center_crop
+        self._center = center_offset(resize, train_crop)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -121,8 +116,7 @@ class _CroppingDataset(Dataset):
         return x.flip(-1) if flip else x
 
     def _normalize(self, x: torch.Tensor) -> torch.Tensor:
-        # float() copies uint8 and is a no-op on float, so the in-place ops are safe.
-        return x.float().mul_(self._scale).add_(self._shift)
+        return normalize(x, self._scale, self._shift)
 
 
 class CachedImageDataset(_CroppingDataset):
@@ -219,6 +213,25 @@ def arrays_to_working(images: np.ndarray, channels: int, resize: int) -> torch.T
                           mode="bilinear", align_corners=False, antialias=True)
         out[start : start + 256] = y.round_().clamp_(0, 255).to(torch.uint8)
     return out
+
+
+def normalizer(mean: Sequence[float], std: Sequence[float], channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(scale, shift)``, float ``[C, 1, 1]``, such that ``x * scale + shift == (x / 255 - mean) / std``."""
+    mean_t, std_t = _per_channel(mean, channels, "mean"), _per_channel(std, channels, "std")
+    if not bool((std_t > 0).all()):
+        raise DataError(f"std must be positive, got {tuple(std)}")
+    return (1.0 / (255.0 * std_t)).view(-1, 1, 1), (-mean_t / std_t).view(-1, 1, 1)
+
+
+def normalize(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """uint8 images ``[..., C, H, W]`` as normalised floats (:func:`normalizer`); a float ``x``
+    is normalised in place."""
+    return x.float().mul_(scale).add_(shift)
+
+
+def center_offset(size: int, crop: int) -> int:
+    """Top (and left) of the central ``crop`` square of a ``size`` square, as torchvision's center_crop."""
+    return round((size - crop) / 2.0)
 
 
 def _per_channel(values: Sequence[float], channels: int, what: str) -> torch.Tensor:

@@ -98,6 +98,20 @@ def to_working_size(img: Image.Image, resize: int) -> Image.Image:
     return img.resize((resize, resize), Image.Resampling.BILINEAR, box=box)
 
 
+def working_image(img: Image.Image, *, channels: int, resize: int | None) -> Image.Image:
+    """An opened image as every reader of image files prepares it: loaded (a JPEG decoded at a
+    reduced scale when that still covers ``resize``, at its smallest without ``resize``, for
+    validation; ``draft`` does nothing once loaded), turned by its EXIF orientation, converted
+    to ``channels`` and, with ``resize``, at working size."""
+    # draft() only affects JPEG; it keeps both sides >= the requested size.
+    img.draft("L" if channels == 1 else None, (resize, resize) if resize else (1, 1))
+    img.load()
+    if img.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+        img = ImageOps.exif_transpose(img)
+    img = to_channels(img, channels)
+    return to_working_size(img, resize) if resize else img
+
+
 def read_checked(path: str | Path, use: Callable[[Image.Image], T]) -> tuple[T | None, str | None]:
     """``(use(image), None)`` for a readable image file, or ``(None, reason)``: the one rule
     for an unusable file (empty, not an image, a decompression bomb, corrupt or truncated)
@@ -132,15 +146,8 @@ def try_decode(
     every byte."""
 
     def decode(img: Image.Image) -> np.ndarray:
-        # draft() only affects JPEG; it keeps both sides >= the requested size.
-        img.draft("L" if channels == 1 else None, (resize, resize) if resize else (1, 1))
-        img.load()
-        if img.getexif().get(ExifTags.Base.Orientation, 1) != 1:
-            img = ImageOps.exif_transpose(img)
-        img = to_channels(img, channels)
-        if resize:
-            img = to_working_size(img, resize)
-        return np.array(img)  # a writable copy: torch.from_numpy warns on read-only
+        # A writable copy: torch.from_numpy warns on read-only.
+        return np.array(working_image(img, channels=channels, resize=resize))
 
     array, reason = read_checked(path, decode)
     if array is None:

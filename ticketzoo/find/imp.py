@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 import torch
 
-from ticketzoo.card import ArchConfig, SourceData, now_iso
+from ticketzoo.card import ArchConfig, SourceData, find_preprocess, now_iso
 from ticketzoo.errors import ConfigError
 from ticketzoo.find.carry import carried_rounds, seed_run
 from ticketzoo.config.find import FindRecipe, ticket_name
@@ -330,7 +330,7 @@ class _IMP:
         ticket = Ticket.from_model(
             weights, masks, name=result.ticket, arch=self.arch, source=self.source,
             trained=self._state(), recipe=card_recipe(self.recipe, result.round, self.ipe),
-            metrics=metrics, lineage=lineage(result.line, parent),
+            metrics=metrics, lineage=lineage(result.line, parent), preprocess=find_preprocess(self.recipe.augment),
             description=describe(self.recipe, result, self.description),
             extra={"round": result.round, "line": result.line, "epochs": result.epochs,
                    "cpu_threads": self.threads, "test_images": self.src.counts.get("test"),  # model-index's n

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ticketzoo.card import FinetuneRecipe, Lineage, Recipe, RoundMetrics, SourceData, TrainingRecipe
+from ticketzoo.card import FinetuneRecipe, Lineage, Recipe, RoundMetrics, SourceData, TrainingRecipe, finetune_preprocess
 from ticketzoo.errors import MaskViolationError
 from ticketzoo.masks import Mask
 from ticketzoo.ticket import Ticket
@@ -57,10 +57,11 @@ def make_ticket(base: Ticket, kept: dict, run, data, config, name: str,
                         f"{sources.description(data)}, fine-tuned from {base_ref}")
     recipe_setup = setup["protocol"]
     # The fine-tune's own recipe: no pruning here (the mask is the parent's, see lineage).
+    working = config.working_size(card.arch.input_size)  # the side the training split was cached at
     tuned = FinetuneRecipe(
         init=config.init, protocol=recipe_setup["protocol"], reasons=dict(recipe_setup.get("reasons", {})),
         split=config.split, augment=config.augment, weight_init=config.weight_init,
-        resize=config.working_size(card.arch.input_size),
+        resize=working,
         weight_sets={"rewind": "weights fine-tuning started from (head swapped)",
                      "trained": "fine-tuned weights" + (" (best epoch restored)" if run.train.best_epoch else "")})
     recipe = Recipe(method="finetune", rate=0.0, rounds=0, seed=run.seed,
@@ -88,4 +89,5 @@ def make_ticket(base: Ticket, kept: dict, run, data, config, name: str,
                "the head is dense, the body keeps the base mask."))
     return Ticket.from_model(kept["start"], masks, name=name, arch=arch, source=source,
                              trained=kept["final"], recipe=recipe, metrics=metrics,
-                             lineage=lineage, description=desc, extra=extra)
+                             lineage=lineage, description=desc, extra=extra,
+                             preprocess=finetune_preprocess(working, config.augment))

@@ -154,7 +154,7 @@ def _at_input_size(ticket: Ticket, size: int | None) -> Ticket:
         return ticket
     from ticketzoo.models import check_input
 
-    resized = ticket.with_card(arch=dataclasses.replace(arch, input_size=size))
+    resized = ticket.with_card(arch=dataclasses.replace(arch, input_size=size), preprocess=None)  # re-declared when saved
     try:
         check_input(resized.to_model(), arch.in_channels, size)
     except TicketzooError as err:
