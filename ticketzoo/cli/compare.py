@@ -13,7 +13,7 @@ import click
 
 from ticketzoo.cli.console import console, print_json
 from ticketzoo.cli.options import (complete_ticket_names, config_options, data_options, gather, output_options,
-                                   runtime_options, train_config, train_values, training_options)
+                                   finetune_config, runtime_options, training_options)
 from ticketzoo.config.compare import CompareConfig
 from ticketzoo.config.finetune import FinetuneConfig
 
@@ -55,13 +55,9 @@ def command(tickets, conditions, seeds, folds, split_seed, protocol, resize, mem
     from ticketzoo.find.target import find_on_target
     opts = gather(opts)
     conditions = conditions.replace("random-prune", "random_prune")  # find --control's spelling
-    given = train_values(opts)
-    train = train_config(opts, given)  # as finetune builds it: the same run trains the same way
-    extra = {"split": opts["split"]} if opts.get("split") else {}
-    config = FinetuneConfig(train=train, seeds=seeds, strict=opts["strict"], augment=opts["augment"],
-                            resize=resize, weight_init=opts["weight_init"], workers=opts.get("workers"),
-                            memory_budget_bytes=int(memory_budget * 2**20), protocol=protocol,
-                            overrides=tuple(sorted(given)), threads=opts.get("threads"), folds=folds, split_seed=split_seed, **extra)
+    # as finetune builds it: the same run trains the same way through either command
+    config = finetune_config({**opts, "seeds": seeds, "folds": folds, "split_seed": split_seed, "protocol": protocol,
+                              "resize": resize, "memory_budget": memory_budget})
     sweep = resolve_tickets(tickets)
     data = opts["data"]
     out = Path(out_dir) if out_dir else Path("compared") / f"{sweep[0].family}-on-{_label(data)}"

@@ -8,7 +8,7 @@ import click
 
 from ticketzoo.cli.console import console, err_console, print_json, pushed_json
 from ticketzoo.cli.options import (complete_ticket_names, config_options, data_options, gather, output_options,
-                                   publish_options, runtime_options, train_config, train_values, training_options)
+                                   finetune_config, publish_options, runtime_options, training_options)
 from ticketzoo.config.finetune import FinetuneConfig
 
 _DEFAULTS = FinetuneConfig(protocol="auto")  # shown in --help: the command's defaults
@@ -71,17 +71,8 @@ def command(ref, **opts) -> None:
     if base.last_pulled:
         err_console.print(f"using the most recently pulled ticket: {base.ref}")
     ticket, base_ref, base_sha = base.ticket, base.ref, base.sha256
-    given = train_values(o)  # the recipe choices typed; the protocol fills in the rest
-    train_cfg = train_config(o, given)
     name = o["name"] or default_name(ticket.name, data_label(o["data"], o["data_root"]))
-    extra = {"split": o["split"]} if o["split"] else {}
-    config = FinetuneConfig(train=train_cfg, init=o["init"], compare=o["compare"], seeds=o["seeds"],
-                            strict=o["strict"], augment=o["augment"], resize=o["resize"], name=name,
-                            workers=o["workers"], memory_budget_bytes=int(o["memory_budget"] * 2**20),
-                            protocol=o["protocol"], overrides=tuple(sorted(given)), threads=o["threads"],
-                            weight_init=o["weight_init"], input_size=o["input_size"], folds=o["folds"],
-                            split_seed=o["split_seed"],
-                            **extra)
+    config = finetune_config(o, name=name)  # the recipe choices typed; the protocol fills in the rest
     out = Path(o["out_dir"]) if o["out_dir"] else Path("finetuned") / name
     as_json = o["as_json"]
     try:

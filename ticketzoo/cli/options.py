@@ -280,6 +280,26 @@ def train_values(opts: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
+def config_from(cls: type, opts: Mapping[str, Any], **values: Any):
+    """``cls`` from the options named like its fields (``None``: not given, the field's default)
+    and ``values`` (fields the command derives: the TrainConfig, a byte count, a name): no
+    option is mapped to a field by hand."""
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    given = {k: v for k, v in opts.items() if k in names and v is not None}
+    return cls(**{**given, **values})
+
+
+def finetune_config(opts: Mapping[str, Any], **values: Any):
+    """The ``FinetuneConfig`` of ``finetune``'s and ``compare``'s options, built the same way by
+    both: its ``TrainConfig`` (:func:`train_config`), the recipe fields typed as ``overrides``,
+    ``--memory-budget`` (MB) in bytes; ``values`` for what the command decides itself."""
+    from ticketzoo.config.finetune import FinetuneConfig
+
+    given = train_values(opts)
+    return config_from(FinetuneConfig, opts, train=train_config(opts, given), overrides=tuple(sorted(given)),
+                       memory_budget_bytes=int(opts["memory_budget"] * 2**20), **values)
+
+
 def complete_ticket_names(ctx: click.Context, param: click.Parameter, incomplete: str):
     """Shell completion of ticket names (local registry and catalog), for every REF argument.
 
