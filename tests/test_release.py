@@ -97,14 +97,14 @@ def test_found_ticket_card_names_its_test_set(tmp_path):
 
 
 def test_card_of_a_found_ticket_is_hub_ready(tmp_path):
-    from ticketzoo.data import make_image_folder
+    from conftest import colour_folder
     from ticketzoo.find import FindRecipe, find_tickets, resolve_data
     from ticketzoo.train import TrainConfig
 
-    folder = make_image_folder(tmp_path / "tiny-shapes", kind="shapes", classes=3, per_class=10, size=16, seed=0)
+    folder = colour_folder(tmp_path / "tiny-colours")
     spec = resolve_data(str(folder))
     recipe = FindRecipe(arch="conv2", source=spec.source, data_kind=spec.kind, rounds=1, rewind="1ep", input_size=16,
-                        arch_kwargs={"width": 0.125}, train=TrainConfig(max_epochs=2, batch_size=8, milestones=(),
+                        arch_kwargs={"width": 0.125}, train=TrainConfig(max_epochs=2, lr=0.03, batch_size=8, milestones=(),
                                                                         patience=None, device="cpu"))
     result = find_tickets(recipe, str(folder), run_dir=tmp_path / "runs")
     ticket = Ticket.load(result.tickets[-1])
