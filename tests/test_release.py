@@ -215,11 +215,22 @@ def test_push_name_refuses_to_move_a_name_without_force(cli, tmp_path):
 
 def test_export_writes_the_format_its_name_says(cli, tmp_path):
     cli("push", saved(tmp_path, "exp"))
-    code, out, _ = cli("export", "exp", "--out", tmp_path / "dense.pt", "--weights", "trained", "--json")
+    code, out, err = cli("export", "exp", "--out", tmp_path / "dense.pt", "--json")  # trained by default
     result = json.loads(out)
     state = torch.load(tmp_path / "dense.pt", weights_only=True)
-    assert code == 0 and result["format"] == "torch" and result["tensors"] == len(state)
+    assert code == 0 and result["format"] == "torch" and result["tensors"] == len(state) and err == ""
+    assert result["weights"] == "trained"
     assert torch.equal(state["fc.weight"], ticketzoo.load("exp").state_dict("trained")["fc.weight"])
+    code, out, _ = cli("export", "exp", "--out", tmp_path / "k.pt", "--weights", "rewind", "--json")
+    assert code == 0 and json.loads(out)["weights"] == "rewind"
+    assert torch.equal(torch.load(tmp_path / "k.pt", weights_only=True)["fc.weight"],
+                       ticketzoo.load("exp").state_dict("rewind")["fc.weight"])
+    only = saved(tmp_path, "theta-k", trained=False)  # θk alone: exported, with a note
+    code, out, err = cli("export", only, "--out", tmp_path / "only.safetensors")
+    assert code == 0 and "rewind weights" in out
+    assert err == "note: theta-k has no trained weights; exporting its rewind weights (θk)"
+    code, _, err = cli("export", only, "--out", tmp_path / "none.pt", "--weights", "trained")
+    assert code == 2 and "has no 'trained' weights (it has: rewind)" in err and not (tmp_path / "none.pt").exists()
     code, _, err = cli("export", "exp", "--out", tmp_path / "dense.npz")
     assert code == 2 and ".safetensors" in err and not (tmp_path / "dense.npz").exists()
 
@@ -267,14 +278,24 @@ def test_package_is_typed_and_every_command_has_an_example(cli):
 # --- 19.6 conventions ----------------------------------------------------------------------------
 
 
-def test_create_model_like_timm(tmp_path):
+def test_create_model_like_timm(tmp_path, caplog):
     path = saved(tmp_path, "cm")
     model = ticketzoo.create_model(str(path), num_classes=5, weights="trained")
     assert isinstance(model, torch.nn.Module) and model(torch.zeros(1, 3, 16, 16)).shape == (1, 5)
-    same = ticketzoo.create_model(str(path))
-    assert torch.equal(same.state_dict()["fc.weight"], Ticket.load(path).state_dict("rewind")["fc.weight"])
+    ticket = Ticket.load(path)
+    ready = ticketzoo.create_model(str(path))  # a ready model: the trained weights, as bench and predict
+    assert torch.equal(ready.state_dict()["fc.weight"], ticket.state_dict("trained")["fc.weight"])
+    rewind = ticketzoo.create_model(str(path), weights="rewind")  # asked for, θk
+    assert torch.equal(rewind.state_dict()["fc.weight"], ticket.state_dict("rewind")["fc.weight"])
+    assert "no trained weights" not in caplog.text
     with pytest.raises(ConfigError, match="no weight set 'final'"):
         ticketzoo.create_model(str(path), weights="final")
+    only = saved(tmp_path, "theta-k", trained=False)  # θk alone: that, and a warning saying so
+    fallback = ticketzoo.create_model(str(only))
+    assert torch.equal(fallback.state_dict()["fc.weight"], Ticket.load(only).state_dict("rewind")["fc.weight"])
+    assert "ticket 'theta-k' has no trained weights: the model holds its rewind weights" in caplog.text
+    with pytest.raises(ConfigError, match="no weight set 'trained'"):
+        ticketzoo.create_model(str(only), weights="trained")
 
 
 def test_shell_completion_of_ticket_names(tmp_path):
