@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from ticketzoo.card import ArchConfig, SourceData
 from ticketzoo.models import build_model, classifier_names
@@ -61,6 +65,30 @@ def tiny_ticket(
     )
     src = SourceData("synthetic", tuple(f"c{i}" for i in range(num_classes)), "made by tests")
     return Ticket.from_model(model, masks, name=name, arch=arch_cfg, source=src, trained=other)
+
+
+COLOURS = {"red": (210, 40, 40), "green": (40, 190, 60), "blue": (50, 70, 220), "yellow": (220, 210, 40)}
+
+
+def colour_folder(out: Path, *, classes: int = 3, per_class: int = 10, size: int = 16, seed: int = 0,
+                  corrupt: int = 0) -> Path:
+    """``out/<colour>/*.png``: one flat colour per class under pixel noise, plus ``corrupt``
+    unreadable files. Every network here tells the classes apart within an epoch or two, so
+    ``find`` judges its rounds ``ok``: for tests of the machinery around training, where the
+    synthetic shapes are not learnt by a tiny network in a few epochs (``chance``)."""
+    rng = np.random.default_rng(seed)
+    for name, rgb in list(COLOURS.items())[:classes]:
+        (out / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = np.asarray(rgb, dtype=np.float64) + rng.normal(0, 25, (size, size, 3))
+            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(out / name / f"{i:03d}.png")
+    for j in range(corrupt):  # a zero-byte JPEG and text named .png, in turn
+        folder = out / list(COLOURS)[j % classes]
+        if j % 2:
+            (folder / f"broken_{j}.png").write_text("this is not an image\n")
+        else:
+            (folder / f"broken_{j}.jpg").write_bytes(b"")
+    return out
 
 
 @pytest.fixture

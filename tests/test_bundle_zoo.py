@@ -8,7 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from ticketzoo.data import make_image_folder
+from conftest import colour_folder
 from ticketzoo.find import FindRecipe, find_tickets, resolve_data
 from ticketzoo.ticket import Ticket
 from ticketzoo.train import TrainConfig
@@ -24,9 +24,9 @@ def _script():
 
 
 def test_bundled_cards_carry_every_round_and_the_controls(tmp_path, monkeypatch):
-    folder = make_image_folder(tmp_path / "tiny-shapes", kind="shapes", classes=3, per_class=10, size=16, seed=0)
+    folder = colour_folder(tmp_path / "tiny-rgb")
     spec = resolve_data(str(folder))
-    cfg = TrainConfig(max_epochs=2, batch_size=8, milestones=(), patience=None, device="cpu")
+    cfg = TrainConfig(max_epochs=3, lr=0.03, batch_size=8, milestones=(), patience=None, device="cpu")
     recipe = FindRecipe(arch="conv2", source=spec.source, data_kind=spec.kind, rounds=3, rewind="0",
                         input_size=16, arch_kwargs={"width": 0.125}, train=cfg, sparsities=(0.5, 0.8, 0.9),
                         control="reinit", control_at=(0.8,))
@@ -35,13 +35,15 @@ def test_bundled_cards_carry_every_round_and_the_controls(tmp_path, monkeypatch)
     result = CliRunner().invoke(_script().main, [str(run.run_dir), "--ship", "80,90", "--out", str(out),
                                                  "--deviation", "4 epochs", "--target-dense", "0.99"])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["tiny-shapes-conv2-s80", "tiny-shapes-conv2-s90"]
-    ticket = Ticket.load(out / "tiny-shapes-conv2-s80" / "ticket.safetensors")
+    assert sorted(p.name for p in out.iterdir()) == ["tiny-rgb-conv2-s80", "tiny-rgb-conv2-s90"]
+    ticket = Ticket.load(out / "tiny-rgb-conv2-s80" / "ticket.safetensors")
     results = ticket.card.extra["source_results"]
     assert [r["round"] for r in results["rounds"]] == [1, 2, 3] and results["seeds"] == 1
     assert set(results["rounds"][1]["controls"]) == {"reinit"} and "controls" not in results["rounds"][0]
     assert "one seed" in ticket.card.description and "Deviation from Sabatelli et al.: 4 epochs" in ticket.card.description
-    assert "missed the 99.00% target" in ticket.card.description
+    assert results["dense"] == 1.0 and "missed" not in ticket.card.description  # every round trains here
+    missed = _script().summary({**results, "dense": 0.9}, results["rounds"][1], 0.99)
+    assert "The dense network missed the 99.00% target of this recipe." in missed
     log = json.loads((run.run_dir / "log.json").read_text())
     assert results["dense"] == log["rounds"][0]["test_accuracy"]
     # The catalog serves it offline, verified against the recorded sha256.
@@ -49,8 +51,8 @@ def test_bundled_cards_carry_every_round_and_the_controls(tmp_path, monkeypatch)
     monkeypatch.setenv("TICKETZOO_HOME", str(tmp_path / "home"))
     from ticketzoo import api
 
-    pulled = api.load("tiny-shapes-conv2-s90")
-    assert pulled.name == "tiny-shapes-conv2-s90" and pulled.card.extra["source_results"] == results
+    pulled = api.load("tiny-rgb-conv2-s90")
+    assert pulled.name == "tiny-rgb-conv2-s90" and pulled.card.extra["source_results"] == results
     # info and the README show the whole run: dense round 0, every round, the reinit control.
     from ticketzoo.card import family_table
 
@@ -61,10 +63,10 @@ def test_bundled_cards_carry_every_round_and_the_controls(tmp_path, monkeypatch)
     assert results["test_images"] == counts["test"] > 0
     from ticketzoo.cli.main import cli
 
-    shown = CliRunner().invoke(cli, ["info", "tiny-shapes-conv2-s80"])
+    shown = CliRunner().invoke(cli, ["info", "tiny-rgb-conv2-s80"])
     assert shown.exit_code == 0, shown.output
-    assert "one seed" in shown.output and "tiny-shapes-conv2-s90" in shown.output and "(dense)" in shown.output
-    readme = (out / "tiny-shapes-conv2-s80" / "README.md").read_text()
+    assert "one seed" in shown.output and "tiny-rgb-conv2-s90" in shown.output and "(dense)" in shown.output
+    readme = (out / "tiny-rgb-conv2-s80" / "README.md").read_text()
     assert "| round | sparsity | ticket | reinit | ticket − dense | name |" in readme
 
 

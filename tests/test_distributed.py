@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ticketzoo.data import make_image_folder
+from conftest import colour_folder
 from ticketzoo.ticket import Ticket
 
 EPOCH = "1700000000"
@@ -92,13 +92,12 @@ def writes(root: Path, rank: int) -> list[str]:
 def data(tmp_path_factory) -> Path:
     # 11 images per class: an odd number of training images, so the last batch of 2 holds
     # one image and rank 1's share of it is the padding sample.
-    return make_image_folder(tmp_path_factory.mktemp("ddp") / "ddp-shapes", kind="shapes", classes=3,
-                             per_class=11, size=16, seed=0)
+    return colour_folder(tmp_path_factory.mktemp("ddp") / "ddp-colours", per_class=11)
 
 
 def _find_args(data: Path, run_dir: Path, *extra: str) -> list[str]:
     return ["find", "--arch", "conv2", "--width", "0.125", "--data", str(data), "--input-size", "16",
-            "--rounds", "2", "--epochs", "3", "--rewind", "1ep", "--batch-size", "2", "--lr", "0.05",
+            "--rounds", "2", "--epochs", "3", "--rewind", "1ep", "--batch-size", "2", "--lr", "0.02",
             "--milestones", "none", "--patience", "0", "--device", "cpu", "--threads", "1", "-q",
             "--run-dir", str(run_dir), *extra]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ticketzoo.data import make_image_folder
+from conftest import colour_folder
 from ticketzoo.find import FindRecipe, find_tickets, resolve_data, ticket_name
 from ticketzoo.find.rundir import load_tensors
 from ticketzoo.data.loading import load_source
@@ -27,13 +27,12 @@ EPOCH = "1700000000"
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("data") / "tiny-shapes"
-    return make_image_folder(out, kind="shapes", classes=3, per_class=10, size=16, seed=0)
+    return colour_folder(tmp_path_factory.mktemp("data") / "tiny-colours")
 
 
 def _recipe(folder: Path, **kw) -> FindRecipe:
     spec = resolve_data(str(folder))
-    cfg = TrainConfig(max_epochs=kw.pop("epochs", 3), batch_size=8, milestones=(), patience=None,
+    cfg = TrainConfig(max_epochs=kw.pop("epochs", 3), lr=0.03, batch_size=8, milestones=(), patience=None,
                       device="cpu")
     base = dict(arch="conv2", source=spec.source, data_kind=spec.kind, rounds=3, rewind="1ep",
                 input_size=16, arch_kwargs={"width": 0.125}, train=cfg)
@@ -54,7 +53,7 @@ def test_three_rounds_sparsity_rewind_nesting(folder, imp3):
     recipe, result = imp3
     assert [r.round for r in result.rounds] == [0, 1, 2, 3]
     tickets = [Ticket.load(p) for p in result.tickets]
-    assert [t.name for t in tickets] == [f"tiny-shapes-conv2-s{n}" for n in (20, 36, 49)]
+    assert [t.name for t in tickets] == [f"tiny-colours-conv2-s{n}" for n in (20, 36, 49)]
     total = sum(m.numel() for m in tickets[0].masks.values())
     for r, t in enumerate(tickets, 1):
         assert abs(t.sparsity - (1 - 0.8**r)) <= 1.0 / total + 1e-12
@@ -97,7 +96,7 @@ def test_cards_lineage_and_logs(imp3):
         assert card.recipe.method == "imp" and card.recipe.rounds == r and card.recipe.rewind == "1ep"
         assert card.recipe.params["recipe_hash"] == recipe.hash()
         assert (card.arch.in_channels, card.arch.input_size, card.arch.num_classes) == (3, 16, 3)
-        assert card.source.dataset == "tiny-shapes" and "seed 0" in card.source.description
+        assert card.source.dataset == "tiny-colours" and "seed 0" in card.source.description
         assert card.lineage.parent == (tickets[r - 2].name if r > 1 else None)
     log = json.loads((result.run_dir / "log.json").read_text())
     assert [row["ticket"] for row in log["rounds"]] == [None] + [t.name for t in tickets]
@@ -166,7 +165,7 @@ def _cli(*args: str, env=None, **kw) -> subprocess.Popen:
 
 
 def test_kill9_resume_is_bitwise_identical(tmp_path, capsys, monkeypatch):
-    data = make_image_folder(tmp_path / "shapes", kind="shapes", classes=3, per_class=12, size=16)
+    data = colour_folder(tmp_path / "colours", per_class=12)
     args = ["--arch", "conv2", "--width", "0.25", "--data", str(data), "--input-size", "16",
             "--rounds", "3", "--epochs", "5", "--rewind", "1ep", "--batch-size", "2", "--device",
             "cpu", "--patience", "0", "--lr", "0.01", "-q"]
@@ -261,6 +260,7 @@ def test_run_folder_of_another_recipe(folder, tmp_path, capsys, imp3):
 
 
 def _fake_mnist(root: Path, n: int = 30) -> None:
+    """MNIST's IDX files of digits 0 (left half lit) and 1 (right half lit): learnt at once."""
     import struct
 
     import numpy as np
@@ -268,9 +268,11 @@ def _fake_mnist(root: Path, n: int = 30) -> None:
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True)
     rng = np.random.default_rng(0)
+    labels = np.arange(n) % 2
     for prefix in ("train", "t10k"):
-        for kind, array in (("images-idx3", rng.integers(0, 256, (n, 28, 28))),
-                            ("labels-idx1", np.arange(n) % 10)):
+        lit = (np.arange(28)[None, None, :] >= 14) == labels[:, None, None].astype(bool)
+        images = np.clip(rng.normal(200 * lit, 30, (n, 28, 28)), 0, 255)
+        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
             head = struct.pack(">I", 0x0800 + array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
             (raw / f"{prefix}-{kind}-ubyte").write_bytes(head + array.astype(np.uint8).tobytes())
 
@@ -322,9 +324,10 @@ def test_starter_zoo_in_catalog_pulls_offline(capsys):
 
 
 def test_unreadable_files_are_counted_or_refused(tmp_path, capsys):
-    data = make_image_folder(tmp_path / "bad", kind="shapes", classes=2, per_class=8, size=16, corrupt=2)
+    data = colour_folder(tmp_path / "bad", corrupt=2)
     args = ["find", "--arch", "conv2", "--width", "0.125", "--data", str(data), "--input-size", "16",
-            "--rounds", "1", "--epochs", "1", "--rewind", "0", "--device", "cpu", "-q"]
+            "--rounds", "1", "--epochs", "2", "--lr", "0.03", "--batch-size", "8", "--rewind", "0",
+            "--device", "cpu", "-q"]
     code, err = _main(*args, "--run-dir", str(tmp_path / "r1"), capsys=capsys)
     assert code == 0 and "skipped 2 unreadable file(s)" in err
     code, err = _main(*args, "--run-dir", str(tmp_path / "r2"), "--strict", capsys=capsys)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ticketzoo.data import make_image_folder
 from ticketzoo.errors import CheckpointError
+from conftest import colour_folder
 from ticketzoo.find import FindRecipe, find_tickets, resolve_data
 from ticketzoo.find import imp as imp_module
 from ticketzoo.find.carry import export_carry
@@ -19,13 +19,12 @@ from ticketzoo.train import TrainConfig
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("data") / "carry-shapes"
-    return make_image_folder(out, kind="shapes", classes=3, per_class=8, size=16, seed=1)
+    return colour_folder(tmp_path_factory.mktemp("data") / "carry-colours", seed=1)
 
 
 def _recipe(folder: Path, **kw) -> FindRecipe:
     spec = resolve_data(str(folder))
-    cfg = TrainConfig(max_epochs=2, batch_size=8, milestones=(), patience=None, device="cpu")
+    cfg = TrainConfig(max_epochs=2, lr=0.03, batch_size=8, milestones=(), patience=None, device="cpu")
     base = dict(arch="conv2", source=spec.source, data_kind=spec.kind, rounds=3, rewind="1ep",
                 input_size=16, arch_kwargs={"width": 0.125}, control="reinit", train=cfg)
     return FindRecipe(**{**base, **kw})
@@ -51,7 +50,7 @@ def test_a_carried_run_ends_with_the_same_tickets(folder, tmp_path, monkeypatch)
     assert first.stopped and max(r.round for r in first.rounds) == 1
     ticket = export_carry(first.run_dir, tmp_path / "carry")
     assert sorted(p.name for p in (tmp_path / "carry").iterdir()) == sorted(["log.json", ticket.name])
-    assert ticket.name == "carry-shapes-conv2-s20"  # a ticket folder, as everywhere
+    assert ticket.name == "carry-colours-conv2-s20"  # a ticket folder, as everywhere
     assert sorted(p.name for p in ticket.iterdir()) == ["README.md", "ticket.safetensors"]
 
     # job 2, on a machine that has only the carry folder

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ticketzoo.data import make_image_folder
 from ticketzoo.errors import ConfigError
+from conftest import colour_folder
 from ticketzoo.find import FindRecipe, find_tickets, resolve_data
 from ticketzoo.ticket import Ticket
 from ticketzoo.train import Runtime, TrainConfig
@@ -18,13 +18,12 @@ from ticketzoo.train import Runtime, TrainConfig
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("data") / "tiny-shapes"
-    return make_image_folder(out, kind="shapes", classes=3, per_class=10, size=16, seed=0)
+    return colour_folder(tmp_path_factory.mktemp("data") / "tiny-colours")
 
 
 def _recipe(folder: Path, train: dict | None = None, **kw) -> FindRecipe:
     spec = resolve_data(str(folder))
-    cfg = TrainConfig(**{"max_epochs": 3, "batch_size": 8, "milestones": (), "patience": None,
+    cfg = TrainConfig(**{"max_epochs": 3, "lr": 0.03, "batch_size": 8, "milestones": (), "patience": None,
                          "device": "cpu", **(train or {})})
     base = dict(arch="conv2", source=spec.source, data_kind=spec.kind, rounds=3, rewind="1ep",
                 input_size=16, arch_kwargs={"width": 0.125}, train=cfg)
@@ -38,7 +37,7 @@ def test_sparsity_schedule_and_controls_at_chosen_rounds(folder, tmp_path):
     total = sum(m.numel() for m in Ticket.load(result.run_dir / imp[0].file).masks.values())
     for row, target in zip(imp, (0.5, 0.8, 0.9)):
         assert abs(row.sparsity - target) <= 2.0 / total, (row.sparsity, target)
-    assert [r.ticket for r in imp] == [f"tiny-shapes-conv2-s{n}" for n in (50, 80, 90)]
+    assert [r.ticket for r in imp] == [f"tiny-colours-conv2-s{n}" for n in (50, 80, 90)]
     controls = [(r.round, r.line) for r in result.rounds if r.line != "imp"]
     assert controls == [(2, "reinit")]  # only the round of target 0.8
     card = Ticket.load(result.run_dir / imp[1].file).card
@@ -125,7 +124,7 @@ def test_cli_flags(folder, tmp_path, capsys):
     from ticketzoo.cli.main import main
 
     args = ["find", "--arch", "conv2", "--data", str(folder), "--input-size", "16", "--width", "0.125",
-            "--epochs", "2", "--rewind", "0", "--batch-size", "8", "--patience", "0",
+            "--epochs", "2", "--lr", "0.03", "--rewind", "0", "--batch-size", "8", "--patience", "0",
             "--sparsities", "0.5,0.8", "--control", "reinit", "--control-at", "0.8",
             "--schedule", "linear", "--warmup-epochs", "1", "--label-smoothing", "0.1", "--amp",
             "--device", "cpu", "--run-dir", str(tmp_path / "runs"), "--quiet", "--json"]
@@ -169,7 +168,7 @@ def test_carry_with_controls_at_chosen_rounds_ends_at_the_last_round(folder, tmp
     recipe = _recipe(folder, rounds=3, sparsities=(0.5, 0.8, 0.9), control="reinit", control_at=(0.8,))
     result = find_tickets(recipe, str(folder), run_dir=tmp_path / "runs")
     carried = export_carry(result.run_dir, tmp_path / "carry")
-    assert carried.name == "tiny-shapes-conv2-s90"  # round 3 trains no control: it is the last
+    assert carried.name == "tiny-colours-conv2-s90"  # round 3 trains no control: it is the last
     # Continued from the carry on a "fresh machine", the run has nothing left to train.
     again = find_tickets(recipe, str(folder), run_dir=tmp_path / "elsewhere",
                          carry_in=tmp_path / "carry")

@@ -185,3 +185,42 @@ def test_force_leaves_no_old_ticket_beside_a_failed_run(tmp_path):
     assert not (tmp_path / "o" / "ticket.safetensors").exists()
     assert not (tmp_path / "o" / "README.md").exists()
     assert sorted(p.name for p in (tmp_path / "o" / "checkpoints").iterdir()) == ["rewind-seed0", "run.json"]
+
+
+def _history(*losses, lr=0.1):
+    return [{"epoch": i, "lr": lr, "train_loss": loss} for i, loss in enumerate(losses, 1)]
+
+
+def test_an_exploded_loss_is_diverged():
+    from ticketzoo.finetune.status import exploded, verdict
+
+    blown = exploded(_history(1.69, 40.0, 962.0), 10)  # the 100-image lenet run of the report
+    assert blown.status == "diverged" and blown.where == {"epoch": 3, "lr": 0.1, "loss": 962.0}
+    assert blown.reason == ("train loss exploded: 962 in epoch 3 is over 10x epoch 1's 1.69 and above "
+                            "ln(10) = 2.30, a uniform guess's loss (lr 0.1)")
+    assert exploded(_history(1.69, 0.9, 0.2), 10) is None  # learning
+    assert exploded(_history(0.05, 0.6), 10) is None  # 12x a tiny first loss, still below ln(10)
+    assert exploded(_history(1.0, 9.0), 10) is None  # 9x: not more than 10x
+    assert exploded(_history(1.0, 10.5), 10).status == "diverged"
+    # blown up within epoch 1: then the yardstick is ln(C), not the first epoch's loss
+    assert "over 10x ln(2) = 0.69" in exploded(_history(5e5, 87.0), 2).reason
+    assert exploded(_history(5e5, 3.0), 2) is None
+    assert exploded(_history(962.0), 10) is None  # one epoch: nothing to compare
+    # the verdict: exploded first, then the binomial test
+    good = [[10, 0], [0, 10]]
+    assert verdict(_history(1.0, 0.5), good, "test", 2).status == "ok"
+    assert verdict(_history(1.0, 50.0), good, "test", 2).status == "diverged"
+    assert verdict(_history(1.0, 0.9), [[5, 5], [5, 5]], "test", 2).status == "chance"
+    assert verdict(_history(1.0, 0.9), None, "test", 2).status == "ok"  # nothing held out
+
+
+def test_finetune_records_an_exploded_run_as_diverged(tmp_path):
+    data = quick(tmp_path / "f")
+    with pytest.raises(NoTrainedRunError) as info:  # Adam at lr 10: finite, and blown up
+        finetune(tiny_ticket(), data, qcfg(3, lr=10.0), out_dir=tmp_path / "o")
+    run = info.value.result.runs[0]
+    assert run.status == "diverged" and run.reason.startswith("train loss exploded: ")
+    assert run.train is not None and run.diverged["epoch"] == 3 and run.diverged["loss"] > 100
+    assert not (tmp_path / "o" / "ticket.safetensors").exists()
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert m["runs"][0]["status"] == "diverged" and "exploded" in m["runs"][0]["reason"]

@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import tiny_ticket
+from conftest import colour_folder, tiny_ticket
 from sparse_build import compiled, sparse_cache  # noqa: F401 - fixtures
 from ticketzoo import codec
 from ticketzoo.card import (FinetuneRecipe, Preprocess, PruningRecipe, Recipe, find_preprocess, finetune_preprocess,
@@ -191,7 +191,7 @@ def test_predict_scores_what_find_measured(compiled, tmp_path):
     from ticketzoo.find import find_tickets, resolve_data
     from ticketzoo.predict import predict
 
-    folder = make_image_folder(tmp_path / "shapes", kind="shapes", classes=3, per_class=20, size=24, seed=0)
+    folder = colour_folder(tmp_path / "colours", per_class=20, size=24)
     recipe = _recipe(folder, rounds=1, epochs=4, split=(0.5, 0.1, 0.4))
     result = find_tickets(recipe, str(folder), run_dir=tmp_path / "runs")
     ticket = Ticket.load(result.tickets[-1])

@@ -97,14 +97,14 @@ def test_found_ticket_card_names_its_test_set(tmp_path):
 
 
 def test_card_of_a_found_ticket_is_hub_ready(tmp_path):
-    from ticketzoo.data import make_image_folder
+    from conftest import colour_folder
     from ticketzoo.find import FindRecipe, find_tickets, resolve_data
     from ticketzoo.train import TrainConfig
 
-    folder = make_image_folder(tmp_path / "tiny-shapes", kind="shapes", classes=3, per_class=10, size=16, seed=0)
+    folder = colour_folder(tmp_path / "tiny-colours")
     spec = resolve_data(str(folder))
     recipe = FindRecipe(arch="conv2", source=spec.source, data_kind=spec.kind, rounds=1, rewind="1ep", input_size=16,
-                        arch_kwargs={"width": 0.125}, train=TrainConfig(max_epochs=2, batch_size=8, milestones=(),
+                        arch_kwargs={"width": 0.125}, train=TrainConfig(max_epochs=2, lr=0.03, batch_size=8, milestones=(),
                                                                         patience=None, device="cpu"))
     result = find_tickets(recipe, str(folder), run_dir=tmp_path / "runs")
     ticket = Ticket.load(result.tickets[-1])
@@ -215,11 +215,22 @@ def test_push_name_refuses_to_move_a_name_without_force(cli, tmp_path):
 
 def test_export_writes_the_format_its_name_says(cli, tmp_path):
     cli("push", saved(tmp_path, "exp"))
-    code, out, _ = cli("export", "exp", "--out", tmp_path / "dense.pt", "--weights", "trained", "--json")
+    code, out, err = cli("export", "exp", "--out", tmp_path / "dense.pt", "--json")  # trained by default
     result = json.loads(out)
     state = torch.load(tmp_path / "dense.pt", weights_only=True)
-    assert code == 0 and result["format"] == "torch" and result["tensors"] == len(state)
+    assert code == 0 and result["format"] == "torch" and result["tensors"] == len(state) and err == ""
+    assert result["weights"] == "trained"
     assert torch.equal(state["fc.weight"], ticketzoo.load("exp").state_dict("trained")["fc.weight"])
+    code, out, _ = cli("export", "exp", "--out", tmp_path / "k.pt", "--weights", "rewind", "--json")
+    assert code == 0 and json.loads(out)["weights"] == "rewind"
+    assert torch.equal(torch.load(tmp_path / "k.pt", weights_only=True)["fc.weight"],
+                       ticketzoo.load("exp").state_dict("rewind")["fc.weight"])
+    only = saved(tmp_path, "theta-k", trained=False)  # θk alone: exported, with a note
+    code, out, err = cli("export", only, "--out", tmp_path / "only.safetensors")
+    assert code == 0 and "rewind weights" in out
+    assert err == "note: theta-k has no trained weights; exporting its rewind weights (θk)"
+    code, _, err = cli("export", only, "--out", tmp_path / "none.pt", "--weights", "trained")
+    assert code == 2 and "has no 'trained' weights (it has: rewind)" in err and not (tmp_path / "none.pt").exists()
     code, _, err = cli("export", "exp", "--out", tmp_path / "dense.npz")
     assert code == 2 and ".safetensors" in err and not (tmp_path / "dense.npz").exists()
 
@@ -267,14 +278,24 @@ def test_package_is_typed_and_every_command_has_an_example(cli):
 # --- 19.6 conventions ----------------------------------------------------------------------------
 
 
-def test_create_model_like_timm(tmp_path):
+def test_create_model_like_timm(tmp_path, caplog):
     path = saved(tmp_path, "cm")
     model = ticketzoo.create_model(str(path), num_classes=5, weights="trained")
     assert isinstance(model, torch.nn.Module) and model(torch.zeros(1, 3, 16, 16)).shape == (1, 5)
-    same = ticketzoo.create_model(str(path))
-    assert torch.equal(same.state_dict()["fc.weight"], Ticket.load(path).state_dict("rewind")["fc.weight"])
+    ticket = Ticket.load(path)
+    ready = ticketzoo.create_model(str(path))  # a ready model: the trained weights, as bench and predict
+    assert torch.equal(ready.state_dict()["fc.weight"], ticket.state_dict("trained")["fc.weight"])
+    rewind = ticketzoo.create_model(str(path), weights="rewind")  # asked for, θk
+    assert torch.equal(rewind.state_dict()["fc.weight"], ticket.state_dict("rewind")["fc.weight"])
+    assert "no trained weights" not in caplog.text
     with pytest.raises(ConfigError, match="no weight set 'final'"):
         ticketzoo.create_model(str(path), weights="final")
+    only = saved(tmp_path, "theta-k", trained=False)  # θk alone: that, and a warning saying so
+    fallback = ticketzoo.create_model(str(only))
+    assert torch.equal(fallback.state_dict()["fc.weight"], Ticket.load(only).state_dict("rewind")["fc.weight"])
+    assert "ticket 'theta-k' has no trained weights: the model holds its rewind weights" in caplog.text
+    with pytest.raises(ConfigError, match="no weight set 'trained'"):
+        ticketzoo.create_model(str(only), weights="trained")
 
 
 def test_shell_completion_of_ticket_names(tmp_path):

@@ -5,7 +5,7 @@
     ticket = ticketzoo.Ticket.from_model(model, masks, name="my-ticket", arch="resnet18")
     ticketzoo.push(ticket, "file:///srv/zoo")
     ticket = ticketzoo.load("file:///srv/zoo/my-ticket")       # a name, name@rev, hf://, file:// or a path
-    model = ticket.to_model(num_classes=5)                     # or ticketzoo.create_model(ref, num_classes=5)
+    model = ticket.to_model(num_classes=5)                     # θk; create_model(ref, ...): trained where there is one
     ticketzoo.keep_masks(model, ticket.head_masks_dropped())   # pruned weights stay 0 in your own loop
 
 Names load on first use (PEP 562), so ``import ticketzoo`` does not import torch.

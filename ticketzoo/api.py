@@ -22,6 +22,7 @@ workflow's shared state (:func:`open_base`, :func:`finetune_started`,
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,8 @@ from ticketzoo.registry.api import (Base, Last, Pushed, check_target, collect_ga
                                     remove_ticket, resolve_card, scan_entries, ticket_path, ticket_to_push,
                                     ticket_warnings, verify)
 from ticketzoo.ticket import TICKET_FILE, Ticket
+
+log = logging.getLogger(__name__)
 
 
 def load(ref: str | Path, *, registry: str | None = None, home: Path | None = None) -> Ticket:
@@ -71,15 +74,16 @@ def push(ticket: Ticket | str | Path, registry: str | None = None, *, name: str 
         return _registry.push(str(path), registry, name=name, home=home, **options)
 
 
-def create_model(ref: str | Path, *, num_classes: int | None = None, weights: str = "rewind",
+def create_model(ref: str | Path, *, num_classes: int | None = None, weights: str | None = None,
                  registry: str | None = None, home: Path | None = None, **head: Any):
     """A ready ``torch.nn.Module`` from a ticket, in one call (as ``timm.create_model``).
 
-    ``ref`` is anything :func:`load` takes. ``weights`` picks the weight set: ``"rewind"``
-    (θk, where a lottery ticket is trained from; the default) or ``"trained"``. With
-    ``num_classes`` other than the ticket's the head is a fresh dense layer (``head_init``,
-    ``seed`` and ``fresh_head`` go to :meth:`Ticket.to_model`). Pruned weights are exactly
-    zero; keep them so while training with ``ticketzoo.keep_masks(model,
+    ``ref`` is anything :func:`load` takes. ``weights`` picks the weight set: by default
+    ``"trained"`` (a trained network, like timm's pretrained weights), or ``"rewind"`` (θk,
+    where a lottery ticket is retrained from) for a ticket that has no other, with a logged
+    warning. With ``num_classes`` other than the ticket's the head is a fresh dense layer
+    (``head_init``, ``seed`` and ``fresh_head`` go to :meth:`Ticket.to_model`). Pruned
+    weights are exactly zero; keep them so while training with ``ticketzoo.keep_masks(model,
     ticket.head_masks_dropped())``.
 
         model = ticketzoo.create_model("fashionmnist-lenet-300-100-s79", num_classes=5)
@@ -87,6 +91,11 @@ def create_model(ref: str | Path, *, num_classes: int | None = None, weights: st
     from ticketzoo.errors import ConfigError
 
     ticket = load(ref, registry=registry, home=home)
+    if weights is None:
+        weights = ticket.ready_weights
+        if weights != "trained":
+            log.warning(f"ticket {ticket.name!r} has no trained weights: the model holds its "
+                        f"{weights} weights (θk), as found, not trained")
     if weights not in ticket.weight_sets:
         raise ConfigError(f"ticket {ticket.name!r} has no weight set {weights!r} (it has: "
                           f"{', '.join(ticket.weight_sets)})", field="weights", value=weights)

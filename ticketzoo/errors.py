@@ -153,5 +153,17 @@ class TrainingDivergedError(TicketzooError, ArithmeticError):
     """The training loss became NaN or infinite (usually: the learning rate is too high)."""
 
 
+class RoundNotTrainedError(TicketzooError, RuntimeError):
+    """An IMP round did not train: ``status`` is ``diverged`` or ``chance`` (the verdicts of
+    :mod:`ticketzoo.finetune.status`), ``reason`` says why, ``round`` which (0: the dense
+    network, from which every ticket would descend), ``run_dir`` where its result is."""
+
+    def __init__(self, message: str, *, round: int, status: str, reason: str | None,
+                 run_dir: str | Path | None = None, hint: str | None = None, **fields: Any):
+        super().__init__(message, hint=hint, **fields)
+        self.round, self.status, self.reason = round, status, reason
+        self.run_dir = str(run_dir) if run_dir is not None else None
+
+
 class MaskViolationError(TicketzooError, RuntimeError):
     """A trained model broke its ticket's mask (a pruned weight is not exactly zero)."""

@@ -84,7 +84,7 @@ def predict(ticket, files: list[Path], *, weights: str | None = None, device: st
     """
     import torch
 
-    weights = weights or ("trained" if "trained" in ticket.weight_sets else "rewind")
+    weights = weights or ticket.ready_weights
     if device not in ("cpu", "cuda"):
         raise ConfigError(f"device must be cpu or cuda, got {device!r}", field="device", value=device)
     if device == "cuda" and not torch.cuda.is_available():

@@ -218,6 +218,13 @@ class Ticket:
         return tuple(self._sets)
 
     @property
+    def ready_weights(self) -> str:
+        """The weight set a ready model uses unless told otherwise (``create_model``, ``export``,
+        ``predict``, ``bench``): ``trained`` where the ticket has it, as timm's pretrained
+        weights, else ``rewind`` (θk, the only set some tickets carry)."""
+        return "trained" if "trained" in self._sets else "rewind"
+
+    @property
     def csr_masks(self) -> dict[str, codec.CSRMask]:
         return dict(self._csr)
 

@@ -37,7 +37,7 @@ def command(ref: str, input_size: int | None, batch_size: int, threads: int | No
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     torch.set_num_threads(threads or cores or 1)
     ticket = load(ref)
-    weights = weights or ("trained" if "trained" in ticket.weight_sets else "rewind")
+    weights = weights or ticket.ready_weights
     if weights not in ticket.weight_sets:
         raise click.BadParameter(f"ticket {ticket.name} has no {weights!r} weights "
                                  f"(it has: {', '.join(ticket.weight_sets)})", param_hint="--weights")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ticketzoo.cli.console import console, print_json
+from ticketzoo.cli.console import console, err_console, print_json
 from ticketzoo.cli.options import complete_ticket_names
 
 #: The format each file name means: what ``torch.load`` / ``safetensors.torch.load_file`` read.
@@ -17,20 +17,23 @@ FORMATS = {".safetensors": "safetensors", ".pt": "torch", ".pth": "torch", ".bin
 @click.argument("ref", shell_complete=complete_ticket_names)
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Output file: .safetensors (safetensors) or .pt/.pth/.bin (torch.save of the state dict).")
-@click.option("--weights", type=click.Choice(["rewind", "trained"]), default="rewind", show_default=True)
+@click.option("--weights", type=click.Choice(["rewind", "trained"]), default=None,
+              help="Weight set [default: trained where the ticket has it, else rewind (θk), with a note].")
 @click.option("--force", is_flag=True, help="Overwrite --out when it exists (never a file inside a registry).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: name, revision, weights, format, tensors, path, "
               "sha256 (of the written file).")
-def command(ref: str, out: Path, weights: str, force: bool, as_json: bool) -> None:
+def command(ref: str, out: Path, weights: str | None, force: bool, as_json: bool) -> None:
     """Write a dense state dict that loads into the plain model (pruned weights are 0).
 
-    The format follows the file name: .safetensors, or .pt/.pth/.bin for torch.save (load
-    it with torch.load(path, weights_only=True)).
+    The weights are the trained ones where the ticket has them (as bench and predict use),
+    else its rewind weights θk (a note on stderr says so); --weights picks either. The format
+    follows the file name: .safetensors, or .pt/.pth/.bin for torch.save (load it with
+    torch.load(path, weights_only=True)).
 
     \b
     Examples:
       ticketzoo export fashionmnist-lenet-300-100-s79 --out dense.safetensors
-      ticketzoo export fashionmnist-lenet-300-100-s79 --weights trained --out dense.pt --json
+      ticketzoo export fashionmnist-lenet-300-100-s79 --weights rewind --out theta-k.pt --json
     """
     import io
 
@@ -54,6 +57,13 @@ def command(ref: str, out: Path, weights: str, force: bool, as_json: bool) -> No
     if not out.parent.exists():
         raise click.BadParameter(f"folder {out.parent} does not exist", param_hint="--out")
     ticket, entry = open_ticket(ref)
+    if weights is None:
+        weights = ticket.ready_weights
+        if weights != "trained":
+            err_console.print(f"note: {ticket.name} has no trained weights; exporting its {weights} weights (θk)")
+    if weights not in ticket.weight_sets:
+        raise click.BadParameter(f"ticket {ticket.name} has no {weights!r} weights "
+                                 f"(it has: {', '.join(ticket.weight_sets)})", param_hint="--weights")
     state = ticket.state_dict(weights)  # checks every tensor against the architecture first
     meta = {"ticketzoo_ticket": ticket.name, "architecture": ticket.card.arch.name, "weights": weights}
     if fmt == "safetensors":

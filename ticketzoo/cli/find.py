@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ticketzoo.cli.console import console, print_json, pushed_json
+from ticketzoo.cli.console import console, print_columns, print_json, pushed_json
 from ticketzoo.cli.options import (PAPER, alias_option, config_options, data_options, gather, output_options,
                                    publish_options, runtime_options, train_config, train_values,
                                    training_options)
@@ -69,6 +69,12 @@ def command(**opts) -> None:
     GPUs, gloo on CPU; see docs/DISTRIBUTED.md). --batch-size is the global batch (each process
     trains BATCH/N); rank 0 alone writes and reports; resume with the same N.
 
+    Every round is judged as finetune judges a run: ok, diverged (NaN/inf, or the train loss
+    exploded) or chance (test accuracy not above the majority class). A round that did not
+    train saves no ticket. A winning-ticket round that did not train ends the run, and exit
+    code 1 when no ticket was saved (round 0, the dense network, or round 1); a control that
+    did not train is recorded and the run goes on.
+
     \b
     Examples:
       ticketzoo find --arch lenet_300_100 --data fashionmnist --data-root /data/fashion-mnist \\
@@ -127,7 +133,12 @@ def command(**opts) -> None:
                     "carry": None if carried is None else str(carried),
                     "pushed": [pushed_json(p) for p in pushed]})
         return
-    console.print(find_rounds(result.rounds, title=f"IMP run {result.run_dir.name}"))
+    console.print(f"IMP run {result.run_dir.name}")
+    print_columns(*find_rounds(result.rounds))
+    for r in result.rounds:
+        if not r.trained:
+            what = "ended the run" if r == result.failed else "the run went on"
+            console.print(f"round {r.round} ({r.line}) did not train, no ticket: {r.status}: {r.reason}; {what}")
     where = (f"pushed {len(pushed)} ticket(s) to {registry or 'the local registry'}" if push
              else "not pushed (use --push, or `ticketzoo push FILE`)")
     console.print(f"tickets in {result.run_dir / 'tickets'}; {where}; "

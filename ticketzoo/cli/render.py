@@ -1,4 +1,5 @@
-"""Rich tables of what ``find``, ``finetune`` and ``compare`` return (the library's plain rows)."""
+"""Tables of what ``find``, ``finetune`` and ``compare`` return (the library's plain rows):
+``find``'s as plain columns whose cells are never cut, the others as rich tables."""
 
 from __future__ import annotations
 
@@ -11,18 +12,14 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.2%}"
 
 
-def find_rounds(results: Sequence, title: str | None = None) -> Table:
-    """``find``'s rounds (:class:`ticketzoo.find.RoundResult`): round, line, sparsity,
-    val/test accuracy, epochs, time, ticket."""
-    table = Table(title=title, show_edge=False)
-    for col, just in (("round", "right"), ("line", "left"), ("sparsity", "right"),
-                      ("val acc", "right"), ("test acc", "right"), ("epochs", "right"),
-                      ("time", "right"), ("ticket", "left")):
-        table.add_column(col, justify=just)
-    for r in results:
-        table.add_row(str(r.round), r.line, f"{r.sparsity:.2%}", _pct(r.val_accuracy),
-                      _pct(r.test_accuracy), str(r.epochs), f"{r.time_s:.1f}s", r.ticket or "-")
-    return table
+def find_rounds(results: Sequence) -> tuple[list[str], list[list[str]]]:
+    """``find``'s rounds (:class:`ticketzoo.find.RoundResult`) as the header and rows of
+    :func:`~ticketzoo.cli.console.print_columns` (ticket names are never cut): round, line,
+    sparsity, val/test accuracy, epochs, time, status (ok / diverged / chance), ticket."""
+    header = ["round", "line", "sparsity", "val acc", "test acc", "epochs", "time", "status", "ticket"]
+    rows = [[str(r.round), r.line, f"{r.sparsity:.2%}", _pct(r.val_accuracy), _pct(r.test_accuracy),
+             str(r.epochs), f"{r.time_s:.1f}s", r.status or "-", r.ticket or "-"] for r in results]
+    return header, rows
 
 
 def finetune_summary(rows: list, primary: str, word: Callable[[str], str] = str) -> Table:

@@ -6,6 +6,21 @@ rewind step; it is recorded in every card's lineage but emits no ticket. Round r
 survivors to θk, trains them from step k (so the LR schedule continues from k, as in Frankle
 et al. 2020) and emits ticket r: mask m_r, weight sets ``rewind`` (θk ⊙ m_r) and ``trained``.
 
+Every training is judged as a fine-tuning run is (:mod:`ticketzoo.finetune.status`): ``ok``,
+``diverged`` (NaN/inf or an exploded loss) or ``chance``; the verdict and its reason go into
+the round's ``result.json`` and ``log.json``. A round that did not train emits no ticket:
+
+* round 0 (dense): every ticket would descend from it, so the run stops with
+  :class:`~ticketzoo.errors.RoundNotTrainedError` before any ticket is written;
+* a winning-ticket round r >= 1: the run ends there. Round r+1 would prune by round r's
+  trained magnitudes, and a network that does not train at this sparsity is not expected
+  to at a higher one. The tickets of rounds < r stay and the result says where it ended
+  (``FindResult.failed``); when there are none (r = 1, nothing carried in), the run raises
+  :class:`~ticketzoo.errors.RoundNotTrainedError` as for round 0.
+* a control: recorded and the run goes on (no later round reads a control).
+
+Resumed, a judged round is not trained again: it ends the run the same way.
+
 Every round is a pure function of what is on disk (θ0, θk, the previous round's ticket, the
 recipe): each training reseeds its RNGs and the loader's shuffling generator, and resumes
 from its per-epoch checkpoint. A run killed at any point and started again with the same
@@ -31,11 +46,12 @@ from typing import Any, Callable
 import torch
 
 from ticketzoo.card import ArchConfig, SourceData, find_preprocess, now_iso
-from ticketzoo.errors import ConfigError
+from ticketzoo.errors import ConfigError, RoundNotTrainedError
 from ticketzoo.find.carry import carried_rounds, seed_run
 from ticketzoo.config.find import FindRecipe, ticket_name
 from ticketzoo.find.report import RoundResult, card_metrics, card_recipe, describe, lineage, write_logs
 from ticketzoo.find.rundir import RunDir, load_tensors, save_tensors
+from ticketzoo.finetune import status as verdicts
 from ticketzoo.data.loading import SourceLoaders, load_source
 from ticketzoo.data.source import DataSpec, resolve_data
 from ticketzoo.masks import Mask
@@ -51,6 +67,7 @@ class FindResult:
     recipe: FindRecipe
     rounds: tuple[RoundResult, ...]  # round 0 first, controls after their round
     stopped: bool = False  # ended early by its time budget; re-run (or carry) to continue
+    failed: RoundResult | None = None  # the winning-ticket round that did not train and ended the run
 
     @property
     def tickets(self) -> list[Path]:
@@ -185,7 +202,7 @@ class _IMP:
             masks = self.platform.from_main(lambda: load_tensors(run.round_dir(last) / "mask.safetensors"))
             masks = {n: masks[n] for n in self.prunable}
             self._say(f"continuing after round {last}, carried from an earlier job")
-        stopped = False
+        stopped, failed = False, None
         for i in range(first, r.rounds + 1):
             if time_budget is not None and self.platform.from_main(
                     lambda: run.result(i) is None and self._out_of_time(started, time_budget)):
@@ -194,7 +211,16 @@ class _IMP:
                 stopped = True
                 break
             masks = self.platform.from_main(lambda: self._mask(i, prev, masks))  # rank 0 prunes
-            prev = self._line(i, "imp", masks, self.platform.from_main(lambda: load_tensors(run.thetak)), prev)
+            row = self._line(i, "imp", masks, self.platform.from_main(lambda: load_tensors(run.thetak)), prev)
+            if not row.trained:  # later masks would be pruned by its weights: see the module docstring
+                if prev.ticket is None:  # the run would end without a ticket
+                    self.platform.write(lambda: write_logs(run.root, r, self.results))
+                    raise self._not_trained(row)
+                self._warn(f"round {i} did not train ({row.status}: {row.reason}): no ticket saved; "
+                           f"IMP ends here, the tickets up to round {prev.round} stay")
+                failed = row
+                break
+            prev = row
             if not r.controls_at(i):
                 pass
             elif r.control == "reinit":
@@ -208,7 +234,7 @@ class _IMP:
                            self.platform.from_main(lambda: load_tensors(run.thetak)), prev)
             self.platform.write(lambda: write_logs(run.root, r, self.results))
         self.platform.write(lambda: write_logs(run.root, r, self.results))
-        return FindResult(run.root, r, tuple(self.results), stopped)
+        return FindResult(run.root, r, tuple(self.results), stopped, failed)
 
     def _out_of_time(self, started: float, budget: float) -> bool:
         """Would the next round (as long as the longest so far, controls included) overrun?"""
@@ -233,19 +259,40 @@ class _IMP:
                 callbacks.append(SnapshotAt(self.k, lambda sd: self.platform.is_main
                                             and save_tensors(run.thetak, sd)))
             theta0 = self.platform.from_main(lambda: load_tensors(run.theta0))
-            tr, val, test = self._train(theta0, None, 0, run.round_dir(0), callbacks)
-            if not self.platform.from_main(run.thetak.exists):
-                raise ConfigError(f"training stopped after {tr.epochs_run} epoch(s), before the "
+            out = self._train(theta0, None, 0, run.round_dir(0), callbacks)
+            if out.verdict.status != "diverged" and not self.platform.from_main(run.thetak.exists):
+                raise ConfigError(f"training stopped after {out.epochs} epoch(s), before the "
                                   f"rewind step {self.recipe.rewind_step}",
                                   hint="rewind earlier, or raise `patience` / `max_epochs`")
-            done = RoundResult(0, "imp", 0.0, val, test, tr.epochs_run, _time(tr)).to_dict()
-            trained = self._state()
-            self.platform.write(lambda: (save_tensors(run.round_dir(0) / "trained.safetensors", trained),
-                                 run.write_result(0, done)))
+            done = out.row(0, "imp", 0.0).to_dict()
+            trained = self._state() if out.verdict.status == "ok" else None  # pruned from, when ok
+
+            def write() -> None:
+                if trained is not None:
+                    save_tensors(run.round_dir(0) / "trained.safetensors", trained)
+                run.write_result(0, done)
+
+            self.platform.write(write)
         result = RoundResult.from_dict(done)
         self.results.append(result)
+        if not result.trained:  # every ticket would descend from it: stop before the first
+            self.platform.write(lambda: write_logs(run.root, self.recipe, self.results))
+            raise self._not_trained(result)
         self._say(f"round 0: test accuracy {_pct(result.test_accuracy)}")
         return result
+
+    def _not_trained(self, result: RoundResult) -> RoundNotTrainedError:
+        """The error of a round that did not train and leaves the run without a ticket."""
+        lr = self.config.lr
+        hint = (f"lower the learning rate `lr`: it was {lr:g}" if result.status == "diverged" else
+                "train longer (`max_epochs`), on more images, or with another learning rate `lr`")
+        what = ("the dense network" if result.round == 0 else
+                f"the first ticket, {result.sparsity:.0%} of the weights pruned")
+        return RoundNotTrainedError(
+            f"round {result.round} ({what}) {result.status}: {result.reason}; IMP stopped, no ticket "
+            f"saved (results in {self.run_dir.root / 'log.json'})",
+            round=result.round, status=result.status, reason=result.reason, run_dir=self.run_dir.root,
+            hint=hint)
 
     def _line(self, i: int, line: str, masks, weights, parent: RoundResult) -> RoundResult:
         run, sub = self.run_dir, None if line == "imp" else line
@@ -253,39 +300,57 @@ class _IMP:
         if done is None:
             s = Mask(masks).sparsity
             self._say(f"round {i}/{self.recipe.rounds} ({line}): sparsity {s:.2%}")
-            tr, val, test = self._train(weights, masks, self.k, run.round_dir(i, sub), [])
-            name = ticket_name(self.recipe.source, self.recipe.arch, s, i, self.taken,
-                               None if line == "imp" else line)
-            result = RoundResult(i, line, s, val, test, tr.epochs_run, _time(tr), name,
-                                 run.ticket_file(name))
+            out = self._train(weights, masks, self.k, run.round_dir(i, sub), [])
+            result = out.row(i, line, s)
+            if out.verdict.status == "ok":  # only a round that trained is a ticket
+                name = ticket_name(self.recipe.source, self.recipe.arch, s, i, self.taken,
+                                   None if line == "imp" else line)
+                result = dataclasses.replace(result, ticket=name, file=run.ticket_file(name))
 
             def emit() -> dict:  # rank 0 writes the ticket and the round's result
-                row = dataclasses.replace(result, sha256=self._emit(result, weights, masks, parent))
+                row = result
+                if row.ticket is not None:
+                    row = dataclasses.replace(row, sha256=self._emit(row, weights, masks, parent))
                 run.write_result(i, row.to_dict(), sub)
                 return row.to_dict()
 
             done = self.platform.from_main(emit)
         result = RoundResult.from_dict(done)
-        self.taken.add(result.ticket)
         self.results.append(result)
+        if result.ticket is None:
+            if line != "imp":  # the winning line's failure is told where it ends the run
+                self._warn(f"round {i} ({line}) did not train ({result.status}: {result.reason}): "
+                           "no ticket saved for this baseline; the run goes on")
+            return result
+        self.taken.add(result.ticket)
         if self.on_ticket is not None:  # publishing writes: rank 0 alone, the others wait
             self.platform.write(lambda: self.on_ticket(run.root / result.file, result))
         return result
 
     # --- steps ------------------------------------------------------------------------
 
-    def _train(self, weights, masks, start: int, folder: Path, callbacks: list):
-        from ticketzoo.train import CSVLogger, ProgressCallback, evaluate, train
+    def _train(self, weights, masks, start: int, folder: Path, callbacks: list) -> _Trained:
+        """Train from ``weights`` under ``masks``, evaluate and judge it as finetune judges a run."""
+        from ticketzoo.train import CSVLogger, DivergedError, ProgressCallback, evaluate, train
 
         self.model.load_state_dict(weights)
         self.src.generator.manual_seed(self.config.seed)  # same data order every round
         cbs = [*callbacks, ProgressCallback(self.progress),
                CSVLogger(folder / "train.csv")]
-        tr = train(self.model, masks, self.src.train, self.src.val, self.config, callbacks=cbs,
-                   start=start, checkpoint_dir=folder, resume=True)
+        t0 = time.perf_counter()
+        try:
+            tr = train(self.model, masks, self.src.train, self.src.val, self.config, callbacks=cbs,
+                       start=start, checkpoint_dir=folder, resume=True)
+        except DivergedError as err:  # NaN/inf: nothing to evaluate
+            return _Trained(None, None, err.epoch - 1, time.perf_counter() - t0,
+                            verdicts.diverged(err.epoch, err.lr, err.loss))
         val = evaluate(self.model, self.src.val, runtime=self.runtime) if self.src.val else None
         test = evaluate(self.model, self.src.test, runtime=self.runtime) if self.src.test else None
-        return tr, val.accuracy if val else None, test.accuracy if test else None
+        judged = test if test is not None else val
+        verdict = verdicts.verdict(tr.history, judged.confusion if judged is not None else None,
+                                   "test" if test is not None else "val", len(self.src.classes))
+        return _Trained(val.accuracy if val else None, test.accuracy if test else None, tr.epochs_run,
+                        _time(tr), verdict)
 
     def _mask(self, i: int, prev: RoundResult, masks):
         """m_i: prune the weights m_{i-1} kept by round i-1's trained magnitudes."""
@@ -348,6 +413,25 @@ class _IMP:
     def _say(self, text: str) -> None:
         if self.platform.is_main:  # every rank runs this loop: one tells it
             log.info(text)
+
+    def _warn(self, text: str) -> None:
+        if self.platform.is_main:
+            log.warning(text)
+
+
+@dataclass(frozen=True)
+class _Trained:
+    """One training of a round, evaluated and judged."""
+
+    val: float | None  # accuracies; None without the split, or when the loss became NaN/inf
+    test: float | None
+    epochs: int  # completed in the schedule
+    time_s: float
+    verdict: verdicts.Verdict
+
+    def row(self, round_: int, line: str, sparsity: float) -> RoundResult:
+        return RoundResult(round_, line, sparsity, self.val, self.test, self.epochs, self.time_s,
+                           status=self.verdict.status, reason=self.verdict.reason)
 
 
 def _seed(seed: int, round_: int) -> int:

@@ -13,7 +13,7 @@ from ticketzoo.config.find import FindRecipe
 from ticketzoo.fileio import atomic_write_bytes
 
 LOG_COLUMNS = ("round", "line", "sparsity", "val_accuracy", "test_accuracy", "epochs",
-               "time_s", "ticket", "file", "sha256")
+               "time_s", "ticket", "file", "sha256", "status", "reason")
 
 
 @dataclass(frozen=True)
@@ -27,9 +27,17 @@ class RoundResult:
     test_accuracy: float | None
     epochs: int  # epochs completed in the schedule (including those before the rewind step)
     time_s: float  # training time (sum of epoch times, also over a resume)
-    ticket: str | None = None  # ticket name (None for round 0, which emits no ticket)
+    ticket: str | None = None  # ticket name (None for round 0 and rounds that did not train)
     file: str | None = None  # ticket file, relative to the run folder
     sha256: str | None = None
+    # ok | diverged | chance (ticketzoo.finetune.status); None: a row written before rounds were judged
+    status: str | None = None
+    reason: str | None = None  # why not ok, one sentence
+
+    @property
+    def trained(self) -> bool:
+        """Not found wanting: ``ok``, or a row from before rounds were judged."""
+        return self.status in (None, "ok")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -122,10 +122,9 @@ def train_run(model: nn.Module, masks: dict[str, torch.Tensor] | None, *, init: 
         result = train(model, masks, loaders.train, loaders.val, train_config, callbacks=callbacks,
                        checkpoint_dir=folder, resume=resume)
     except DivergedError as err:
-        verdict = verdicts.diverged(err.epoch, err.lr)
+        verdict = verdicts.diverged(err.epoch, err.lr, err.loss)
         run = RunResult(**common, train=None, test=None, time_s=time.perf_counter() - t0,
-                        status="diverged", reason=verdict.reason,
-                        diverged={"epoch": err.epoch, "lr": err.lr, "loss": err.loss})
+                        status="diverged", reason=verdict.reason, diverged=verdict.where)
         _write_status(folder, run)
         return run, None
     elapsed = time.perf_counter() - t0
@@ -135,12 +134,13 @@ def train_run(model: nn.Module, masks: dict[str, torch.Tensor] | None, *, init: 
     test = evaluate(model, loaders.test, runtime=runtime, num_classes=num_classes) if loaders.test else None
     judged_on = test if test is not None else (
         evaluate(model, loaders.val, runtime=runtime, num_classes=num_classes) if loaders.val else None)
-    verdict = (verdicts.judge(judged_on.confusion, "test" if test is not None else "val")
-               if judged_on is not None else verdicts.Verdict("ok", None))
-    final = cpu_state_dict(model)
+    verdict = verdicts.verdict(result.history, judged_on.confusion if judged_on is not None else None,
+                               "test" if test is not None else "val", num_classes)
+    final = cpu_state_dict(model) if verdict.status != "diverged" else None  # an exploded run is not kept
     model.to("cpu")
     run = RunResult(**common, train=result, test=test, time_s=elapsed, status=verdict.status,
-                    reason=verdict.reason, p_value=verdict.p_value, chance_level=verdict.chance_level)
+                    reason=verdict.reason, p_value=verdict.p_value, chance_level=verdict.chance_level,
+                    diverged=verdict.where)
     _write_status(folder, run)
     return run, final
 
