@@ -14,7 +14,7 @@ from ticketzoo.errors import CheckpointError
 from ticketzoo.finetune import NoTrainedRunError, finetune, summarize
 from ticketzoo.finetune import training as runs_mod
 from ticketzoo.finetune.report import comparison_notes
-from ticketzoo.finetune.status import judge
+from ticketzoo.train.status import judge
 from ticketzoo.ticket import Ticket
 from ticketzoo.train import Callback, DivergedError, EvalResult, TrainResult
 
@@ -192,7 +192,7 @@ def _history(*losses, lr=0.1):
 
 
 def test_an_exploded_loss_is_diverged():
-    from ticketzoo.finetune.status import exploded, verdict
+    from ticketzoo.train.status import exploded, verdict
 
     blown = exploded(_history(1.69, 40.0, 962.0), 10)  # the 100-image lenet run of the report
     assert blown.status == "diverged" and blown.where == {"epoch": 3, "lr": 0.1, "loss": 962.0}

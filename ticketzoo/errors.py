@@ -155,7 +155,7 @@ class TrainingDivergedError(TicketzooError, ArithmeticError):
 
 class RoundNotTrainedError(TicketzooError, RuntimeError):
     """An IMP round did not train: ``status`` is ``diverged`` or ``chance`` (the verdicts of
-    :mod:`ticketzoo.finetune.status`), ``reason`` says why, ``round`` which (0: the dense
+    :mod:`ticketzoo.train.status`), ``reason`` says why, ``round`` which (0: the dense
     network, from which every ticket would descend), ``run_dir`` where its result is."""
 
     def __init__(self, message: str, *, round: int, status: str, reason: str | None,

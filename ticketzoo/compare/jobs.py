@@ -2,7 +2,7 @@
 
 Each job owns ``<out>/jobs/<key>/``: ``job.json`` (what it computes) when it starts,
 per-epoch checkpoints while it trains, and ``result.json``, written atomically when it
-ends ``ok``, ``diverged`` or ``chance`` (:mod:`ticketzoo.finetune.status`). A job with a
+ends ``ok``, ``diverged`` or ``chance`` (:mod:`ticketzoo.train.status`). A job with a
 ``result.json`` is done; one without resumes from its last checkpoint, so a killed sweep
 rerun gives the results an uninterrupted one would. Checkpoints are removed once the
 result is written (the comparison keeps numbers, not weights).

@@ -6,7 +6,7 @@ rewind step; it is recorded in every card's lineage but emits no ticket. Round r
 survivors to θk, trains them from step k (so the LR schedule continues from k, as in Frankle
 et al. 2020) and emits ticket r: mask m_r, weight sets ``rewind`` (θk ⊙ m_r) and ``trained``.
 
-Every training is judged as a fine-tuning run is (:mod:`ticketzoo.finetune.status`): ``ok``,
+Every training is judged as a fine-tuning run is (:mod:`ticketzoo.train.status`): ``ok``,
 ``diverged`` (NaN/inf or an exploded loss) or ``chance``; the verdict and its reason go into
 the round's ``result.json`` and ``log.json``. A round that did not train emits no ticket:
 
@@ -51,7 +51,7 @@ from ticketzoo.find.carry import carried_rounds, seed_run
 from ticketzoo.config.find import FindRecipe, ticket_name
 from ticketzoo.find.report import RoundResult, card_metrics, card_recipe, describe, lineage, write_logs
 from ticketzoo.find.rundir import RunDir, load_tensors, save_tensors
-from ticketzoo.finetune import status as verdicts
+from ticketzoo.train import status as verdicts
 from ticketzoo.data.loading import SourceLoaders, load_source
 from ticketzoo.data.source import DataSpec, resolve_data
 from ticketzoo.masks import Mask

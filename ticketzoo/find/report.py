@@ -30,7 +30,7 @@ class RoundResult:
     ticket: str | None = None  # ticket name (None for round 0 and rounds that did not train)
     file: str | None = None  # ticket file, relative to the run folder
     sha256: str | None = None
-    # ok | diverged | chance (ticketzoo.finetune.status); None: a row written before rounds were judged
+    # ok | diverged | chance (ticketzoo.train.status); None: a row written before rounds were judged
     status: str | None = None
     reason: str | None = None  # why not ok, one sentence
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from ticketzoo.errors import ConfigError
 from ticketzoo.fileio import atomic_write_bytes
-from ticketzoo.finetune import status as verdicts
+from ticketzoo.train import status as verdicts
 from ticketzoo.masks import Mask
 from ticketzoo.models import build_model, classifier_names
 from ticketzoo.progress import Progress
