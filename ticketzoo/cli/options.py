@@ -194,7 +194,9 @@ training_options = _group([
 runtime_options = _group([
     (("--device",), {"help": "auto, cpu, cuda or cuda:N."}),
     (("--amp/--no-amp",), {"default": None, "help": "Mixed precision: bf16 (or fp16) autocast on CUDA, bf16 "
-                                                      "on CPU [CUDA: on; CPU: on for torchvision architectures where the CPU has native bf16]."}),
+                                                      "on CPU; a runtime choice, recorded, not hashed [CUDA: on; CPU: "
+                                                      "fp32 for finetune and compare; find: bf16 for torchvision "
+                                                      "architectures where the CPU has it natively]."}),
     (("--channels-last/--no-channels-last",), {"default": None, "help": "NHWC memory format [CUDA: on; CPU: on "
                                                                        "for torchvision architectures]."}),
     (("--threads",), {"type": click.IntRange(min=1),
