@@ -5,7 +5,7 @@
 # domain (examples/digits: 300 handwritten digits, UCI, CC BY 4.0) beside a dense ResNet-50
 # trained from scratch on the same split and seed, then push the fine-tuned ticket to a
 # local file:// registry (finetuned/registry). Ends with the result table.
-# About 2 minutes on 2 CPU cores once .venv exists (installing it takes a few minutes).
+# About 4 minutes on 2 CPU cores once .venv exists (installing it takes a few minutes).
 #
 #   bash scripts/demo.sh            (variables below can be overridden: SEEDS=3 bash ...)
 set -euo pipefail
