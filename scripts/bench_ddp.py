@@ -75,7 +75,8 @@ def _compare(a: Path, b: Path) -> tuple[float, int, int]:
                    "difference, 2 processes' included, grows to 1e-3 within an epoch).")
 @click.option("--repeat", default=1, show_default=True, help="Runs per setting (the fastest is kept).")
 def main(images: int, width: float, epochs: int, batch_size: int, lr: float, repeat: int) -> None:
-    from ticketzoo.data import make_image_folder
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test suite\'s synthetic images
+    from synthetic import make_image_folder
 
     with tempfile.TemporaryDirectory(prefix="bench-ddp-") as tmp:
         work = Path(tmp)

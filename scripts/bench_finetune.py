@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -122,7 +123,9 @@ def bench_data(n_images: int, workers: int, epochs: int = 5):
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
 
-    from ticketzoo.data import discover_folder, make_dataset, make_image_folder, make_loaders
+    from ticketzoo.data import discover_folder, make_dataset, make_loaders
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test suite\'s synthetic images
+    from synthetic import make_image_folder
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "jpegs"

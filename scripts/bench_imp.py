@@ -17,6 +17,7 @@ No validation pass is timed: both sides would pay the same.
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -48,7 +49,8 @@ def main(arch, width, input_size, classes, per_class, epochs, batch_size, device
     import torch
 
     from ticketzoo.card import ArchConfig, SourceData
-    from ticketzoo.data import make_image_folder
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test suite\'s synthetic images
+    from synthetic import make_image_folder
     from ticketzoo.data.loading import load_source
     from ticketzoo.data.source import resolve_data
     from ticketzoo.models import build_model, classifier_names

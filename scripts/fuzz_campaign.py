@@ -295,7 +295,8 @@ def _held(home: Path):
 def race_phase(pairs: int, rng, work: Path, report, python: str, kinds: list[str]) -> None:
     from conftest import tiny_ticket
 
-    from ticketzoo.data import make_image_folder
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test suite\'s synthetic images
+    from synthetic import make_image_folder
     from ticketzoo.registry.local import LocalRegistry
 
     data = make_image_folder(work / "race-data", kind="textures", classes=2, per_class=6, size=16)

@@ -14,7 +14,7 @@ from ticketzoo.cli.main import main
 from ticketzoo.compare import CompareConfig, SweepTicket, compare, diff, family_members, make_plan
 from ticketzoo.compare import jobs as jobs_mod
 from ticketzoo.compare.stats import Cell, Row, multiple_testing_note
-from ticketzoo.data import make_image_folder
+from synthetic import make_image_folder
 from ticketzoo.errors import CheckpointError, ConfigError
 from ticketzoo.fileio import sha256_file
 from ticketzoo.finetune import FinetuneConfig

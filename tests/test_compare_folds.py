@@ -10,7 +10,7 @@ import pytest
 
 from conftest import tiny_ticket
 from ticketzoo.compare import CompareConfig, SweepTicket, compare
-from ticketzoo.data import make_image_folder
+from synthetic import make_image_folder
 from ticketzoo.fileio import sha256_file
 from ticketzoo.finetune import FinetuneConfig, finetune
 from ticketzoo.train import TrainConfig

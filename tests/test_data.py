@@ -16,6 +16,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from synthetic import make_image_folder
 from ticketzoo.data import (
     ArraySamples,
     Batch,
@@ -24,7 +25,6 @@ from ticketzoo.data import (
     discover_folder,
     load_named_dataset,
     make_dataset,
-    make_image_folder,
     make_loaders,
     split_counts,
     to_channels,

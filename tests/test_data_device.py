@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ticketzoo.data import ArraySamples, discover_folder, make_dataset, make_image_folder
+from ticketzoo.data import ArraySamples, discover_folder, make_dataset
+from synthetic import make_image_folder
 from ticketzoo.data.device_loader import (
     DeviceBudgetError,
     DeviceImages,

@@ -17,7 +17,7 @@ from PIL import Image
 from conftest import tiny_ticket
 from ticketzoo.cli.main import main
 from ticketzoo.cli.render import finetune_summary
-from ticketzoo.data import make_image_folder
+from synthetic import make_image_folder
 from ticketzoo.errors import CheckpointError, ConfigError, MaskViolationError
 from ticketzoo.finetune import FinetuneConfig, check_saved, default_name, finetune, start_model
 from ticketzoo.finetune import training as runs_mod

@@ -24,7 +24,7 @@ from ticketzoo import codec
 from ticketzoo.card import (FinetuneRecipe, Preprocess, PruningRecipe, Recipe, find_preprocess, finetune_preprocess,
                             preprocess_of)
 from ticketzoo.config.finetune import FinetuneConfig
-from ticketzoo.data import make_image_folder
+from synthetic import make_image_folder
 from ticketzoo.errors import TicketFormatError
 from ticketzoo.ticket import Ticket
 

@@ -336,7 +336,7 @@ def test_ticketzoo_offline_keeps_every_remote_off_the_network(cli, monkeypatch):
 
 
 def test_finetune_records_process_layout_and_test_images(tmp_path):
-    from ticketzoo.data import make_image_folder
+    from synthetic import make_image_folder
     from ticketzoo.finetune import FinetuneConfig, finetune
     from ticketzoo.train import TrainConfig
 

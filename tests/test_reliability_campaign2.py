@@ -65,7 +65,7 @@ def saved(tmp_path: Path, name: str, seed: int = 0) -> Path:
 
 
 def test_push_after_a_failed_finetune_refuses_instead_of_publishing_the_base(cli, tmp_path):
-    from ticketzoo.data import make_image_folder
+    from synthetic import make_image_folder
 
     LocalRegistry().publish(tiny_ticket(name="starter"))
     assert cli("pull", "starter")[0] == 0
@@ -237,7 +237,7 @@ def test_a_torch_checkpoint_at_enospc_names_the_file(full_disk):
 
 
 def test_export_and_finetune_out_on_a_full_disk_say_so(cli, full_disk, tmp_path):
-    from ticketzoo.data import make_image_folder
+    from synthetic import make_image_folder
 
     LocalRegistry().publish(tiny_ticket(name="kept", sparsity=0.5))
     code, _, err = cli("export", "kept", "--out", full_disk / "dense.safetensors")
@@ -328,7 +328,7 @@ def test_later_pushes_and_gc_registry_remove_a_headless_ticket_folder(cli, tmp_p
 
 
 def test_a_refused_finetune_out_inside_the_registry_leaves_no_folder(cli, tmp_path, isolated_home):
-    from ticketzoo.data import make_image_folder
+    from synthetic import make_image_folder
 
     LocalRegistry().publish(tiny_ticket(name="starter"))
     data = make_image_folder(tmp_path / "d", kind="textures", classes=2, per_class=4, size=16)
@@ -374,7 +374,7 @@ def test_every_read_works_in_a_read_only_home(cli, read_only_home, tmp_path):
 
 
 def test_finetune_with_a_read_only_home_succeeds_and_warns(cli, read_only_home, tmp_path):
-    from ticketzoo.data import make_image_folder
+    from synthetic import make_image_folder
 
     data = make_image_folder(tmp_path / "d", kind="textures", classes=2, per_class=40, size=16)
     code, out, err = cli("finetune", "zz", "--data", data, "--out", tmp_path / "o", "--epochs", 8,

@@ -9,7 +9,7 @@ Typical use::
     loaders = make_loaders(train, val, None, batch_size=64, seed=0, device="cpu")
 
 Modules, each importing only those above it: ``images`` (read one file), ``idx`` (read
-IDX files), ``splits``, ``folder``, ``cache``, ``datasets``, ``loaders``, ``device_loader``, ``synthetic``.
+IDX files), ``splits``, ``folder``, ``cache``, ``datasets``, ``loaders``, ``device_loader``.
 """
 
 from ticketzoo.data.cache import (
@@ -39,7 +39,6 @@ from ticketzoo.data.device_loader import (
     make_device_loaders,
 )
 from ticketzoo.data.splits import split_counts, split_groups
-from ticketzoo.data.synthetic import make_image_folder
 
 __all__ = [
     "DEFAULT_MEMORY_BUDGET",
@@ -63,7 +62,6 @@ __all__ = [
     "load_named_dataset",
     "make_dataset",
     "make_device_loaders",
-    "make_image_folder",
     "make_loaders",
     "read_idx",
     "read_idx_pair",
