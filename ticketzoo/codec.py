@@ -49,7 +49,7 @@ _METADATA_KEYS = frozenset({"format", "format_version", "weight_sets", "card", "
 MAX_NDIM = 8
 MAX_NUMEL = 2**31
 MAX_HEADER = 100_000_000  # safetensors' own bound on the JSON header
-_SET_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_SET_NAME = re.compile(r"^[a-z][a-z0-9_]*\Z")
 _VALUE_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 

@@ -24,7 +24,7 @@ from ticketzoo.ticket import TICKET_FILE
 
 README = "README.md"
 REV_LEN = 12
-SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+SHA_RE = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import re
 
 from ticketzoo.errors import InvalidRefError, short
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,95}$")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,95}\Z")
 NAME_RULE = "names use lowercase letters, digits, '.', '_' and '-', and start with a letter or digit"
 
 

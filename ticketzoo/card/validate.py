@@ -16,9 +16,9 @@ from ticketzoo.names import valid_name
 MAX_CLASSES = 1_000_000
 MAX_CHANNELS = 256
 MAX_INPUT_SIZE = 4096
-_ARCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ARCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 #: A Hub license id: the Hub's list is lower-case SPDX-like ids ("apache-2.0", "cc-by-nc-4.0", "other").
-LICENSE_RE = re.compile(r"^[a-z0-9][a-z0-9.+-]{0,63}$")
+LICENSE_RE = re.compile(r"^[a-z0-9][a-z0-9.+-]{0,63}\Z")
 #: The license a card states when none was set: ticketzoo's own (pyproject.toml).
 DEFAULT_LICENSE = "apache-2.0"
 

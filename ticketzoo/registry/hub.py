@@ -38,7 +38,7 @@ from ticketzoo.ticket import TICKET_FILE
 if TYPE_CHECKING:
     from ticketzoo.ticket import Ticket
 
-COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+COMMIT_RE = re.compile(r"^[0-9a-f]{40}\Z")
 _TRUE = {"1", "ON", "YES", "TRUE"}
 
 

@@ -43,13 +43,13 @@ from ticketzoo.folder import (README, REV_LEN, Entry, read_entry, read_readme, v
                               write_ticket_folder)
 from ticketzoo.ticket import TICKET_FILE, Ticket
 
-REV_RE = re.compile(r"^[0-9a-f]{12}$")
+REV_RE = re.compile(r"^[0-9a-f]{12}\Z")
 STATE_FILE = "state.json"
 #: Names ticketzoo's writers give their temporary files and folders, per folder level
 #: (the root may be a folder the user shares with other files: only our own names there).
-_LEFTOVER_IN_ROOT = re.compile(r"^\.state\.json\..+\.tmp$")
+_LEFTOVER_IN_ROOT = re.compile(r"^\.state\.json\..+\.tmp\Z")
 _LEFTOVER_IN_TICKETS = re.compile(r"^\.(probe|rm)-.+")
-_LEFTOVER_IN_NAME = re.compile(r"^\.(tmp-|bad-|rm-).+|^\.HEAD\..+\.tmp$")
+_LEFTOVER_IN_NAME = re.compile(r"^\.(tmp-|bad-|rm-).+|^\.HEAD\..+\.tmp\Z")
 
 
 def default_home() -> Path:

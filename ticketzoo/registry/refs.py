@@ -26,8 +26,8 @@ from urllib.parse import unquote, urlparse
 from ticketzoo.errors import InvalidRefError
 from ticketzoo.names import NAME_RULE, check_name, shown, valid_name  # noqa: F401 (re-exported)
 
-REV_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
-HF_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+REV_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}\Z")
+HF_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}\Z")
 #: Longer than any path the OS accepts (PATH_MAX is 4096 on Linux): refused before any file call.
 MAX_REF_LEN = 4096
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
