@@ -38,3 +38,32 @@ def test_push_refuses_a_name_or_license_with_a_newline(tmp_path, cli, ticket_fil
     code, _, err = cli("push", ticket_file, "--registry", f"file://{registry}", "--license", "mit\n")
     assert code != 0 and "license" in err
     assert not any(registry.iterdir()) or not any(p.name.endswith("\n") for p in registry.rglob("*"))
+
+
+def test_control_characters_in_card_text_are_printed_escaped(tmp_path, cli):
+    """An ESC in a description or class name reaches the terminal written out (``\\x1b``),
+    never as a command that clears the screen or erases a line (issue 31 #8)."""
+    import dataclasses
+
+    from conftest import tiny_ticket
+
+    t = tiny_ticket()
+    t = t.with_card(description="fine\x1b[2J\x1b[1A\x1b[2Kgone\x9b31m",
+                    source=dataclasses.replace(t.card.source, dataset="ev\x1b[31mil",
+                                               classes=tuple(f"c{i}\x1b[1A" for i in range(len(t.card.source.classes)))))
+    path = tmp_path / "t.safetensors"
+    t.save(path)
+    code, out, err = cli("info", path)
+    assert code == 0, err
+    assert "\x1b" not in out and "\x9b" not in out
+    assert "\\x1b[2J" in out or "\\x1b[31m" in out  # shown, escaped
+
+
+def test_printable_escapes_controls_and_keeps_rows_whole(capsys):
+    from ticketzoo.cli.console import print_columns, printable
+
+    assert printable("a\x1b[2Jb\tc\nd") == "a\\x1b[2Jb\tc\nd"
+    assert printable("a\nb", one_line=True) == "a\\nb"
+    print_columns(["name", "note"], [["evil\nname", "x\x1b[1Ay"]])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and "\x1b" not in lines[1] and "evil\\nname" in lines[1]

@@ -8,10 +8,30 @@ and reports progress, and :mod:`ticketzoo.cli.progress` shows both on ``err_cons
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from rich.console import Console
 
+# C0 controls but tab and newline, DEL, and C1 (0x9b is a one-byte CSI on some terminals)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_OR_NEWLINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str, *, one_line: bool = False) -> str:
+    """``text`` with its control characters written out (ESC as ``\\x1b``), so that card
+    text, names and paths cannot clear the screen, move the cursor or (``one_line``) split
+    a row when printed."""
+    pattern = _CONTROL_OR_NEWLINE if one_line else _CONTROL
+    return pattern.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+class _Console(Console):
+    """A rich Console whose every string (messages, table cells) goes through
+    :func:`printable` before it is rendered: data printed is never a terminal command."""
+
+    def render_str(self, text: str, **kwargs: Any):
+        return super().render_str(printable(text), **kwargs)
 
 
 class Terminal:
@@ -20,8 +40,8 @@ class Terminal:
     def __init__(self) -> None:
         # markup=False: names, paths, class names and card text are data and may contain
         # brackets; styles are passed explicitly (style=...) where wanted.
-        self.out = Console(highlight=False, markup=False, soft_wrap=True)
-        self.err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+        self.out = _Console(highlight=False, markup=False, soft_wrap=True)
+        self.err = _Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 
 terminal = Terminal()
@@ -44,9 +64,10 @@ def print_columns(header: list[str], rows: list[list[str]]) -> None:
     Unlike a rich table (which fits itself into 80 columns when piped and shortens cells
     with an ellipsis), every cell is printed whole, so ``list | cat`` and a narrow terminal
     show full names and paths; a line wider than the terminal wraps instead."""
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    for line in [header, *rows]:
-        cells = [str(c).ljust(w) for c, w in zip(line, widths)]
+    lines = [[printable(str(c), one_line=True) for c in line] for line in [header, *rows]]
+    widths = [max(len(c) for c in col) for col in zip(*lines)]
+    for line in lines:
+        cells = [c.ljust(w) for c, w in zip(line, widths)]
         print("  ".join(cells).rstrip())
 
 
