@@ -67,3 +67,48 @@ def test_printable_escapes_controls_and_keeps_rows_whole(capsys):
     print_columns(["name", "note"], [["evil\nname", "x\x1b[1Ay"]])
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and "\x1b" not in lines[1] and "evil\\nname" in lines[1]
+
+
+def test_compare_refuses_an_out_folder_with_files_it_did_not_write(tmp_path):
+    """compare --out on a folder holding the user's own runs.csv / plot.png and no sweep.json
+    is refused without --force, and nothing there changes (issue 31 #5)."""
+    from test_compare import make_tickets, recipe
+
+    from synthetic import make_image_folder
+    from ticketzoo.compare import CompareConfig, compare
+    from ticketzoo.errors import CheckpointError
+
+    data = make_image_folder(tmp_path / "stripes", kind="textures", classes=2, per_class=10, size=16)
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "runs.csv").write_text("my own results\n")
+    (out / "plot.png").write_bytes(b"mine")
+    with pytest.raises(CheckpointError, match="no sweep.json"):
+        compare(make_tickets(tmp_path), data, CompareConfig(recipe(epochs=1, seeds=1)), out_dir=out)
+    assert (out / "runs.csv").read_text() == "my own results\n" and sorted(p.name for p in out.iterdir()) == \
+        ["plot.png", "runs.csv"]
+
+
+def test_finetune_force_replaces_only_its_own_files(tmp_path, cli):
+    """--force starts over by removing what a fine-tune wrote (ticket, metrics, run
+    checkpoints and logs); the user's files in the same folders stay (issue 31 #6)."""
+    from conftest import colour_folder, tiny_ticket
+    from test_finetune import QUICK_ARGS
+
+    base = tmp_path / "base.safetensors"
+    tiny_ticket().save(base)
+    data = colour_folder(tmp_path / "f", per_class=20)
+    out = tmp_path / "out"
+    args = ["finetune", base, "--data", data, "--out", out, "--epochs", 4, "--quiet", *QUICK_ARGS]
+    code, _, err = cli(*args)
+    assert code == 0, err
+    old = (out / "metrics.json").read_text()
+    (out / "logs" / "mine.txt").write_text("keep")
+    (out / "checkpoints" / "mine.pt").write_bytes(b"keep")
+    (out / "notes.md").write_text("keep")
+    code, _, err = cli(*args, "--force", "--seed", 1)
+    assert code == 0, err
+    assert (out / "metrics.json").read_text() != old and (out / "ticket.safetensors").exists()
+    for kept in (out / "logs" / "mine.txt", out / "checkpoints" / "mine.pt", out / "notes.md"):
+        assert kept.read_bytes() == b"keep"
+    assert sorted(p.name for p in (out / "logs").iterdir()) == ["mine.txt", "rewind-seed1.csv"]

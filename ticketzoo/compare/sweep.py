@@ -271,6 +271,11 @@ def _check_sweep(out: Path, fingerprint: str) -> None:
         found = None
     except (OSError, ValueError):
         raise CheckpointError(f"{path} cannot be read", field="out_dir", value=str(path)) from None
+    if found is None and (theirs := [n for n in (*OUTPUTS, "jobs") if (out / n).exists()]):
+        # no sweep.json: not a comparison this tool started there, so those files are someone else's
+        raise CheckpointError(f"{out} holds {', '.join(theirs)} but no {SWEEP_FILE}: files ticketzoo did not "
+                              "write would be replaced", field="out_dir", value=str(out),
+                              hint="pass `force` to replace them, or use another `out_dir`")
     if found is not None and found != fingerprint:
         raise CheckpointError(f"{out} holds a comparison with other data or settings", field="out_dir",
                               value=str(out), hint="rerun with the same settings, pass `force` to start "

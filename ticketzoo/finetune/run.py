@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,13 +236,27 @@ def _check_output(out: Path, resume: bool, overwrite: bool) -> None:
                               "no ticket)", hint=ways)
 
 
+#: A run's tag (training.run_one): its checkpoint folder and CSV log are named by it.
+_RUN_TAG = re.compile(r"(rewind|trained|reinit|dense)(-fold\d+)?-seed\d+\Z")
+
+
 def _prepare_output(out: Path, *, start_over: bool) -> None:
-    """The output folder, emptied of an old result and its runs when starting over."""
+    """The output folder; starting over, emptied of what an earlier fine-tune wrote there (its
+    ticket, README, metrics, run checkpoints and logs) and of nothing else: a file of the
+    user's in ``out``, ``logs/`` or ``checkpoints/`` stays."""
     if start_over:  # nothing old may be resumed
-        for sub in ("checkpoints", "logs"):
-            shutil.rmtree(out / sub, ignore_errors=True)
-        for name in (TICKET_FILE, "README.md", METRICS_FILE):
-            (out / name).unlink(missing_ok=True)
+        mine = [out / TICKET_FILE, out / METRICS_FILE, out / "checkpoints" / "run.json"]
+        if (out / TICKET_FILE).exists():  # the README beside our ticket is the ticket's
+            mine.append(out / "README.md")
+        for sub, suffix in (("checkpoints", ""), ("logs", ".csv")):
+            if (out / sub).is_dir():
+                mine += [p for p in (out / sub).iterdir()
+                         if p.name.endswith(suffix) and _RUN_TAG.match(p.name.removesuffix(suffix) if suffix else p.name)]
+        for path in mine:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
 
 
