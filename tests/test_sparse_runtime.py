@@ -310,6 +310,17 @@ def test_choices_are_timed_once_and_cached_per_machine(compiled, tmp_path, monke
     monkeypatch.setenv("TICKETZOO_SPARSE_CACHE", str(tmp_path / "cache"))
     sparsify(model, example=(1, 3, 12, 12))
     assert len(json.loads(files[0].read_text())) == 3
+    # valid JSON with wrong shapes (issue 31 #4): those entries are timed again, never an error
+    table = json.loads(files[0].read_text())
+    keys = sorted(table)
+    table[keys[0]] = 7
+    table[keys[1]] = {"kernel": "sparse", "ms": {"dense": None, "sparse": 1.0}}
+    table[keys[2]] = {"ms": {"dense": 1.0}}
+    files[0].write_text(json.dumps(table))
+    again = sparsify(model, example=(1, 3, 12, 12))
+    assert [r["kernel"] for r in again.layers()]
+    healed = json.loads(files[0].read_text())
+    assert all(isinstance(e, dict) and e["kernel"] in e["ms"] for e in healed.values())
 
 
 # --- without the C++ kernels --------------------------------------------------------------------

@@ -42,10 +42,16 @@ class Chooser:
             return {}
         try:
             table = json.loads(self.path.read_text())
-            return table if isinstance(table, dict) else {}
         except (OSError, ValueError):  # a damaged cache is only lost timings: time again
             _log.info("sparse runtime: ignoring unreadable kernel-choice cache %s", self.path)
             return {}
+        if not isinstance(table, dict):
+            table = {}
+        good = {k: v for k, v in table.items() if _well_formed(v)}
+        if len(good) < len(table):  # valid JSON, wrong shapes (hand-edited, another version)
+            _log.info("sparse runtime: ignoring %d malformed entr(ies) of %s; they are timed again",
+                      len(table) - len(good), self.path)
+        return good
 
     def choose(self, layer, x: torch.Tensor, residual, relu: bool) -> str:
         memo = (id(layer), tuple(x.shape), residual is not None, relu, torch.get_num_threads())
@@ -96,3 +102,13 @@ class Chooser:
             self._dirty = False
         except OSError as e:
             _log.info("sparse runtime: kernel choices not cached (%s)", e)
+
+
+def _well_formed(entry) -> bool:
+    """A cache entry as :meth:`Chooser._choose` writes it: ``{"kernel": name, "ms": {name:
+    milliseconds}}`` with the chosen kernel among the timed ones."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("kernel"), str) or not isinstance(entry.get("ms"), dict):
+        return False
+    times = entry["ms"]
+    return entry["kernel"] in times and all(
+        isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in times.items())
