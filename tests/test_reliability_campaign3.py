@@ -112,3 +112,35 @@ def test_finetune_force_replaces_only_its_own_files(tmp_path, cli):
     for kept in (out / "logs" / "mine.txt", out / "checkpoints" / "mine.pt", out / "notes.md"):
         assert kept.read_bytes() == b"keep"
     assert sorted(p.name for p in (out / "logs").iterdir()) == ["mine.txt", "rewind-seed1.csv"]
+
+
+def test_a_folder_nested_a_thousand_levels_is_a_clear_error(tmp_path):
+    """No RecursionError: the walk keeps its own stack and names the folder too deep (issue 31 #11)."""
+    import os
+
+    from ticketzoo.data import discover_folder
+    from ticketzoo.data.walk import MAX_DEPTH, walk
+    from ticketzoo.errors import DataError
+    from ticketzoo.predict import image_files
+
+    root = tmp_path / "deep"
+    (root / "cls").mkdir(parents=True)
+    (root / "other").mkdir()
+    fd = os.open(root / "cls", os.O_RDONLY)
+    try:  # 1,200 levels: relative mkdirs, since the full path outgrows PATH_MAX
+        for _ in range(1200):
+            os.mkdir("d", dir_fd=fd)
+            nxt = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    finally:
+        os.close(fd)
+    with pytest.raises(DataError, match=f"deeper than {MAX_DEPTH} levels"):
+        image_files(root)
+    with pytest.raises(DataError, match="deeper than"):
+        discover_folder(root, split=(0.5, 0.25, 0.25))
+    flat = tmp_path / "flat"
+    (flat / "a" / "b").mkdir(parents=True)
+    (flat / "a" / "b" / "x.png").write_bytes(b"")
+    assert [(os.path.relpath(p, flat), sorted(d), f) for p, d, f in walk(flat)] == \
+        [(".", ["a"], []), ("a", ["b"], []), (os.path.join("a", "b"), [], ["x.png"])]

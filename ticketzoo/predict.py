@@ -9,13 +9,13 @@ dense. A file that is not a readable image is skipped with its reason, never fat
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 from ticketzoo.card import Preprocess
 from ticketzoo.data.folder import SkippedFile  # one type for a file left out, as in finetune
+from ticketzoo.data.walk import walk
 from ticketzoo.errors import ConfigError, DataError
 
 
@@ -43,7 +43,7 @@ def image_files(path: str | Path) -> list[Path]:
     if not path.is_dir():
         raise DataError(f"{path}: no such file or folder", path=path)
     found = []
-    for root, dirs, files in os.walk(path):
+    for root, dirs, files in walk(path):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found += [Path(root) / f for f in sorted(files) if not f.startswith(".")]
     if not found:

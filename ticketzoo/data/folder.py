@@ -33,6 +33,7 @@ from typing import Literal, NamedTuple
 from ticketzoo.config.data import DEFAULT_MEMORY_BUDGET
 from ticketzoo.data.images import DecodedImages, try_decode
 from ticketzoo.data.splits import check_fractions, split_groups
+from ticketzoo.data.walk import walk
 from ticketzoo.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -168,7 +169,7 @@ def _files_under(path: Path, above: set[tuple[int, int]]) -> tuple[list[str], li
     """
     found, loops = [], []
     ancestors = {str(path): above | {_identity(path)}}
-    for dirpath, dirnames, filenames in os.walk(path, followlinks=True):
+    for dirpath, dirnames, filenames in walk(path, followlinks=True):
         on_path = ancestors.pop(dirpath)
         keep = []
         for d in sorted(d for d in dirnames if not d.startswith(".")):
