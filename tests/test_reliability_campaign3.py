@@ -144,3 +144,21 @@ def test_a_folder_nested_a_thousand_levels_is_a_clear_error(tmp_path):
     (flat / "a" / "b" / "x.png").write_bytes(b"")
     assert [(os.path.relpath(p, flat), sorted(d), f) for p, d, f in walk(flat)] == \
         [(".", ["a"], []), ("a", ["b"], []), (os.path.join("a", "b"), [], ["x.png"])]
+
+
+def test_a_huge_png_is_skipped_with_one_reason_naming_its_size(tmp_path, monkeypatch, recwarn):
+    """An image above MAX_PIXELS that cannot be decoded at reduced scale is skipped before it
+    is decoded, with no raw DecompressionBombWarning (issue 31 #12); JPEGs still decode."""
+    from PIL import Image
+
+    from ticketzoo.data import images
+
+    monkeypatch.setattr(images, "MAX_PIXELS", 20 * 20)
+    Image.new("RGB", (30, 30)).save(tmp_path / "big.png")
+    Image.new("RGB", (30, 30)).save(tmp_path / "big.jpg")
+    Image.new("RGB", (20, 20)).save(tmp_path / "ok.png")
+    array, reason = images.try_decode(tmp_path / "big.png", channels=3, resize=16)
+    assert array is None and reason.startswith("image too large: 30 x 30 pixels")
+    assert images.try_decode(tmp_path / "big.jpg", channels=3, resize=16)[0].shape == (16, 16, 3)
+    assert images.try_decode(tmp_path / "ok.png", channels=3, resize=16)[0].shape == (16, 16, 3)
+    assert not [w for w in recwarn if "DecompressionBomb" in type(w.message).__name__]

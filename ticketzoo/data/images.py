@@ -22,6 +22,7 @@ EXIF orientation is applied, and multi-frame files (GIF, TIFF) use their first f
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +113,19 @@ def working_image(img: Image.Image, *, channels: int, resize: int | None) -> Ima
     return to_working_size(img, resize) if resize else img
 
 
+#: Pixels above which an image that cannot be decoded at a reduced scale (anything but JPEG,
+#: see ``draft``) is skipped: a 164 KB PNG of 13,000 x 13,000 pixels decoded to 1.2-2.1 GB.
+MAX_PIXELS = 64_000_000
+
+
+def _too_large(img: Image.Image) -> str | None:
+    w, h = img.size
+    if w * h <= MAX_PIXELS or img.format == "JPEG" and w * h <= 64 * MAX_PIXELS:
+        return None  # a JPEG decodes at 1/8 scale per side when that still covers the working size
+    return (f"image too large: {w} x {h} pixels (over {MAX_PIXELS // 1_000_000} million, decoded whole); "
+            "resize it first")
+
+
 def read_checked(path: str | Path, use: Callable[[Image.Image], T]) -> tuple[T | None, str | None]:
     """``(use(image), None)`` for a readable image file, or ``(None, reason)``: the one rule
     for an unusable file (empty, not an image, a decompression bomb, corrupt or truncated)
@@ -123,10 +137,14 @@ def read_checked(path: str | Path, use: Callable[[Image.Image], T]) -> tuple[T |
     try:
         if os.path.getsize(path) == 0:
             return None, "empty file (0 bytes)"
-        with Image.open(path) as img:
-            img.verify()
-        with Image.open(path) as img:
-            return use(img), None
+        with warnings.catch_warnings():  # the size is checked below, with the file named
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if too_large := _too_large(img):
+                    return None, too_large
+                img.verify()
+            with Image.open(path) as img:
+                return use(img), None
     except UnidentifiedImageError:
         return None, "not an image file PIL can read"
     except Image.DecompressionBombError as err:
