@@ -126,19 +126,20 @@ def test_a_folder_nested_a_thousand_levels_is_a_clear_error(tmp_path):
     root = tmp_path / "deep"
     (root / "cls").mkdir(parents=True)
     (root / "other").mkdir()
-    fd = os.open(root / "cls", os.O_RDONLY)
+    fds = [os.open(root / "cls", os.O_RDONLY)]
     try:  # 1,200 levels: relative mkdirs, since the full path outgrows PATH_MAX
         for _ in range(1200):
-            os.mkdir("d", dir_fd=fd)
-            nxt = os.open("d", os.O_RDONLY, dir_fd=fd)
-            os.close(fd)
-            fd = nxt
-    finally:
-        os.close(fd)
-    with pytest.raises(DataError, match=f"deeper than {MAX_DEPTH} levels"):
-        image_files(root)
-    with pytest.raises(DataError, match="deeper than"):
-        discover_folder(root, split=(0.5, 0.25, 0.25))
+            os.mkdir("d", dir_fd=fds[-1])
+            fds.append(os.open("d", os.O_RDONLY, dir_fd=fds[-1]))
+        with pytest.raises(DataError, match=f"deeper than {MAX_DEPTH} levels"):
+            image_files(root)
+        with pytest.raises(DataError, match="deeper than"):
+            discover_folder(root, split=(0.5, 0.25, 0.25))
+    finally:  # removed bottom-up here: a recursive rmtree (pytest's cleanup) would fail on it
+        os.close(fds.pop())
+        while fds:
+            os.rmdir("d", dir_fd=fds[-1])
+            os.close(fds.pop())
     flat = tmp_path / "flat"
     (flat / "a" / "b").mkdir(parents=True)
     (flat / "a" / "b" / "x.png").write_bytes(b"")
@@ -162,3 +163,24 @@ def test_a_huge_png_is_skipped_with_one_reason_naming_its_size(tmp_path, monkeyp
     assert images.try_decode(tmp_path / "big.jpg", channels=3, resize=16)[0].shape == (16, 16, 3)
     assert images.try_decode(tmp_path / "ok.png", channels=3, resize=16)[0].shape == (16, 16, 3)
     assert not [w for w in recwarn if "DecompressionBomb" in type(w.message).__name__]
+
+
+def test_predict_and_bench_say_why_the_sparse_kernels_are_not_used(tmp_path, cli, monkeypatch):
+    """Issue 31 #10: the fallback to torch.sparse is said, with its real cause, by predict and
+    bench (not "no C++ compiler" when the compiler exists but the build failed)."""
+    from conftest import colour_folder, tiny_ticket
+
+    monkeypatch.setenv("TICKETZOO_SPARSE_CACHE", str(tmp_path / "cache"))
+    fake = tmp_path / "cc"
+    fake.write_text("#!/bin/sh\necho 'broken compiler' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("CXX", str(fake))
+    path = tmp_path / "t.safetensors"
+    tiny_ticket(trained=True).save(path)
+    data = colour_folder(tmp_path / "imgs", per_class=2)
+    code, _, err = cli("predict", path, "--data", data)
+    assert code == 0, err
+    assert "note: the sparse runtime runs on torch.sparse here: the C++ kernels did not build" in err
+    code, out, err = cli("bench", path, "--repeat", 1)
+    assert code == 0, err
+    assert "torch.sparse: the C++ kernels did not build" in out and "no C++ compiler" not in out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -365,3 +366,47 @@ def test_a_failing_build_is_a_note_not_an_error(tmp_path, monkeypatch, caplog):
 def test_sparsify_refuses_an_unknown_kernel():
     with pytest.raises(ConfigError, match="kernel"):
         sparsify(nn.Linear(2, 2), kernel="fastest", compile=False)
+
+
+def test_a_built_library_loads_without_compiler_ninja_or_write_access(compiled, monkeypatch):
+    """Issue 31 #9: an existing build is imported as it is: no c++ on PATH, no ninja, a
+    read-only cache (torch's build lock could not even be created)."""
+    from ticketzoo.sparse import kernels as K
+
+    folder = K._folder(None)
+    monkeypatch.setenv("CXX", "/no/such/compiler")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delitem(K._loaded, str(folder))
+    folder.chmod(0o555)
+    try:
+        module = K.kernels()
+    finally:
+        folder.chmod(0o755)
+    assert module is not None and hasattr(module, "__file__") and K.why_not() is None
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty"])
+def test_a_damaged_library_is_set_aside_and_rebuilt_never_a_bus_error(compiled, tmp_path, monkeypatch, caplog,
+                                                                          damage):
+    """Issue 31 #3: a truncated (or 0-byte) .so in the build folder is detected before it is
+    mapped (a truncated one killed every predict with SIGBUS), named in one line, set aside
+    and built again; without a compiler the fallback line names the folder."""
+    import shutil
+
+    from ticketzoo.sparse import kernels as K
+
+    built = Path(compiled.__file__)
+    folder = tmp_path / built.parent.name  # same folder name: the module's name follows it
+    shutil.copytree(built.parent, folder, ignore=shutil.ignore_patterns("lock"))
+    library = folder / built.name
+    assert K.elf_problem(library) is None
+    data = library.read_bytes()
+    library.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"")
+    assert K.elf_problem(library) is not None
+    monkeypatch.setenv("CXX", "/no/such/compiler")
+    with caplog.at_level(logging.WARNING, logger="ticketzoo.sparse"):
+        assert K.kernels(build_dir=folder) is None  # no compiler: fallback, no crash
+    lines = [r.getMessage() for r in caplog.records]
+    assert str(library) in lines[0] and ("truncated" in lines[0] or "empty" in lines[0])
+    assert str(folder) in K.why_not(folder)
+    assert not library.exists() and list(folder.glob(f"{built.name}.damaged-*"))

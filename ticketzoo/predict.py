@@ -33,6 +33,7 @@ class Predictions:
     skipped: tuple[SkippedFile, ...]
     preprocess: Preprocess | None = None  # what the images went through (Ticket.preprocess)
     declared: bool = False  # whether its card declares it (else derived from the recipe)
+    fallback: str | None = None  # why the sparse runtime runs on torch, not its C++ kernels
 
 
 def image_files(path: str | Path) -> list[Path]:
@@ -92,10 +93,13 @@ def predict(ticket, files: list[Path], *, weights: str | None = None, device: st
     classes = ticket.card.source.classes
     if device == "cpu":
         from ticketzoo.sparse.allocator import keep_freed_memory
+        from ticketzoo.sparse.kernels import why_not
 
         keep_freed_memory()
         model = ticket.to_model(weights, runtime="sparse")
+        fallback = None if model.compiled else (why_not() or "the C++ kernels are not available")
     else:
+        fallback = None
         model = ticket.to_model(weights).eval().to(device)
     transform = ticket.transforms(train=False)
     rows: list[Prediction] = []
@@ -113,7 +117,7 @@ def predict(ticket, files: list[Path], *, weights: str | None = None, device: st
             progress(done + len(skipped), len(files))
     if progress is not None:
         progress(len(files), len(files))
-    return Predictions(tuple(rows), tuple(skipped), ticket.preprocess, ticket.card.preprocess is not None)
+    return Predictions(tuple(rows), tuple(skipped), ticket.preprocess, ticket.card.preprocess is not None, fallback)
 
 
 def to_csv(result: Predictions) -> bytes:

@@ -64,7 +64,8 @@ def _table(r: dict) -> None:
     for name, run in r["runs"].items():
         table.add_row(name, f"{run['ms']:.2f}", f"{run['images_per_s']:.1f}", f"{base / run['ms']:.2f}x")
     console.print(table)
-    kernels = "C++ kernels" if r["compiled_kernels"] else "torch.sparse (no C++ compiler here)"
+    kernels = "C++ kernels" if r["compiled_kernels"] else \
+        f"torch.sparse: {r.get('kernels_unavailable') or 'the C++ kernels are not available'}"
     console.print(f"sparse runtime: {r['layers_sparse']} of {r['layers_total']} layers on sparse kernels "
                   f"({kernels}), max relative error vs dense fp32 {r['max_relative_error']:.1e}, "
                   f"set up in {r['sparse_setup_s']:.1f} s")

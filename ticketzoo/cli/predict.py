@@ -52,7 +52,7 @@ def command(ref: str, data: Path, out: Path | None, device: str, weights: str | 
         p = result.preprocess
         print_json({"ticket": ticket.name, "device": device, "classified": len(result.rows),
                     "preprocess": {"resize": p.resize, "pad": p.pad, "flip": p.flip, "declared": result.declared},
-                    "skipped": len(result.skipped),
+                    "skipped": len(result.skipped), "sparse_kernels_unavailable": result.fallback,
                     "predictions": [{"path": r.path, "class": r.label, "index": r.index,
                                      "probability": round(r.probability, 6)} for r in result.rows],
                     "skipped_files": [{"path": s.path, "reason": s.reason} for s in result.skipped]})
@@ -61,6 +61,8 @@ def command(ref: str, data: Path, out: Path | None, device: str, weights: str | 
             console.print(f"{r.path}\t{r.label}\t{r.probability:.4f}")
         for s in result.skipped:
             err_console.print(f"skipped {s.path}: {s.reason}")
+        if result.fallback:
+            err_console.print(f"note: the sparse runtime runs on torch.sparse here: {result.fallback}")
         where = f"; wrote {out}" if out is not None else ""
         err_console.print(f"{len(result.rows)} images classified, {len(result.skipped)} skipped{where}")
     if not result.rows:

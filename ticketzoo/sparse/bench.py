@@ -72,7 +72,7 @@ def bench_ticket(ticket, *, weights: str, input_size: int, batch_size: int, repe
     """Latency and throughput of ``ticket`` dense (fp32, bf16) and sparse, sizes, error and verdict."""
     from ticketzoo.sparse import sparsify
     from ticketzoo.sparse.allocator import keep_freed_memory
-    from ticketzoo.sparse.kernels import cpu_name
+    from ticketzoo.sparse.kernels import cpu_name, why_not
 
     say = progress or (lambda _msg: None)
     kept = keep_freed_memory()  # before any timing: every runtime measured under the same allocator
@@ -104,6 +104,7 @@ def bench_ticket(ticket, *, weights: str, input_size: int, batch_size: int, repe
         "ticket": ticket.name, "arch": arch.name, "sparsity": ticket.sparsity, "weights": weights,
         "input_size": input_size, "batch_size": batch_size, "threads": torch.get_num_threads(),
         "cpu": cpu_name(), "repeat": repeat, "compiled_kernels": fast.compiled, "allocator_tuned": kept,
+        "kernels_unavailable": None if fast.compiled else why_not(),
         "runs": {k: {"ms": round(v, 3), "images_per_s": round(batch_size / v * 1e3, 2)} for k, v in ms.items()},
         "speedup_vs_dense_fp32": round(ms["dense-fp32"] / ms["sparse"], 3),
         "speedup_vs_best_dense": round(min(ms["dense-fp32"], ms["dense-bf16"]) / ms["sparse"], 3),

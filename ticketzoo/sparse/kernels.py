@@ -14,6 +14,7 @@ import logging
 import os
 import platform
 import shutil
+import sys
 from pathlib import Path
 
 _log = logging.getLogger(__name__)
@@ -63,19 +64,98 @@ def machine_fingerprint() -> str:
 
 
 def kernels(build_dir: Path | None = None):
-    """The compiled kernel module, or None (logged once) when it cannot be built here."""
-    folder = Path(build_dir) if build_dir is not None else cache_dir() / f"build-{machine_fingerprint()}"
+    """The compiled kernel module, or None (logged once, the reason kept for :func:`why_not`)
+    when it can be neither loaded nor built here."""
+    folder = _folder(build_dir)
     key = str(folder)
     if key not in _loaded:
-        _loaded[key] = _build(folder)
+        _loaded[key] = _load_or_build(folder)
     return _loaded[key]
 
 
-def _build(folder: Path):
+def why_not(build_dir: Path | None = None) -> str | None:
+    """Why :func:`kernels` returned None for this build folder (None: they loaded, or were not
+    tried yet)."""
+    return _why.get(str(_folder(build_dir)))
+
+
+_why: dict[str, str] = {}  # build folder -> why the kernels are not available
+
+
+def _folder(build_dir: Path | None) -> Path:
+    return Path(build_dir) if build_dir is not None else cache_dir() / f"build-{machine_fingerprint()}"
+
+
+def _fail(folder: Path, reason: str) -> None:
+    _why[str(folder)] = reason
+    _log.warning("sparse runtime: %s; sparse layers run on torch instead", reason)
+
+
+def _load_or_build(folder: Path):
+    """A library already built in ``folder`` is imported as it is (no compiler, ninja or
+    write access needed); a damaged one is set aside and rebuilt; else the source is built."""
+    name = "ticketzoo_sparse_" + folder.name.replace("-", "_")
+    library = folder / f"{name}.so"
+    if library.is_file():
+        problem = elf_problem(library)
+        if problem is None:
+            try:
+                return _import_built(name, library)
+            except (ImportError, OSError) as e:  # built for another interpreter, unreadable ...
+                problem = f"cannot be imported ({str(e).splitlines()[0][:160]})"
+        _log.warning("sparse runtime: %s %s; building it again", library, problem)
+        try:
+            library.rename(library.with_name(f"{library.name}.damaged-{os.getpid()}"))
+        except OSError as e:
+            _fail(folder, f"{library} is damaged ({problem}) and cannot be moved aside ({e.strerror})")
+            return None
+    return _build(folder, name)
+
+
+def elf_problem(path: Path) -> str | None:
+    """Why ``path`` is not a whole ELF shared library (None: it looks whole). A truncated
+    library would be mapped all the same and kill the process with SIGBUS on first use, so
+    the file must reach the end of its section-header table and of every loaded segment."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            size = os.fstat(f.fileno()).st_size
+            if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2:  # 64-bit ELF only
+                return "is not a 64-bit ELF library" if size else "is empty (0 bytes)"
+            order = "little" if head[5] == 1 else "big"
+            u = lambda a, b: int.from_bytes(head[a:b], order)  # noqa: E731
+            phoff, shoff, phentsize, phnum, shentsize, shnum = (u(32, 40), u(40, 48), u(54, 56), u(56, 58),
+                                                                u(58, 60), u(60, 62))
+            if shoff + shentsize * shnum > size or phoff + phentsize * phnum > size:
+                return f"is truncated ({size} bytes)"
+            f.seek(phoff)
+            for _ in range(phnum):
+                ph = f.read(phentsize)
+                if len(ph) < 40:
+                    return f"is truncated ({size} bytes)"
+                offset, filesz = int.from_bytes(ph[8:16], order), int.from_bytes(ph[32:40], order)
+                if offset + filesz > size:
+                    return f"is truncated ({size} bytes)"
+    except OSError as e:
+        return f"cannot be read ({e.strerror})"
+    return None
+
+
+def _import_built(name: str, library: Path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, library)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no module spec for {library}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _build(folder: Path, name: str):
     compiler = os.environ.get("CXX", "c++")
     if shutil.which(compiler) is None:
-        _log.warning("sparse runtime: no C++ compiler (%s not found); sparse layers run on torch instead",
-                     compiler)
+        _fail(folder, f"no C++ compiler ({compiler} not found) and no kernels built in {folder}")
         return None
     try:
         # torch warns at import that no CUDA runtime exists: true and irrelevant to a CPU build.
@@ -88,11 +168,19 @@ def _build(folder: Path):
             quiet.setLevel(level)
 
         folder.mkdir(parents=True, exist_ok=True)
-        name = "ticketzoo_sparse_" + folder.name.replace("-", "_")
-        return load(name=name, sources=[str(SOURCE)], extra_cflags=FLAGS, extra_ldflags=["-fopenmp"],
-                    build_directory=str(folder), verbose=False)
+        # ninja comes with ticketzoo into the interpreter's environment: found there even when
+        # that environment is not activated (.venv/bin/ticketzoo run by its path)
+        path = os.environ.get("PATH")
+        os.environ["PATH"] = os.pathsep.join(p for p in (os.path.dirname(sys.executable), path) if p)
+        try:
+            return load(name=name, sources=[str(SOURCE)], extra_cflags=FLAGS, extra_ldflags=["-fopenmp"],
+                        build_directory=str(folder), verbose=False)
+        finally:
+            if path is None:
+                os.environ.pop("PATH", None)
+            else:
+                os.environ["PATH"] = path
     except Exception as e:  # a compiler or linker error, ninja missing, a read-only cache ...
         first = next((ln for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
-        _log.warning("sparse runtime: the C++ kernels did not build (%s); sparse layers run on torch instead",
-                     first[:200])
+        _fail(folder, f"the C++ kernels did not build in {folder} ({first[:200]})")
         return None
