@@ -184,3 +184,21 @@ def test_predict_and_bench_say_why_the_sparse_kernels_are_not_used(tmp_path, cli
     code, out, err = cli("bench", path, "--repeat", 1)
     assert code == 0, err
     assert "torch.sparse: the C++ kernels did not build" in out and "no C++ compiler" not in out
+
+
+def test_verify_path_checks_the_sha256_its_folder_records(tmp_path, cli):
+    """Issue 31 #7: `verify PATH` on a registry revision folder whose ticket.safetensors was
+    swapped for another ticket fails (exit 1) on the sha256 its README records."""
+    import shutil
+
+    from ticketzoo.api import pull
+
+    entry = pull("fashionmnist-lenet-300-100-s79")
+    other = pull("fashionmnist-lenet-300-100-s93")
+    folder = tmp_path / "rev"
+    shutil.copytree(entry.folder, folder)
+    code, out, err = cli("verify", folder / "ticket.safetensors")
+    assert code == 0 and "sha256 and format verified" in out, err
+    shutil.copyfile(other.file, folder / "ticket.safetensors")
+    code, out, err = cli("verify", folder)
+    assert code == 1 and ("sha256" in err or "size" in err) and "ok" not in out

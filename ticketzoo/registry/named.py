@@ -11,8 +11,9 @@ import difflib
 import os
 from pathlib import Path
 
-from ticketzoo.errors import IntegrityError, InvalidRefError, TicketFormatError, TicketNotFoundError, short
-from ticketzoo.folder import Entry, verify_entry
+from ticketzoo.errors import (IntegrityError, InvalidRefError, TicketFormatError, TicketNotFoundError,
+                              TicketzooError, short)
+from ticketzoo.folder import README, Entry, read_entry, verify_entry
 from ticketzoo.names import shown
 from ticketzoo.registry.base import Backend, Opened, backend_for, import_folder, open_entry, verify_stored
 from ticketzoo.registry.catalog import BUNDLED, CatalogEntry, load_catalog
@@ -166,6 +167,16 @@ class PathBackend(Backend):
         return Opened(Ticket.from_bytes(data, path), data, None)
 
     def verify(self, ref: Ref, local: LocalRegistry):
+        """A ticket file is checked for its format; one in a ticket folder (a registry revision,
+        a fine-tune's output) also against the sha256, size and card its README records."""
+        path = ticket_file(ref.path)
+        if path.name == TICKET_FILE and (path.parent / README).is_file():
+            try:
+                entry = read_entry(path.parent, location=str(path.parent))
+            except TicketzooError:
+                entry = None  # a README without a record (hand-written): nothing to check against
+            if entry is not None:
+                return verify_stored(entry)
         return self.open(ref, local).ticket, None
 
     def card(self, ref: Ref, local: LocalRegistry):
