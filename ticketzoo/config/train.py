@@ -13,8 +13,8 @@ a one-cycle, triangular schedule); each starts with ``warmup_epochs`` of linear 
 autocast and NHWC on CPU: runtime choices, out of the hash (``None`` is "auto", resolved by
 the command from the architecture, the CPU and the task, then recorded with the run), so a
 run folder made on one CPU resumes on another. ``precise_bn`` recomputes BatchNorm's running
-statistics on training batches before each validation. ``to_dict``, strict ``from_dict`` and ``hash`` come from :class:`ticketzoo.config.Config`;
-fields added after the first release (``schedule``, ``warmup_epochs``) enter the dict and
+statistics on training batches before each validation. ``to_dict``, strict ``from_dict``
+and ``hash`` come from :class:`ticketzoo.config.Config`; fields added after the first release (``schedule``, ``warmup_epochs``) enter the dict and
 the hash only when they differ from their defaults, so the hash of every recipe written
 before them (run folders, checkpoints) is unchanged.
 """

@@ -251,7 +251,7 @@ def _prepare_output(out: Path, *, start_over: bool) -> None:
         for sub, suffix in (("checkpoints", ""), ("logs", ".csv")):
             if (out / sub).is_dir():
                 mine += [p for p in (out / sub).iterdir()
-                         if p.name.endswith(suffix) and _RUN_TAG.match(p.name.removesuffix(suffix) if suffix else p.name)]
+                         if p.name.endswith(suffix) and _RUN_TAG.match(p.name.removesuffix(suffix))]
         for path in mine:
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)

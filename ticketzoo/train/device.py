@@ -4,8 +4,8 @@ pruned weights at zero.
 
 ``amp``/``channels_last`` take effect on CUDA; on CPU bf16 autocast and NHWC are separate
 switches (``TrainConfig.cpu_amp``/``cpu_channels_last``: runtime choices, resolved per run by
-:func:`resolve_cpu_runtime` and not hashed), so a recipe written for a GPU runs unchanged on CPU. CPU runs stay bitwise reproducible for a fixed thread count
-either way.
+:func:`resolve_cpu_runtime` and not hashed), so a recipe written for a GPU runs unchanged on
+CPU. CPU runs stay bitwise reproducible for a fixed thread count either way.
 """
 
 from __future__ import annotations
@@ -101,8 +101,9 @@ def resolve_cpu_runtime(config, family: str | None, task: str = "finetune"):
     return dataclasses.replace(config, **chosen) if chosen else config
 
 
-def precision_of(config, device: torch.device | str = "cpu") -> dict[str, object]:
-    """What a run computed in: ``{"device", "precision" (fp32/bf16/fp16), "channels_last"}``."""
+def precision_of(config, device: torch.device | str | None = None) -> dict[str, object]:
+    """What a run computes in (on ``device``, else the config's own): ``{"device", "precision"
+    (fp32/bf16/fp16), "channels_last"}``."""
     rt = Runtime.for_config(config, device)
     dtype = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[rt.amp_dtype]
     return {"device": str(rt.device), "precision": dtype, "channels_last": rt.channels_last}
