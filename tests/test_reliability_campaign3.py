@@ -202,3 +202,18 @@ def test_verify_path_checks_the_sha256_its_folder_records(tmp_path, cli):
     shutil.copyfile(other.file, folder / "ticket.safetensors")
     code, out, err = cli("verify", folder)
     assert code == 1 and ("sha256" in err or "size" in err) and "ok" not in out
+
+
+def test_minor_wordings(tmp_path, cli, ticket_file):
+    """Issue 31's minor rows: `push --license ""` names the license, not hf://; `predict --data
+    FIFO` says what the path is."""
+    import os
+
+    registry = tmp_path / "reg"
+    registry.mkdir()
+    code, _, err = cli("push", ticket_file, "--registry", f"file://{registry}", "--license", "")
+    assert code != 0 and "not a Hub license id" in err and "hf://" not in err
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    code, _, err = cli("predict", ticket_file, "--data", fifo)
+    assert code != 0 and "not a regular file or a folder" in err

@@ -42,7 +42,8 @@ def image_files(path: str | Path) -> list[Path]:
     if path.is_file():
         return [path]
     if not path.is_dir():
-        raise DataError(f"{path}: no such file or folder", path=path)
+        what = "not a regular file or a folder" if path.exists() else "no such file or folder"  # a FIFO, a device
+        raise DataError(f"{path}: {what}", path=path)
     found = []
     for root, dirs, files in walk(path):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))

@@ -20,6 +20,7 @@ _NOTES = {  # what each training option is when not given: the protocol's choice
     "milestones": "paper: 50,60,75", "gamma": "0.1", "patience": "auto: max(10, epochs/4); paper: 5",
     "seed": "the first seed (the split has its own: --split-seed)",
     "weight_init": "the new head's weights, and reinit/dense runs'",
+    "precise_bn": "auto: on; paper: off",
 }
 
 

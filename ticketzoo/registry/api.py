@@ -155,7 +155,7 @@ def push(source: str | None = None, registry: str | None = None, *, name: str | 
     ref = parse_ref(source)
     opened = backend_for(ref.kind).open(ref, local)
     _check_arch(opened.ticket)
-    if options.get("license"):  # a card field, so every backend stores it (issue 19)
+    if options.get("license") is not None:  # a card field, so every backend stores it (issue 19); "" is refused there
         opened = _licensed(opened, options.pop("license"))
     name = check_name(name or opened.ticket.name)
     target = _target(registry, local)
