@@ -279,3 +279,34 @@ def test_from_model_of_a_linear_first_layer_infers_the_channels():
         ticketzoo.Ticket.from_model(model, ticketzoo.prune(model, 0.5), name="lenet-s50", arch="lenet_300_100",
                                     input_size=20)
     assert e.value.field == "input_size"
+
+
+def test_round_trip_with_torch_prune_compile_and_ddp_names():
+    """Issue 32: a model pruned with torch.nn.utils.prune (weight_orig/weight_mask), compiled
+    (_orig_mod.) or wrapped (module.) gives the same ticket as the plain model."""
+    import torch.nn.utils.prune as tprune
+    from torch import nn
+
+    from ticketzoo.interop import plain_state_dict, unwrap
+
+    torch.manual_seed(0)
+    plain = ticketzoo.create_model("fashionmnist-lenet-300-100-s79")
+    pruned = ticketzoo.create_model("fashionmnist-lenet-300-100-s79")
+    params = [(m, "weight") for m in pruned.modules() if isinstance(m, nn.Linear)]
+    tprune.global_unstructured(params, pruning_method=tprune.L1Unstructured, amount=0.9)
+    assert "fc1.weight" not in dict(pruned.state_dict()) and any(k.endswith("weight_orig") for k in pruned.state_dict())
+    t = Ticket.from_model(pruned, None, name="from-torch-prune", arch="lenet_300_100")  # its own masks
+    assert t.sparsity == pytest.approx(0.9, abs=1e-3)
+    state = t.state_dict("rewind")
+    for name, m in t.masks.items():
+        assert torch.equal(state[name][~m], torch.zeros_like(state[name][~m]))
+    again = ticketzoo.prune(pruned, 0.5)  # ticketzoo's pruning of a torch-pruned model: plain names
+    assert set(again) == set(t.masks)
+    wrapped = nn.DataParallel(plain)
+    assert unwrap(wrapped) is plain and set(plain_state_dict(wrapped)) == set(plain.state_dict())
+    prefixed = {f"_orig_mod.{k}": v for k, v in plain.state_dict().items()}
+    assert set(plain_state_dict(prefixed)) == set(plain.state_dict())
+    ticket = Ticket.from_model(wrapped, ticketzoo.prune(wrapped, 0.8), name="from-dp", arch="lenet_300_100")
+    assert ticket.sparsity == pytest.approx(0.8, abs=1e-3)
+    with pytest.raises(ConfigError, match="torch.nn.utils.prune"):
+        Ticket.from_model(plain, None, name="no-masks", arch="lenet_300_100")

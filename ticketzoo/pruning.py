@@ -14,6 +14,7 @@ from torch import nn
 
 from ticketzoo.config import fit
 from ticketzoo.errors import ArgumentTypeError, ConfigError
+from ticketzoo.interop import plain_state_dict, unwrap
 from ticketzoo.masks import Mask
 
 SCOPES = ("global", "layerwise")
@@ -24,8 +25,8 @@ def full_masks(model: nn.Module, names: Iterable[str] | None = None) -> Mask:
     if names is None:
         from ticketzoo.models import prunable_names
 
-        names = prunable_names(model)
-    return Mask.ones_like(model, names)
+        names = prunable_names(unwrap(model))
+    return Mask.ones_like(plain_state_dict(model), names)
 
 
 def _keep_count(kept: int, rate: float) -> int:
@@ -125,12 +126,12 @@ def prune(
         raise ConfigError(f"sparsity must be a number in [0, 1], got {sparsity!r}", field="sparsity", value=sparsity)
     if scope not in SCOPES:
         raise ConfigError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}", field="scope", value=scope)
-    masks = full_masks(model, names)
+    masks = full_masks(model, names)  # a compiled / DDP / torch-pruned model: its plain names
     if sparsity == 0.0:
         return masks
     if sparsity == 1.0:
         return Mask({n: torch.zeros_like(m) for n, m in masks.items()})
-    return magnitude_prune(model.state_dict(), masks, sparsity, scope=scope)
+    return magnitude_prune(plain_state_dict(model), masks, sparsity, scope=scope)
 
 
 prune_to_sparsity = prune  # the name scripts and tests used first

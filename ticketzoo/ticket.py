@@ -13,6 +13,7 @@ from ticketzoo.card import (ArchConfig, Card, LayerSparsity, Lineage, Preprocess
                             now_iso, preprocess_of, read_card, validate_card)
 from ticketzoo.errors import ConfigError, TicketFormatError
 from ticketzoo.fileio import atomic_write_bytes, sha256_bytes
+from ticketzoo.interop import plain_state_dict, torch_prune_masks
 from ticketzoo.masks import Mask
 from ticketzoo.names import check_name, valid_name
 from ticketzoo.ticket_arch import check_tensors, materialize_fresh, meta_model
@@ -21,8 +22,8 @@ TICKET_FILE = "ticket.safetensors"
 
 
 def _state_dict_of(obj: nn.Module | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    state = obj.state_dict() if isinstance(obj, nn.Module) else dict(obj)
-    return {k: v.detach().to("cpu") for k, v in state.items()}
+    # compiled / DDP wrappers and torch.nn.utils.prune's weight_orig/weight_mask: the plain names
+    return plain_state_dict(obj)
 
 
 class Ticket:
@@ -52,7 +53,7 @@ class Ticket:
     def from_model(
         cls,
         model: nn.Module | Mapping[str, torch.Tensor],
-        masks: Mapping[str, torch.Tensor],
+        masks: Mapping[str, torch.Tensor] | None = None,
         *,
         name: str,
         arch: str | ArchConfig,
@@ -77,9 +78,16 @@ class Ticket:
         ``trained`` weight set. ``preprocess`` records how the training fed it images (None:
         :func:`~ticketzoo.card.preprocess_of`'s rule for cards without it). Weights at pruned
         positions are stored as absent, so they come back exactly zero. A name or card that
-        :meth:`load` would refuse is refused here.
+        :meth:`load` would refuse is refused here. ``model`` may be wrapped (``torch.compile``,
+        DDP) or pruned with ``torch.nn.utils.prune``; ``masks`` None takes the masks that
+        pruning left on it (:mod:`ticketzoo.interop`).
         """
         check_name(name)
+        if masks is None:
+            masks = torch_prune_masks(model)
+            if not masks:
+                raise ConfigError("no masks given, and the model carries none from torch.nn.utils.prune",
+                                  field="masks", hint="pass masks, e.g. ticketzoo.prune(model, 0.9)")
         sets = {"rewind": _state_dict_of(model)}
         if trained is not None:
             sets["trained"] = _state_dict_of(trained)
