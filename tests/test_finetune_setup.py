@@ -81,7 +81,7 @@ def test_cli_records_the_resolved_recipe_and_why(tmp_path, capsys):
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
     p, t = m["protocol"], m["config"]["train"]  # the config as it ran: only the optimizer that ran
     assert (p["protocol"], t["optimizer"], t["batch_size"], t["max_epochs"]) == ("auto", "adamw", 8, 8)
-    assert p["reasons"]["batch_size"] == "40 training images: at least 15 steps per epoch"
+    assert p["reasons"]["batch_size"] == "40 training images: 5 steps per epoch (at least 15 from 120 images on)"
     assert "max_epochs" not in p["reasons"] and "lr" not in p["reasons"] and t["warmup_epochs"] == 1
     assert t["precise_bn"] is True and "sgd" not in json.dumps(m["config"])
     assert m["runtime"] == {"device": "cpu", "precision": "fp32", "channels_last": False}

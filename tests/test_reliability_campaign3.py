@@ -217,3 +217,29 @@ def test_minor_wordings(tmp_path, cli, ticket_file):
     os.mkfifo(fifo)
     code, _, err = cli("predict", ticket_file, "--data", fifo)
     assert code != 0 and "not a regular file or a folder" in err
+
+
+def test_list_filters_match_patterns_and_refuse_an_empty_range(cli):
+    """Issue 32: `list --arch LeNet` / `--source fashion` / `--arch '*lenet*'` find the LeNets;
+    --min-sparsity above --max-sparsity is refused, not silently empty."""
+    import json
+
+    for flags in (["--arch", "LeNet"], ["--arch", "*lenet*"], ["--source", "fashion"]):
+        code, out, err = cli("list", *flags, "--json")
+        assert code == 0, err
+        data = json.loads(out)
+        names = [r["name"] for r in (data["tickets"] if isinstance(data, dict) else data)]
+        assert any(n.startswith("fashionmnist-lenet") for n in names), (flags, names)
+    code, _, err = cli("list", "--min-sparsity", ".95", "--max-sparsity", ".5")
+    assert code != 0 and "above max_sparsity" in err.replace("--max-sparsity", "max_sparsity")
+
+
+def test_finetune_on_a_missing_gpu_fails_before_reading_the_folder(tmp_path, cli, ticket_file, monkeypatch):
+    import torch
+
+    from ticketzoo.data import loading
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(loading, "discover_folder", lambda *a, **k: pytest.fail("the folder was read"))
+    code, _, err = cli("finetune", ticket_file, "--data", tmp_path, "--device", "cuda", "--out", tmp_path / "o")
+    assert code != 0 and "CUDA is not available" in err

@@ -98,8 +98,10 @@ def resolve(protocol: str | None, train: TrainConfig, overrides: tuple[str, ...]
             values[key], why[key] = value, reason
         return values[key]
 
-    batch = pick("batch_size", _auto_batch(n_train),
-                 f"{n_train} training images: at least {STEPS_PER_EPOCH} steps per epoch")
+    auto = _auto_batch(n_train)
+    batch = pick("batch_size", auto, f"{n_train} training images: {math.ceil(n_train / auto)} steps per epoch"
+                 + (f" (at least {STEPS_PER_EPOCH} from {STEPS_PER_EPOCH * MIN_BATCH} images on)"
+                    if math.ceil(n_train / auto) < STEPS_PER_EPOCH else ""))
     steps = math.ceil(n_train / batch)
     if weights >= LARGE_WEIGHTS:
         epochs = pick("max_epochs", MIN_EPOCHS, f"{weights / 1e6:.1f}M weights: {MIN_EPOCHS} epochs of {steps} steps "

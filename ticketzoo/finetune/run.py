@@ -30,7 +30,7 @@ from ticketzoo.finetune.output import METRICS_FILE, check_masks, check_saved, ma
 from ticketzoo.finetune.training import RunResult, run_one, start_model
 from ticketzoo.progress import Progress, progress_log, style
 from ticketzoo.ticket import TICKET_FILE, Ticket
-from ticketzoo.train.device import precision_of
+from ticketzoo.train.device import precision_of, resolve_device
 from ticketzoo.train.platform import Platform
 from ticketzoo.train.threads import MULTI_THREAD_MACS, choose_threads, forward_macs, set_threads
 
@@ -79,6 +79,7 @@ def finetune(ticket: Ticket, data: str | Path, config: FinetuneConfig | None = N
     ticket = _at_input_size(ticket, config.input_size)
     arch = ticket.card.arch
     _check_ticket(ticket, config)
+    resolve_device(config.train.device)  # a GPU asked for and absent fails before the folder is decoded
     out = Path(out_dir)
     refuse_registry(out)  # before any folder is made: a refused run leaves nothing in a registry
     platform = Platform()

@@ -10,6 +10,8 @@ the catalog is looked up there.
 
 from __future__ import annotations
 
+import fnmatch
+
 import logging
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -252,13 +254,28 @@ def scan_entries(*, home: Path | None = None, registry: str | None = None
 def filter_entries(rows, *, arch: str | None = None, source: str | None = None, min_sparsity: float | None = None,
                    max_sparsity: float | None = None) -> list:
     """The rows of :func:`scan_entries` (or :func:`list_entries`) whose card matches every
-    filter given: the one filter of ``ticketzoo list`` and ``ticketzoo.list_tickets``."""
+    filter given: the one filter of ``ticketzoo list`` and ``ticketzoo.list_tickets``.
+
+    ``arch`` and ``source`` match case-insensitively, as a glob pattern when they hold ``*``,
+    ``?`` or ``[`` (``"*lenet*"``, as timm's ``list_models``), else as a part of the name
+    (``"LeNet"`` finds ``lenet_300_100``, ``"fashion"`` finds ``fashionmnist``)."""
+    if min_sparsity is not None and max_sparsity is not None and min_sparsity > max_sparsity:
+        raise ConfigError(f"min_sparsity {min_sparsity:g} is above max_sparsity {max_sparsity:g}: nothing can match",
+                          field="min_sparsity", value=min_sparsity)
+
     def keep(card) -> bool:
-        return ((arch is None or card.arch.name == arch) and (source is None or card.source.dataset == source)
+        return (_matches(arch, card.arch.name) and _matches(source, card.source.dataset)
                 and (min_sparsity is None or card.sparsity >= min_sparsity)
                 and (max_sparsity is None or card.sparsity <= max_sparsity))
 
     return [row for row in rows if keep(row[0].card)]
+
+
+def _matches(pattern: str | None, name: str) -> bool:
+    if pattern is None:
+        return True
+    pattern, name = pattern.lower(), name.lower()
+    return fnmatch.fnmatchcase(name, pattern) if any(c in pattern for c in "*?[") else pattern in name
 
 
 # --- local registry upkeep ---------------------------------------------------------------------
