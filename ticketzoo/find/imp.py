@@ -50,8 +50,9 @@ from ticketzoo.errors import ConfigError, RoundNotTrainedError
 from ticketzoo.find.carry import carried_rounds, seed_run
 from ticketzoo.config.find import FindRecipe, ticket_name
 from ticketzoo.find.report import RoundResult, card_metrics, card_recipe, describe, lineage, write_logs
+from ticketzoo.find.rounds import TrainedRound, control_seed, fresh_weights, next_mask, train_round
 from ticketzoo.find.rundir import RunDir, load_tensors, save_tensors
-from ticketzoo.train import status as verdicts
+from ticketzoo.train import ProgressCallback
 from ticketzoo.data.loading import SourceLoaders, load_source
 from ticketzoo.data.source import DataSpec, resolve_data
 from ticketzoo.masks import Mask
@@ -224,12 +225,12 @@ class _IMP:
             if not r.controls_at(i):
                 pass
             elif r.control == "reinit":
-                fresh = self._fresh(i)
+                fresh = fresh_weights(r, self.arch.num_classes, i)
                 self._line(i, "reinit", masks, fresh, prev)
             elif r.control == "random-prune":
                 from ticketzoo.pruning import random_masks_like
 
-                rand = random_masks_like({n: masks[n] for n in self.pool}, seed=_seed(r.seed, i))
+                rand = random_masks_like({n: masks[n] for n in self.pool}, seed=control_seed(r.seed, i))
                 self._line(i, "random-prune", {**masks, **rand},
                            self.platform.from_main(lambda: load_tensors(run.thetak)), prev)
             self.platform.write(lambda: write_logs(run.root, r, self.results))
@@ -329,44 +330,20 @@ class _IMP:
 
     # --- steps ------------------------------------------------------------------------
 
-    def _train(self, weights, masks, start: int, folder: Path, callbacks: list) -> _Trained:
-        """Train from ``weights`` under ``masks``, evaluate and judge it as finetune judges a run."""
-        from ticketzoo.train import CSVLogger, DivergedError, ProgressCallback, evaluate, train
-
-        self.model.load_state_dict(weights)
+    def _train(self, weights, masks, start: int, folder: Path, callbacks: list) -> TrainedRound:
+        """Train from ``weights`` under ``masks``, evaluate and judge it (:func:`.rounds.train_round`)."""
         self.src.generator.manual_seed(self.config.seed)  # same data order every round
-        cbs = [*callbacks, ProgressCallback(self.progress),
-               CSVLogger(folder / "train.csv")]
-        t0 = time.perf_counter()
-        try:
-            tr = train(self.model, masks, self.src.train, self.src.val, self.config, callbacks=cbs,
-                       start=start, checkpoint_dir=folder, resume=True)
-        except DivergedError as err:  # NaN/inf: nothing to evaluate
-            return _Trained(None, None, err.epoch - 1, time.perf_counter() - t0,
-                            verdicts.diverged(err.epoch, err.lr, err.loss))
-        val = evaluate(self.model, self.src.val, runtime=self.runtime) if self.src.val else None
-        test = evaluate(self.model, self.src.test, runtime=self.runtime) if self.src.test else None
-        judged = test if test is not None else val
-        verdict = verdicts.verdict(tr.history, judged.confusion if judged is not None else None,
-                                   "test" if test is not None else "val", len(self.src.classes))
-        return _Trained(val.accuracy if val else None, test.accuracy if test else None, tr.epochs_run,
-                        _time(tr), verdict)
+        return train_round(self.model, weights, masks, self.src, self.config, self.runtime, start=start,
+                           folder=folder, callbacks=[*callbacks, ProgressCallback(self.progress)])
 
     def _mask(self, i: int, prev: RoundResult, masks):
-        """m_i: prune the weights m_{i-1} kept by round i-1's trained magnitudes."""
-        from ticketzoo.pruning import magnitude_prune
-
+        """m_i (:func:`.rounds.next_mask`), read back when it was computed before."""
         path = self.run_dir.round_dir(i) / "mask.safetensors"
         if path.exists():  # safetensors sorts keys: restore module order (it is in the card)
             loaded = load_tensors(path)
             return {n: loaded[n] for n in self.prunable}
-        trained = self._trained_of(prev)
-        rate = self.recipe.rate_at(i)
-        head_rate = self.recipe.head_rate_for(rate)
-        layer_rates = {self.head: head_rate} if head_rate is not None and self.head in self.pool else {}
-        pool = magnitude_prune({n: trained[n] for n in self.pool}, {n: masks[n] for n in self.pool},
-                               rate, scope=self.recipe.scope, layer_rates=layer_rates)
-        new = {n: pool.get(n, masks[n]) for n in self.prunable}
+        new = next_mask(self._trained_of(prev), masks, self.recipe, i, pool=self.pool, head=self.head,
+                        prunable=self.prunable)
         save_tensors(path, new)
         return new
 
@@ -376,15 +353,6 @@ class _IMP:
         from ticketzoo.ticket import Ticket
 
         return Ticket.load(self.run_dir.root / prev.file).state_dict("trained")
-
-    def _fresh(self, i: int) -> dict[str, torch.Tensor]:
-        from ticketzoo.models import build_model
-
-        r = self.recipe
-        model = build_model(r.arch, num_classes=self.arch.num_classes, in_channels=r.channels,
-                            input_size=r.input_size, init=r.init, seed=_seed(r.seed, i),
-                            **r.arch_kwargs)
-        return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     def _emit(self, result: RoundResult, weights, masks, parent: RoundResult) -> str:
         from ticketzoo.ticket import Ticket
@@ -417,30 +385,6 @@ class _IMP:
     def _warn(self, text: str) -> None:
         if self.platform.is_main:
             log.warning(text)
-
-
-@dataclass(frozen=True)
-class _Trained:
-    """One training of a round, evaluated and judged."""
-
-    val: float | None  # accuracies; None without the split, or when the loss became NaN/inf
-    test: float | None
-    epochs: int  # completed in the schedule
-    time_s: float
-    verdict: verdicts.Verdict
-
-    def row(self, round_: int, line: str, sparsity: float) -> RoundResult:
-        return RoundResult(round_, line, sparsity, self.val, self.test, self.epochs, self.time_s,
-                           status=self.verdict.status, reason=self.verdict.reason)
-
-
-def _seed(seed: int, round_: int) -> int:
-    """Seed of a control's fresh init / random mask in round ``round_`` (distinct from ``seed``)."""
-    return (seed + 1) * 1_000_003 + round_
-
-
-def _time(tr) -> float:
-    return float(sum(row.get("time_s") or 0.0 for row in tr.history))
 
 
 def _pct(x: float | None) -> str:
