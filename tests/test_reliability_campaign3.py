@@ -36,7 +36,9 @@ def test_push_refuses_a_name_or_license_with_a_newline(tmp_path, cli, ticket_fil
     code, _, err = cli("push", ticket_file, "--registry", f"file://{registry}", "--name", "evil\n")
     assert code == 1 and "invalid ticket name" in err
     code, _, err = cli("push", ticket_file, "--registry", f"file://{registry}", "--license", "mit\n")
-    assert code != 0 and "license" in err
+    assert code == 2 and "is not a Hub license id" in err
+    code, _, err = cli("push", ticket_file, "--registry", f"file://{registry}", "--license", "cc-by-4")
+    assert code == 2 and "did you mean cc-by-4.0" in err  # checked against the Hub's list (issue 31 #2)
     assert not any(registry.iterdir()) or not any(p.name.endswith("\n") for p in registry.rglob("*"))
 
 
@@ -212,7 +214,7 @@ def test_minor_wordings(tmp_path, cli, ticket_file):
     registry = tmp_path / "reg"
     registry.mkdir()
     code, _, err = cli("push", ticket_file, "--registry", f"file://{registry}", "--license", "")
-    assert code != 0 and "not a Hub license id" in err and "hf://" not in err
+    assert code == 2 and "not a Hub license id" in err and "hf://" not in err
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     code, _, err = cli("predict", ticket_file, "--data", fifo)

@@ -16,7 +16,8 @@ from ticketzoo.cli.console import console, err_console, print_json, pushed_json
 @click.option("--revision", help="Hub only: commit to this branch.")
 @click.option("--tag", help="Hub only: tag the new commit.")
 @click.option("--message", help="Hub only: commit message.")
-@click.option("--license", "license_", metavar="ID", help="The weights' license, a Hub id (e.g. mit, cc-by-4.0; default apache-2.0): stored in the card.")
+@click.option("--license", "license_", metavar="ID", callback=lambda ctx, p, v: _hub_license(v),
+              help="The weights' license, a Hub id (e.g. mit, cc-by-4.0, other; default apache-2.0): stored in the card.")
 @click.option("--force", is_flag=True, help="With --name: move a name that holds another model to this one.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: name, revision, sha256, location, url.")
 def command(source, registry, name, private, revision, tag, message, license_, force, as_json) -> None:
@@ -48,3 +49,18 @@ def command(source, registry, name, private, revision, tag, message, license_, f
     else:
         where = done.url or done.location
         console.print(f"pushed {done.name}@{done.revision} to {where} (sha256 {done.sha256})")
+
+
+def _hub_license(value: str | None) -> str | None:
+    """``--license``: one of the Hub's license ids, else a usage error (exit 2) with the nearest."""
+    import difflib
+
+    from ticketzoo.card.validate import HUB_LICENSES
+    from ticketzoo.cli.console import printable
+
+    if value is None or value in HUB_LICENSES:
+        return value
+    near = difflib.get_close_matches(value.strip().lower(), sorted(HUB_LICENSES), n=3)
+    raise click.BadParameter(f"{printable(repr(value))} is not a Hub license id"
+                             + (f"; did you mean {', '.join(near)}?" if near else "; use 'other' for a license "
+                                "the Hub does not list"))
