@@ -20,6 +20,12 @@ Four phases share the time budget (``--seconds``):
    a *visible partial ticket* is a name or revision that does not verify. Leftovers
    (``.tmp-*`` ...) still there after the next successful run are counted too.
 
+``--caches-and-text N`` runs, instead, N tickets whose card text carries control characters
+through info/verify/push/list/predict (none may print a raw ESC, CSI or BEL), and N `predict`
+processes on a sparse-runtime cache damaged at random (truncated, empty or garbage kernel
+library; wrong-typed or garbage choice cache; read-only folders): none may end in a signal
+(SIGBUS was exit 135) or a traceback.
+
 ``--races N`` runs, instead, N **racing CLI pairs**: ``rm``/``gc --old-revisions`` against
 ``pull``/``verify``/``push``/``finetune`` of a ticket with two revisions, started together
 (half of them released at once from a held registry lock, half at random offsets). A
@@ -358,6 +364,105 @@ def race_phase(pairs: int, rng, work: Path, report, python: str, kinds: list[str
               file=sys.stderr, flush=True)
 
 
+# --- caches and card text (issue 31) ---------------------------------------------------------
+
+CONTROLS = ("\x1b[2J", "\x1b[1A\x1b[2K", "\n", "\r", "\x07", "\x9b31m", "\t", "ok")
+RAW = ("\x1b", "\x9b", "\x07")  # what must never reach a terminal from card text
+
+
+def _run_both(main, args) -> tuple[int, str, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code, err = _run(main, args)
+    return code, out.getvalue(), err
+
+
+def text_case(rng, work: Path, index: int, report) -> None:
+    """A ticket whose description, dataset and class names carry control characters, through
+    info/verify/push/list/predict in-process: no traceback, and no raw ESC/CSI/BEL printed."""
+    import dataclasses
+
+    from conftest import colour_folder, tiny_ticket
+    from ticketzoo.cli.main import main
+
+    def hostile() -> str:
+        return "".join(rng.choice(CONTROLS) for _ in range(rng.randint(1, 5)))
+
+    t = tiny_ticket("conv2", 0.7, name=f"fz-text-{index}", trained=True)
+    source = dataclasses.replace(t.card.source, dataset=hostile(),
+                                 classes=tuple(f"c{i}{hostile()}" for i in range(len(t.card.source.classes))))
+    path = work / f"text{index}.safetensors"
+    t.with_card(description=hostile(), source=source).save(path)
+    images = work / "text-images"
+    if not images.exists():
+        colour_folder(images, per_class=1)
+    for args in (["info", str(path)], ["verify", str(path)], ["push", str(path)], ["list"],
+                 ["predict", str(path), "--data", str(images)]):
+        code, out, err = _run_both(main, args)
+        report["text_runs"] += 1
+        if crashed(code, err):
+            report["tracebacks"][f"{args[0]}: {err.strip().splitlines()[-1][:150] if err.strip() else code}"] += 1
+        if any(c in out + err for c in RAW):
+            report["raw_control"] += 1
+
+
+def cache_case(rng, work: Path, pristine: Path, report, python: str) -> None:
+    """The sparse runtime's build and kernel-choice caches damaged at random, then a real
+    `predict` process: it must end 0/1/2 (never SIGBUS, 135) without a traceback."""
+    cache = work / "sparse-cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    shutil.copytree(pristine, cache)
+    library = next(cache.glob("build-*/*.so"))
+    choices = next(cache.glob("choices-*.json"), None)
+    kind = rng.choice(["truncate", "empty", "garbage-so", "json-types", "json-garbage", "read-only"])
+    if kind == "truncate":
+        data = library.read_bytes()
+        library.write_bytes(data[: rng.randrange(1, len(data))])
+    elif kind == "empty":
+        library.write_bytes(b"")
+    elif kind == "garbage-so":
+        library.write_bytes(rng.randbytes(rng.randint(1, 4096)))
+    elif kind == "json-types" and choices is not None:
+        table = json.loads(choices.read_text())
+        for key in list(table)[: rng.randint(1, len(table))]:
+            table[key] = rng.choice([7, None, [], {"kernel": 3}, {"ms": None}, {"kernel": "sparse", "ms": {"x": 1}}])
+        choices.write_text(json.dumps(table))
+    elif kind == "json-garbage" and choices is not None:
+        choices.write_bytes(rng.randbytes(rng.randint(0, 256)))
+    elif kind == "read-only":
+        for folder in (cache, *cache.glob("build-*")):
+            folder.chmod(0o555)
+    env = {**os.environ, "TICKETZOO_SPARSE_CACHE": str(cache), "CXX": "/no/such/compiler"}  # no rebuild: fall back
+    proc = subprocess.run([python, "-m", "ticketzoo", "predict", str(work / "cache-ticket.safetensors"), "--data",
+                           str(work / "text-images")], env=env, capture_output=True, text=True, timeout=300)
+    for folder in (cache, *cache.glob("build-*")):
+        folder.chmod(0o755)
+    report["cache_runs"] += 1
+    report[f"cache {kind}"] += 1
+    if proc.returncode not in (0, 1, 2) or "Traceback" in proc.stderr or "error: unexpected" in proc.stderr:
+        report["tracebacks"][f"predict after {kind}: exit {proc.returncode}"] += 1
+
+
+def caches_and_text_phase(cases: int, rng, work: Path, report, python: str) -> None:
+    from conftest import colour_folder, tiny_ticket
+
+    for i in range(cases):
+        text_case(rng, work, i, report)
+    # one real build of the kernels, kept pristine; then each case damages a copy
+    pristine = work / "pristine-cache"
+    tiny_ticket("conv2", 0.7, name="fz-cache", trained=True).save(work / "cache-ticket.safetensors")
+    if not (work / "text-images").exists():
+        colour_folder(work / "text-images", per_class=1)
+    env = {**os.environ, "TICKETZOO_SPARSE_CACHE": str(pristine)}
+    built = subprocess.run([python, "-m", "ticketzoo", "predict", str(work / "cache-ticket.safetensors"), "--data",
+                            str(work / "text-images")], env=env, capture_output=True, text=True, timeout=900)
+    if built.returncode != 0 or not list(pristine.glob("build-*/*.so")):
+        print(f"no kernel build to damage (exit {built.returncode}): cache cases skipped", file=sys.stderr)
+        return
+    for _ in range(cases):
+        cache_case(rng, work, pristine, report, python)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=300, help="total time budget (default 300)")
@@ -366,6 +471,8 @@ def main() -> int:
     parser.add_argument("--races", type=int, default=0, help="run this many racing CLI pairs instead")
     parser.add_argument("--race-readers", default="pull,pull,verify,push,finetune",
                         help="readers the racing pairs cycle through (default: %(default)s)")
+    parser.add_argument("--caches-and-text", type=int, default=0, metavar="N",
+                        help="run N hostile card-text cases and N damaged sparse-cache cases instead")
     parser.add_argument("--worker-cli", help=argparse.SUPPRESS)
     parser.add_argument("--worker-race", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -387,6 +494,18 @@ def main() -> int:
         report = collections.Counter()
         report["foreign"], report["tracebacks"] = collections.Counter(), collections.Counter()
         start = time.monotonic()
+        if args.caches_and_text:
+            caches_and_text_phase(args.caches_and_text, rng, work, report, python)
+            tracebacks = report.pop("tracebacks")
+            report.pop("foreign")
+            kinds = ", ".join(f"{k[6:]} {report[k]}" for k in sorted(report) if k.startswith("cache "))
+            print(f"caches and text: {time.monotonic() - start:.0f} s, seed {args.seed}")
+            print(f"card text: {report['text_runs']} CLI runs; raw control characters printed: {report['raw_control']}")
+            print(f"damaged caches: {report['cache_runs']} predict processes ({kinds})")
+            print(f"tracebacks or bad exits: {sum(tracebacks.values())}")
+            for msg, n in tracebacks.most_common(10):
+                print(f"  {n} x {msg}")
+            return 1 if tracebacks or report["raw_control"] else 0
         if args.races:
             race_phase(args.races, rng, work, report, python, args.race_readers.split(","))
             tracebacks = report.pop("tracebacks")
