@@ -11,15 +11,10 @@ from __future__ import annotations
 import dataclasses
 
 from ticketzoo.card.schema import Card, Preprocess
+from ticketzoo.config.data import default_working_size  # noqa: F401 (re-exported by ticketzoo.card)
 
 #: ``find --augment``'s zero padding around the square before the random crop.
 FIND_AUGMENT_PAD = 4
-
-
-def default_working_size(input_size: int) -> int:
-    """``finetune``'s working size when ``--resize`` is not given: 256/224 of the input size
-    (as for ImageNet); ``FinetuneConfig.working_size`` applies the same rule."""
-    return round(input_size * 256 / 224)
 
 
 def find_preprocess(augment: bool) -> Preprocess:

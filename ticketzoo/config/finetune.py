@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 
 from ticketzoo.config import UNHASHED, Config, option
-from ticketzoo.config.data import DEFAULT_MEMORY_BUDGET
+from ticketzoo.config.data import DEFAULT_MEMORY_BUDGET, default_working_size
 from ticketzoo.errors import ConfigError
 from ticketzoo.config.train import TrainConfig
 
@@ -147,7 +147,7 @@ class FinetuneConfig(Config):
 
     def working_size(self, input_size: int) -> int:
         """Side of the cached square images: ``resize`` or 256/224 of the input size."""
-        size = self.resize if self.resize is not None else round(input_size * 256 / 224)
+        size = self.resize if self.resize is not None else default_working_size(input_size)
         if size < input_size:
             raise ConfigError(f"resize {size} is smaller than the ticket's input size {input_size}",
                               field="resize", value=size, hint=f"use {input_size} or more")
