@@ -52,6 +52,7 @@ def main(arch, width, input_size, classes, per_class, epochs, batch_size, device
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test suite\'s synthetic images
     from synthetic import make_image_folder
     from ticketzoo.data.loading import load_source
+    from ticketzoo.config.data import DataConfig
     from ticketzoo.data.source import resolve_data
     from ticketzoo.models import build_model, classifier_names
     from ticketzoo.pruning import full_masks, magnitude_prune
@@ -68,9 +69,9 @@ def main(arch, width, input_size, classes, per_class, epochs, batch_size, device
         t0 = time.perf_counter()
         folder = make_image_folder(Path(tmp) / "shapes", kind="shapes", classes=classes,
                                    per_class=per_class, size=input_size, seed=0)
-        src = load_source(resolve_data(str(folder)), input_size=input_size, channels=3,
-                          batch_size=batch_size, seed=0, data_seed=0, split=(0.9, 0.1, 0.0),
-                          val_fraction=0.1, device=dev)
+        src = load_source(resolve_data(str(folder)),
+                          DataConfig(input_size=input_size, channels=3, split=(0.9, 0.1, 0.0)),
+                          batch_size=batch_size, seed=0, device=dev)
         print(f"data: {src.counts['train']} train images at {input_size} px "
               f"({time.perf_counter() - t0:.1f}s to make); device {dev}, "
               f"{torch.get_num_threads()} CPU thread(s)")

@@ -56,7 +56,7 @@ for part in "$CARRY_IN"/*.part.00 "$CARRY_IN"/*/ticket.safetensors.part.00; do  
 done
 
 PYTHONPATH=. "$PY" -m ticketzoo find --arch "$ARCH" "${DATA[@]}" --input-size 32 --channels 3 \
-  --rounds "$ROUNDS" --rate 0.2 --scope global --rewind 2ep --init xavier --seed 0 --augment \
+  --rounds "$ROUNDS" --rate 0.2 --scope global --rewind 2ep --init xavier --seed 0 --crop-pad 4 --flip \
   --optimizer sgd --lr "$LR" --momentum 0.9 --nesterov --weight-decay 5e-4 --batch-size "$BATCH" \
   --epochs "$EPOCHS" --patience 0 --schedule cosine --warmup-epochs "$WARMUP" \
   --device "$DEVICE" --amp --channels-last --run-dir /tmp/tz-runs --time-budget "$BUDGET" \

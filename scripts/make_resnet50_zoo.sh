@@ -27,7 +27,7 @@ common=(--arch resnet50 --scope global --weight-init xavier
         --sparsities 0.67,0.89,0.97,0.99 --control reinit --control-at 0.89,0.97
         --optimizer sgd --lr 0.2 --momentum 0.9 --weight-decay 5e-4 --batch-size 128
         --schedule linear --warmup-epochs 1 --label-smoothing 0.1 --patience 0
-        --augment --device cpu --amp --channels-last --run-dir runs/zoo --carry-out "runs/carry/$family-resnet50")
+        --crop-pad 4 --flip --device cpu --amp --channels-last --run-dir runs/zoo --carry-out "runs/carry/$family-resnet50")
 case "$family" in
   cifar10)
     # The JPEG copy of CIFAR-10 in ../shared/data, unpacked once into the ignored data/.

@@ -46,13 +46,14 @@ DESCRIPTION = ("A starter ticket of the ticketzoo zoo, found on CPU with Frankle
 
 
 def recipe_for(seed: int):
+    from ticketzoo.config.data import DataConfig
     from ticketzoo.find import FindRecipe
     from ticketzoo.train import TrainConfig
 
     return FindRecipe(
         arch="lenet_300_100", source="fashionmnist", data_kind="named", rounds=ROUNDS, rate=0.2,
-        scope="layerwise", rewind="0", init="xavier", seed=seed, control="reinit", data_seed=0,
-        val_fraction=0.1, input_size=28, channels=1,
+        scope="layerwise", rewind="0", weight_init="xavier", seed=seed, control="reinit",
+        data=DataConfig(split=(0.9, 0.1, 0.0), split_seed=0, input_size=28, channels=1),  # val: 0.1 of train
         train=TrainConfig(optimizer="adam", lr=1.2e-3, momentum=0.9, batch_size=60, max_epochs=20,
                           milestones=(), patience=3, weight_decay=0.0, seed=seed, device="cpu"))
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from conftest import colour_folder
+from ticketzoo.config.data import DataConfig
 from ticketzoo.find import FindRecipe, find_tickets, resolve_data
 from ticketzoo.ticket import Ticket
 from ticketzoo.train import TrainConfig
@@ -28,7 +29,7 @@ def test_bundled_cards_carry_every_round_and_the_controls(tmp_path, monkeypatch)
     spec = resolve_data(str(folder))
     cfg = TrainConfig(max_epochs=3, lr=0.03, batch_size=8, milestones=(), patience=None, device="cpu")
     recipe = FindRecipe(arch="conv2", source=spec.source, data_kind=spec.kind, rounds=3, rewind="0",
-                        input_size=16, arch_kwargs={"width": 0.125}, train=cfg, sparsities=(0.5, 0.8, 0.9),
+                        data=DataConfig(input_size=16, channels=3), arch_kwargs={"width": 0.125}, train=cfg, sparsities=(0.5, 0.8, 0.9),
                         control="reinit", control_at=(0.8,))
     run = find_tickets(recipe, str(folder), run_dir=tmp_path / "runs")
     out = tmp_path / "catalog"

@@ -10,6 +10,7 @@ import pytest
 from scipy.stats import ttest_ind
 
 from conftest import tiny_ticket
+from ticketzoo.config.data import DataConfig
 from ticketzoo.cli.main import main
 from ticketzoo.compare import CompareConfig, SweepTicket, compare, diff, family_members, make_plan
 from ticketzoo.compare import jobs as jobs_mod
@@ -26,7 +27,7 @@ SPLIT = (0.5, 0.1, 0.4)
 def recipe(epochs: int = 6, **kw) -> FinetuneConfig:
     train = TrainConfig(max_epochs=epochs, lr=kw.pop("lr", 0.01), optimizer=kw.pop("optimizer", "adam"),
                         batch_size=8, device="cpu", milestones=(), patience=None)
-    return FinetuneConfig(train=train, split=SPLIT, seeds=kw.pop("seeds", 2), **kw)
+    return FinetuneConfig(train=train, data=DataConfig(split=SPLIT), seeds=kw.pop("seeds", 2), **kw)
 
 
 def make_tickets(root, sparsities=(0.5, 0.8)):

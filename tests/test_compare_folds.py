@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import tiny_ticket
+from ticketzoo.config.data import DataConfig
 from ticketzoo.compare import CompareConfig, SweepTicket, compare
 from synthetic import make_image_folder
 from ticketzoo.fileio import sha256_file
@@ -45,7 +46,7 @@ def pinned(tmp_path_factory):
 
 
 def _pinned_config(**kw) -> FinetuneConfig:
-    return FinetuneConfig(train=_train(), split=(0.5, 0.1, 0.4), seeds=2, threads=1, **kw)
+    return FinetuneConfig(train=_train(), data=DataConfig(split=(0.5, 0.1, 0.4)), seeds=2, threads=1, **kw)
 
 
 def test_one_split_compare_reproduces_the_numbers_from_before_folds(pinned):

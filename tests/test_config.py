@@ -8,18 +8,21 @@ import json
 import pytest
 
 from ticketzoo.config import LATER, UNHASHED, Config
+from ticketzoo.config.data import DataConfig
 from ticketzoo.errors import ConfigError
 from ticketzoo.config.find import FindRecipe
 from ticketzoo.config.finetune import FinetuneConfig
 from ticketzoo.train import TrainConfig
 
 # Hashes computed with the hand-written to_dict/hash before the config base existed. Run
-# folders are named by them and resume depends on them: they must never change.
+# folders are named by them and resume depends on them: they must never change (the data
+# fields moved into FindRecipe.data in issue 28; the hash keeps the first release's layout).
 LENET = dict(arch="lenet300", source="fashionmnist", data_kind="named", rounds=5, rate=0.5, rewind="0",
-             seed=2, channels=1, input_size=28,
+             seed=2, data=DataConfig(channels=1, input_size=28),
              train=TrainConfig(lr=0.01, max_epochs=10, patience=None, milestones=(), device="cpu"))
 LATER_FIELDS = dict(arch="resnet18", source="flowers", rounds=3, scope="layerwise", head_rate=0.1,
-                    exclude_first_conv=True, control="reinit", arch_kwargs={"width": 0.25}, augment=True,
+                    exclude_first_conv=True, control="reinit", arch_kwargs={"width": 0.25},
+                    data=DataConfig(input_size=32, channels=3, crop_pad=4, flip=True),  # `augment` until 2026-12
                     train=TrainConfig(optimizer="adamw", lr=1e-3, schedule="cosine", milestones=(),
                                       warmup_epochs=2, max_epochs=20))
 PINNED = [
@@ -48,8 +51,11 @@ def test_train_config_hashes_are_pinned():
 
 def test_later_fields_stay_out_at_their_default():
     r = FindRecipe(arch="conv2", source="x")
-    assert "augment" not in r.to_dict() and "schedule" not in r.to_dict()["train"]
-    assert FindRecipe(arch="conv2", source="x", augment=True).to_dict()["augment"] is True
+    assert "augment" not in r.hashed_dict() and "schedule" not in r.to_dict()["train"]
+    padded = FindRecipe(arch="conv2", source="x", data=DataConfig(input_size=32, channels=3, crop_pad=4, flip=True))
+    assert padded.hashed_dict()["augment"] is True and "data" not in padded.hashed_dict()
+    flipped = FindRecipe(arch="conv2", source="x", data=DataConfig(input_size=32, channels=3, flip=True))
+    assert flipped.hashed_dict()["data"] == {"flip": True} and flipped.hash() != r.hash() != padded.hash()
 
 
 def test_unhashed_fields_are_declared_not_special_cased():
@@ -59,7 +65,7 @@ def test_unhashed_fields_are_declared_not_special_cased():
     assert TrainConfig(device="cpu").to_dict()["device"] == "cpu"  # in the dict, out of the hash
     assert "device" not in FindRecipe(arch="conv2", source="x").hashed_dict()["train"]
     base = FinetuneConfig()
-    same = FinetuneConfig(name="other", workers=3, threads=2, memory_budget_bytes=0,
+    same = FinetuneConfig(name="other", workers=3, threads=2, data=DataConfig(memory_budget=0),
                           train=TrainConfig(device="cpu"))
     assert same.hash() == base.hash() and same.to_dict() != base.to_dict()
     assert FinetuneConfig(seeds=2).hash() != base.hash()
@@ -68,7 +74,7 @@ def test_unhashed_fields_are_declared_not_special_cased():
 def test_round_trips():
     for config in (TrainConfig(lr=1, milestones=[3, 4], patience=None), FindRecipe(**LATER_FIELDS),
                    FinetuneConfig(train=TrainConfig(lr=0.01), compare="dense,reinit", name="a-b", threads=2,
-                                  overrides=["lr"], split=[0.6, 0.2, 0.2])):
+                                  overrides=["lr"], data=DataConfig(split=[0.6, 0.2, 0.2]))):
         data = json.loads(json.dumps(config.to_dict()))
         assert type(config).from_dict(data) == config
     assert TrainConfig(lr=1).lr == 1.0 and isinstance(TrainConfig(lr=1).lr, float)
@@ -84,7 +90,8 @@ def test_round_trips():
     (FindRecipe, {"arch": "a", "source": "b", "rounds": 2.0}, "rounds", "rounds must be an integer"),
     (FindRecipe, {"arch": "a", "source": "b", "train": {"lr": -1}}, "train.lr", "lr must be > 0"),
     (FindRecipe, {"arch": "a", "source": "b", "train": {"momentun": 0}}, "train.momentun", "unknown training"),
-    (FindRecipe, {"arch": "a", "source": "b", "split": [0.5, 0.5]}, "split", "list of 3 numbers"),
+    (FindRecipe, {"arch": "a", "source": "b", "data": {"split": [0.5, 0.5]}}, "data.split", "list of 3 numbers"),
+    (FindRecipe, {"arch": "a", "source": "b", "split": [0.5, 0.5]}, "data.split", "list of 3 numbers"),  # old
     (FindRecipe, {"arch": "a", "source": "b", "nope": 1}, "nope", "unknown recipe field"),
     (FinetuneConfig, {"seeds": "2"}, "seeds", "seeds must be an integer"),
     (FinetuneConfig, {"threads": 0}, "threads", "threads must be a positive integer"),
@@ -126,15 +133,23 @@ from ticketzoo import card as cards  # noqa: E402
 CARDS = Path(__file__).resolve().parent.parent / "cards"
 
 
-def test_training_recipe_keeps_step_with_train_config():
-    """The card's training record has TrainConfig's fields and defaults, the device aside; the
-    CPU precision fields record the resolved choice (False where TrainConfig says None: "auto")."""
-    record = {f.name: f.default for f in dataclasses.fields(cards.TrainingRecipe)}
-    config = {f.name: getattr(TrainConfig(), f.name) for f in dataclasses.fields(TrainConfig) if f.name != "device"}
-    assert config.pop("cpu_amp") is None and config.pop("cpu_channels_last") is None
-    assert record.pop("cpu_amp") is False and record.pop("cpu_channels_last") is False
-    assert record == config
-    assert cards.TrainingRecipe.of(TrainConfig(lr=0.5)).lr == 0.5
+def test_the_card_records_the_configs_as_they_ran():
+    """Schema 3: the recipe holds the TrainConfig and FindRecipe themselves, read back with
+    from_dict; a card whose parts disagree about the training is refused."""
+    from ticketzoo.errors import TicketFormatError
+    from ticketzoo.find.report import card_recipe
+
+    recipe = FindRecipe(arch="conv2", source="x", train=TrainConfig(lr=0.5, cpu_amp=False))
+    r = card_recipe(recipe, 1, 10)
+    card = cards.Card(name="a", arch=cards.ArchConfig(name="conv2", num_classes=2), source=cards.SourceData("x"),
+                      recipe=r)
+    again = cards.read_card(card.to_json())
+    assert again.recipe.find == recipe and again.recipe.train == recipe.train and again.recipe.train.lr == 0.5
+    assert again.recipe.record.recipe_hash == recipe.hash() and again.recipe.record.rewind_iterations == 20
+    bad = json.loads(card.to_json())
+    bad["recipe"]["train"]["lr"] = 0.1
+    with pytest.raises(TicketFormatError, match="recipe.find.train differs"):
+        cards.read_card(json.dumps(bad))
 
 
 @pytest.mark.parametrize("folder", sorted(p.name for p in CARDS.glob("fashionmnist-lenet-*/")
@@ -151,11 +166,11 @@ def test_bundled_schema_1_cards_still_read(folder):  # the starter zoo, written 
     readme_card, _ = parse_readme((CARDS / folder / "README.md").read_text(), str(path))
     assert card == readme_card and card.schema == cards.CARD_SCHEMA
     r, old = card.recipe, raw["recipe"]["params"]
-    assert r.pruning.recipe_hash == old["recipe_hash"] and r.pruning.head_rate == old["head_rate"]
+    assert r.record.recipe_hash == old["recipe_hash"] and r.find.head_rate_for() == old["head_rate"]
     assert r.train.lr == old["train"]["lr"] and r.train.milestones == tuple(old["train"]["milestones"])
-    assert r.params["total_rounds"] == old["total_rounds"]  # the schema-1 view still answers
+    assert r.find.rounds == old["total_rounds"] and r.find.train == r.train
     again = cards.read_card(card.to_json())
-    assert again == card and json.loads(card.to_json())["schema"] == 2
+    assert again == card and json.loads(card.to_json())["schema"] == 3
 
 
 def test_a_schema_1_finetune_card_reads_as_its_own_recipe():
@@ -169,9 +184,9 @@ def test_a_schema_1_finetune_card_reads_as_its_own_recipe():
                          "resolved": {"protocol": "auto", "batch_size": 8, "reasons": {"batch_size": "small"}}}}}
     card = cards.read_card(json.dumps(v1))
     r = card.recipe
-    assert r.train == cards.TrainingRecipe.of(TrainConfig(lr=0.01)) and r.pruning is None
-    assert (r.finetune.init, r.finetune.protocol, r.finetune.resize) == ("rewind", "auto", 36)
-    assert r.finetune.reasons == {"batch_size": "small"} and r.finetune.split == (0.5, 0.1, 0.4)
+    assert r.train == TrainConfig(lr=0.01) and r.find is None and r.finetune.train == r.train
+    assert (r.finetune.init, r.finetune.protocol, r.finetune.data.resize) == ("rewind", "auto", 36)
+    assert r.record.reasons == {"batch_size": "small"} and r.finetune.data.split == (0.5, 0.1, 0.4)
     assert "finetune from rewind weights (protocol auto): sgd lr 0.01" in r.summary()
 
 

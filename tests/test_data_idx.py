@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ticketzoo.config.data import DataConfig
 from ticketzoo.data import load_named_dataset, read_idx, read_idx_pair
 from ticketzoo.errors import DataError
 
@@ -321,9 +322,8 @@ def test_card_description_says_which_data_was_read(tmp_path, no_torchvision):
     from ticketzoo.data.source import resolve_data
 
     _fake_set(tmp_path, gz=True)
-    src = load_source(resolve_data("fashion-mnist", tmp_path), input_size=28, channels=1,
-                      batch_size=8, seed=0, data_seed=3, split=(0.8, 0.1, 0.1),
-                      val_fraction=1 / 3, device="cpu", workers=0)
+    data = DataConfig(input_size=28, channels=1, split_seed=3, split=(2 / 3, 1 / 3, 0.0))
+    src = load_source(resolve_data("fashion-mnist", tmp_path), data, batch_size=8, seed=0, device="cpu", workers=0)
     assert src.description == (
         f"Fashion-MNIST (Xiao et al. 2017), original IDX files from {tmp_path}: 30 train / "
         "20 test, 28x28 grey; train: the official train set minus a stratified 0.333333 "

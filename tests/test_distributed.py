@@ -141,7 +141,8 @@ def test_two_processes_find_the_tickets_of_one(data, two, tmp_path, monkeypatch)
             assert worst <= TOL, (a.name, s, worst)
         assert b.card.extra["distributed"] == {"world_size": 2, "per_rank_batch": 1, "global_batch": 2,
                                                "backend": "gloo"}
-        assert "distributed" not in a.card.extra and b.card.recipe.params == a.card.recipe.params
+        assert "distributed" not in a.card.extra and b.card.recipe.record == a.card.recipe.record
+        assert b.card.recipe.find.hash() == a.card.recipe.find.hash()
     rows1 = json.loads((run1 / "log.json").read_text())["rounds"]
     rows2 = json.loads((run2 / "log.json").read_text())["rounds"]
     assert [r["test_accuracy"] for r in rows1] == [r["test_accuracy"] for r in rows2]

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from conftest import colour_folder
+from ticketzoo.config.data import DATA_FIELDS, DataConfig
 from ticketzoo.find import FindRecipe, find_tickets, resolve_data, ticket_name
 from ticketzoo.find.rundir import load_tensors
 from ticketzoo.data.loading import load_source
@@ -34,8 +35,9 @@ def _recipe(folder: Path, **kw) -> FindRecipe:
     spec = resolve_data(str(folder))
     cfg = TrainConfig(max_epochs=kw.pop("epochs", 3), lr=0.03, batch_size=8, milestones=(), patience=None,
                       device="cpu")
+    data = {"input_size": 16, "channels": 3, **{k: kw.pop(k) for k in [k for k in kw if k in DATA_FIELDS]}}
     base = dict(arch="conv2", source=spec.source, data_kind=spec.kind, rounds=3, rewind="1ep",
-                input_size=16, arch_kwargs={"width": 0.125}, train=cfg)
+                data=DataConfig(**data), arch_kwargs={"width": 0.125}, train=cfg)
     return FindRecipe(**{**base, **kw})
 
 
@@ -74,8 +76,8 @@ def test_three_rounds_sparsity_rewind_nesting(folder, imp3):
     model = build_model("conv2", num_classes=3, input_size=16, init="xavier", seed=0, width=0.125)
     assert all(torch.equal(v, load_tensors(result.run_dir / "theta0.safetensors")[k])
                for k, v in model.state_dict().items())
-    src = load_source(resolve_data(str(folder)), input_size=16, channels=3, batch_size=8, seed=0,
-                      data_seed=0, split=(0.8, 0.1, 0.1), val_fraction=0.1, device="cpu")
+    src = load_source(resolve_data(str(folder)), DataConfig(input_size=16, channels=3), batch_size=8, seed=0,
+                      device="cpu")
     from ticketzoo.train.threads import set_threads
 
     previous = set_threads(tickets[0].card.extra["cpu_threads"])  # floats depend on it
@@ -94,7 +96,7 @@ def test_cards_lineage_and_logs(imp3):
         assert [m.round for m in card.metrics] == list(range(r + 1))
         assert card.metrics[-1].test_accuracy == result.rounds[r].test_accuracy
         assert card.recipe.method == "imp" and card.recipe.rounds == r and card.recipe.rewind == "1ep"
-        assert card.recipe.params["recipe_hash"] == recipe.hash()
+        assert card.recipe.record.recipe_hash == recipe.hash() and card.recipe.find == result.recipe
         assert (card.arch.in_channels, card.arch.input_size, card.arch.num_classes) == (3, 16, 3)
         assert card.source.dataset == "tiny-colours" and "seed 0" in card.source.description
         assert card.lineage.parent == (tickets[r - 2].name if r > 1 else None)
@@ -125,7 +127,7 @@ def test_layerwise_head_half_rate_and_exclusions(folder, tmp_path):
     for layer in t.card.layers:
         rate = 0.1 if layer.name == "fc.weight" else 0.2
         assert layer.kept == layer.total - int(layer.total * rate + 0.5), layer.name
-    assert t.card.recipe.params["head_rate"] == 0.1
+    assert t.card.recipe.find.head_rate_for() == 0.1
     _, result = _find(folder, tmp_path / "b", rounds=1, epochs=2, exclude_head=True,
                       exclude_first_conv=True)
     layers = {layer.name: layer for layer in Ticket.load(result.tickets[0]).card.layers}
@@ -312,7 +314,7 @@ def test_starter_zoo_in_catalog_pulls_offline(capsys):
         assert ticket.weight_sets == ("rewind", "trained") and card.extra["seeds"] == [0, 1, 2]
         assert [m.round for m in card.metrics] == list(range(card.recipe.rounds + 1))
         header, rows = seed_table(card)  # every round, ticket and reinit control over seeds
-        assert len(rows) == card.recipe.params["total_rounds"] + 1
+        assert len(rows) == card.recipe.find.rounds + 1
         assert all(len(r["ticket"]["per_seed"]) == 3 == len(r["reinit"]["per_seed"])
                    for r in card.extra["source_results"])
         from ticketzoo.cli.main import main

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ticketzoo.config.data import DataConfig
 from ticketzoo.errors import CheckpointError
 from conftest import colour_folder
 from ticketzoo.find import FindRecipe, find_tickets, resolve_data
@@ -26,7 +27,7 @@ def _recipe(folder: Path, **kw) -> FindRecipe:
     spec = resolve_data(str(folder))
     cfg = TrainConfig(max_epochs=2, lr=0.03, batch_size=8, milestones=(), patience=None, device="cpu")
     base = dict(arch="conv2", source=spec.source, data_kind=spec.kind, rounds=3, rewind="1ep",
-                input_size=16, arch_kwargs={"width": 0.125}, control="reinit", train=cfg)
+                data=DataConfig(input_size=16, channels=3), arch_kwargs={"width": 0.125}, control="reinit", train=cfg)
     return FindRecipe(**{**base, **kw})
 
 

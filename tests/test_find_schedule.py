@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ticketzoo.config.data import DataConfig
 from ticketzoo.errors import ConfigError
 from conftest import colour_folder
 from ticketzoo.find import FindRecipe, find_tickets, resolve_data
@@ -26,7 +27,7 @@ def _recipe(folder: Path, train: dict | None = None, **kw) -> FindRecipe:
     cfg = TrainConfig(**{"max_epochs": 3, "lr": 0.03, "batch_size": 8, "milestones": (), "patience": None,
                          "device": "cpu", **(train or {})})
     base = dict(arch="conv2", source=spec.source, data_kind=spec.kind, rounds=3, rewind="1ep",
-                input_size=16, arch_kwargs={"width": 0.125}, train=cfg)
+                data=DataConfig(input_size=16, channels=3), arch_kwargs={"width": 0.125}, train=cfg)
     return FindRecipe(**{**base, **kw})
 
 
@@ -41,8 +42,8 @@ def test_sparsity_schedule_and_controls_at_chosen_rounds(folder, tmp_path):
     controls = [(r.round, r.line) for r in result.rounds if r.line != "imp"]
     assert controls == [(2, "reinit")]  # only the round of target 0.8
     card = Ticket.load(result.run_dir / imp[1].file).card
-    assert tuple(card.recipe.pruning.sparsities) == (0.5, 0.8, 0.9)
-    assert tuple(card.recipe.pruning.control_at) == (0.8,)
+    assert tuple(card.recipe.find.sparsities) == (0.5, 0.8, 0.9)
+    assert tuple(card.recipe.find.control_at) == (0.8,)
 
 
 def test_schedule_fields_enter_the_hash_only_when_set(folder):

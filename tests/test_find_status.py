@@ -14,6 +14,7 @@ import pytest
 
 import ticketzoo.train as train_pkg
 from conftest import colour_folder
+from ticketzoo.config.data import DataConfig
 from ticketzoo.errors import RoundNotTrainedError
 from ticketzoo.find import FindRecipe, find_tickets, resolve_data
 from ticketzoo.train import DivergedError, TrainConfig
@@ -36,7 +37,7 @@ def _recipe(folder: Path, **kw) -> FindRecipe:
     spec = resolve_data(str(folder))
     cfg = TrainConfig(max_epochs=3, lr=0.03, batch_size=8, milestones=(), patience=None, device="cpu")
     base = dict(arch="conv2", source=spec.source, data_kind=spec.kind, rounds=3, rewind="1ep",
-                input_size=16, arch_kwargs={"width": 0.125}, train=cfg)
+                data=DataConfig(input_size=16, channels=3), arch_kwargs={"width": 0.125}, train=cfg)
     return FindRecipe(**{**base, **kw})
 
 

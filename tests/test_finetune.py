@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from conftest import tiny_ticket
+from ticketzoo.config.data import DATA_FIELDS, DataConfig
 from ticketzoo.cli.main import main
 from ticketzoo.cli.render import finetune_summary
 from synthetic import make_image_folder
@@ -30,7 +31,8 @@ FAST = dict(device="cpu", batch_size=16, milestones=(), patience=None)
 
 def cfg(epochs: int = 2, **kw) -> FinetuneConfig:
     train = TrainConfig(max_epochs=epochs, lr=kw.pop("lr", 0.02), **FAST)
-    return FinetuneConfig(train=train, **kw)
+    data = {k: kw.pop(k) for k in [k for k in kw if k in DATA_FIELDS]}
+    return FinetuneConfig(train=train, data=DataConfig(**data), **kw)
 
 
 def folder(path, *, kind="textures", classes=3, per_class=8, **kw):
@@ -51,7 +53,8 @@ def qcfg(epochs: int = 8, **kw) -> FinetuneConfig:
     """The recipe that trains on :func:`quick` (Adam 1e-2, batch 8), split 0.5/0.1/0.4."""
     train = TrainConfig(max_epochs=epochs, lr=kw.pop("lr", 0.01), optimizer="adam", batch_size=8,
                         device="cpu", milestones=(), patience=None, seed=kw.pop("seed", 0))
-    return FinetuneConfig(train=train, split=QUICK_SPLIT, **kw)
+    data = {k: kw.pop(k) for k in [k for k in kw if k in DATA_FIELDS]}
+    return FinetuneConfig(train=train, data=DataConfig(**{"split": QUICK_SPLIT, **data}), **kw)
 
 
 def cli(capsys, *args):
@@ -101,8 +104,8 @@ def test_card_lineage_and_name(easy):
     assert card.source.dataset == "stripes" and len(card.source.classes) == 3
     assert card.lineage.parent == "tiny-base@abc" and card.lineage.parent_sha256 == "ab" * 32
     assert card.lineage.relation == "finetune" and card.lineage.control is None
-    assert card.recipe.method == "finetune" and card.recipe.params["init"] == "rewind"
-    assert card.recipe.params["train"]["lr"] == 0.02
+    assert card.recipe.method == "finetune" and card.recipe.finetune.init == "rewind"
+    assert card.recipe.train.lr == 0.02 and card.recipe.finetune.train == card.recipe.train
     assert card.extra["test_accuracy"] == result.test_accuracy and card.extra["metrics"] == "metrics.json"
     assert card.sparsity == pytest.approx(1 - sum(int(m.sum()) for m in base.head_masks_dropped().values())
                                           / sum(m.numel() for m in base.head_masks_dropped().values()))

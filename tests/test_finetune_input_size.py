@@ -6,6 +6,7 @@ import pytest
 
 from conftest import tiny_ticket
 from test_finetune import qcfg, quick
+from ticketzoo.config.data import DataConfig
 from ticketzoo.errors import ConfigError
 from ticketzoo.finetune import NoTrainedRunError, finetune
 from ticketzoo.ticket import Ticket
@@ -54,7 +55,7 @@ def test_finetune_data_can_live_on_the_device(tmp_path):
     from ticketzoo.train import TrainConfig
 
     ticket = tiny_ticket("conv2", 0.5, name="tiny-conv2-s50", input_size=16)
-    config = FinetuneConfig(split=QUICK_SPLIT, augment=True)
+    config = FinetuneConfig(data=DataConfig(split=QUICK_SPLIT, flip=True))
     _, sets = source.load(quick(tmp_path / "data"), config, ticket.card.arch)
     cfg = TrainConfig(batch_size=8, device="cpu")
     cpu = torch.device("cpu")

@@ -90,8 +90,9 @@ def test_cli_records_the_resolved_recipe_and_why(tmp_path, capsys):
     card = Ticket.load(tmp_path / "o" / "ticket.safetensors").card
     # the fine-tune's own recipe, typed: its training, not its parent's pruning
     r = card.recipe
-    assert (r.method, r.rounds, r.pruning) == ("finetune", 0, None) and r.finetune.protocol == "auto"
-    assert r.train.batch_size == 8 and r.train.schedule == "cosine" and r.finetune.reasons["batch_size"]
+    assert (r.method, r.rounds, r.find) == ("finetune", 0, None) and r.finetune.protocol == "auto"
+    assert r.train.batch_size == 8 and r.train.schedule == "cosine" and r.record.reasons["batch_size"]
+    assert r.finetune.train == r.train and r.finetune.to_dict()["train"] == m["config"]["train"]
     assert "protocol auto" in card.description and "adamw lr 0.01" in r.summary()
     from ticketzoo.registry.api import last_finetuned
 

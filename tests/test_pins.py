@@ -43,7 +43,12 @@ def test_recipe_hashes_are_pinned():
     # hash, so the same recipe names the same run folder on every CPU. Before: c79bfb0edaeb...
     assert zoo.hash() == "50ecc20e0c95f7cabc88a6fc0f3a4c714a94f9100e745d25ff0b708e386c627a"
     assert zoo.hashname() == "50ecc20e0c95"  # runs/zoo/cifar10-resnet50-50ecc20e0c95
-    assert zoo.to_dict() == ZOO_RECIPE
+    # recipe.json holds today's layout (issue 28: the data fields in `data`, `weight_init`); the
+    # hash keeps the first release's, so the run folder keeps its name
+    assert zoo.to_dict()["data"] == {"split": [0.9, 0.1, 0.0], "split_seed": 0, "input_size": 32, "channels": 3,
+                                     "resize": None, "crop_pad": 4, "flip": True, "strict": False,
+                                     "memory_budget": 2048.0}
+    assert FindRecipe.from_dict(zoo.to_dict()) == zoo and zoo.weight_init == "xavier"
     assert TrainConfig().hash() == "b2ff1cd4466555f454271c1c2be4955e967bbbf11a7aa183d2c72761cfedce54"
     assert FinetuneConfig().hash() == "5ab541460c6b3b9fef8d71a582bf7e326fa5786e9b50db424828dbbb31d4730d"
     lenet = FindRecipe(arch="lenet_300_100", source="fashionmnist", data_kind="named")
@@ -92,7 +97,10 @@ def test_resume_fingerprints_are_pinned(tmp_path, changes, finetune_fp, compare_
     from ticketzoo.finetune.run import _check_resume
     from ticketzoo.train.platform import Platform
 
-    ft = FinetuneConfig(**changes)
+    from ticketzoo.config.data import DataConfig
+
+    data = {k: changes[k] for k in ("input_size",) if k in changes}  # a data field since issue 28
+    ft = FinetuneConfig(**{k: v for k, v in changes.items() if k not in data}, data=DataConfig(**data))
     resolved = protocol.resolve(ft.protocol, ft.train, ft.overrides, 6)
     ds = _named_stub()
     _check_resume(Platform(), tmp_path, ft, resolved, ds, None, "ab" * 32, False)
@@ -118,20 +126,25 @@ def test_find_card_recipe_is_pinned():
     recipe = card_recipe(FindRecipe.from_dict(ZOO_RECIPE), 3, 352)
     text = json.dumps(card_dict(recipe), sort_keys=True)  # as the card writes it
     # Changed with the recipe hash it records (pruning.recipe_hash, above); before: 0bf87a5be5c8...
+    # Changed again by card schema 3 (issue 28: the configs as they ran, no mirrored recipe types);
+    # before: 348716137ca8...
     assert hashlib.sha256(text.encode()).hexdigest() == \
-        "348716137ca8553e8cf73f9c0c23cceebc378b58d8c1077c873ddbb442c45f60"
+        "854b18fae6f3b5d5fd58a71c612261c4c5a5608ff1ef0ae4d380a7352653feb3"
 
 
-# The catalog's tickets re-encoded by Ticket.to_bytes, and their Hub README (render_readme).
+# The catalog's tickets re-encoded by Ticket.to_bytes, and their Hub README (render_readme). The
+# files themselves are unchanged (their sha256 is in each README's front matter); re-encoding
+# writes card schema 3 since issue 28 (before: 722d4958..., e01ed646..., 93b609ca..., 375c670c...
+# and READMEs ce0a927b..., 8869a37f..., 8e5a74c5..., 8f7796c7...).
 CATALOG = {
-    "fashionmnist-lenet-300-100-s49": ("722d49584c984665153872c46d8bc7d5d02fc4b09b1eb34a6407bc5c3875ca15",
-                                       "ce0a927bf836fbe980881454593a0437a649afc5acd66e5e89abb6e4bb476df7"),
-    "fashionmnist-lenet-300-100-s79": ("e01ed6462e157223d89ab61b5b20bbcd682b5056bb175912a4904d288744ca4b",
-                                       "8869a37ff35e26272dd9469d203c87cfd864bf980f277eb0995cc7409a014f4f"),
-    "fashionmnist-lenet-300-100-s89": ("93b609caf1386127f8a143e7d955b2f6f90b47d6d410a8e5a7a472eda0d8aafc",
-                                       "8e5a74c52153dd3c7a94fcce99baa89d65c9683dffa0af123c0282a7e31aadd0"),
-    "fashionmnist-lenet-300-100-s93": ("375c670ce97eef9912d35b3b4a99c8b833a1ca623073fcf63b4971d705344265",
-                                       "8f7796c702272465467c7ab08335bdd2dcbd89ee04e3f7f5a32cfb66c7e8889f"),
+    "fashionmnist-lenet-300-100-s49": ("4dafa67280f859a4264a23e9200e160c7276903165aca22173df597b94570339",
+                                       "54c82899b01c5da24d69fef59a998fe24e73fc4884ddc5910baa2ab51a066840"),
+    "fashionmnist-lenet-300-100-s79": ("ab3322bf443c6a5256497b5618838b69bdca5c3753acc8da0c27b79e4b671bbf",
+                                       "3a1dc2aff78110d849231a351ace748f66e9e539cd2c847e4949c084149b2211"),
+    "fashionmnist-lenet-300-100-s89": ("9c9dae9ead26a51b7bcec95e0c8061ba9363d91050a7f122c077a21ee2339b41",
+                                       "e1c5331f7b1a6f59bdbdb56b42b977b896a7793f8db5d14b6deafc760a35b7c0"),
+    "fashionmnist-lenet-300-100-s93": ("eb2a248f7c646053cf92d1a63e6ff6cbd9e602051f3276db6248e2b586751dfb",
+                                       "44ec97acd20643caf955cf0e04c64129abcdcd82e9d5490795bd423c084e44a4"),
 }
 
 

@@ -21,9 +21,11 @@ from PIL import Image
 from conftest import colour_folder, tiny_ticket
 from sparse_build import compiled, sparse_cache  # noqa: F401 - fixtures
 from ticketzoo import codec
-from ticketzoo.card import (FinetuneRecipe, Preprocess, PruningRecipe, Recipe, find_preprocess, finetune_preprocess,
-                            preprocess_of)
+from ticketzoo.card import Preprocess, Recipe, find_preprocess, finetune_preprocess, preprocess_of
+from ticketzoo.config.data import DataConfig
+from ticketzoo.config.find import FindRecipe
 from ticketzoo.config.finetune import FinetuneConfig
+from ticketzoo.config.train import TrainConfig
 from synthetic import make_image_folder
 from ticketzoo.errors import TicketFormatError
 from ticketzoo.ticket import Ticket
@@ -67,13 +69,13 @@ def test_transforms_give_finetunes_eval_tensors(tmp_path, resize):
     from ticketzoo.data import loading
 
     root = mixed_images(tmp_path / "imgs")
-    config = FinetuneConfig(resize=resize)
+    config = FinetuneConfig(data=DataConfig(resize=resize))
     ticket = tiny_ticket(input_size=16)
     ds, sets = loading.load(root, config, ticket.card.arch)
     want = sets["test"].__getitems__(list(range(len(ds.test))))[0]
     working = config.working_size(16)
-    declared = ticket.with_card(preprocess=finetune_preprocess(working, False))
-    older = ticket.with_card(recipe=Recipe(method="finetune", finetune=FinetuneRecipe(resize=resize)))
+    declared = ticket.with_card(preprocess=finetune_preprocess(config.data, working))
+    older = ticket.with_card(recipe=Recipe(method="finetune", train=config.train, finetune=config))
     assert older.card.preprocess is None and older.preprocess == declared.preprocess
     for t in (declared, older):
         got = through(t, [s.path for s in ds.test])
@@ -84,7 +86,8 @@ def test_transforms_give_finetunes_eval_tensors(tmp_path, resize):
 
 
 @pytest.mark.parametrize("augment", [False, True])
-def test_transforms_give_finds_eval_tensors(tmp_path, augment):
+@pytest.mark.parametrize("resize", [None, 20])
+def test_transforms_give_finds_eval_tensors(tmp_path, augment, resize):
     """``find``'s test split (load_source: images straight to input-size squares; with ``augment``
     the device-resident loaders) and the card's transform agree."""
     from ticketzoo.data.loading import load_source
@@ -92,14 +95,15 @@ def test_transforms_give_finds_eval_tensors(tmp_path, augment):
     from ticketzoo.models.transforms import image_transform
 
     root = mixed_images(tmp_path / "imgs")
-    src = load_source(resolve_data(str(root)), input_size=16, channels=1, batch_size=64, seed=0, data_seed=0,
-                      split=(0.8, 0.1, 0.1), val_fraction=0.1, device="cpu", augment=augment)
+    data = DataConfig(input_size=16, channels=1, resize=resize, crop_pad=4 if augment else 0, flip=augment)
+    src = load_source(resolve_data(str(root)), data, batch_size=64, seed=0, device="cpu")
     want = torch.cat([x for x, _ in src.test]).contiguous()
     paths = [str(p) for c in ("a", "b") for p in sorted((root / "test" / c).iterdir())]  # the split's order
     ticket = tiny_ticket(input_size=16)
     grey = dataclasses.replace(ticket.card.arch, in_channels=1, mean=src.mean, std=src.std)
-    declared = ticket.card.replace(arch=grey, preprocess=find_preprocess(augment))
-    older = ticket.card.replace(arch=grey, recipe=Recipe(method="imp", pruning=PruningRecipe(augment=augment)))
+    declared = ticket.card.replace(arch=grey, preprocess=find_preprocess(data))
+    recipe = FindRecipe(arch="conv2", source="imgs", data=data)
+    older = ticket.card.replace(arch=grey, recipe=Recipe(method="imp", train=recipe.train, find=recipe))
     assert preprocess_of(older) == preprocess_of(declared)
     for card in (declared, older):
         t = image_transform(card.arch, preprocess_of(card))
@@ -195,9 +199,8 @@ def test_predict_scores_what_find_measured(compiled, tmp_path):
     recipe = _recipe(folder, rounds=1, epochs=4, split=(0.5, 0.1, 0.4))
     result = find_tickets(recipe, str(folder), run_dir=tmp_path / "runs")
     ticket = Ticket.load(result.tickets[-1])
-    assert ticket.card.preprocess == find_preprocess(False) and ticket.preprocess.resize == 16
-    src = load_source(resolve_data(str(folder)), input_size=16, channels=3, batch_size=64, seed=0, data_seed=0,
-                      split=recipe.split, val_fraction=recipe.val_fraction, device="cpu")
+    assert ticket.card.preprocess == find_preprocess(recipe.data) and ticket.preprocess.resize == 16
+    src = load_source(resolve_data(str(folder)), recipe.data, batch_size=64, seed=0, device="cpu")
     paths = [s.path for s in src.test.dataset.samples]
     inputs = torch.cat([x for x, _ in src.test])
     assert (through(ticket, paths) - inputs).abs().max().item() <= 1e-6
@@ -214,20 +217,24 @@ def test_bundled_cards_derive_the_find_rule_and_keep_their_bytes():
     path = CARDS / "fashionmnist-lenet-300-100-s79" / "ticket.safetensors"
     raw = path.read_bytes()
     ticket = Ticket.load(path)
-    assert ticket.card.preprocess is None and ticket.card.recipe.pruning is not None
+    assert ticket.card.preprocess is None and ticket.card.recipe.find is not None
     assert ticket.preprocess == Preprocess(resize=28, pad=0, flip=False)  # the 28 px images, whole
     assert "preprocess" not in json.loads(ticket.card.to_json())
     assert ticket.to_bytes() == codec.pack(codec.st_load(raw), list(ticket.weight_sets), ticket.card.to_json())
     cifar = Ticket.load(CARDS / "cifar10-resnet50-s89" / "ticket.safetensors")
-    assert cifar.card.recipe.pruning.augment and cifar.preprocess == Preprocess(resize=32, pad=4, flip=True)
+    assert cifar.card.recipe.find.data.flip and cifar.preprocess == Preprocess(resize=32, pad=4, flip=True)
 
 
 def test_derivation_of_cards_without_the_block():
     ticket = tiny_ticket(input_size=28)  # made with Ticket.from_model: the rule every card had before
     assert ticket.card.preprocess is None and ticket.preprocess == Preprocess(resize=32, pad=0, flip=True)
-    tuned = ticket.with_card(recipe=Recipe(method="finetune", finetune=FinetuneRecipe(resize=None, augment=True)))
+    def tuned_with(**data):
+        config = FinetuneConfig(data=DataConfig(**data))
+        return ticket.with_card(recipe=Recipe(method="finetune", train=config.train, finetune=config))
+
+    tuned = tuned_with(flip=True)
     assert tuned.preprocess == Preprocess(resize=32, pad=0, flip=True)
-    tuned = ticket.with_card(recipe=Recipe(method="finetune", finetune=FinetuneRecipe(resize=40)))
+    tuned = tuned_with(resize=40)
     assert tuned.preprocess == Preprocess(resize=40, pad=0, flip=False)
     declared = tuned.with_card(preprocess=Preprocess(resize=None))  # a declaration wins over the recipe
     assert declared.preprocess == Preprocess(resize=28)

@@ -18,6 +18,7 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 
 import ticketzoo
 from conftest import tiny_ticket
+from ticketzoo.config.data import DataConfig
 from ticketzoo.card import Lineage, RoundMetrics, SourceData
 from ticketzoo.errors import ConfigError, TicketzooError
 from ticketzoo.modelcard import render_readme
@@ -103,8 +104,8 @@ def test_card_of_a_found_ticket_is_hub_ready(tmp_path):
 
     folder = colour_folder(tmp_path / "tiny-colours")
     spec = resolve_data(str(folder))
-    recipe = FindRecipe(arch="conv2", source=spec.source, data_kind=spec.kind, rounds=1, rewind="1ep", input_size=16,
-                        arch_kwargs={"width": 0.125}, train=TrainConfig(max_epochs=2, lr=0.03, batch_size=8, milestones=(),
+    recipe = FindRecipe(arch="conv2", source=spec.source, data_kind=spec.kind, rounds=1, rewind="1ep",
+                        data=DataConfig(input_size=16, channels=3), arch_kwargs={"width": 0.125}, train=TrainConfig(max_epochs=2, lr=0.03, batch_size=8, milestones=(),
                                                                         patience=None, device="cpu"))
     result = find_tickets(recipe, str(folder), run_dir=tmp_path / "runs")
     ticket = Ticket.load(result.tickets[-1])
@@ -344,7 +345,7 @@ def test_finetune_records_process_layout_and_test_images(tmp_path):
     train = TrainConfig(max_epochs=8, lr=0.01, optimizer="adam", batch_size=8, device="cpu", milestones=(),
                         patience=None)
     result = finetune(tiny_ticket(sparsity=0.5, name="tiny-base"), data,
-                      FinetuneConfig(train=train, split=(0.5, 0.1, 0.4)), out_dir=tmp_path / "out",
+                      FinetuneConfig(train=train, data=DataConfig(split=(0.5, 0.1, 0.4))), out_dir=tmp_path / "out",
                       base_ref="tiny-base@abc", base_sha256="ab" * 32)
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["processes"] == {"world_size": 1, "per_rank_batch": 8, "global_batch": 8, "backend": "none"}

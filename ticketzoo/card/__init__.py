@@ -14,15 +14,13 @@ from ticketzoo.card.schema import (
     ArchConfig,
     ArchOption,
     Card,
-    FinetuneRecipe,
     LayerSparsity,
     Lineage,
     Preprocess,
-    PruningRecipe,
     Recipe,
     RoundMetrics,
+    RunRecord,
     SourceData,
-    TrainingRecipe,
     now_iso,
 )
 from ticketzoo.card.tables import (FAMILY_TABLE_HEADER, SEED_TABLE_HEADER, card_differences, family_caption,
@@ -36,12 +34,12 @@ from ticketzoo.card.validate import (
     validate_card,
 )
 from ticketzoo.card.read import read_card
-from ticketzoo.card.preprocess import default_working_size, find_preprocess, finetune_preprocess, preprocess_of
+from ticketzoo.card.preprocess import data_preprocess, default_working_size, find_preprocess, finetune_preprocess, preprocess_of
 
 __all__ = [
     "CARD_SCHEMA", "DEFAULT_LICENSE", "FAMILY_TABLE_HEADER", "LICENSE_RE", "MAX_CHANNELS", "MAX_CLASSES", "MAX_INPUT_SIZE",
-    "SEED_TABLE_HEADER", "UNRECORDED", "ArchConfig", "ArchOption", "Card", "FinetuneRecipe",
-    "LayerSparsity", "Lineage", "Preprocess", "PruningRecipe", "Recipe", "RoundMetrics", "SourceData",
-    "TrainingRecipe", "card_differences", "default_working_size", "family_caption", "family_table",
-    "find_preprocess", "finetune_preprocess", "now_iso", "preprocess_of", "read_card", "seed_table", "validate_card",
+    "SEED_TABLE_HEADER", "UNRECORDED", "ArchConfig", "ArchOption", "Card",
+    "LayerSparsity", "Lineage", "Preprocess", "Recipe", "RoundMetrics", "RunRecord", "SourceData",
+    "card_differences", "default_working_size", "family_caption", "family_table",
+    "data_preprocess", "find_preprocess", "finetune_preprocess", "now_iso", "preprocess_of", "read_card", "seed_table", "validate_card",
 ]

@@ -12,11 +12,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-#: Schema 2 types the recipe (Recipe.train/.pruning/.finetune). Schema 1 (until 2026-11) kept
-#: those details in an untyped ``recipe.params`` dict; reading upgrades it (:func:`_upgrade_v1`).
-CARD_SCHEMA = 2
+from ticketzoo.config import Config
+from ticketzoo.config.find import FindRecipe
+from ticketzoo.config.finetune import FinetuneConfig
+from ticketzoo.config.train import TrainConfig
 
-#: Field metadata of a card field added after schema 2 was first written: left out of the card's
+#: Schema 3 stores the configs a ticket was made with as they ran (``Recipe.train``, ``.find``,
+#: ``.finetune``: :class:`~ticketzoo.config.Config` dicts, read back with ``from_dict``). Schema 2
+#: (until 2026-12) mirrored them in card types, schema 1 (until 2026-11) in an untyped
+#: ``recipe.params`` dict; :mod:`ticketzoo.card.read` upgrades both.
+CARD_SCHEMA = 3
+
+#: Field metadata of a card field added after its schema was first written: left out of the card's
 #: JSON while at its default (:func:`card_dict`), so every card written before keeps its bytes.
 LATER = {"later": True}
 
@@ -79,79 +86,13 @@ class LayerSparsity:
 
 
 @dataclass(frozen=True)
-class TrainingRecipe:
-    """The training hyperparameters a ticket was trained with.
+class RunRecord:
+    """What the run that made the weights decided or counted beyond its config."""
 
-    The fields of :class:`ticketzoo.train.TrainConfig` except where it ran (``device``);
-    a test keeps the two in step. Fields marked ``LATER`` are written only when they differ
-    from their default, so cards written before them keep their bytes."""
-
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 1e-5
-    batch_size: int = 64
-    max_epochs: int = 100
-    milestones: tuple[int, ...] = (50, 60, 75)
-    gamma: float = 0.1
-    patience: int | None = 5
-    restore_best: bool = True
-    seed: int = 0
-    amp: bool = True
-    channels_last: bool = True
-    schedule: str = "step"
-    warmup_epochs: int = 0
-    label_smoothing: float = 0.0
-    cpu_amp: bool = False  # bf16 autocast on CPU, as resolved for the run
-    cpu_channels_last: bool = False
-    precise_bn: bool = field(default=False, metadata=LATER)
-
-    @classmethod
-    def of(cls, config: Any) -> "TrainingRecipe":
-        """The record of a ``TrainConfig`` (any object with these attributes); an unresolved
-        ("auto", None) CPU precision is recorded as what runs then: off."""
-        values = {f.name: getattr(config, f.name) for f in dataclasses.fields(cls)}
-        return cls(**{**values, "cpu_amp": bool(values["cpu_amp"]),
-                      "cpu_channels_last": bool(values["cpu_channels_last"])})
-
-
-@dataclass(frozen=True)
-class PruningRecipe:
-    """What iterative magnitude pruning (``find``) used beyond the common recipe fields.
-
-    ``head_rate``: the classifier weight is pruned at this rate on its own; ``None`` means
-    it is pooled with the other tensors (global scope default; the layerwise default is
-    rate/2, as Frankle & Carbin do for the output layer)."""
-
-    recipe_hash: str = ""  # sha256 of the find recipe: the run folder's name
-    total_rounds: int = 0  # rounds of the whole run (``Recipe.rounds``: this ticket's)
-    head_rate: float | None = None
-    exclude_head: bool = False
-    exclude_first_conv: bool = False
-    init: str = "xavier"  # how the dense network was initialised
-    arch_kwargs: dict[str, Any] = field(default_factory=dict)
-    iterations_per_epoch: int = 0
-    rewind_iterations: int = 0  # the rewind step in iterations
-    data_seed: int = 0
-    split: tuple[float, ...] | None = None  # image folders: train/val/test fractions
-    val_fraction: float | None = None  # named datasets: share of the train set for val
-    sparsities: tuple[float, ...] = ()  # target sparsity per round (empty: constant `rate`)
-    control_at: tuple[float, ...] = ()  # target sparsities whose rounds trained the control
-    augment: bool = False  # random crop (4 px zero padding) and flip of training images
-
-
-@dataclass(frozen=True)
-class FinetuneRecipe:
-    """How a fine-tuned ticket was trained from its parent (``Lineage.parent``)."""
-
-    init: str = "rewind"  # the weights training started from: rewind, trained, reinit, dense
-    protocol: str | None = None  # "auto", "paper" or None (the training recipe as given)
-    reasons: dict[str, str] = field(default_factory=dict)  # training field -> why its value
-    split: tuple[float, ...] = (0.8, 0.1, 0.1)
-    augment: bool = False
-    weight_init: str = "xavier"  # the new head's (and reinit/dense runs') fresh weights
-    resize: int | None = None  # side images were cached at
+    recipe_hash: str = ""  # find: the recipe's hash when it ran (its run folder's name)
+    iterations_per_epoch: int = 0  # find: batches per epoch
+    rewind_iterations: int = 0  # find: the rewind step in iterations
+    reasons: dict[str, str] = field(default_factory=dict)  # finetune: training field -> why its value
     weight_sets: dict[str, str] = field(default_factory=dict)  # set name -> what it holds
 
 
@@ -161,10 +102,11 @@ UNRECORDED = "unrecorded"
 
 @dataclass(frozen=True)
 class Recipe:
-    """How the ticket was made: the mask (method, scope, rate, rounds, rewind) and training.
+    """How the ticket was made: the mask (method, scope, rate, rounds, rewind) and the configs.
 
-    A fine-tuned ticket's recipe is its own (``method="finetune"``, no pruning rounds, the
-    fine-tuning's ``train``); its mask's recipe is its parent's card."""
+    ``train``, ``find`` and ``finetune`` are the configs as they ran (protocol and CPU precision
+    resolved); the ``train`` of ``find`` or ``finetune`` is ``train``. A fine-tuned ticket's
+    recipe is its own (``method="finetune"``, no pruning rounds); its mask's is its parent's card."""
 
     method: str = "magnitude"  # "imp", "magnitude", "random", "finetune"
     scope: str = "global"  # "global" or "layerwise"
@@ -172,26 +114,16 @@ class Recipe:
     rounds: int = 1
     rewind: str = "0it"  # rewind step: "0it" is θ0, "2ep" late resetting
     seed: int | None = None
-    train: TrainingRecipe | None = None  # the training that made the weights
-    pruning: PruningRecipe | None = None  # method "imp"
-    finetune: FinetuneRecipe | None = None  # method "finetune"
+    train: TrainConfig | None = None  # the training that made the weights
+    find: FindRecipe | None = None  # method "imp": find's recipe
+    finetune: FinetuneConfig | None = None  # method "finetune": the fine-tuning config
+    record: RunRecord = field(default_factory=RunRecord)
 
     @classmethod
     def unrecorded(cls) -> "Recipe":
         """The recipe of a ticket made from a model and masks (``Ticket.from_model`` without a
         ``recipe``): how the masks and weights were made is not known, so nothing is claimed."""
         return cls(method=UNRECORDED, scope="", rate=0.0, rounds=0, rewind="", seed=None)
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """The schema-1 ``params`` view (one flat dict); read the typed fields instead."""
-        out: dict[str, Any] = {}
-        for part in (self.pruning, self.finetune):
-            if part is not None:
-                out.update(dataclasses.asdict(part))
-        if self.train is not None:
-            out["train"] = card_dict(self.train)
-        return out
 
     def summary(self) -> str:
         """One line for people: the mask's recipe, or a fine-tune's training."""
@@ -203,8 +135,9 @@ class Recipe:
                     f"seed {self.seed}; the mask is the parent's")
         if self.method == UNRECORDED:
             return "not recorded (made from a model and masks, e.g. with ticketzoo.prune; the card claims no recipe)"
-        return (f"{self.method}, {self.scope}, rate {self.rate}, {self.rounds} round(s), "
-                f"rewind {self.rewind}, seed {self.seed}")
+        how = (f"target sparsities {', '.join(f'{x:g}' for x in self.find.sparsities)}"
+               if self.find is not None and self.find.sparsities else f"rate {self.rate}")
+        return f"{self.method}, {self.scope}, {how}, {self.rounds} round(s), rewind {self.rewind}, seed {self.seed}"
 
 
 @dataclass(frozen=True)
@@ -262,7 +195,10 @@ class Card:
 
 
 def card_dict(value: Any) -> Any:
-    """``dataclasses.asdict`` that leaves out ``LATER`` fields at their default."""
+    """``dataclasses.asdict`` that leaves out ``LATER`` fields at their default; configs as
+    :meth:`~ticketzoo.config.Config.to_dict` writes them."""
+    if isinstance(value, Config):
+        return value.to_dict()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out = {}
         for f in dataclasses.fields(value):

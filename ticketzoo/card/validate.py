@@ -78,11 +78,13 @@ def validate_card(card: Card, path: str | None = None) -> None:
             raise fail(f"per-layer entry {_short_repr(layer.name)} has an invalid shape or counts")
     r = card.recipe
     _fraction(r.rate, "recipe.rate", fail)
-    for part in (r.train, r.pruning, r.finetune):
-        for f in dataclasses.fields(part) if part is not None else ():
-            v = getattr(part, f.name)
-            if isinstance(v, float) and not math.isfinite(v):
-                raise fail(f"recipe {f.name} must be a finite number, got {v!r}")
+    # The configs checked their own values when read (Config.from_dict); their training is one.
+    for name in ("find", "finetune"):
+        part = getattr(r, name)
+        if part is not None and (r.train is None or part.train.hashed_dict() != r.train.hashed_dict()):
+            raise fail(f"recipe.{name}.train differs from recipe.train")
+    if r.record.iterations_per_epoch < 0 or r.record.rewind_iterations < 0:
+        raise fail("recipe.record's iteration counts must be >= 0")
     if r.rounds < 0:
         raise fail("recipe.rounds must be >= 0")
     for m in card.metrics:

@@ -12,30 +12,27 @@ from pathlib import Path
 import click
 
 from ticketzoo.cli.console import console, print_json
-from ticketzoo.cli.options import (complete_ticket_names, config_options, data_options, gather, output_options,
-                                   finetune_config, runtime_options, training_options)
+from ticketzoo.cli.options import (TRAIN_FIELDS, complete_ticket_names, config_options, data_options, gather,
+                                   output_options, finetune_config, runtime_options, training_options)
 from ticketzoo.config.compare import CompareConfig
-from ticketzoo.config.finetune import FinetuneConfig
+from ticketzoo.config.finetune import FinetuneConfig, protocol_notes
 
 _DEFAULTS = CompareConfig()  # shown in --help: the command's defaults (3 seeds, protocol auto, every condition)
 
 
 @click.command("compare")
 @click.argument("tickets", nargs=-1, required=True, metavar="TICKET...", shell_complete=complete_ticket_names)
-@data_options(notes={"split": "0.8,0.1,0.1; drawn once, with --split-seed, for every run"})
-@training_options(notes={"lr": "auto: 1e-3 (sgd 1e-2); paper: 0.1"})
+@data_options(notes={"split": "drawn once, with --split-seed, for every run", "input_size": "the tickets'",
+                     "resize": "input size x 8/7"}, without=("channels",))  # the tickets'
+@training_options(notes=protocol_notes(TRAIN_FIELDS))
 @runtime_options()
 @output_options()
 @config_options(CompareConfig, ("conditions",), shown=_DEFAULTS)
-@config_options(FinetuneConfig, ("seeds", "folds", "split_seed", "protocol"), shown=_DEFAULTS.finetune)
-@config_options(FinetuneConfig, ("resize",))
-@click.option("--memory-budget", type=float, default=2048, show_default=True, metavar="MB",
-              help="Decoded-image cache size; a larger folder is streamed from disk.")
+@config_options(FinetuneConfig, ("seeds", "folds", "protocol"), shown=_DEFAULTS.finetune)
 @config_options(CompareConfig, ("jobs", "target_rounds"), shown=_DEFAULTS)
 @click.option("--out", "out_dir", metavar="DIR", help="Output folder [./compared/FAMILY-on-DATA].")
 @click.option("--force", is_flag=True, help="Start over: delete the jobs and results in --out first.")
-def command(tickets, conditions, seeds, folds, split_seed, protocol, resize, memory_budget, jobs, target_rounds, out_dir,
-            force, **opts) -> None:
+def command(tickets, conditions, jobs, target_rounds, out_dir, force, **opts) -> None:
     """Train each TICKET from θk and from its trained weights, beside a random reinit and a
     random pruning of its mask and the dense network from scratch, on the same splits and
     seeds; write a table, runs.csv, results.json and plot.png/.svg. Rerun to resume.
@@ -56,8 +53,7 @@ def command(tickets, conditions, seeds, folds, split_seed, protocol, resize, mem
     opts = gather(opts)
     conditions = conditions.replace("random-prune", "random_prune")  # find --control's spelling
     # as finetune builds it: the same run trains the same way through either command
-    config = finetune_config({**opts, "seeds": seeds, "folds": folds, "split_seed": split_seed, "protocol": protocol,
-                              "resize": resize, "memory_budget": memory_budget})
+    config = finetune_config(opts)
     sweep = resolve_tickets(tickets)
     data = opts["data"]
     out = Path(out_dir) if out_dir else Path("compared") / f"{sweep[0].family}-on-{_label(data)}"

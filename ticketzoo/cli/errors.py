@@ -15,12 +15,11 @@ import click
 #: Fields whose flag is not ``--`` + the field with ``-`` for ``_``, per command ("*": all).
 FLAGS: dict[str, dict[str, str]] = {
     "*": {
-        "memory_budget_bytes": "--memory-budget",
         "overwrite": "--force",
         "arch_kwargs": "--width",
         "out_dir": "--out",
     },
-    "find": {"init": "--weight-init", "data_kind": "--data"},
+    "find": {"data_kind": "--data"},
     "finetune": {"overrides": "--protocol"},
     "push": {"license": "--license"},  # its Python name is license_ (a builtin)
 }

@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from ticketzoo.cli.console import console, print_columns, print_json, pushed_json
-from ticketzoo.cli.options import (PAPER, alias_option, config_options, data_options, gather, output_options,
-                                   publish_options, runtime_options, train_config, train_values,
-                                   training_options)
+from ticketzoo.cli.options import (PAPER, alias_option, config_from, config_options, data_config, data_options,
+                                   gather, output_options, publish_options, runtime_options, train_config,
+                                   train_values, training_options)
 from ticketzoo.config.find import FindRecipe
 
 _ARCH_HELP = ("Architecture: torchvision (resnet18/34/50, vgg*_bn, ...) or LTH (lenet_300_100, "
@@ -17,9 +17,11 @@ _DEFAULTS = FindRecipe(arch="resnet50", source="data")  # the recipe's defaults,
 
 @click.command("find")
 @click.option("--arch", required=True, help=_ARCH_HELP)
-@data_options(defaults={"split": "0.8,0.1,0.1"},
-              notes={"data": "class folders are split by --data-seed",
-                     "augment": "4 px zero padding, on the device; off by default, as in Sabatelli et al."})
+@data_options(notes={"data": "class folders are split by --split-seed",
+                     "input_size": "28/32 for named datasets, 32 for folders",
+                     "channels": "the dataset's; 3 for folders", "resize": "the input size",
+                     "crop_pad": "4 with --flip is the CIFAR standard; off, as in Sabatelli et al."})
+@alias_option("--val-fraction", "val_fraction", type=float)  # until 2026-12: named datasets' V of --split
 @config_options(FindRecipe, ("rounds", "rate", "sparsities", "rewind", "scope", "head_rate", "exclude_head",
                              "exclude_first_conv"), shown=_DEFAULTS)
 @alias_option("--init", "weight_init", type=click.Choice(["xavier", "default"]))  # --weight-init until 2026-11
@@ -29,12 +31,7 @@ _DEFAULTS = FindRecipe(arch="resnet50", source="data")  # the recipe's defaults,
               "random_prune, as in compare --conditions).")
 @config_options(FindRecipe, ("control_at",))
 @training_options(defaults=PAPER, notes={"max_epochs": "per round"})
-@click.option("--input-size", type=int, default=None,
-              help="Image side the network sees (default: 28/32 for named datasets, 32 for folders).")
-@click.option("--channels", type=click.Choice(["1", "3"]), default=None,
-              help="Image channels (default: the dataset's; 3 for folders).")
 @click.option("--width", type=float, default=None, help="Channel multiplier of the LTH architectures.")
-@config_options(FindRecipe, ("data_seed", "val_fraction"), shown=_DEFAULTS)
 @click.option("--run-dir", "--out", "run_dir", default="runs", show_default=True, type=click.Path(file_okay=False),
               help="Runs go to RUN_DIR/<source>-<arch>-<recipe hash>/ (or RUN_DIR itself when it "
                    "is a run folder); re-running the same recipe resumes.")
@@ -91,20 +88,16 @@ def command(**opts) -> None:
     values = train_values(o)
     epochs = values["max_epochs"]
     values["milestones"] = tuple(m for m in values["milestones"] if m < epochs)
-    train = train_config(o, values)  # CPU precision "auto": find resolves it per run
-    sparsities = tuple(o["sparsities"] or ())
-    width = o["width"]
-    recipe = FindRecipe(
-        arch=o["arch"], source=spec.source, data_kind=spec.kind,
-        rounds=len(sparsities) if sparsities else o["rounds"], rate=o["rate"], sparsities=sparsities,
-        control_at=tuple(o["control_at"] or ()),
-        scope=o["scope"], rewind=o["rewind"], head_rate=o["head_rate"], exclude_head=o["exclude_head"],
-        exclude_first_conv=o["exclude_first_conv"], init=o["weight_init"], seed=o["seed"],
-        control=None if o["control"] == "none" else o["control"].replace("_", "-"), data_seed=o["data_seed"],
-        split=o["split"], val_fraction=o["val_fraction"],
-        input_size=o["input_size"] or spec.native_size or 32,
-        channels=int(o["channels"]) if o["channels"] else spec.native_channels or 3,
-        arch_kwargs={"width": width} if width is not None else {}, train=train, augment=o["augment"])
+    data = {"input_size": o["input_size"] or spec.native_size or 32,
+            "channels": o["channels"] or spec.native_channels or 3}
+    if o.get("val_fraction") is not None:  # the old flag: named datasets read only V of --split
+        data["split"] = (1.0 - o["val_fraction"], o["val_fraction"], 0.0)
+    recipe = config_from(
+        FindRecipe, o, source=spec.source, data_kind=spec.kind, data=data_config(o, **data),
+        train=train_config(o, values),  # CPU precision "auto": find resolves it per run
+        rounds=len(o["sparsities"]) if o["sparsities"] else o["rounds"],
+        control=None if o["control"] == "none" else o["control"].replace("_", "-"),
+        arch_kwargs={"width": o["width"]} if o["width"] is not None else {})
     push, registry, as_json = o["push"], o["registry"], o["as_json"]
     pushed = []
 
@@ -116,7 +109,7 @@ def command(**opts) -> None:
 
     with library_output(o["quiet"]) as progress:  # --quiet: warnings only
         result = find_tickets(recipe, spec, run_dir=o["run_dir"], download=o["download"], workers=o["workers"],
-                              strict=o["strict"], progress=progress,
+                              progress=progress,
                               description=o["description"], source_description=o["source_description"],
                               threads=o["threads"], time_budget=o["time_budget"], carry_in=o["carry_in"],
                               on_ticket=on_ticket)

@@ -7,36 +7,24 @@ from pathlib import Path
 import click
 
 from ticketzoo.cli.console import console, err_console, print_json, pushed_json
-from ticketzoo.cli.options import (complete_ticket_names, config_options, data_options, gather, output_options,
-                                   finetune_config, publish_options, runtime_options, training_options)
-from ticketzoo.config.finetune import FinetuneConfig
+from ticketzoo.cli.options import (TRAIN_FIELDS, complete_ticket_names, config_options, data_options, gather,
+                                   output_options, finetune_config, publish_options, runtime_options, training_options)
+from ticketzoo.config.finetune import FinetuneConfig, protocol_notes
 
 _DEFAULTS = FinetuneConfig(protocol="auto")  # shown in --help: the command's defaults
-_NOTES = {  # what each training option is when not given: the protocol's choice
-    "optimizer": "auto: adamw; paper: sgd", "lr": "auto: 1e-3 (sgd 1e-2); paper: 0.1", "momentum": "0.9",
-    "nesterov": "paper: nesterov", "weight_decay": "auto: 5e-4; paper: 1e-5",
-    "batch_size": "auto: by training images, 8-64; paper: 64", "max_epochs": "auto: 30-100 by steps; paper: 100",
-    "schedule": "auto: cosine; paper: step", "warmup_epochs": "auto: 5% of epochs; paper: 0",
-    "milestones": "paper: 50,60,75", "gamma": "0.1", "patience": "auto: max(10, epochs/4); paper: 5",
-    "seed": "the first seed (the split has its own: --split-seed)",
-    "weight_init": "the new head's weights, and reinit/dense runs'",
-    "precise_bn": "auto: on; paper: off",
-}
+_DATA_NOTES = {"split": "named datasets: V of the train set is val", "input_size": "the ticket's; convolutional "
+               "tickets only (the paper fine-tuned ResNet-50 at 224)", "resize": "input size x 8/7"}
 
 
 @click.command("finetune")
 @click.argument("ref", required=False, shell_complete=complete_ticket_names)
-@data_options(notes={"split": "0.8,0.1,0.1; named datasets: V of the train set is val",
-                     "augment": "horizontal flips added to the random crop"})
+@data_options(notes=_DATA_NOTES, without=("channels",))  # the ticket's
 @click.option("--out", "out_dir", metavar="DIR", help="Output folder [default: ./finetuned/NAME].")
 @click.option("--name", help="Name of the fine-tuned ticket [default: BASE-ft-FOLDER].")
-@config_options(FinetuneConfig, ("init", "compare", "seeds", "folds", "split_seed"), shown=_DEFAULTS)
-@config_options(FinetuneConfig, ("resize", "input_size"))
-@config_options(FinetuneConfig, ("protocol",), shown=_DEFAULTS)
-@training_options(notes=_NOTES)
+@config_options(FinetuneConfig, ("init", "compare", "seeds", "folds", "protocol"), shown=_DEFAULTS)
+@training_options(notes={**protocol_notes(TRAIN_FIELDS), "seed": "the first seed (the split has its own: --split-seed)",
+                         "weight_init": "the new head's weights, and reinit/dense runs'"})
 @runtime_options(notes={"device": "auto"})
-@click.option("--memory-budget", type=float, default=2048, show_default=True, metavar="MB",
-              help="Decoded-image cache size; a larger folder is streamed from disk.")
 @click.option("--resume", is_flag=True, help="Continue from the per-run checkpoints in --out.")
 @click.option("--force", is_flag=True, help="Start over in --out: its result, logs and checkpoints are replaced.")
 @publish_options(notes={"push": "the fine-tuned ticket"})

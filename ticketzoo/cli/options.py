@@ -4,7 +4,7 @@ Each group is a decorator factory; a command stacks the groups it needs::
 
     @click.command("finetune")
     @data_options()
-    @training_options(notes={"lr": "auto: 1e-3; paper: 0.1"})
+    @training_options(notes=PROTOCOL_NOTES)
     @runtime_options()
     @publish_options()
     @output_options()
@@ -13,7 +13,8 @@ Each group is a decorator factory; a command stacks the groups it needs::
 ``defaults`` gives a group's options shown defaults (``find`` trains with the paper's
 recipe); without it an option left out is ``None``, so the library decides (``finetune``'s
 protocol). ``notes`` appends a bracketed note to an option's help. Old spellings stay as
-hidden aliases (``--max-epochs`` for ``--epochs``); :func:`gather` folds them in. The
+hidden aliases (``--max-epochs`` for ``--epochs``); :func:`gather` folds them in. ``only`` and
+``without`` pick options of a group. The
 training options are made from :class:`~ticketzoo.config.train.TrainConfig`'s fields
 (:func:`config_specs`: help, flag, choices and the paper's defaults written once, there).
 Nothing here imports torch: ``--help`` stays instant.
@@ -27,6 +28,7 @@ from typing import Any, Callable, Mapping
 
 import click
 
+from ticketzoo.config.data import DATA_FIELDS, DataConfig
 from ticketzoo.config.train import TrainConfig
 
 _ALIAS = "__alias_of__"
@@ -62,11 +64,11 @@ Spec = tuple[tuple[str, ...], dict[str, Any]]
 
 def _group(specs: list[Spec]) -> Callable[..., Callable]:
     def factory(*, defaults: Mapping[str, Any] | None = None, notes: Mapping[str, str] | None = None,
-                only: tuple[str, ...] | None = None):
+                only: tuple[str, ...] | None = None, without: tuple[str, ...] = ()):
         def decorate(f: Callable) -> Callable:
             for decls, attrs in reversed(specs):
                 name = attrs.get(_ALIAS) or _name(decls)
-                if only is not None and name not in only:
+                if (only is not None and name not in only) or name in without:
                     continue
                 attrs = dict(attrs)
                 alias_of = attrs.pop(_ALIAS, None)
@@ -98,22 +100,6 @@ def alias_option(flag: str, of: str, **attrs: Any) -> Callable:
     decls, spec = alias(flag, of, **attrs)
     return click.option(*decls, **{k: v for k, v in spec.items() if k != _ALIAS})
 
-
-data_options = _group([
-    (("--data",), {"required": True, "metavar": "NAME|DIR",
-                   "help": "cifar10, cifar100, fashionmnist, mnist, svhn, or an image folder "
-                           "(DIR/<class>/* or DIR/{train,val,test}/<class>/*); write ./NAME for a "
-                           "folder named like a dataset."}),
-    (("--data-root",), {"default": "data", "show_default": True, "metavar": "DIR",
-                        "type": click.Path(file_okay=False),
-                        "help": "Folder with a named dataset's files: the IDX files for (fashion)mnist, "
-                                "e.g. /usr/share/datasets/fashion-mnist, or torchvision's dataset folder."}),
-    (("--download",), {"is_flag": True, "help": "Download a named dataset into --data-root."}),
-    (("--strict",), {"is_flag": True, "help": "Fail on an unreadable image instead of skipping and counting it."}),
-    (("--split",), {"type": FloatList(3), "metavar": "T,V,T", "default": None,
-                    "help": "Train,val,test fractions for a folder of class folders."}),
-    (("--augment",), {"is_flag": True, "help": "Augment training images (random crop and flip)."}),
-])
 
 def config_specs(cls: type, names: tuple[str, ...], shown: Any = None) -> list[Spec]:
     """One option per field of config class ``cls`` named in ``names``, from the field's
@@ -148,6 +134,10 @@ def config_specs(cls: type, names: tuple[str, ...], shown: Any = None) -> list[S
                 attrs["type"] = FloatList()
                 if attrs["default"] == ():
                     attrs.update(default=None, show_default=False)
+            elif typing.get_origin(tp) is tuple and set(typing.get_args(tp)) == {float}:  # T,V,T
+                attrs["type"] = FloatList(len(typing.get_args(tp)))
+                if isinstance(attrs["default"], tuple):
+                    attrs["default"] = ",".join(f"{x:g}" for x in attrs["default"])
             elif tp in (int, float) or tp in (int | None, float | None):
                 attrs["type"] = float if float in typing.get_args(tp) or tp is float else int
             if "metavar" in meta:
@@ -174,6 +164,32 @@ def config_defaults(config: Any, names: tuple[str, ...]) -> dict[str, Any]:
         value = getattr(config, name)
         out[name] = ",".join(map(str, value)) if isinstance(value, tuple) else 0 if value is None else value
     return out
+
+
+
+data_options = _group([
+    (("--data",), {"required": True, "metavar": "NAME|DIR",
+                   "help": "cifar10, cifar100, fashionmnist, mnist, svhn, or an image folder "
+                           "(DIR/<class>/* or DIR/{train,val,test}/<class>/*); write ./NAME for a "
+                           "folder named like a dataset."}),
+    (("--data-root",), {"default": "data", "show_default": True, "metavar": "DIR",
+                        "type": click.Path(file_okay=False),
+                        "help": "Folder with a named dataset's files: the IDX files for (fashion)mnist, "
+                                "e.g. /usr/share/datasets/fashion-mnist, or torchvision's dataset folder."}),
+    (("--download",), {"is_flag": True, "help": "Download a named dataset into --data-root."}),
+    *config_specs(DataConfig, DATA_FIELDS, DataConfig()),  # every field is an option
+    alias("--data-seed", "split_seed", type=int),  # find's name until 2026-12
+    # until 2026-12 find's pad-crop + flip and finetune's flip: now one meaning, the CIFAR standard
+    (("--augment",), {"is_flag": True, "hidden": True, "help": "Old spelling of --crop-pad 4 --flip."}),
+])
+
+
+def data_config(opts: Mapping[str, Any], **values: Any) -> DataConfig:
+    """The :class:`DataConfig` of the data options (``--augment``: ``--crop-pad 4 --flip``);
+    ``values`` for what the command decides itself (find's input size, say)."""
+    if opts.get("augment"):
+        values = {"crop_pad": 4, "flip": True, **values}
+    return config_from(DataConfig, opts, **values)
 
 
 #: TrainConfig fields that are recipe choices on the command line (the training options).
@@ -294,12 +310,12 @@ def config_from(cls: type, opts: Mapping[str, Any], **values: Any):
 def finetune_config(opts: Mapping[str, Any], **values: Any):
     """The ``FinetuneConfig`` of ``finetune``'s and ``compare``'s options, built the same way by
     both: its ``TrainConfig`` (:func:`train_config`), the recipe fields typed as ``overrides``,
-    ``--memory-budget`` (MB) in bytes; ``values`` for what the command decides itself."""
+    its :func:`data_config`; ``values`` for what the command decides itself."""
     from ticketzoo.config.finetune import FinetuneConfig
 
     given = train_values(opts)
     return config_from(FinetuneConfig, opts, train=train_config(opts, given), overrides=tuple(sorted(given)),
-                       memory_budget_bytes=int(opts["memory_budget"] * 2**20), **values)
+                       data=data_config(opts), **values)
 
 
 def complete_ticket_names(ctx: click.Context, param: click.Parameter, incomplete: str):

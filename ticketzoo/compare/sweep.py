@@ -122,7 +122,7 @@ def _compare(tickets, data, config, out, rank, world, *, data_root, download, pr
     _check_sweep(out, fingerprint)
     design = ft_folds.design(ds, ft)
     if ft.folds > 1:
-        f0 = fold_dataset(ds, ft.folds, 0, ft.split, ft.split_seed)
+        f0 = fold_dataset(ds, ft.folds, 0, ft.data.split, ft.split_seed)
         say(f"data: {source.description(ds)}, {len(ds.classes)} classes; {ft_folds.count(ds)} images in {ft.folds} "
             f"stratified folds (fold 0: train {len(f0.train)} / val {len(f0.val)} / test {len(f0.test)} images)")
     else:
@@ -189,7 +189,7 @@ def _prepare(tickets, data, ft, data_root, download):
                             data_root=data_root, download=download)
     train = loaded[0].train
     if ft.folds > 1:  # checks the folder can be folded; one recipe for every fold: fold 0's
-        train = fold_dataset(loaded[0], ft.folds, 0, ft.split, ft.split_seed).train
+        train = fold_dataset(loaded[0], ft.folds, 0, ft.data.split, ft.split_seed).train
     resolved = protocol.resolve(ft.protocol, ft.train, ft.overrides, len(train), weights=protocol.weights_of(first),
                                 family=protocol.family_of(first))
     return first, loaded, resolved, _fingerprint(ft, resolved, loaded[0])
@@ -197,7 +197,7 @@ def _prepare(tickets, data, ft, data_root, download):
 
 def _folds_setup(ds, ft) -> dict:
     """results.json's account of the folds: sizes, and each fold's test images."""
-    parts = [fold_dataset(ds, ft.folds, f, ft.split, ft.split_seed) for f in range(ft.folds)]
+    parts = [fold_dataset(ds, ft.folds, f, ft.data.split, ft.split_seed) for f in range(ft.folds)]
     return {"k": ft.folds, "images": ft_folds.count(ds), "seed": ft.split_seed,
             "sizes": [{s: len(getattr(p, s)) for s in ("train", "val", "test")} for p in parts],
             "test": [[os.path.relpath(s.path, ds.root) for s in p.test] for p in parts]}

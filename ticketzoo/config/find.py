@@ -13,13 +13,16 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ticketzoo.config import LATER, Config, option
+from ticketzoo.config import Config, option
+from ticketzoo.config.data import DataConfig
 from ticketzoo.errors import ConfigError
 from ticketzoo.names import slug
 from ticketzoo.config.step import Step
 from ticketzoo.config.train import TrainConfig
 
 CONTROLS = ("reinit", "random-prune")
+_PLAIN_DATA = DataConfig()
+_DEFAULT_SPLIT = _PLAIN_DATA.split
 CONTROL_SUFFIX = {"reinit": "reinit", "random-prune": "randprune"}
 INITS = ("xavier", "default")
 SCOPES = ("global", "layerwise")
@@ -45,18 +48,14 @@ class FindRecipe(Config):
     head_rate: float | None = option(None, help="The output layer's own pruning rate.")
     exclude_head: bool = option(False, help="Never prune the output layer.")
     exclude_first_conv: bool = option(False, help="Never prune the first convolution.")
-    init: str = "xavier"  # "xavier" (Sabatelli et al. Table 4) or "default" (framework)
+    weight_init: str = option("xavier", choices=("xavier", "default"),
+                              help="How the dense network's weights are drawn (xavier: Sabatelli et al. Table 4).")
     seed: int = 0  # model init and training seed
     control: str | None = None  # None, "reinit" or "random-prune": also train that control
-    data_seed: int = option(0, help="Seed of the data split.")
-    split: tuple[float, float, float] = (0.8, 0.1, 0.1)  # folders: train/val/test fractions
-    val_fraction: float = option(0.1, help="Named datasets: share of the train set held out for validation.")
-    input_size: int = 32  # side of the square images the network sees
-    channels: int = 3  # image channels the network sees
+    # split, split seed, input size and channels (both set), preprocessing, memory
+    data: DataConfig = field(default_factory=lambda: DataConfig(input_size=32, channels=3))
     arch_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"width": 0.25}
     train: TrainConfig = field(default_factory=TrainConfig)
-    # Added after the first release: out of the dict (and hash) at its default.
-    augment: bool = field(default=False, metadata=LATER)  # random crop (4 px pad) + flip
     # Target sparsity after each round (overrides `rate`: round i removes what takes the
     # sparsity from sparsities[i-2] to sparsities[i-1]); one entry per round.
     sparsities: tuple[float, ...] = option((), later=True, metavar="S[,S...]",
@@ -87,19 +86,17 @@ class FindRecipe(Config):
                       "0.2 prunes 20% of the remaining weights per round")
         if self.head_rate is not None and not 0.0 <= self.head_rate < 1.0:
             raise bad("head_rate", "must lie in [0, 1)")
-        for name, allowed in (("scope", SCOPES), ("init", INITS), ("data_kind", ("named", "folder"))):
+        for name, allowed in (("scope", SCOPES), ("weight_init", INITS), ("data_kind", ("named", "folder"))):
             if getattr(self, name) not in allowed:
                 raise bad(name, f"must be one of {', '.join(allowed)}")
         if self.control is not None and self.control not in CONTROLS:
             raise bad("control", f"must be one of {', '.join(CONTROLS)}")
         if self.seed < 0:
             raise bad("seed", "must be an integer >= 0")
-        if self.input_size < 1:
-            raise bad("input_size", "must be a positive integer")
-        if self.channels not in (1, 3):
-            raise bad("channels", "must be 1 or 3")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise bad("val_fraction", "must lie in [0, 1)")
+        if self.data.input_size is None or self.data.channels is None:
+            raise ConfigError("a find recipe's data names its input size and channels", field="data",
+                              value=self.data.to_dict(), hint="set data.input_size and data.channels")
+        self.data.working_size(self.data.input_size, self.data.input_size)  # resize below the input: refused
         if self.sparsities:
             s = self.sparsities
             if len(s) != self.rounds:
@@ -121,6 +118,45 @@ class FindRecipe(Config):
             raise ConfigError(f"rewind step {self.rewind} is at or past the end of training "
                               f"({self.train.max_epochs} epochs)", field="rewind", value=self.rewind,
                               hint="rewind earlier, or raise `max_epochs`")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, prefix: str = ""):
+        """:meth:`Config.from_dict`, reading too the recipes written until 2026-12 (run folders'
+        ``recipe.json``, schema-2 cards): :func:`upgrade_legacy`."""
+        return super().from_dict(upgrade_legacy(data) if isinstance(data, Mapping) else data, prefix=prefix)
+
+    def hashed_dict(self) -> dict[str, Any]:
+        """The hash's layout is the first release's (data fields at the top level, ``init``), so
+        every run folder named before :class:`DataConfig` existed keeps its name: a named
+        dataset's ``split`` is the default there (only its val share, ``val_fraction``, is
+        read), a folder's ``val_fraction`` the default (its ``split`` is read)."""
+        out = super().hashed_dict()
+        data = out.pop("data")
+        out["init"] = out.pop("weight_init")
+        split = tuple(data.pop("split"))
+        named = self.data_kind == "named"
+        out.update(data_seed=data.pop("split_seed"), input_size=data.pop("input_size"),
+                   channels=data.pop("channels"), split=list(_DEFAULT_SPLIT if named else split),
+                   val_fraction=split[1] if named else _DEFAULT_SPLIT[1])
+        if (data["crop_pad"], data["flip"]) == (4, True):  # the first release's `augment`
+            out["augment"] = True
+            data.update(crop_pad=0, flip=False)
+        if extra := {k: v for k, v in data.items() if v != getattr(_PLAIN_DATA, k)}:
+            out["data"] = extra  # what the first release could not express
+        return out
+
+    @property
+    def input_size(self) -> int:
+        return self.data.input_size
+
+    @property
+    def channels(self) -> int:
+        return self.data.channels
+
+    @property
+    def working_size(self) -> int:
+        """Side of the squares images are cached at: ``data.resize``, else the input size."""
+        return self.data.working_size(self.input_size, self.input_size)
 
     @property
     def rewind_step(self) -> Step:
@@ -159,6 +195,33 @@ class FindRecipe(Config):
             return self.head_rate
         rate = self.rate if rate is None else rate
         return rate / 2 if self.scope == "layerwise" else None
+
+
+LEGACY_DATA = ("data_seed", "split", "val_fraction", "input_size", "channels", "augment")
+
+
+def upgrade_legacy(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A recipe dict of the first releases in today's form: its data fields moved into ``data``,
+    ``init`` named ``weight_init``."""
+    if not any(k in data for k in (*LEGACY_DATA, "init")):
+        return dict(data)
+    out = {k: v for k, v in data.items() if k not in LEGACY_DATA and k != "init"}
+    if "init" in data:  # `weight_init` until 2026-12, as finetune names it
+        out["weight_init"] = data["init"]
+    if not any(k in data for k in LEGACY_DATA):
+        return out
+    old = {k: data[k] for k in LEGACY_DATA if k in data}
+    new: dict[str, Any] = {"input_size": old.get("input_size", 32), "channels": old.get("channels", 3)}
+    if "data_seed" in old:
+        new["split_seed"] = old["data_seed"]
+    if out.get("data_kind") == "named" and isinstance(old.get("val_fraction"), (int, float)):
+        new["split"] = (1.0 - old["val_fraction"], old["val_fraction"], 0.0)  # only val's share is read
+    elif "split" in old:
+        new["split"] = old["split"]
+    if old.get("augment"):
+        new.update(crop_pad=4, flip=True)
+    out["data"] = {**new, **(data.get("data") or {})}
+    return out
 
 
 def diff_fields(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:

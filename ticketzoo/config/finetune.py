@@ -6,17 +6,18 @@ with the fields the caller set in ``train``); ``"auto"`` derives batch size, lea
 rate, epochs, warm-up and patience from the number of training images
 (:mod:`.protocol`), except the fields named in ``overrides``, which come from ``train``.
 The other fields say which weights training starts from, which baselines run beside
-it, how many seeds, and how the data is split and read.
+it, how many seeds, and (``data``, a :class:`~ticketzoo.config.data.DataConfig`) how the data
+is split and read.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
+from typing import Any, Iterable
 
 from ticketzoo.config import UNHASHED, Config, option
-from ticketzoo.config.data import DEFAULT_MEMORY_BUDGET, default_working_size
+from ticketzoo.config.data import DataConfig
 from ticketzoo.errors import ConfigError
 from ticketzoo.config.train import TrainConfig
 
@@ -28,11 +29,34 @@ WEIGHT_INITS = ("xavier", "default")  # how fresh weights (head, reinit, dense) 
 PROTOCOLS = ("auto", "paper")  # None: ``train`` as given
 
 
+#: What protocol "auto" chooses for the training fields it derives (ticketzoo.finetune.protocol
+#: applies it; the CLI's help shows it beside the paper's value, TrainConfig's default).
+AUTO_CHOICES = {
+    "optimizer": "adamw", "lr": "1e-3 (sgd 1e-2)", "weight_decay": "5e-4", "batch_size": "by training images, 8-64",
+    "max_epochs": "30-100 by steps", "schedule": "cosine", "warmup_epochs": "5% of epochs", "milestones": "none",
+    "patience": "max(10, epochs/4)", "precise_bn": "on",
+}
+
+
+def protocol_notes(fields: tuple[str, ...]) -> dict[str, str]:
+    """``{field: "auto: X; paper: Y"}`` for the training ``fields`` a protocol decides."""
+    paper = TrainConfig()
+
+    def shown(value) -> str:
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return ",".join(map(str, value)) if isinstance(value, tuple) else f"{value:g}" if isinstance(
+            value, float) else str(value)
+
+    return {name: (f"auto: {AUTO_CHOICES[name]}; " if name in AUTO_CHOICES else "") + f"paper: {shown(getattr(paper, name))}"
+            for name in fields}
+
+
 @dataclass(frozen=True)
 class FinetuneConfig(Config):
     """Everything that decides what a fine-tuning run computes. Bad values: ConfigError.
 
-    The fields marked ``UNHASHED`` (name, memory budget, workers, threads) say how a run
+    The fields marked ``UNHASHED`` (name, workers, threads, the data's memory budget) say how a run
     is labelled and executed, not what it computes."""
 
     config_label = "fine-tuning option"
@@ -45,12 +69,9 @@ class FinetuneConfig(Config):
     compare: tuple[str, ...] = option((), metavar="INIT[,INIT]",
                                       help="Also train these inits on the same splits and seeds, e.g. dense,reinit.")
     seeds: int = option(1, help="Runs per init (compare: per condition and ticket): seed, seed+1, ...")
-    split: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train/val/test for DIR/<class>/*
-    strict: bool = False  # an unreadable file is an error instead of skipped
-    augment: bool = False  # add horizontal flips to the random crop
-    resize: int | None = option(None, help="Working size images are cached at [input size x 8/7].")
+    # split and split seed, input size (None: the ticket's), working size, crop and flip, memory
+    data: DataConfig = field(default_factory=DataConfig)
     weight_init: str = "xavier"  # fresh head / reinit / dense weights (paper: Xavier)
-    memory_budget_bytes: int = field(default=DEFAULT_MEMORY_BUDGET, metadata=UNHASHED)  # decoded cache
     workers: int | None = field(default=None, metadata=UNHASHED)  # DataLoader workers; None: per device
     name: str | None = field(default=None, metadata=UNHASHED)  # ticket name; None: <base>-ft-<folder>
     # None: train as given; "paper" or "auto" (module docstring)
@@ -61,15 +82,7 @@ class FinetuneConfig(Config):
                                        "override either.")
     overrides: tuple[str, ...] = ()  # train fields the caller set; "auto" keeps them
     threads: int | None = field(default=None, metadata=UNHASHED)  # torch CPU threads; None: by model
-    # Image side the network sees (convolutional tickets); None: the ticket's own.
-    input_size: int | None = option(None, later=True,
-                                    help="Image side the network sees; convolutional tickets only (the paper "
-                                         "fine-tuned ResNet-50 at 224) [the ticket's].")
     # K > 1: stratified K-fold (ticketzoo.data.folds)
-    # The split's own seed: a run's training seed does not move its images between splits.
-    split_seed: int = option(0, later=True,
-                             help="Seed of the train/val/test split (and of --folds), independent of --seed: "
-                                  "every seed trains and tests on the same images.")
     folds: int = option(1, later=True, metavar="K",
                         help="Stratified K-fold over the folder: every image tested once per seed, val carved "
                              "from the training folds, differences paired by fold and seed (1: --split's one "
@@ -102,19 +115,9 @@ class FinetuneConfig(Config):
                                   hint=f"choose from {', '.join(INITS)}")
         if self.seeds < 1:
             raise bad("seeds", "must be an integer >= 1")
-        if not all(math.isfinite(x) and x >= 0 for x in self.split) or self.split[0] <= 0 \
-                or abs(sum(self.split) - 1) > 1e-6:
-            raise ConfigError(f"invalid split {self.split!r}: need train,val,test fractions >= 0 "
-                              "with train > 0, summing to 1", field="split", value=self.split,
-                              hint="for example 0.8,0.1,0.1")
-        if self.resize is not None and self.resize < 1:
-            raise bad("resize", "must be a positive integer")
         if self.weight_init not in WEIGHT_INITS:
             raise ConfigError(f"unknown weight_init {self.weight_init!r}", field="weight_init",
                               value=self.weight_init, hint=f"choose from {', '.join(WEIGHT_INITS)}")
-        if self.memory_budget_bytes < 0:
-            raise ConfigError(f"memory budget must be >= 0 bytes, got {self.memory_budget_bytes!r}",
-                              field="memory_budget_bytes", value=self.memory_budget_bytes)
         if self.workers is not None and self.workers < 0:
             raise bad("workers", "must be >= 0")
         if self.protocol is not None and self.protocol not in PROTOCOLS:
@@ -126,12 +129,8 @@ class FinetuneConfig(Config):
                               field="overrides", value=self.overrides)
         if self.threads is not None and self.threads < 1:
             raise bad("threads", "must be a positive integer")
-        if self.input_size is not None and self.input_size < 1:
-            raise bad("input_size", "must be a positive integer")
         if self.folds < 1:
             raise bad("folds", "must be an integer >= 1")
-        if self.split_seed < 0:
-            raise bad("split_seed", "must be >= 0")
         if self.name is not None:
             from ticketzoo.names import check_name
 
@@ -145,13 +144,38 @@ class FinetuneConfig(Config):
     def seed_list(self) -> list[int]:
         return [self.seed + i for i in range(self.seeds)]
 
+    def hashed_dict(self) -> dict[str, Any]:
+        """The hash's layout is the first release's (data fields at the top level), so the
+        hashes and resume fingerprints of every run made before :class:`DataConfig` stay."""
+        out = super().hashed_dict()
+        out.pop("data")
+        return {**out, **self._flat_data()}
+
+    def settings_dict(self, *, varied: Iterable[str] = ()) -> dict[str, Any]:
+        out = super().settings_dict(varied=varied)
+        out.pop("data")
+        return {**out, **self._flat_data(), "memory_budget_bytes": None}
+
+    def _flat_data(self) -> dict[str, Any]:
+        """``data`` as the first release's fields: ``split``, ``strict``, ``augment`` (the flip),
+        ``resize``; ``input_size`` and ``split_seed`` when set; the rest under ``data``."""
+        d = self.data
+        out: dict[str, Any] = {"split": list(d.split), "strict": d.strict, "augment": d.flip, "resize": d.resize}
+        if d.input_size is not None:
+            out["input_size"] = d.input_size
+        if d.split_seed:
+            out["split_seed"] = d.split_seed
+        if extra := {k: v for k, v in (("channels", d.channels), ("crop_pad", d.crop_pad)) if v}:
+            out["data"] = extra
+        return out
+
+    @property
+    def split_seed(self) -> int:
+        return self.data.split_seed
+
     def working_size(self, input_size: int) -> int:
-        """Side of the cached square images: ``resize`` or 256/224 of the input size."""
-        size = self.resize if self.resize is not None else default_working_size(input_size)
-        if size < input_size:
-            raise ConfigError(f"resize {size} is smaller than the ticket's input size {input_size}",
-                              field="resize", value=size, hint=f"use {input_size} or more")
-        return size
+        """Side of the cached square images: ``data.resize`` or 256/224 of the input size."""
+        return self.data.working_size(input_size)
 
 
 def default_name(base: str, folder: str) -> str:

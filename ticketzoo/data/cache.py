@@ -6,12 +6,13 @@ Both datasets take ``samples``, either a tuple of :class:`~ticketzoo.data.folder
 
 * working size: the image becomes a ``resize`` square once (shorter side resized, center
   crop), so per-item work never touches a file decoder or a resampler;
-* train: a random ``train_crop`` crop (the lottery-ticket paper's only augmentation) and,
-  with ``augment``, a horizontal flip with probability 1/2; eval: the center crop;
+* train: the square zero-padded by ``pad`` on each side, a random ``train_crop`` crop (the
+  lottery-ticket paper's only augmentation) and, with ``flip``, a horizontal flip with
+  probability 1/2; eval: the center crop;
 * normalise: ``(x / 255 - mean) / std``.
 
 Random draws come from torch's default generator, per item in index order (top and left
-with one ``torch.randint``, then ``torch.rand`` for the flip when ``augment``), so equal
+with one ``torch.randint``, then ``torch.rand`` for the flip when ``flip``), so equal
 RNG states and index orders give bitwise-equal items from both datasets.
 
 :class:`CachedImageDataset` decodes everything up front into one uint8 ``[N, C, R, R]``
@@ -86,7 +87,7 @@ class _CroppingDataset(Dataset):
 
     def __init__(self, samples: Samples, *, channels: int, resize: int, train_crop: int,
                  mean: Sequence[float], std: Sequence[float], train: bool,
-                 augment: bool = False) -> None:
+                 flip: bool = False, pad: int = 0) -> None:
         if channels not in (1, 3):
             raise DataError(f"channels must be 1 or 3, got {channels!r}")
         if not 1 <= train_crop <= resize:
@@ -94,7 +95,7 @@ class _CroppingDataset(Dataset):
                             f"resize={resize}", hint="make resize at least the input size")
         self._scale, self._shift = normalizer(mean, std, channels)
         self.samples, self.channels, self.resize, self.crop = samples, channels, resize, train_crop
-        self.train, self.augment = train, augment
+        self.train, self.flip, self.pad = train, flip, pad
         self.mean, self.std = tuple(float(m) for m in mean), tuple(float(x) for x in std)
         self.labels = torch.as_tensor(
             samples.labels if isinstance(samples, ArraySamples) else [s[1] for s in samples],
@@ -107,11 +108,13 @@ class _CroppingDataset(Dataset):
     def _offsets(self) -> tuple[int, int, bool]:
         if not self.train:
             return self._center, self._center, False
-        top, left = torch.randint(0, self.resize - self.crop + 1, (2,)).tolist()
-        return top, left, self.augment and bool(torch.rand(()) < 0.5)
+        top, left = torch.randint(0, self.resize + 2 * self.pad - self.crop + 1, (2,)).tolist()
+        return top, left, self.flip and bool(torch.rand(()) < 0.5)
 
     def _crop(self, image: torch.Tensor) -> torch.Tensor:
         top, left, flip = self._offsets()
+        if self.train and self.pad:  # zeros, as the device loader pads (uint8 0 before normalising)
+            image = torch.nn.functional.pad(image, (self.pad,) * 4)
         x = image[..., top : top + self.crop, left : left + self.crop]
         return x.flip(-1) if flip else x
 
@@ -128,10 +131,10 @@ class CachedImageDataset(_CroppingDataset):
 
     def __init__(self, samples: Samples, *, channels: int, resize: int, train_crop: int,
                  mean: Sequence[float], std: Sequence[float], train: bool,
-                 augment: bool = False, decoded: DecodedImages | None = None,
+                 flip: bool = False, pad: int = 0, decoded: DecodedImages | None = None,
                  threads: int | None = None) -> None:
         super().__init__(samples, channels=channels, resize=resize, train_crop=train_crop,
-                         mean=mean, std=std, train=train, augment=augment)
+                         mean=mean, std=std, train=train, flip=flip, pad=pad)
         if isinstance(samples, ArraySamples):
             self.images = arrays_to_working(samples.images, channels, resize)
         else:
@@ -167,13 +170,13 @@ class StreamingImageDataset(_CroppingDataset):
 
 def make_dataset(samples: Samples, *, channels: int, resize: int, train_crop: int,
                  mean: Sequence[float], std: Sequence[float], train: bool,
-                 augment: bool = False, memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
+                 flip: bool = False, pad: int = 0, memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
                  decoded: DecodedImages | None = None,
                  threads: int | None = None) -> CachedImageDataset | StreamingImageDataset:
     """A :class:`CachedImageDataset` when its cache fits ``memory_budget_bytes``, else a
     :class:`StreamingImageDataset` with the same items."""
     common = dict(channels=channels, resize=resize, train_crop=train_crop, mean=mean, std=std,
-                  train=train, augment=augment)
+                  train=train, flip=flip, pad=pad)
     if cache_nbytes(len(samples), channels, resize) <= memory_budget_bytes:
         return CachedImageDataset(samples, decoded=decoded, threads=threads, **common)
     return StreamingImageDataset(samples, **common)

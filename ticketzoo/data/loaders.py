@@ -176,7 +176,7 @@ def _random_per_sample(ds: Dataset) -> bool:
     read only its share would draw other crops than one process. Such a set is left whole
     (the training loop cuts each batch after loading it: the same crops, W times the cheap
     in-memory crop work)."""
-    return isinstance(ds, CachedImageDataset) and ds.train and (ds.resize > ds.crop or ds.augment)
+    return isinstance(ds, CachedImageDataset) and ds.train and (ds.resize > ds.crop or ds.flip or ds.pad)
 
 
 def _default_workers(ds: Dataset, cuda: bool) -> int:

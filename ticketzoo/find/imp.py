@@ -77,7 +77,7 @@ class FindResult:
 
 def find_tickets(recipe: FindRecipe, data: str | DataSpec, *, run_dir: str | Path = "runs",
                  data_root: str | Path | None = None, download: bool = False,
-                 device: str | None = None, workers: int | None = None, strict: bool = False,
+                 device: str | None = None, workers: int | None = None,
                  progress: Progress | None = None, description: str = "",
                  source_description: str = "", threads: int | None = None,
                  time_budget: float | None = None, carry_in: str | Path | None = None,
@@ -107,18 +107,15 @@ def find_tickets(recipe: FindRecipe, data: str | DataSpec, *, run_dir: str | Pat
     processes = platform.describe(config.batch_size)  # refuses a batch the ranks cannot share
     dev = resolve_device(config.device)
     with platform.main_first(download):  # one rank downloads; the others read what it wrote
-        src = load_source(spec, input_size=recipe.input_size, channels=recipe.channels,
-                          batch_size=config.batch_size, seed=config.seed, data_seed=recipe.data_seed,
-                          split=recipe.split, val_fraction=recipe.val_fraction, device=dev,
-                          workers=workers, download=download, strict=strict,
-                          augment=recipe.augment,
+        src = load_source(spec, recipe.data, batch_size=config.batch_size, seed=config.seed, device=dev,
+                          workers=workers, download=download,
                           channels_last=Runtime.for_config(config, dev).channels_last)
     if src.skipped:
         first = src.skipped[0]
         log.warning(f"skipped {len(src.skipped)} unreadable file(s) (first: {first.path}: {first.reason}); "
                     "`strict` makes this an error")
     model = build_model(recipe.arch, num_classes=len(src.classes), in_channels=recipe.channels,
-                        input_size=recipe.input_size, init=recipe.init, seed=recipe.seed,
+                        input_size=recipe.input_size, init=recipe.weight_init, seed=recipe.seed,
                         **recipe.arch_kwargs)
     check_input(model, recipe.channels, recipe.input_size)
     count = choose_threads(threads, model, in_channels=recipe.channels, input_size=recipe.input_size)
@@ -363,7 +360,7 @@ class _IMP:
         ticket = Ticket.from_model(
             weights, masks, name=result.ticket, arch=self.arch, source=self.source,
             trained=self._state(), recipe=card_recipe(self.recipe, result.round, self.ipe),
-            metrics=metrics, lineage=lineage(result.line, parent), preprocess=find_preprocess(self.recipe.augment),
+            metrics=metrics, lineage=lineage(result.line, parent), preprocess=find_preprocess(self.recipe.data),
             description=describe(self.recipe, result, self.description),
             extra={"round": result.round, "line": result.line, "epochs": result.epochs,
                    "cpu_threads": self.threads, "test_images": self.src.counts.get("test"),  # model-index's n

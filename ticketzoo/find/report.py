@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from ticketzoo.card import Lineage, PruningRecipe, Recipe, RoundMetrics, TrainingRecipe
+from ticketzoo.card import Lineage, Recipe, RoundMetrics, RunRecord
 from ticketzoo.config.find import FindRecipe
 from ticketzoo.fileio import atomic_write_bytes
 
@@ -48,18 +48,11 @@ class RoundResult:
 
 
 def card_recipe(recipe: FindRecipe, round_: int, ipe: int) -> Recipe:
-    """The card's recipe block for a ticket of round ``round_``."""
-    pruning = PruningRecipe(
-        recipe_hash=recipe.hash(), total_rounds=recipe.rounds, head_rate=recipe.head_rate_for(),
-        exclude_head=recipe.exclude_head, exclude_first_conv=recipe.exclude_first_conv, init=recipe.init,
-        arch_kwargs=dict(recipe.arch_kwargs), iterations_per_epoch=ipe,
-        rewind_iterations=recipe.rewind_step.iterations(ipe), data_seed=recipe.data_seed,
-        split=recipe.split if recipe.data_kind == "folder" else None,
-        val_fraction=recipe.val_fraction if recipe.data_kind == "named" else None,
-        sparsities=tuple(recipe.sparsities), control_at=tuple(recipe.control_at), augment=recipe.augment)
+    """The card's recipe block for a ticket of round ``round_``: the recipe as it ran."""
+    record = RunRecord(recipe_hash=recipe.hash(), iterations_per_epoch=ipe,
+                       rewind_iterations=recipe.rewind_step.iterations(ipe))
     return Recipe(method="imp", scope=recipe.scope, rate=recipe.rate, rounds=round_,
-                  rewind=str(recipe.rewind_step), seed=recipe.seed, train=TrainingRecipe.of(recipe.train),
-                  pruning=pruning)
+                  rewind=str(recipe.rewind_step), seed=recipe.seed, train=recipe.train, find=recipe, record=record)
 
 
 def card_metrics(results: Sequence[RoundResult]) -> tuple[RoundMetrics, ...]:

@@ -85,6 +85,6 @@ def fresh_weights(recipe, num_classes: int, round_: int) -> dict:
     from ticketzoo.models import build_model
 
     model = build_model(recipe.arch, num_classes=num_classes, in_channels=recipe.channels,
-                        input_size=recipe.input_size, init=recipe.init, seed=control_seed(recipe.seed, round_),
+                        input_size=recipe.input_size, init=recipe.weight_init, seed=control_seed(recipe.seed, round_),
                         **recipe.arch_kwargs)
     return {k: v.detach().clone() for k, v in model.state_dict().items()}

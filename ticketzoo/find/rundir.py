@@ -38,10 +38,9 @@ from typing import Any, Mapping
 
 import torch
 
-from ticketzoo.errors import CheckpointError
+from ticketzoo.errors import CheckpointError, ConfigError
 from ticketzoo.config.find import FindRecipe, diff_fields
-from ticketzoo.config import unhashed_fields
-from ticketzoo.config.train import TrainConfig
+from ticketzoo.config import Config
 from ticketzoo.fileio import atomic_write_bytes, fsync_dir
 
 RECIPE_FILE = "recipe.json"
@@ -158,10 +157,13 @@ class RunDir:
         meta = read_json(path)
         if not isinstance(meta, dict) or "recipe" not in meta:
             raise CheckpointError(f"{path} is not a ticketzoo find recipe", hint=_HINT)
-        old = dict(meta["recipe"])
-        for name in unhashed_fields(TrainConfig):  # where and how it ran (device, CPU precision)
-            old.get("train", {}).pop(name, None)
-        differ = diff_fields(old, recipe.hashed_dict())
+        try:  # read as it is today (a recipe.json of an older release is upgraded)
+            old = FindRecipe.from_dict(meta["recipe"])
+        except ConfigError as e:
+            raise CheckpointError(f"{path} holds a recipe this ticketzoo cannot read: {e.message}", hint=_HINT) from None
+        # the hash says whether it is the same recipe; the fields in today's layout say how they differ,
+        # without where and how it ran (device, CPU precision, memory: unhashed)
+        differ = [] if old.hash() == recipe.hash() else diff_fields(Config.hashed_dict(old), Config.hashed_dict(recipe))
         if differ:
             raise CheckpointError(
                 f"run folder {path.parent} was made by a different recipe: {'; '.join(differ)}",

@@ -16,6 +16,7 @@ import dataclasses
 import shutil
 from pathlib import Path
 
+from ticketzoo.config.data import DataConfig
 from ticketzoo.config.find import FindRecipe
 from ticketzoo.data.source import DataSpec
 from ticketzoo.errors import ConfigError
@@ -36,8 +37,8 @@ def find_on_target(ds, arch, train, rounds: int, *, out: Path, seed: int, weight
         raise ConfigError("a ticket found on the target needs an image folder, not a named dataset",
                           field="target_rounds", hint="compare on an image folder, or leave `target_rounds` out")
     folder = _training_folder(ds, out / "target" / "data")
-    recipe = FindRecipe(arch=arch.name, source=FAMILY, data_kind="folder", rounds=rounds, init=weight_init,
-                        seed=seed, input_size=arch.input_size, channels=arch.in_channels,
+    recipe = FindRecipe(arch=arch.name, source=FAMILY, data_kind="folder", rounds=rounds, weight_init=weight_init,
+                        seed=seed, data=DataConfig(input_size=arch.input_size, channels=arch.in_channels),
                         arch_kwargs=dict(arch.kwargs), train=dataclasses.replace(train, seed=seed))
     spec = DataSpec("folder", FAMILY, folder, None, None)
     result = find_tickets(recipe, spec, run_dir=out / "target" / "runs", progress=progress,

@@ -9,14 +9,14 @@ validate on the others. ``folds`` 1 is the folder's own split, as before folds e
 from __future__ import annotations
 
 from ticketzoo.data.folds import assign_folds, check_folds, class_groups, fold_dataset
-from ticketzoo.data.loading import make_sets
+from ticketzoo.data.loading import make_sets, ticket_view
 from ticketzoo.significance import Resolution, resolution
 
 
 def fold(ds, config, arch, index: int):
     """``(dataset, sets)`` of fold ``index`` of ``config.folds`` (decoded images reused)."""
-    part = fold_dataset(ds, config.folds, index, config.split, config.split_seed)
-    return part, make_sets(part, config, arch)
+    part = fold_dataset(ds, config.folds, index, config.data.split, config.split_seed)
+    return part, make_sets(part, config.data, **ticket_view(config, arch))
 
 
 def folds_of(ds, sets, config, arch) -> dict:

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ticketzoo.card import FinetuneRecipe, Lineage, Recipe, RoundMetrics, SourceData, TrainingRecipe, finetune_preprocess
+from ticketzoo.card import Lineage, Recipe, RoundMetrics, RunRecord, SourceData, finetune_preprocess
 from ticketzoo.errors import MaskViolationError
 from ticketzoo.masks import Mask
 from ticketzoo.ticket import Ticket
@@ -58,14 +58,14 @@ def make_ticket(base: Ticket, kept: dict, run, data, config, name: str,
     recipe_setup = setup["protocol"]
     # The fine-tune's own recipe: no pruning here (the mask is the parent's, see lineage).
     working = config.working_size(card.arch.input_size)  # the side the training split was cached at
-    tuned = FinetuneRecipe(
-        init=config.init, protocol=recipe_setup["protocol"], reasons=dict(recipe_setup.get("reasons", {})),
-        split=config.split, augment=config.augment, weight_init=config.weight_init,
-        resize=working,
-        weight_sets={"rewind": "weights fine-tuning started from (head swapped)",
-                     "trained": "fine-tuned weights" + (" (best epoch restored)" if run.train.best_epoch else "")})
-    recipe = Recipe(method="finetune", rate=0.0, rounds=0, seed=run.seed,
-                    train=TrainingRecipe.of(run.train_config), finetune=tuned)
+    record = RunRecord(reasons=dict(recipe_setup.get("reasons", {})), weight_sets={
+        "rewind": "weights fine-tuning started from (head swapped)",
+        "trained": "fine-tuned weights" + (" (best epoch restored)" if run.train.best_epoch else "")})
+    # as it ran: this run's training (protocol resolved, its seed) and the working size it cached at
+    ran = dataclasses.replace(config, train=run.train_config,
+                              data=dataclasses.replace(config.data, resize=working))
+    recipe = Recipe(method="finetune", rate=0.0, rounds=0, seed=run.seed, train=run.train_config, finetune=ran,
+                    record=record)
     test_acc = run.test.accuracy if run.test else None
     val = [h["val_acc"] for h in run.train.history if h["epoch"] == run.train.best_epoch]
     metrics = (RoundMetrics(round=0, sparsity=run.sparsity, val_accuracy=val[0] if val else None,
@@ -90,4 +90,4 @@ def make_ticket(base: Ticket, kept: dict, run, data, config, name: str,
     return Ticket.from_model(kept["start"], masks, name=name, arch=arch, source=source,
                              trained=kept["final"], recipe=recipe, metrics=metrics,
                              lineage=lineage, description=desc, extra=extra,
-                             preprocess=finetune_preprocess(working, config.augment))
+                             preprocess=finetune_preprocess(config.data, working))

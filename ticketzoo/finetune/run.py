@@ -76,7 +76,7 @@ def finetune(ticket: Ticket, data: str | Path, config: FinetuneConfig | None = N
     each run's start goes to :data:`~ticketzoo.progress.progress_log`, its epochs to ``progress``.
     """
     config = config or FinetuneConfig()
-    ticket = _at_input_size(ticket, config.input_size)
+    ticket = _at_input_size(ticket, config.data.input_size)
     arch = ticket.card.arch
     _check_ticket(ticket, config)
     resolve_device(config.train.device)  # a GPU asked for and absent fails before the folder is decoded
@@ -211,6 +211,10 @@ def _check_ticket(ticket: Ticket, config: FinetuneConfig) -> None:
     if arch.in_channels not in (1, 3):
         raise ConfigError(f"ticket {ticket.name!r} takes {arch.in_channels}-channel images; "
                           "image folders give 1 (gray) or 3 (RGB) channels")
+    if config.data.channels not in (None, arch.in_channels):
+        raise ConfigError(f"ticket {ticket.name!r} takes {arch.in_channels}-channel images, not "
+                          f"{config.data.channels}", field="data.channels", value=config.data.channels,
+                          hint="leave `channels` out: a ticket's images have its own")
     if "trained" in config.inits and "trained" not in ticket.weight_sets:
         raise ConfigError(f"ticket {ticket.name!r} has no 'trained' weight set "
                           f"(it has: {', '.join(ticket.weight_sets)})",

@@ -148,26 +148,13 @@ def train_run(model: nn.Module, masks: dict[str, torch.Tensor] | None, *, init: 
 def make_run_loaders(sets: dict, train_config: TrainConfig, *, seed: int, device: torch.device,
                      workers: int | None = None, num_classes: int | None = None,
                      on_device: bool | None = None):
-    """Loaders over a run's splits. On CUDA (``on_device``: None) the decoded splits are held on
-    the device as uint8 and cropped, flipped and normalised there, as ``find``'s data is
-    (:func:`~ticketzoo.data.make_device_loaders`: the same random crop of the working-size
-    square, flips with ``augment``); elsewhere, for streamed splits and when they do not fit,
-    DataLoaders feed the batches."""
-    from ticketzoo.data import DeviceBudgetError, make_device_loaders, make_loaders
+    """Loaders over a run's splits (:func:`ticketzoo.data.loading.loaders_for`: on the device
+    on CUDA and for padded crops, else DataLoaders), batched and laid out as ``train_config`` says."""
+    from ticketzoo.data.loading import loaders_for
 
-    train = sets["train"]
-    wanted = device.type == "cuda" if on_device is None else on_device
-    if wanted and all(s is None or hasattr(s, "images") for s in sets.values()):
-        try:
-            return make_device_loaders(
-                train, sets["val"], sets["test"], device=device, batch_size=train_config.batch_size,
-                seed=seed, mean=train.mean, std=train.std, input_size=train.crop, resize=train.resize,
-                channels=train.channels, pad=0, crop=True, flip=train.augment, num_classes=num_classes,
-                channels_last=Runtime.for_config(train_config, device).channels_last)
-        except DeviceBudgetError:
-            pass  # too large for the device: the DataLoader path below
-    return make_loaders(train, sets["val"], sets["test"], batch_size=train_config.batch_size,
-                        seed=seed, device=device, workers=workers)
+    return loaders_for(sets, batch_size=train_config.batch_size, seed=seed, device=device, workers=workers,
+                       num_classes=num_classes, on_device=on_device,
+                       channels_last=Runtime.for_config(train_config, device).channels_last)
 
 
 def _read_status(folder: Path) -> dict | None:
