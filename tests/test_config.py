@@ -184,7 +184,8 @@ def test_a_schema_1_finetune_card_reads_as_its_own_recipe():
                          "resolved": {"protocol": "auto", "batch_size": 8, "reasons": {"batch_size": "small"}}}}}
     card = cards.read_card(json.dumps(v1))
     r = card.recipe
-    assert r.train == TrainConfig(lr=0.01) and r.find is None and r.finetune.train == r.train
+    assert r.train == TrainConfig(lr=0.01, cpu_amp=False, cpu_channels_last=False)  # fp32: what ran then
+    assert r.find is None and r.finetune.train == r.train
     assert (r.finetune.init, r.finetune.protocol, r.finetune.data.resize) == ("rewind", "auto", 36)
     assert r.record.reasons == {"batch_size": "small"} and r.finetune.data.split == (0.5, 0.1, 0.4)
     assert "finetune from rewind weights (protocol auto): sgd lr 0.01" in r.summary()

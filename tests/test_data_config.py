@@ -143,3 +143,26 @@ def test_a_finetune_declares_its_padding_and_predict_scores_what_it_measured(tmp
     got = predict(saved, [Path(s.path) for s in ds.test])
     right = sum(row.label == ds.classes[s.label] for row, s in zip(got.rows, ds.test))
     assert abs(right / len(ds.test) - metrics["test_accuracy"]) <= 1 / len(ds.test) + 1e-9
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_a_bundled_readme_and_its_file_upgrade_to_the_same_card(name):
+    """Both were written under older schemas (the README re-rendered at another time than the
+    header): upgraded, they must agree, or `list` reports the ticket as damaged."""
+    from ticketzoo.folder import read_readme
+
+    readme, _ = read_readme(CARDS / name)
+    assert readme == Ticket.load(CARDS / name / "ticket.safetensors").card
+
+
+def test_list_wide_says_what_each_ticket_is_on_its_source(capsys):
+    code, out, _ = main_cli(capsys, "list", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    s97 = rows["cifar10-resnet50-s97"]["source_results"]
+    assert (s97["ticket"], s97["dense"], s97["reinit"], s97["vs_reinit"], s97["seeds"]) == (
+        0.705, 0.6192, 0.5543, "higher", 1)
+    lenet = rows["fashionmnist-lenet-300-100-s79"]["source_results"]
+    assert lenet["seeds"] == 3 and lenet["vs_reinit"] == "no difference shown"  # the Welch test's verdict
+    assert rows["cifar10-resnet50-s99"]["source_results"]["vs_reinit"] is None  # no control at s99
+    code, out, _ = main_cli(capsys, "list", "--wide", "--arch", "resnet50")
+    assert code == 0 and "vs reinit" in out and "70.5%" in out and "61.9%" in out

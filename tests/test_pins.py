@@ -137,14 +137,14 @@ def test_find_card_recipe_is_pinned():
 # writes card schema 3 since issue 28 (before: 722d4958..., e01ed646..., 93b609ca..., 375c670c...
 # and READMEs ce0a927b..., 8869a37f..., 8e5a74c5..., 8f7796c7...).
 CATALOG = {
-    "fashionmnist-lenet-300-100-s49": ("4dafa67280f859a4264a23e9200e160c7276903165aca22173df597b94570339",
-                                       "54c82899b01c5da24d69fef59a998fe24e73fc4884ddc5910baa2ab51a066840"),
-    "fashionmnist-lenet-300-100-s79": ("ab3322bf443c6a5256497b5618838b69bdca5c3753acc8da0c27b79e4b671bbf",
-                                       "3a1dc2aff78110d849231a351ace748f66e9e539cd2c847e4949c084149b2211"),
-    "fashionmnist-lenet-300-100-s89": ("9c9dae9ead26a51b7bcec95e0c8061ba9363d91050a7f122c077a21ee2339b41",
-                                       "e1c5331f7b1a6f59bdbdb56b42b977b896a7793f8db5d14b6deafc760a35b7c0"),
-    "fashionmnist-lenet-300-100-s93": ("eb2a248f7c646053cf92d1a63e6ff6cbd9e602051f3276db6248e2b586751dfb",
-                                       "44ec97acd20643caf955cf0e04c64129abcdcd82e9d5490795bd423c084e44a4"),
+    "fashionmnist-lenet-300-100-s49": ("ce90b786c0c3f2d4be85f3db01201d29cca39e94f45af612eba53ba473bdb73c",
+                                       "5d04859c17ecd634d405a1dfa2d03eba266218c28a2b50bd20d00c543586a3c4"),
+    "fashionmnist-lenet-300-100-s79": ("84ce7cfb8523a38d9d2b042e21b34fbe98a7355ce13f2050174d1771e64da911",
+                                       "202f23b5a8b993c6a18c0d1799dcf92e0b4268a34eafacb30831cd8bec0c9e97"),
+    "fashionmnist-lenet-300-100-s89": ("1a59af0ee9e22b931258bd94c39dda325d1b0401ae4c9330bffcd4643d92317d",
+                                       "3e0e5e171ef8fcb18a747409fd06f1ed6c2a7c3c1da5f0014a5dde2acdedfc81"),
+    "fashionmnist-lenet-300-100-s93": ("8610f6c8a070fd227d496cfcc39a99095836c6148563cb58b18e6a8f5ecee56a",
+                                       "73800e6f0927a87dfb5e4a5eb52a29d1e7d28e29869ec220c51b20b5b877f9d3"),
 }
 
 

@@ -23,8 +23,8 @@ from ticketzoo.card.schema import (
     SourceData,
     now_iso,
 )
-from ticketzoo.card.tables import (FAMILY_TABLE_HEADER, SEED_TABLE_HEADER, card_differences, family_caption,
-                                   family_table, seed_table)
+from ticketzoo.card.tables import (FAMILY_TABLE_HEADER, SEED_TABLE_HEADER, SourceSummary, card_differences,
+                                   family_caption, family_table, seed_table, source_summary)
 from ticketzoo.card.validate import (
     DEFAULT_LICENSE,
     LICENSE_RE,
@@ -39,7 +39,7 @@ from ticketzoo.card.preprocess import data_preprocess, default_working_size, fin
 __all__ = [
     "CARD_SCHEMA", "DEFAULT_LICENSE", "FAMILY_TABLE_HEADER", "LICENSE_RE", "MAX_CHANNELS", "MAX_CLASSES", "MAX_INPUT_SIZE",
     "SEED_TABLE_HEADER", "UNRECORDED", "ArchConfig", "ArchOption", "Card",
-    "LayerSparsity", "Lineage", "Preprocess", "Recipe", "RoundMetrics", "RunRecord", "SourceData",
+    "LayerSparsity", "Lineage", "Preprocess", "Recipe", "RoundMetrics", "RunRecord", "SourceData", "SourceSummary",
     "card_differences", "default_working_size", "family_caption", "family_table",
-    "data_preprocess", "find_preprocess", "finetune_preprocess", "now_iso", "preprocess_of", "read_card", "seed_table", "validate_card",
+    "data_preprocess", "find_preprocess", "finetune_preprocess", "now_iso", "preprocess_of", "read_card", "seed_table", "source_summary", "validate_card",
 ]

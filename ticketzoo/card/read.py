@@ -71,6 +71,8 @@ def _upgrade_v2(data: dict[str, Any]) -> dict[str, Any]:
         return data
     recipe = {k: v for k, v in recipe.items() if k not in ("pruning", "finetune")}
     train = recipe.get("train")
+    if isinstance(train, dict):  # schema 2 recorded CPU precision as it ran, off before it existed
+        train = recipe["train"] = {"cpu_amp": False, "cpu_channels_last": False, **train}
     pruning, tuned = data["recipe"].get("pruning"), data["recipe"].get("finetune")
     record: dict[str, Any] = {}
     if isinstance(pruning, dict):

@@ -69,3 +69,45 @@ def family_caption(card: Card) -> str:
     images = f" on {r['test_images']} test images" if r.get("test_images") else ""
     return (f"Source test accuracy of the run this ticket comes from (one seed{images}; "
             f"{r.get('train_cpu_minutes', '?')} CPU-minutes of training in all)")
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceSummary:
+    """What a ticket is on its source data, at a glance (``list --wide``): its own and the dense
+    network's test accuracy, its reinit control's where one was trained, over ``seeds`` seeds."""
+
+    ticket: float | None
+    dense: float | None
+    reinit: float | None
+    seeds: int
+    # against the reinit control: over seeds the Welch test's verdict ("better", "no difference
+    # shown", ...); one seed only "higher"/"lower" (no test); None: no control was trained
+    vs_reinit: str | None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def source_summary(card: Card) -> SourceSummary | None:
+    """The card's source results for its own round (seed tables of the starter zoo, one-seed
+    family results of the ResNet-50 zoo, else its ``find`` metrics); None without any."""
+    results, dense = card.extra.get("source_results"), card.extra.get("source_dense")
+    own = card.recipe.rounds
+    if isinstance(results, list) and isinstance(dense, dict):  # over seeds (scripts/make_starter_zoo.py)
+        row = next((r for r in results if r.get("round") == own), None)
+        if row is None:
+            return None
+        versus = row["ticket_vs_reinit"]
+        return SourceSummary(row["ticket"]["mean"], dense["mean"], row["reinit"]["mean"],
+                             len(row["ticket"].get("per_seed") or [0]), versus.get("verdict"))
+    if isinstance(results, dict) and isinstance(results.get("rounds"), list):  # one seed (bundle_zoo_run.py)
+        row = next((r for r in results["rounds"] if r.get("round") == own), None)
+        if row is None:
+            return None
+        reinit = (row.get("controls") or {}).get("reinit")
+        versus = None if reinit is None or row["ticket"] is None else "higher" if row["ticket"] > reinit else "lower"
+        return SourceSummary(row["ticket"], results.get("dense"), reinit, int(results.get("seeds", 1)), versus)
+    if card.recipe.method == "imp" and card.metrics:  # a find ticket: its run's rounds, no control recorded
+        by_round = {m.round: m.test_accuracy for m in card.metrics}
+        return SourceSummary(by_round.get(own), by_round.get(0), None, 1, None)
+    return None
