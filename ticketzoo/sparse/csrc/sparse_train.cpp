@@ -1,0 +1,552 @@
+// Sparse CPU training kernels for ticketzoo: forward and backward of a conv2d (or a linear layer,
+// as a 1x1 conv on a 1x1 image) whose weight has a fixed mask. fp32, OpenMP.
+//
+// Layout. Every kernel works on a "stacked grid": the batch's images lie one under the other in
+// each channel's plane, zero-padded, so one channel is a single [N * Hg, Wg] plane and position
+// i = (n * Hg + y) * Wg + x. A nonzero weight then reads its source plane at one fixed offset for
+// every output position of the whole batch (rows and columns past the valid ones are computed
+// into padding and dropped), so the inner loops are contiguous multiply-adds over the batch's
+// positions, vectorised with GCC vector extensions of the native width (-march=native), also on
+// the small planes of late layers or small images where one image's plane is shorter than a vector.
+//
+//   forward      y[o] = b[o] + sum_{kept (c,r,s)} w * x_pad[c] shifted by (r, s)
+//                 the padded input is split into stride*stride phase planes once, so a stride-2
+//                 conv is a sum of stride-1 reads (as in the inference kernel, sparse_kernels.cpp).
+//   grad-input   gx = transposed sparse conv: for each stride phase (a, b) of the padded input,
+//                 gx_phase[c] = sum_{kept (o, r = a + S r', s = b + S s')} w * gy_pad[o] shifted
+//                 by (-r', -s'): the same gather kernel over a CSR per input channel (built once
+//                 in Python), each input channel's tile accumulated in registers.
+//   grad-weight  only the kept positions: gw[j] = sum over the batch's positions of
+//                 gy[o(j)] * x_pad[c(j)] shifted by (r(j), s(j)): a sampled dense-dense product,
+//                 a dot product of two contiguous runs per kept weight, with a tile of gy kept
+//                 in registers across all of an output channel's nonzeros.
+
+#include <torch/extension.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace {
+
+#if defined(__AVX512F__)
+constexpr int VW = 16;  // zmm
+#elif defined(__AVX__)
+constexpr int VW = 8;  // ymm
+#else
+constexpr int VW = 4;  // xmm / NEON
+#endif
+typedef float vf __attribute__((vector_size(VW * 4)));
+typedef float vfu __attribute__((vector_size(VW * 4), aligned(4), may_alias));  // unaligned access
+constexpr int TILE_V = 8;                  // vectors per tile: 8 accumulators hide the FMA latency
+constexpr int64_t TILE = TILE_V * VW;      // positions per tile
+constexpr int64_t RBLOCK = 16;             // rows (output channels, input channels) per work item
+constexpr int64_t L1_BUDGET = 16 * 1024;   // bytes of source window per channel block
+constexpr int64_t MIN_BLOCK_NNZ = 8;       // nonzeros per row and channel block, on average
+constexpr int64_t ACC_NNZ = 2048;          // grad-weight accumulators per work item (128 KiB, L2)
+
+inline vf loadu(const float* p) { return *reinterpret_cast<const vfu*>(p); }
+inline void storeu(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
+
+// Positions i = (n * Hg + y) * Wg + x of a stacked grid; (y, x) is valid when y < ny, x < nx.
+// Computing stops after the last image's last valid row.
+struct Grid {
+  int64_t N, Hg, Wg, ny, nx;
+  int64_t L() const { return ny > 0 && nx > 0 ? ((N - 1) * Hg + ny) * Wg : 0; }
+};
+
+// Where a gather kernel's valid outputs go: base + n * img + row * plane + y * rs + x * cs.
+struct Dst {
+  float* base;
+  int64_t img, plane, rs, cs;
+};
+
+// A piece of [0, L): computed over [base, base + width), stored from `from` on (a short last
+// piece is recomputed over an overlapping, in-bounds window).
+struct Piece {
+  int64_t base, width, from;
+};
+
+std::vector<Piece> pieces(int64_t L) {
+  std::vector<Piece> out;
+  int64_t t = 0;
+  for (; t + TILE <= L; t += TILE) out.push_back({t, TILE, t});
+  int64_t rest = L - t;
+  if (rest >= VW) {
+    const int64_t w = rest / VW * VW;
+    out.push_back({t, w, t});
+    t += w;
+    rest -= w;
+  }
+  if (rest > 0) {
+    if (L >= VW) out.push_back({L - VW, VW, t});
+    else out.push_back({0, rest, 0});  // scalar: the whole grid is shorter than a vector
+  }
+  return out;
+}
+
+// seg[r * (NCB + 1) + k]: where source-channel block k starts among row r's nonzeros (each row's
+// nonzeros are sorted by source channel sch[j]). Blocks of CB source channels keep a tile's
+// source window in L1 while a block of rows reads it.
+std::vector<int64_t> channel_blocks(int64_t R, const int32_t* indptr, const int32_t* sch, int64_t CB,
+                                    int64_t NCB) {
+  std::vector<int64_t> seg(R * (NCB + 1));
+  for (int64_t r = 0; r < R; ++r) {
+    int64_t j = indptr[r];
+    for (int64_t k = 0; k < NCB; ++k) {
+      seg[r * (NCB + 1) + k] = j;
+      while (j < indptr[r + 1] && sch[j] < (k + 1) * CB) ++j;
+    }
+    seg[r * (NCB + 1) + NCB] = indptr[r + 1];
+  }
+  return seg;
+}
+
+// Source channels per block: a block's windows fit the L1 budget, yet hold enough nonzeros per
+// row that reloading partial sums between blocks stays cheap next to the multiply-adds.
+int64_t block_channels(int64_t channels, int64_t rows, int64_t nnz, int64_t window_bytes) {
+  const int64_t by_nnz = (MIN_BLOCK_NNZ * channels * rows + nnz - 1) / std::max<int64_t>(1, nnz);
+  return std::min<int64_t>(channels, std::max<int64_t>({1, L1_BUDGET / std::max<int64_t>(1, window_bytes), by_nnz}));
+}
+
+// --- the gather kernel (forward, grad-input) ------------------------------------------------
+
+// One tile: V vectors of outputs at src (already offset by the tile base), accumulated over the
+// nonzeros [b, e) of one row, starting from `init` (first channel block) or from acc_io.
+template <int V>
+inline void gather_tile(const float* __restrict src, const int64_t* __restrict off, const float* __restrict w,
+                        int64_t b, int64_t e, float init, bool first, float* acc_io) {
+  vf acc[V];
+  if (first)
+    for (int v = 0; v < V; ++v) acc[v] = (vf){} + init;
+  else
+    for (int v = 0; v < V; ++v) acc[v] = loadu(acc_io + v * VW);
+  for (int64_t j = b; j < e; ++j) {
+    const vf wj = (vf){} + w[j];
+    const float* p = src + off[j];
+#pragma GCC unroll 16
+    for (int v = 0; v < V; ++v) acc[v] += wj * loadu(p + v * VW);
+  }
+  for (int v = 0; v < V; ++v) storeu(acc_io + v * VW, acc[v]);
+}
+
+template <int V>
+inline void gather_dispatch(int64_t nv, const float* s, const int64_t* off, const float* w, int64_t b, int64_t e,
+                            float init, bool first, float* tmp) {
+  if constexpr (V > 1) {
+    if (nv < V) return gather_dispatch<V - 1>(nv, s, off, w, b, e, init, first, tmp);
+  }
+  gather_tile<V>(s, off, w, b, e, init, first, tmp);
+}
+
+inline void gather_piece(const Piece& p, const float* src, const int64_t* off, const float* w, int64_t b,
+                         int64_t e, float init, bool first, float* tmp) {
+  const float* s = src + p.base;
+  const int64_t nv = p.width / VW;
+  if (nv > 0) {
+    gather_dispatch<TILE_V>(nv, s, off, w, b, e, init, first, tmp);
+  } else {  // shorter than one vector
+    for (int64_t k = 0; k < p.width; ++k) {
+      float acc = first ? init : tmp[k];
+      for (int64_t j = b; j < e; ++j) acc += w[j] * s[off[j] + k];
+      tmp[k] = acc;
+    }
+  }
+}
+
+// Store a computed piece (positions [p.from, p.base + p.width)) of row r: valid ones only.
+inline void store_piece(const Piece& p, const float* tmp, const Grid& g, const Dst& d, int64_t r) {
+  const int64_t end = p.base + p.width;
+  int64_t i = p.from;
+  while (i < end) {
+    const int64_t row = i / g.Wg, x = i - row * g.Wg;
+    const int64_t seg = std::min(end - i, g.Wg - x);
+    const int64_t n = row / g.Hg, y = row - n * g.Hg;
+    if (y < g.ny && x < g.nx) {
+      const int64_t cnt = std::min(seg, g.nx - x);
+      const float* t = tmp + (i - p.base);
+      float* o = d.base + n * d.img + r * d.plane + y * d.rs + x * d.cs;
+      if (d.cs == 1) std::memcpy(o, t, cnt * sizeof(float));
+      else
+        for (int64_t k = 0; k < cnt; ++k) o[k * d.cs] = t[k];
+    }
+    i += seg;
+  }
+}
+
+// out[r][i] = init[r] + sum_{j in row r} w[j] * src[off[j] + i] over the grid, valid positions
+// stored to d. Rows' nonzeros are split by source-channel block as seg says.
+void gather(const Grid& g, int64_t R, const std::vector<int64_t>& seg, int64_t NCB, const int64_t* off,
+            const float* w, const float* init, const float* src, const Dst& d, int threads) {
+  const auto ps = pieces(g.L());
+  const int64_t P = ps.size(), NB = (R + RBLOCK - 1) / RBLOCK;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
+  for (int64_t t = 0; t < P; ++t)
+    for (int64_t rb = 0; rb < NB; ++rb) {
+      alignas(64) float acc[RBLOCK][TILE];
+      const Piece& p = ps[t];
+      const int64_t r0 = rb * RBLOCK, r1 = std::min(R, r0 + RBLOCK);
+      for (int64_t k = 0; k < NCB; ++k)
+        for (int64_t r = r0; r < r1; ++r) {
+          const int64_t* sg = seg.data() + r * (NCB + 1) + k;
+          if (k > 0 && sg[0] == sg[1]) continue;  // no nonzero of row r in this block
+          gather_piece(p, src, off, w, sg[0], sg[1], init ? init[r] : 0.f, k == 0, acc[r - r0]);
+        }
+      for (int64_t r = r0; r < r1; ++r) store_piece(p, acc[r - r0], g, d, r);
+    }
+}
+
+// --- the sampled product (grad-weight) ------------------------------------------------------
+
+template <int V>
+inline vf dot_tile(const vf* d, const float* __restrict p) {
+  vf s0 = d[0] * loadu(p), s1 = (vf){};
+#pragma GCC unroll 16
+  for (int v = 1; v < V; ++v) {
+    if (v & 1) s1 += d[v] * loadu(p + v * VW);
+    else s0 += d[v] * loadu(p + v * VW);
+  }
+  return s0 + s1;
+}
+
+// acc[j - j0] += (one tile of dy) . src[off[j] + base ...] for the nonzeros [b, e) of one row.
+template <int V>
+inline void sample_tile(const float* __restrict dy, const float* __restrict src, const int64_t* __restrict off,
+                        int64_t b, int64_t e, vf* __restrict acc) {
+  vf d[V];
+  for (int v = 0; v < V; ++v) d[v] = loadu(dy + v * VW);
+  for (int64_t j = b; j < e; ++j) acc[j] += dot_tile<V>(d, src + off[j]);
+}
+
+// The same over a tile of any width (the last of a range): whole vectors, then one vector whose
+// lanes past the width are zero in dy (their src lanes are in bounds, finite, and multiplied by 0).
+inline void sample_any(const float* dy, const float* src, const int64_t* off, int64_t b, int64_t e, int64_t width,
+                       vf* acc) {
+  const int64_t nv = (width + VW - 1) / VW, rem = width % VW;
+  vf d[TILE_V];
+  for (int64_t v = 0; v < nv; ++v) d[v] = loadu(dy + v * VW);
+  if (rem)
+    for (int l = rem; l < VW; ++l) d[nv - 1][l] = 0.f;
+  for (int64_t j = b; j < e; ++j) {
+    const float* p = src + off[j];
+    vf s = (vf){};
+    for (int64_t v = 0; v < nv; ++v) s += d[v] * loadu(p + v * VW);
+    acc[j] += s;
+  }
+}
+
+// gw[j] = sum_{i < L} dy[r(j) * dystride + i] * src[off[j] + i] for every nonzero j. Work items
+// are (row block, range of positions): a row block's vector accumulators fit L2 (ACC_NNZ), and a
+// layer with few blocks also splits its positions, each range summing into its own accumulators.
+void sampled_product(int64_t L, int64_t R, const int32_t* indptr, const std::vector<int64_t>& seg, int64_t NCB,
+                     const int64_t* off, const float* src, const float* dy, int64_t dystride, float* gw,
+                     int threads) {
+  const int64_t nnz = indptr[R];
+  if (nnz == 0) return;
+  if (L == 0) {
+    std::fill(gw, gw + nnz, 0.f);
+    return;
+  }
+  std::vector<int64_t> rows{0};  // row blocks: [rows[b], rows[b + 1])
+  for (int64_t r = 0; r < R; ++r)
+    if (r > rows.back() && indptr[r + 1] - indptr[rows.back()] > ACC_NNZ) rows.push_back(r);
+  rows.push_back(R);
+  const int64_t NB = rows.size() - 1;
+  const int64_t tiles = (L + TILE - 1) / TILE;
+  const int64_t K = std::min<int64_t>(tiles, std::max<int64_t>(1, (2 * threads + NB - 1) / NB));
+  const int64_t per = (tiles + K - 1) / K * TILE;  // positions per range, whole tiles
+  std::vector<float> partial(K > 1 ? K * nnz : 0);
+
+#pragma omp parallel for collapse(2) schedule(dynamic) num_threads(threads)
+  for (int64_t b = 0; b < NB; ++b)
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t ra = rows[b], rz = rows[b + 1], j0 = indptr[ra], jn = indptr[rz] - j0;
+      const int64_t i0 = k * per, i1 = std::min(L, i0 + per);
+      std::vector<vf> acc(jn, (vf){});
+      vf* a = acc.data() - j0;  // indexed by the nonzero's number
+      for (int64_t t = i0; t < i1; t += TILE) {
+        const int64_t width = std::min(TILE, i1 - t);
+        const float* s = src + t;
+        for (int64_t c = 0; c < NCB; ++c)
+          for (int64_t r = ra; r < rz; ++r) {
+            const int64_t* sg = seg.data() + r * (NCB + 1) + c;
+            if (sg[0] == sg[1]) continue;
+            const float* d = dy + r * dystride + t;
+            if (width == TILE) sample_tile<TILE_V>(d, s, off, sg[0], sg[1], a);
+            else sample_any(d, s, off, sg[0], sg[1], width, a);
+          }
+      }
+      float* out = K > 1 ? partial.data() + k * nnz : gw;
+      for (int64_t j = 0; j < jn; ++j) {
+        float sum = 0.f;
+        for (int l = 0; l < VW; ++l) sum += acc[j][l];
+        out[j0 + j] = sum;
+      }
+    }
+  if (K > 1) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t j = 0; j < nnz; ++j) {
+      float sum = 0.f;
+      for (int64_t k = 0; k < K; ++k) sum += partial[k * nnz + j];
+      gw[j] = sum;
+    }
+  }
+}
+
+// --- layouts --------------------------------------------------------------------------------
+
+struct Geometry {  // of a conv: input [N, C, H, W], weight [O, C, KH, KW], stride S, padding P
+  int64_t N, C, H, W, O, KH, KW, S, P, Hout, Wout, Hq, Wq;
+  Geometry(int64_t N_, int64_t C_, int64_t H_, int64_t W_, int64_t O_, int64_t KH_, int64_t KW_, int64_t S_,
+           int64_t P_)
+      : N(N_), C(C_), H(H_), W(W_), O(O_), KH(KH_), KW(KW_), S(S_), P(P_) {
+    TORCH_CHECK(S >= 1 && P >= 0 && KH >= 1 && KW >= 1, "bad kernel size, stride or padding");
+    TORCH_CHECK(H + 2 * P >= KH && W + 2 * P >= KW, "input smaller than the kernel");
+    Hout = (H + 2 * P - KH) / S + 1;
+    Wout = (W + 2 * P - KW) / S + 1;
+    Hq = (H + 2 * P + S - 1) / S;  // rows of one phase plane of the padded input
+    Wq = (W + 2 * P + S - 1) / S;
+  }
+  int64_t chan() const { return N * Hq * Wq; }  // floats per channel of one phase of the source
+  // Where kept weight column col = c*KH*KW + r*KW + s reads the phase-split source.
+  int64_t offset(int64_t col) const {
+    const int64_t KK = KH * KW, c = col / KK, r = (col % KK) / KW, s = col % KW;
+    return (((r % S) * S + (s % S)) * C + c) * chan() + (r / S) * Wq + (s / S);
+  }
+};
+
+// The input zero-padded, split into S*S phase planes and stacked: phase (a, b) of channel c holds
+// padded[n][c][u*S + a][v*S + b] at [(a*S + b)*C + c][n*Hq + u][v], then zero slack for the reads
+// past the last plane.
+torch::Tensor phase_split(const torch::Tensor& x, const Geometry& g, int threads) {
+  const int64_t S = g.S, plane = g.Hq * g.Wq, slack = 2 * g.Wq + 2 * VW;
+  auto buf = torch::empty({S * S * g.C * g.chan() + slack}, x.options());
+  float* B = buf.data_ptr<float>();
+  const float* X = x.data_ptr<float>();
+  std::fill(B + S * S * g.C * g.chan(), B + buf.numel(), 0.f);
+#pragma omp parallel for collapse(3) schedule(static) num_threads(threads)
+  for (int64_t ph = 0; ph < S * S; ++ph)
+    for (int64_t c = 0; c < g.C; ++c)
+      for (int64_t n = 0; n < g.N; ++n) {
+        const int64_t a = ph / S, bb = ph % S;
+        float* dst = B + (ph * g.C + c) * g.chan() + n * plane;
+        const float* xc = X + (n * g.C + c) * g.H * g.W;
+        for (int64_t u = 0; u < g.Hq; ++u) {
+          const int64_t row = u * S + a - g.P;
+          float* d = dst + u * g.Wq;
+          if (row < 0 || row >= g.H) {
+            std::fill(d, d + g.Wq, 0.f);
+            continue;
+          }
+          const float* xr = xc + row * g.W;
+          if (S == 1) {
+            std::fill(d, d + g.P, 0.f);
+            std::memcpy(d + g.P, xr, g.W * sizeof(float));
+            std::fill(d + g.P + g.W, d + g.Wq, 0.f);
+          } else {
+            for (int64_t v = 0; v < g.Wq; ++v) {
+              const int64_t col = v * S + bb - g.P;
+              d[v] = (col >= 0 && col < g.W) ? xr[col] : 0.f;
+            }
+          }
+        }
+      }
+  return buf;
+}
+
+// gy [N, O, Hout, Wout] stacked per channel into [O][N * Hb][Wb] with gy at (top + u, left + v),
+// zeros elsewhere, then `slack` zeros.
+torch::Tensor pad_grad(const torch::Tensor& gy, const Geometry& g, int64_t Hb, int64_t Wb, int64_t top,
+                       int64_t left, int64_t slack, int threads) {
+  auto buf = torch::empty({g.O * g.N * Hb * Wb + slack}, gy.options());
+  float* B = buf.data_ptr<float>();
+  const float* Y = gy.data_ptr<float>();
+  std::fill(B + g.O * g.N * Hb * Wb, B + buf.numel(), 0.f);
+#pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
+  for (int64_t o = 0; o < g.O; ++o)
+    for (int64_t n = 0; n < g.N; ++n) {
+      float* dst = B + (o * g.N + n) * Hb * Wb;
+      const float* src = Y + (n * g.O + o) * g.Hout * g.Wout;
+      std::fill(dst, dst + top * Wb, 0.f);
+      for (int64_t u = 0; u < g.Hout; ++u) {
+        float* d = dst + (top + u) * Wb;
+        std::fill(d, d + left, 0.f);
+        std::memcpy(d + left, src + u * g.Wout, g.Wout * sizeof(float));
+        std::fill(d + left + g.Wout, d + Wb, 0.f);
+      }
+      std::fill(dst + (top + g.Hout) * Wb, dst + Hb * Wb, 0.f);
+    }
+  return buf;
+}
+
+void check_index(const torch::Tensor& t, const char* what) {
+  TORCH_CHECK(t.dtype() == torch::kInt32 && t.is_contiguous() && t.device().is_cpu(), what,
+              " must be a contiguous int32 CPU tensor");
+}
+
+void check_vals(const torch::Tensor& t, int64_t n, const char* what) {
+  TORCH_CHECK(t.dtype() == torch::kFloat32 && t.is_contiguous() && t.numel() == n, what, " must be ", n,
+              " contiguous float32 values");
+}
+
+torch::Tensor as_input(const torch::Tensor& x, const char* what) {
+  TORCH_CHECK(x.dim() == 4 && x.dtype() == torch::kFloat32 && x.device().is_cpu(), what,
+              " must be float32 [N, C, H, W] on the CPU");
+  return x.contiguous();
+}
+
+// Rows' nonzeros as (source offset, source channel) for the forward's CSR over output channels.
+void forward_offsets(const Geometry& g, const torch::Tensor& cols, std::vector<int64_t>& off,
+                     std::vector<int32_t>& sch) {
+  const int64_t nnz = cols.numel(), KK = g.KH * g.KW;
+  const int32_t* ci = cols.data_ptr<int32_t>();
+  off.resize(nnz);
+  sch.resize(nnz);
+  for (int64_t j = 0; j < nnz; ++j) {
+    TORCH_CHECK(ci[j] >= 0 && ci[j] < g.C * KK, "column index out of range");
+    off[j] = g.offset(ci[j]);
+    sch[j] = ci[j] / KK;
+  }
+}
+
+}  // namespace
+
+// Forward: x [N, C, H, W] -> (y [N, O, Hout, Wout], the phase-split input the backward reads).
+// Weight: CSR over O (indptr [O + 1], cols c*KH*KW + r*KW + s, vals), bias [O] or empty.
+std::vector<torch::Tensor> conv_forward(torch::Tensor x, torch::Tensor indptr, torch::Tensor cols,
+                                        torch::Tensor vals, torch::Tensor bias, int64_t KH, int64_t KW,
+                                        int64_t stride, int64_t pad, int64_t threads) {
+  x = as_input(x, "x");
+  check_index(indptr, "indptr");
+  check_index(cols, "cols");
+  const int64_t O = indptr.numel() - 1;
+  TORCH_CHECK(O >= 0 && indptr.data_ptr<int32_t>()[O] == cols.numel(), "indptr does not end at the nonzero count");
+  check_vals(vals, cols.numel(), "vals");
+  TORCH_CHECK(bias.numel() == 0 || (bias.numel() == O && bias.dtype() == torch::kFloat32), "bias must be [O] float32");
+  bias = bias.contiguous();
+  const Geometry g(x.size(0), x.size(1), x.size(2), x.size(3), O, KH, KW, stride, pad);
+  auto src = phase_split(x, g, threads);
+  std::vector<int64_t> off;
+  std::vector<int32_t> sch;
+  forward_offsets(g, cols, off, sch);
+
+  auto y = torch::empty({g.N, O, g.Hout, g.Wout}, x.options());
+  const int64_t window = g.S * g.S * (std::min(TILE, g.N * g.Hq * g.Wq) + ((KH - 1) / g.S) * g.Wq + (KW - 1) / g.S + 1) * 4;
+  const int64_t CB = block_channels(g.C, O, cols.numel(), window), NCB = (g.C + CB - 1) / CB;
+  const auto seg = channel_blocks(O, indptr.data_ptr<int32_t>(), sch.data(), CB, NCB);
+  const Grid grid{g.N, g.Hq, g.Wq, g.Hout, g.Wout};
+  const Dst d{y.data_ptr<float>(), O * g.Hout * g.Wout, g.Hout * g.Wout, g.Wout, 1};
+  gather(grid, O, seg, NCB, off.data(), vals.data_ptr<float>(), bias.numel() ? bias.data_ptr<float>() : nullptr,
+         src.data_ptr<float>(), d, threads);
+  return {y, src};
+}
+
+// Backward: gy [N, O, Hout, Wout] and the forward's phase-split input -> (grad-input [N, C, H, W]
+// or an empty tensor, grad of the kept weights [nnz] in CSR order or an empty tensor).
+// The transposed weight for grad-input: t_indptr [S*S*C + 1] (rows: phase (r % S, s % S), then
+// input channel c), t_cols o*KH*KW + r*KW + s sorted by o within a row, t_vals the values.
+std::vector<torch::Tensor> conv_backward(torch::Tensor gy, torch::Tensor src, torch::Tensor indptr,
+                                         torch::Tensor cols, torch::Tensor t_indptr, torch::Tensor t_cols,
+                                         torch::Tensor t_vals, int64_t C, int64_t H, int64_t W, int64_t KH,
+                                         int64_t KW, int64_t stride, int64_t pad, bool need_input,
+                                         bool need_weight, int64_t threads) {
+  gy = as_input(gy, "grad_output");
+  check_index(indptr, "indptr");
+  check_index(cols, "cols");
+  const int64_t O = indptr.numel() - 1;
+  const Geometry g(gy.size(0), C, H, W, O, KH, KW, stride, pad);
+  TORCH_CHECK(gy.size(1) == O && gy.size(2) == g.Hout && gy.size(3) == g.Wout, "grad_output has shape ",
+              gy.sizes(), ", expected [", g.N, ", ", O, ", ", g.Hout, ", ", g.Wout, "]");
+  const int64_t S = g.S, P = g.P, KK = KH * KW;
+  torch::Tensor gx, gw;
+
+  // grad-input geometry: phase (a, b) of the padded input covers rows q in [qlo(a), qhi(a)]
+  // (padded row q*S + a is an input row) and reads gy rows q - r' for r' < taps(a).
+  auto taps = [S](int64_t K, int64_t a) { return a < K ? (K - a + S - 1) / S : 0; };
+  auto lo = [S, P](int64_t a) { return P - a <= 0 ? int64_t(0) : (P - a + S - 1) / S; };
+  auto hi = [S, P](int64_t a, int64_t len) {
+    const int64_t num = P + len - 1 - a;
+    return num < 0 ? int64_t(-1) : num / S;
+  };
+  int64_t top = 0, left = 0, rows = g.Hout, width = g.Wout;
+  for (int64_t a = 0; a < S; ++a) {
+    if (taps(KH, a) > 0) top = std::max(top, taps(KH, a) - 1 - lo(a));
+    if (taps(KW, a) > 0) left = std::max(left, taps(KW, a) - 1 - lo(a));
+    rows = std::max(rows, hi(a, H) + 1);
+    width = std::max(width, hi(a, W) + 1);
+  }
+  const int64_t Hb = top + rows, Wb = left + width;  // the padded gy plane for grad-input
+
+  // gy padded for grad-input, and gy on the forward's grid (zero past the valid rows and columns)
+  // for grad-weight: where both planes have the same size the second is the first, shifted.
+  torch::Tensor gpad, gq;
+  const float* dyq = nullptr;
+  if (need_input) {
+    gpad = pad_grad(gy, g, Hb, Wb, top, left, (top + 2) * Wb + 2 * TILE, threads);
+    if (Hb == g.Hq && Wb == g.Wq) dyq = gpad.data_ptr<float>() + top * Wb + left;
+  }
+  if (need_weight && dyq == nullptr) {
+    gq = pad_grad(gy, g, g.Hq, g.Wq, 0, 0, 2 * TILE, threads);
+    dyq = gq.data_ptr<float>();
+  }
+
+  if (need_input) {
+    check_index(t_indptr, "t_indptr");
+    check_index(t_cols, "t_cols");
+    TORCH_CHECK(t_indptr.numel() == S * S * C + 1 && t_indptr.data_ptr<int32_t>()[S * S * C] == t_cols.numel(),
+                "t_indptr must have stride*stride*C + 1 entries ending at the nonzero count");
+    check_vals(t_vals, t_cols.numel(), "t_vals");
+    gx = torch::empty({g.N, C, H, W}, gy.options());
+    const int32_t* tp = t_indptr.data_ptr<int32_t>();
+    const int32_t* tc = t_cols.data_ptr<int32_t>();
+    const int64_t nnz = t_cols.numel(), chanb = g.N * Hb * Wb;
+    std::vector<int64_t> off(nnz);
+    std::vector<int32_t> sch(nnz);
+    for (int64_t ph = 0; ph < S * S; ++ph) {
+      const int64_t a = ph / S, b = ph % S;
+      const int64_t qlo = lo(a), tlo = lo(b);
+      const Grid grid{g.N, Hb, Wb, hi(a, H) - qlo + 1, hi(b, W) - tlo + 1};
+      if (grid.ny <= 0 || grid.nx <= 0) continue;  // no input row or column in this phase
+      for (int64_t j = tp[ph * C]; j < tp[(ph + 1) * C]; ++j) {
+        TORCH_CHECK(tc[j] >= 0 && tc[j] < O * KK, "transposed column index out of range");
+        const int64_t o = tc[j] / KK, r = (tc[j] % KK) / KW, s = tc[j] % KW;
+        TORCH_CHECK(r % S == a && s % S == b, "transposed nonzero in the wrong phase");
+        off[j] = o * chanb + (qlo - r / S + top) * Wb + (tlo - s / S + left);
+        sch[j] = o;
+      }
+      const int64_t window = (std::min(TILE, grid.L()) + (taps(KH, a) - 1) * Wb + taps(KW, b)) * 4;
+      const int64_t nnzp = tp[(ph + 1) * C] - tp[ph * C];
+      const int64_t CB = block_channels(O, C, nnzp, window), NCB = (O + CB - 1) / CB;
+      const auto seg = channel_blocks(C, tp + ph * C, sch.data(), CB, NCB);
+      const Dst d{gx.data_ptr<float>() + (qlo * S + a - P) * W + (tlo * S + b - P), C * H * W, H * W, S * W, S};
+      gather(grid, C, seg, NCB, off.data(), t_vals.data_ptr<float>(), nullptr, gpad.data_ptr<float>(), d,
+             threads);
+    }
+  }
+
+  if (need_weight) {
+    TORCH_CHECK(src.dtype() == torch::kFloat32 && src.is_contiguous() && src.numel() >= S * S * C * g.chan(),
+                "src must be the forward's phase-split input");
+    gw = torch::empty({cols.numel()}, gy.options());
+    std::vector<int64_t> off;
+    std::vector<int32_t> sch;
+    forward_offsets(g, cols, off, sch);
+    const int64_t L = Grid{g.N, g.Hq, g.Wq, g.Hout, g.Wout}.L();
+    const int64_t window = S * S * (std::min(TILE, L) + ((KH - 1) / S) * g.Wq + (KW - 1) / S + 1) * 4;
+    const int64_t CB = block_channels(C, O, cols.numel(), window), NCB = (C + CB - 1) / CB;
+    const auto seg = channel_blocks(O, indptr.data_ptr<int32_t>(), sch.data(), CB, NCB);
+    sampled_product(L, O, indptr.data_ptr<int32_t>(), seg, NCB, off.data(), src.data_ptr<float>(), dyq, g.chan(),
+                    gw.data_ptr<float>(), threads);
+  }
+  return {gx.defined() ? gx : torch::Tensor(), gw.defined() ? gw : torch::Tensor()};
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("conv_forward", &conv_forward, "sparse conv2d forward (CSR over output channels): (y, phase-split input)");
+  m.def("conv_backward", &conv_backward, "sparse conv2d backward: (grad-input, grad of the kept weights)");
+}
