@@ -424,6 +424,7 @@ def enable_sparse_training(model: nn.Module, masks: Mapping[str, torch.Tensor], 
         if layer.pattern is None:
             continue
         layer.force = SPARSE if runtime == SPARSE else None
+        layer.row["kernel"] = layer.force or layer.row["kernel"]
         layer.chooser = chooser
         layer.build_dir = build_dir
         layer.previous = module.__dict__.get("forward")

@@ -180,25 +180,29 @@ inline void store_piece(const Piece& p, const float* tmp, const Grid& g, const D
 }
 
 // out[r][i] = init[r] + sum_{j in row r} w[j] * src[off[j] + i] over the grid, valid positions
-// stored to d. Rows' nonzeros are split by source-channel block as seg says.
-void gather(const Grid& g, int64_t R, const std::vector<int64_t>& seg, int64_t NCB, const int64_t* off,
-            const float* w, const float* init, const float* src, const Dst& d, int threads) {
+// stored to d. Rows' nonzeros are split by source-channel block as seg says. With nimg > 1 the
+// grid is one image's, run for each image n on src + n * src_img into d.base + n * d.img.
+void gather(const Grid& g, int64_t nimg, int64_t src_img, int64_t R, const std::vector<int64_t>& seg, int64_t NCB,
+            const int64_t* off, const float* w, const float* init, const float* src, const Dst& d, int threads) {
   const auto ps = pieces(g.L());
   const int64_t P = ps.size(), NB = (R + RBLOCK - 1) / RBLOCK;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
-  for (int64_t t = 0; t < P; ++t)
-    for (int64_t rb = 0; rb < NB; ++rb) {
-      alignas(64) float acc[RBLOCK][TILE];
-      const Piece& p = ps[t];
-      const int64_t r0 = rb * RBLOCK, r1 = std::min(R, r0 + RBLOCK);
-      for (int64_t k = 0; k < NCB; ++k)
-        for (int64_t r = r0; r < r1; ++r) {
-          const int64_t* sg = seg.data() + r * (NCB + 1) + k;
-          if (k > 0 && sg[0] == sg[1]) continue;  // no nonzero of row r in this block
-          gather_piece(p, src, off, w, sg[0], sg[1], init ? init[r] : 0.f, k == 0, acc[r - r0]);
-        }
-      for (int64_t r = r0; r < r1; ++r) store_piece(p, acc[r - r0], g, d, r);
-    }
+#pragma omp parallel for collapse(3) schedule(static) num_threads(threads)
+  for (int64_t n = 0; n < nimg; ++n)
+    for (int64_t t = 0; t < P; ++t)
+      for (int64_t rb = 0; rb < NB; ++rb) {
+        alignas(64) float acc[RBLOCK][TILE];
+        const Piece& p = ps[t];
+        const float* s = src + n * src_img;
+        const Dst dn{d.base + n * d.img, d.img, d.plane, d.rs, d.cs};
+        const int64_t r0 = rb * RBLOCK, r1 = std::min(R, r0 + RBLOCK);
+        for (int64_t k = 0; k < NCB; ++k)
+          for (int64_t r = r0; r < r1; ++r) {
+            const int64_t* sg = seg.data() + r * (NCB + 1) + k;
+            if (k > 0 && sg[0] == sg[1]) continue;  // no nonzero of row r in this block
+            gather_piece(p, s, off, w, sg[0], sg[1], init ? init[r] : 0.f, k == 0, acc[r - r0]);
+          }
+        for (int64_t r = r0; r < r1; ++r) store_piece(p, acc[r - r0], g, dn, r);
+      }
 }
 
 // --- the sampled product (grad-weight) ------------------------------------------------------
@@ -223,29 +227,31 @@ inline void sample_tile(const float* __restrict dy, const float* __restrict src,
   for (int64_t j = b; j < e; ++j) acc[j] += dot_tile<V>(d, src + off[j]);
 }
 
-// The same over a tile of any width (the last of a range): whole vectors, then one vector whose
-// lanes past the width are zero in dy (their src lanes are in bounds, finite, and multiplied by 0).
+// The same over a tile of any width (the last of an image): whole vectors, then the rest one
+// position at a time into lane 0 (no read past the width: src and dy may be the caller's tensors).
 inline void sample_any(const float* dy, const float* src, const int64_t* off, int64_t b, int64_t e, int64_t width,
                        vf* acc) {
-  const int64_t nv = (width + VW - 1) / VW, rem = width % VW;
+  const int64_t nv = width / VW;
   vf d[TILE_V];
   for (int64_t v = 0; v < nv; ++v) d[v] = loadu(dy + v * VW);
-  if (rem)
-    for (int l = rem; l < VW; ++l) d[nv - 1][l] = 0.f;
   for (int64_t j = b; j < e; ++j) {
     const float* p = src + off[j];
     vf s = (vf){};
     for (int64_t v = 0; v < nv; ++v) s += d[v] * loadu(p + v * VW);
+    float rest = 0.f;
+    for (int64_t i = nv * VW; i < width; ++i) rest += dy[i] * p[i];
+    s[0] += rest;
     acc[j] += s;
   }
 }
 
-// gw[j] = sum_{i < L} dy[r(j) * dystride + i] * src[off[j] + i] for every nonzero j. Work items
-// are (row block, range of positions): a row block's vector accumulators fit L2 (ACC_NNZ), and a
-// layer with few blocks also splits its positions, each range summing into its own accumulators.
-void sampled_product(int64_t L, int64_t R, const int32_t* indptr, const std::vector<int64_t>& seg, int64_t NCB,
-                     const int64_t* off, const float* src, const float* dy, int64_t dystride, float* gw,
-                     int threads) {
+// gw[j] = sum_n sum_{i < L} dy[n * dy_img + r(j) * dystride + i] * src[n * src_img + off[j] + i]
+// for every nonzero j. Work items are (row block, range of tiles): a row block's vector
+// accumulators fit L2 (ACC_NNZ), and a layer with few blocks also splits its tiles, each range
+// summing into its own accumulators.
+void sampled_product(int64_t L, int64_t nimg, int64_t src_img, int64_t dy_img, int64_t R, const int32_t* indptr,
+                     const std::vector<int64_t>& seg, int64_t NCB, const int64_t* off, const float* src,
+                     const float* dy, int64_t dystride, float* gw, int threads) {
   const int64_t nnz = indptr[R];
   if (nnz == 0) return;
   if (L == 0) {
@@ -257,28 +263,27 @@ void sampled_product(int64_t L, int64_t R, const int32_t* indptr, const std::vec
     if (r > rows.back() && indptr[r + 1] - indptr[rows.back()] > ACC_NNZ) rows.push_back(r);
   rows.push_back(R);
   const int64_t NB = rows.size() - 1;
-  const int64_t tiles = (L + TILE - 1) / TILE;
+  const int64_t per_img = (L + TILE - 1) / TILE, tiles = nimg * per_img;
   const int64_t K = std::min<int64_t>(tiles, std::max<int64_t>(1, (2 * threads + NB - 1) / NB));
-  const int64_t per = (tiles + K - 1) / K * TILE;  // positions per range, whole tiles
+  const int64_t per = (tiles + K - 1) / K;  // tiles per range
   std::vector<float> partial(K > 1 ? K * nnz : 0);
 
 #pragma omp parallel for collapse(2) schedule(dynamic) num_threads(threads)
   for (int64_t b = 0; b < NB; ++b)
     for (int64_t k = 0; k < K; ++k) {
       const int64_t ra = rows[b], rz = rows[b + 1], j0 = indptr[ra], jn = indptr[rz] - j0;
-      const int64_t i0 = k * per, i1 = std::min(L, i0 + per);
       std::vector<vf> acc(jn, (vf){});
       vf* a = acc.data() - j0;  // indexed by the nonzero's number
-      for (int64_t t = i0; t < i1; t += TILE) {
-        const int64_t width = std::min(TILE, i1 - t);
-        const float* s = src + t;
+      for (int64_t t = k * per; t < std::min(tiles, (k + 1) * per); ++t) {
+        const int64_t n = t / per_img, i = (t % per_img) * TILE, width = std::min(TILE, L - i);
+        const float* s = src + n * src_img + i;
+        const float* dn = dy + n * dy_img + i;
         for (int64_t c = 0; c < NCB; ++c)
           for (int64_t r = ra; r < rz; ++r) {
             const int64_t* sg = seg.data() + r * (NCB + 1) + c;
             if (sg[0] == sg[1]) continue;
-            const float* d = dy + r * dystride + t;
-            if (width == TILE) sample_tile<TILE_V>(d, s, off, sg[0], sg[1], a);
-            else sample_any(d, s, off, sg[0], sg[1], width, a);
+            if (width == TILE) sample_tile<TILE_V>(dn + r * dystride, s, off, sg[0], sg[1], a);
+            else sample_any(dn + r * dystride, s, off, sg[0], sg[1], width, a);
           }
       }
       float* out = K > 1 ? partial.data() + k * nnz : gw;
@@ -300,8 +305,23 @@ void sampled_product(int64_t L, int64_t R, const int32_t* indptr, const std::vec
 
 // --- layouts --------------------------------------------------------------------------------
 
+// How [N, channels, plane] floats lie in a buffer: "stacked" (channel-major, the batch's planes
+// one under the other, so one grid covers the batch: for planes too small to fill vectors) or
+// per image (image-major, NCHW: one grid per image; a contiguous NCHW tensor is used in place).
+struct Layout {
+  bool stacked;
+  int64_t N, channels, plane;
+  int64_t chan() const { return stacked ? N * plane : plane; }     // channel c starts at c * chan()
+  int64_t img() const { return stacked ? plane : channels * plane; }  // image n starts at n * img()
+  int64_t size() const { return N * channels * plane; }
+  int64_t nimg() const { return stacked ? 1 : N; }                 // grids run, one per image or one
+  int64_t src_img() const { return stacked ? 0 : img(); }          // ... and their starts
+};
+
 struct Geometry {  // of a conv: input [N, C, H, W], weight [O, C, KH, KW], stride S, padding P
-  int64_t N, C, H, W, O, KH, KW, S, P, Hout, Wout, Hq, Wq;
+  int64_t N, C, H, W, O, KH, KW, S, P, Hout, Wout, Hq, Wq, SA, SB;
+  bool stacked;  // small output planes: work on stacked copies
+  bool direct;   // a 1x1, stride-1, unpadded conv on large planes: x itself is the source
   Geometry(int64_t N_, int64_t C_, int64_t H_, int64_t W_, int64_t O_, int64_t KH_, int64_t KW_, int64_t S_,
            int64_t P_)
       : N(N_), C(C_), H(H_), W(W_), O(O_), KH(KH_), KW(KW_), S(S_), P(P_) {
@@ -311,30 +331,37 @@ struct Geometry {  // of a conv: input [N, C, H, W], weight [O, C, KH, KW], stri
     Wout = (W + 2 * P - KW) / S + 1;
     Hq = (H + 2 * P + S - 1) / S;  // rows of one phase plane of the padded input
     Wq = (W + 2 * P + S - 1) / S;
+    SA = std::min(S, KH);  // phases some tap reads: (a, b) with a < SA, b < SB
+    SB = std::min(S, KW);
+    stacked = Hout * Wout < 2 * VW && Hout * Wout != VW;
+    direct = !stacked && S == 1 && P == 0 && KH == 1 && KW == 1;
   }
-  int64_t chan() const { return N * Hq * Wq; }  // floats per channel of one phase of the source
-  // Where kept weight column col = c*KH*KW + r*KW + s reads the phase-split source.
+  Layout source() const { return {stacked, N, SA * SB * C, Hq * Wq}; }  // the forward's (phase-split) input
+  // Where kept weight column col = c*KH*KW + r*KW + s reads the source.
   int64_t offset(int64_t col) const {
     const int64_t KK = KH * KW, c = col / KK, r = (col % KK) / KW, s = col % KW;
-    return (((r % S) * S + (s % S)) * C + c) * chan() + (r / S) * Wq + (s / S);
+    return (((r % S) * SB + (s % S)) * C + c) * source().chan() + (r / S) * Wq + (s / S);
   }
+  // The forward's grid (also grad-weight's): output rows y, columns x at row width Wq.
+  Grid grid() const { return {stacked ? N : 1, Hq, Wq, Hout, Wout}; }
 };
 
-// The input zero-padded, split into S*S phase planes and stacked: phase (a, b) of channel c holds
-// padded[n][c][u*S + a][v*S + b] at [(a*S + b)*C + c][n*Hq + u][v], then zero slack for the reads
-// past the last plane.
+// The input zero-padded and split into phase planes: phase (a, b) of channel c holds
+// padded[n][c][u*S + a][v*S + b] at row u, column v of plane (a*SB + b)*C + c; then zero slack
+// for the reads past the last plane (kept positions' windows, grad-weight's last vectors).
 torch::Tensor phase_split(const torch::Tensor& x, const Geometry& g, int threads) {
-  const int64_t S = g.S, plane = g.Hq * g.Wq, slack = 2 * g.Wq + 2 * VW;
-  auto buf = torch::empty({S * S * g.C * g.chan() + slack}, x.options());
+  const Layout l = g.source();
+  const int64_t S = g.S, slack = 2 * g.Wq + 2 * TILE;
+  auto buf = torch::empty({l.size() + slack}, x.options());
   float* B = buf.data_ptr<float>();
   const float* X = x.data_ptr<float>();
-  std::fill(B + S * S * g.C * g.chan(), B + buf.numel(), 0.f);
+  std::fill(B + l.size(), B + buf.numel(), 0.f);
 #pragma omp parallel for collapse(3) schedule(static) num_threads(threads)
-  for (int64_t ph = 0; ph < S * S; ++ph)
-    for (int64_t c = 0; c < g.C; ++c)
-      for (int64_t n = 0; n < g.N; ++n) {
-        const int64_t a = ph / S, bb = ph % S;
-        float* dst = B + (ph * g.C + c) * g.chan() + n * plane;
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t ph = 0; ph < g.SA * g.SB; ++ph)
+      for (int64_t c = 0; c < g.C; ++c) {
+        const int64_t a = ph / g.SB, bb = ph % g.SB;
+        float* dst = B + n * l.img() + (ph * g.C + c) * l.chan();
         const float* xc = X + (n * g.C + c) * g.H * g.W;
         for (int64_t u = 0; u < g.Hq; ++u) {
           const int64_t row = u * S + a - g.P;
@@ -359,18 +386,18 @@ torch::Tensor phase_split(const torch::Tensor& x, const Geometry& g, int threads
   return buf;
 }
 
-// gy [N, O, Hout, Wout] stacked per channel into [O][N * Hb][Wb] with gy at (top + u, left + v),
+// gy [N, O, Hout, Wout] copied into layout l (planes Hb x Wb) with gy at (top + u, left + v),
 // zeros elsewhere, then `slack` zeros.
-torch::Tensor pad_grad(const torch::Tensor& gy, const Geometry& g, int64_t Hb, int64_t Wb, int64_t top,
+torch::Tensor pad_grad(const torch::Tensor& gy, const Geometry& g, const Layout& l, int64_t Wb, int64_t top,
                        int64_t left, int64_t slack, int threads) {
-  auto buf = torch::empty({g.O * g.N * Hb * Wb + slack}, gy.options());
+  auto buf = torch::empty({l.size() + slack}, gy.options());
   float* B = buf.data_ptr<float>();
   const float* Y = gy.data_ptr<float>();
-  std::fill(B + g.O * g.N * Hb * Wb, B + buf.numel(), 0.f);
+  std::fill(B + l.size(), B + buf.numel(), 0.f);
 #pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
-  for (int64_t o = 0; o < g.O; ++o)
-    for (int64_t n = 0; n < g.N; ++n) {
-      float* dst = B + (o * g.N + n) * Hb * Wb;
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t o = 0; o < g.O; ++o) {
+      float* dst = B + n * l.img() + o * l.chan();
       const float* src = Y + (n * g.O + o) * g.Hout * g.Wout;
       std::fill(dst, dst + top * Wb, 0.f);
       for (int64_t u = 0; u < g.Hout; ++u) {
@@ -379,7 +406,7 @@ torch::Tensor pad_grad(const torch::Tensor& gy, const Geometry& g, int64_t Hb, i
         std::memcpy(d + left, src + u * g.Wout, g.Wout * sizeof(float));
         std::fill(d + left + g.Wout, d + Wb, 0.f);
       }
-      std::fill(dst + (top + g.Hout) * Wb, dst + Hb * Wb, 0.f);
+      std::fill(dst + (top + g.Hout) * Wb, dst + l.plane, 0.f);
     }
   return buf;
 }
@@ -414,10 +441,21 @@ void forward_offsets(const Geometry& g, const torch::Tensor& cols, std::vector<i
   }
 }
 
+// The forward's channel blocks: a tile's window of every phase of a channel, per channel.
+std::vector<int64_t> forward_blocks(const Geometry& g, const torch::Tensor& indptr, const std::vector<int32_t>& sch,
+                                    int64_t nnz, int64_t& NCB) {
+  const int64_t window =
+      g.SA * g.SB * (std::min(TILE, g.grid().L()) + ((g.KH - 1) / g.S) * g.Wq + (g.KW - 1) / g.S + 1) * 4;
+  const int64_t CB = block_channels(g.C, g.O, nnz, window);
+  NCB = (g.C + CB - 1) / CB;
+  return channel_blocks(g.O, indptr.data_ptr<int32_t>(), sch.data(), CB, NCB);
+}
+
 }  // namespace
 
-// Forward: x [N, C, H, W] -> (y [N, O, Hout, Wout], the phase-split input the backward reads).
-// Weight: CSR over O (indptr [O + 1], cols c*KH*KW + r*KW + s, vals), bias [O] or empty.
+// Forward: x [N, C, H, W] -> (y [N, O, Hout, Wout], the source the backward reads: the padded,
+// phase-split input, or x itself). Weight: CSR over O (indptr [O + 1], cols c*KH*KW + r*KW + s,
+// vals), bias [O] or empty.
 std::vector<torch::Tensor> conv_forward(torch::Tensor x, torch::Tensor indptr, torch::Tensor cols,
                                         torch::Tensor vals, torch::Tensor bias, int64_t KH, int64_t KW,
                                         int64_t stride, int64_t pad, int64_t threads) {
@@ -430,26 +468,24 @@ std::vector<torch::Tensor> conv_forward(torch::Tensor x, torch::Tensor indptr, t
   TORCH_CHECK(bias.numel() == 0 || (bias.numel() == O && bias.dtype() == torch::kFloat32), "bias must be [O] float32");
   bias = bias.contiguous();
   const Geometry g(x.size(0), x.size(1), x.size(2), x.size(3), O, KH, KW, stride, pad);
-  auto src = phase_split(x, g, threads);
+  auto src = g.direct ? x : phase_split(x, g, threads);
   std::vector<int64_t> off;
   std::vector<int32_t> sch;
   forward_offsets(g, cols, off, sch);
-
+  int64_t NCB;
+  const auto seg = forward_blocks(g, indptr, sch, cols.numel(), NCB);
   auto y = torch::empty({g.N, O, g.Hout, g.Wout}, x.options());
-  const int64_t window = g.S * g.S * (std::min(TILE, g.N * g.Hq * g.Wq) + ((KH - 1) / g.S) * g.Wq + (KW - 1) / g.S + 1) * 4;
-  const int64_t CB = block_channels(g.C, O, cols.numel(), window), NCB = (g.C + CB - 1) / CB;
-  const auto seg = channel_blocks(O, indptr.data_ptr<int32_t>(), sch.data(), CB, NCB);
-  const Grid grid{g.N, g.Hq, g.Wq, g.Hout, g.Wout};
   const Dst d{y.data_ptr<float>(), O * g.Hout * g.Wout, g.Hout * g.Wout, g.Wout, 1};
-  gather(grid, O, seg, NCB, off.data(), vals.data_ptr<float>(), bias.numel() ? bias.data_ptr<float>() : nullptr,
-         src.data_ptr<float>(), d, threads);
+  const Layout l = g.source();
+  gather(g.grid(), l.nimg(), l.src_img(), O, seg, NCB, off.data(), vals.data_ptr<float>(),
+         bias.numel() ? bias.data_ptr<float>() : nullptr, src.data_ptr<float>(), d, threads);
   return {y, src};
 }
 
-// Backward: gy [N, O, Hout, Wout] and the forward's phase-split input -> (grad-input [N, C, H, W]
-// or an empty tensor, grad of the kept weights [nnz] in CSR order or an empty tensor).
-// The transposed weight for grad-input: t_indptr [S*S*C + 1] (rows: phase (r % S, s % S), then
-// input channel c), t_cols o*KH*KW + r*KW + s sorted by o within a row, t_vals the values.
+// Backward: gy [N, O, Hout, Wout] and the forward's source -> (grad-input [N, C, H, W] or None,
+// grad of the kept weights [nnz] in CSR order or None). The transposed weight for grad-input:
+// t_indptr [S*S*C + 1] (rows: phase (r % S, s % S), then input channel c), t_cols
+// o*KH*KW + r*KW + s sorted by o within a row, t_vals the values.
 std::vector<torch::Tensor> conv_backward(torch::Tensor gy, torch::Tensor src, torch::Tensor indptr,
                                          torch::Tensor cols, torch::Tensor t_indptr, torch::Tensor t_cols,
                                          torch::Tensor t_vals, int64_t C, int64_t H, int64_t W, int64_t KH,
@@ -465,8 +501,9 @@ std::vector<torch::Tensor> conv_backward(torch::Tensor gy, torch::Tensor src, to
   const int64_t S = g.S, P = g.P, KK = KH * KW;
   torch::Tensor gx, gw;
 
-  // grad-input geometry: phase (a, b) of the padded input covers rows q in [qlo(a), qhi(a)]
-  // (padded row q*S + a is an input row) and reads gy rows q - r' for r' < taps(a).
+  // grad-input: phase (a, b) of the padded input covers rows q in [lo(a), hi(a)] (padded row
+  // q*S + a is an input row) and reads gy rows q - r' for r' < taps(a); gy is padded by `top`
+  // rows and `left` columns so that every read is in its image's plane, zero outside gy.
   auto taps = [S](int64_t K, int64_t a) { return a < K ? (K - a + S - 1) / S : 0; };
   auto lo = [S, P](int64_t a) { return P - a <= 0 ? int64_t(0) : (P - a + S - 1) / S; };
   auto hi = [S, P](int64_t a, int64_t len) {
@@ -480,18 +517,21 @@ std::vector<torch::Tensor> conv_backward(torch::Tensor gy, torch::Tensor src, to
     rows = std::max(rows, hi(a, H) + 1);
     width = std::max(width, hi(a, W) + 1);
   }
-  const int64_t Hb = top + rows, Wb = left + width;  // the padded gy plane for grad-input
+  const int64_t Hb = top + rows, Wb = left + width;
+  const Layout gl{g.stacked, g.N, O, Hb * Wb};      // gy for grad-input
+  const Layout ql{g.stacked, g.N, O, g.Hq * g.Wq};  // gy on the forward's grid, for grad-weight
+  const bool unpadded = top == 0 && left == 0 && Hb == g.Hout && Wb == g.Wout;
 
-  // gy padded for grad-input, and gy on the forward's grid (zero past the valid rows and columns)
-  // for grad-weight: where both planes have the same size the second is the first, shifted.
   torch::Tensor gpad, gq;
   const float* dyq = nullptr;
   if (need_input) {
-    gpad = pad_grad(gy, g, Hb, Wb, top, left, (top + 2) * Wb + 2 * TILE, threads);
-    if (Hb == g.Hq && Wb == g.Wq) dyq = gpad.data_ptr<float>() + top * Wb + left;
+    gpad = (unpadded && !g.stacked) ? gy : pad_grad(gy, g, gl, Wb, top, left, (top + 2) * Wb + 2 * TILE, threads);
+    if (Hb == g.Hq && Wb == g.Wq)  // the same planes: grad-weight's gy is this one, shifted
+      dyq = gpad.data_ptr<float>() + top * Wb + left;
   }
   if (need_weight && dyq == nullptr) {
-    gq = pad_grad(gy, g, g.Hq, g.Wq, 0, 0, 2 * TILE, threads);
+    const bool same = !g.stacked && g.Hq == g.Hout && g.Wq == g.Wout;
+    gq = same ? gy : pad_grad(gy, g, ql, g.Wq, 0, 0, 2 * TILE, threads);
     dyq = gq.data_ptr<float>();
   }
 
@@ -501,22 +541,22 @@ std::vector<torch::Tensor> conv_backward(torch::Tensor gy, torch::Tensor src, to
     TORCH_CHECK(t_indptr.numel() == S * S * C + 1 && t_indptr.data_ptr<int32_t>()[S * S * C] == t_cols.numel(),
                 "t_indptr must have stride*stride*C + 1 entries ending at the nonzero count");
     check_vals(t_vals, t_cols.numel(), "t_vals");
-    gx = torch::empty({g.N, C, H, W}, gy.options());
+    // Phases no tap reads (a 1x1 stride-2 conv's three of four) get no gradient: start from zeros.
+    gx = (g.SA == S && g.SB == S) ? torch::empty({g.N, C, H, W}, gy.options()) : torch::zeros({g.N, C, H, W}, gy.options());
     const int32_t* tp = t_indptr.data_ptr<int32_t>();
     const int32_t* tc = t_cols.data_ptr<int32_t>();
-    const int64_t nnz = t_cols.numel(), chanb = g.N * Hb * Wb;
-    std::vector<int64_t> off(nnz);
-    std::vector<int32_t> sch(nnz);
+    std::vector<int64_t> off(t_cols.numel());
+    std::vector<int32_t> sch(t_cols.numel());
     for (int64_t ph = 0; ph < S * S; ++ph) {
       const int64_t a = ph / S, b = ph % S;
       const int64_t qlo = lo(a), tlo = lo(b);
-      const Grid grid{g.N, Hb, Wb, hi(a, H) - qlo + 1, hi(b, W) - tlo + 1};
-      if (grid.ny <= 0 || grid.nx <= 0) continue;  // no input row or column in this phase
+      const Grid grid{g.stacked ? g.N : 1, Hb, Wb, hi(a, H) - qlo + 1, hi(b, W) - tlo + 1};
+      if (grid.ny <= 0 || grid.nx <= 0 || taps(KH, a) == 0 || taps(KW, b) == 0) continue;
       for (int64_t j = tp[ph * C]; j < tp[(ph + 1) * C]; ++j) {
         TORCH_CHECK(tc[j] >= 0 && tc[j] < O * KK, "transposed column index out of range");
         const int64_t o = tc[j] / KK, r = (tc[j] % KK) / KW, s = tc[j] % KW;
         TORCH_CHECK(r % S == a && s % S == b, "transposed nonzero in the wrong phase");
-        off[j] = o * chanb + (qlo - r / S + top) * Wb + (tlo - s / S + left);
+        off[j] = o * gl.chan() + (qlo - r / S + top) * Wb + (tlo - s / S + left);
         sch[j] = o;
       }
       const int64_t window = (std::min(TILE, grid.L()) + (taps(KH, a) - 1) * Wb + taps(KW, b)) * 4;
@@ -524,29 +564,28 @@ std::vector<torch::Tensor> conv_backward(torch::Tensor gy, torch::Tensor src, to
       const int64_t CB = block_channels(O, C, nnzp, window), NCB = (O + CB - 1) / CB;
       const auto seg = channel_blocks(C, tp + ph * C, sch.data(), CB, NCB);
       const Dst d{gx.data_ptr<float>() + (qlo * S + a - P) * W + (tlo * S + b - P), C * H * W, H * W, S * W, S};
-      gather(grid, C, seg, NCB, off.data(), t_vals.data_ptr<float>(), nullptr, gpad.data_ptr<float>(), d,
-             threads);
+      gather(grid, gl.nimg(), gl.src_img(), C, seg, NCB, off.data(), t_vals.data_ptr<float>(), nullptr,
+             gpad.data_ptr<float>(), d, threads);
     }
   }
 
   if (need_weight) {
-    TORCH_CHECK(src.dtype() == torch::kFloat32 && src.is_contiguous() && src.numel() >= S * S * C * g.chan(),
-                "src must be the forward's phase-split input");
+    const Layout l = g.source();
+    TORCH_CHECK(src.dtype() == torch::kFloat32 && src.is_contiguous() && src.numel() >= l.size(),
+                "src must be the forward's source");
     gw = torch::empty({cols.numel()}, gy.options());
     std::vector<int64_t> off;
     std::vector<int32_t> sch;
     forward_offsets(g, cols, off, sch);
-    const int64_t L = Grid{g.N, g.Hq, g.Wq, g.Hout, g.Wout}.L();
-    const int64_t window = S * S * (std::min(TILE, L) + ((KH - 1) / S) * g.Wq + (KW - 1) / S + 1) * 4;
-    const int64_t CB = block_channels(C, O, cols.numel(), window), NCB = (C + CB - 1) / CB;
-    const auto seg = channel_blocks(O, indptr.data_ptr<int32_t>(), sch.data(), CB, NCB);
-    sampled_product(L, O, indptr.data_ptr<int32_t>(), seg, NCB, off.data(), src.data_ptr<float>(), dyq, g.chan(),
-                    gw.data_ptr<float>(), threads);
+    int64_t NCB;
+    const auto seg = forward_blocks(g, indptr, sch, cols.numel(), NCB);
+    sampled_product(g.grid().L(), l.nimg(), l.src_img(), ql.src_img(), O, indptr.data_ptr<int32_t>(), seg, NCB,
+                    off.data(), src.data_ptr<float>(), dyq, ql.chan(), gw.data_ptr<float>(), threads);
   }
-  return {gx.defined() ? gx : torch::Tensor(), gw.defined() ? gw : torch::Tensor()};
+  return {gx, gw};
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("conv_forward", &conv_forward, "sparse conv2d forward (CSR over output channels): (y, phase-split input)");
+  m.def("conv_forward", &conv_forward, "sparse conv2d forward (CSR over output channels): (y, source)");
   m.def("conv_backward", &conv_backward, "sparse conv2d backward: (grad-input, grad of the kept weights)");
 }
