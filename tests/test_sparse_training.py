@@ -84,7 +84,7 @@ LAYERS = {  # name: (layer, input shape)
 }
 
 
-@pytest.mark.parametrize("density", [0.05, 0.15])
+@pytest.mark.parametrize("density", [0.0, 0.05, 0.15])  # 0: a layer pruned entirely
 @pytest.mark.parametrize("kind", list(LAYERS))
 def test_layer_forward_and_gradients_equal_dense(train_compiled, kind, density):
     make, shape = LAYERS[kind]

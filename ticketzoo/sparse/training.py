@@ -42,12 +42,12 @@ _ATTR = "_ticketzoo_sparse_training"  # the module attribute holding its _Layer 
 
 class Pattern:
     """The kept positions of one ``[O, C, KH, KW]`` mask (a linear layer's ``[O, IN]`` as
-    ``[O, IN, 1, 1]``), in the forms the kernels take. Built once: the mask is fixed.
+    ``[O, IN, 1, 1]``), in the forms the kernels take. Built once: the mask is fixed; the
+    kernels read the values from the dense weight at every call.
 
-    ``flat``: kept flat indices into ``weight`` in CSR order (by output channel), the order of
-    the kernels' value and gradient arrays; ``indptr``/``cols``: CSR over output channels, cols
-    ``c*KH*KW + r*KW + s``; ``t_indptr``/``t_cols``/``t_flat``: the transposed weight for
-    grad-input, rows ``(phase (r % S, s % S), input channel)``, cols ``o*KH*KW + r*KW + s``.
+    ``indptr``/``cols``: CSR over output channels, cols ``c*KH*KW + r*KW + s``;
+    ``t_indptr``/``t_cols``: the transposed weight for grad-input, rows ``(phase (r % S, s % S),
+    input channel)``, cols ``o*KH*KW + r*KW + s``.
     """
 
     def __init__(self, mask: torch.Tensor, stride: int) -> None:
@@ -57,20 +57,19 @@ class Pattern:
         o, c, kh, kw = mask.shape
         kk, s = kh * kw, int(stride)
         self.shape = (o, c, kh, kw)
-        self.flat = mask.reshape(-1).nonzero().reshape(-1)
-        self.nnz = int(self.flat.numel())
+        flat = mask.reshape(-1).nonzero().reshape(-1)  # sorted: CSR order
+        self.nnz = int(flat.numel())
         self.density = self.nnz / max(1, mask.numel())
         self.indptr = torch.zeros(o + 1, dtype=torch.int32)
         self.indptr[1:] = mask.reshape(o, -1).sum(1).cumsum(0)
-        col = self.flat % (c * kk)
+        col = flat % (c * kk)
         self.cols = col.to(torch.int32)
-        out, ch, r, q = self.flat // (c * kk), col // kk, (col % kk) // kw, col % kw
+        out, ch, r, q = flat // (c * kk), col // kk, (col % kk) // kw, col % kw
         row = ((r % s) * s + q % s) * c + ch
         order = torch.argsort(row, stable=True)  # stable: each row stays sorted by output channel
         self.t_indptr = torch.zeros(s * s * c + 1, dtype=torch.int32)
         self.t_indptr[1:] = torch.bincount(row, minlength=s * s * c).cumsum(0)
         self.t_cols = (out * kk + r * kw + q)[order].to(torch.int32)
-        self.t_flat = self.flat[order]
 
 
 def _kernels(build_dir: Path | None):
@@ -87,11 +86,10 @@ class _SparseConv(torch.autograd.Function):
     @torch.amp.custom_fwd(device_type="cpu", cast_inputs=torch.float32)  # bf16 autocast: run in fp32
     def forward(ctx, x, weight, bias, geom):
         pattern, stride, padding, build_dir = geom
-        vals = weight.detach().reshape(-1)[pattern.flat]
         b = bias.detach() if bias is not None else torch.empty(0)
-        y, src = _kernels(build_dir).conv_forward(x, pattern.indptr, pattern.cols, vals, b, pattern.shape[2], pattern.shape[3],
-                                         stride, padding, torch.get_num_threads())
-        ctx.save_for_backward(weight, src)  # src: the padded, phase-split input grad-weight reads
+        y, src = _kernels(build_dir).conv_forward(x, weight.detach(), pattern.indptr, pattern.cols, b, stride, padding,
+                                                  torch.get_num_threads())
+        ctx.save_for_backward(weight, src)  # src: what grad-weight reads (x, its padded phases or im2col)
         ctx.geom, ctx.in_shape = geom, tuple(x.shape)
         return y
 
@@ -102,16 +100,11 @@ class _SparseConv(torch.autograd.Function):
         pattern, stride, padding, build_dir = ctx.geom
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         gy = gy.float()
-        t_vals = weight.detach().reshape(-1)[pattern.t_flat] if need_x else torch.empty(0)
-        _, c, h, w = ctx.in_shape
-        gx, gvals = _kernels(build_dir).conv_backward(gy, src, pattern.indptr, pattern.cols, pattern.t_indptr, pattern.t_cols,
-                                             t_vals, c, h, w, pattern.shape[2], pattern.shape[3], stride, padding,
-                                             need_x, need_w, torch.get_num_threads())
-        gw = None
-        if need_w:  # dense, exactly zero off the mask: what the optimizer and the checkpoints expect
-            gw = torch.zeros(weight.numel(), dtype=weight.dtype)
-            gw[pattern.flat] = gvals
-            gw = gw.view(weight.shape)
+        _, _, h, w = ctx.in_shape
+        # gw: dense, exactly zero off the mask (what the optimizer and the checkpoints expect)
+        gx, gw = _kernels(build_dir).conv_backward(gy, src, weight.detach(), pattern.indptr, pattern.cols,
+                                                   pattern.t_indptr, pattern.t_cols, h, w, stride, padding, need_x,
+                                                   need_w, torch.get_num_threads())
         gb = gy.sum((0, 2, 3)) if need_b else None
         return gx, gw, gb, None
 
@@ -142,7 +135,8 @@ class _Layer:
         self.previous = None  # an instance-level forward the module had before the swap
         self.build_dir: Path | None = None  # where the kernels were built (None: the default folder)
         self.row = {"name": name, "kind": self.kind, "shape": self.weight_shape, "density": round(self.density, 6),
-                    "kernel": DENSE, "dense_ms": None, "sparse_ms": None, "input": None, "reason": self.reason}
+                    "kernel": DENSE, "dense_ms": None, "sparse_ms": None, "input": None, "grad_input": None,
+                    "reason": self.reason}
 
     def _ineligible(self, module: nn.Module, max_density: float, mask: torch.Tensor) -> str | None:
         """Why this layer keeps torch's kernels (None: it can run sparse)."""
@@ -248,7 +242,7 @@ class _Chooser:
             entry = self.table[key] = {"kernel": min(ms, key=ms.get), "ms": ms}
             self._save()
         layer.row.update(kernel=entry["kernel"], dense_ms=entry["ms"][DENSE], sparse_ms=entry["ms"][SPARSE],
-                         input=list(shape))
+                         input=list(shape), grad_input=needs_gx)
         self._memo[memo] = entry["kernel"]
         return entry["kernel"]
 
@@ -321,8 +315,9 @@ class SparseTrainingPlan:
     def layers(self) -> list[dict]:
         """One row per masked Conv2d/Linear: ``name``, ``kind`` ("conv"/"linear"), weight ``shape``,
         mask ``density``, ``kernel`` ("sparse"/"dense", the last one chosen), ``dense_ms`` and
-        ``sparse_ms`` (forward+backward at ``input``, the input shape timed; None where not timed)
-        and ``reason`` (why the layer cannot run sparse; None where it can)."""
+        ``sparse_ms`` (forward+backward at ``input``, the input shape timed; None where not timed),
+        ``grad_input`` (whether that timing computed the input's gradient) and ``reason`` (why the
+        layer cannot run sparse; None where it can)."""
         return [dict(layer.row, reason=layer.reason or self.reason) for layer in self._layers.values()]
 
     @property

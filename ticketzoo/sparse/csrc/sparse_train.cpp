@@ -30,6 +30,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #ifdef _OPENMP
@@ -56,6 +57,13 @@ constexpr int64_t ACC_NNZ = 2048;          // grad-weight accumulators per work 
 
 inline vf loadu(const float* p) { return *reinterpret_cast<const vfu*>(p); }
 inline void storeu(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
+
+// Half a vector, for runs of VW/2 .. VW-1 positions (a batch of 8 images of one position each).
+constexpr int HW = VW / 2;
+typedef float vh __attribute__((vector_size(HW * 4)));
+typedef float vhu __attribute__((vector_size(HW * 4), aligned(4), may_alias));
+inline vh loadh(const float* p) { return *reinterpret_cast<const vhu*>(p); }
+inline void storeh(float* p, vh v) { *reinterpret_cast<vhu*>(p) = v; }
 
 // Positions i = (n * Hg + y) * Wg + x of a stacked grid; (y, x) is valid when y < ny, x < nx.
 // Computing stops after the last image's last valid row.
@@ -115,7 +123,8 @@ std::vector<int64_t> channel_blocks(int64_t R, const int32_t* indptr, const int3
 // row that reloading partial sums between blocks stays cheap next to the multiply-adds.
 int64_t block_channels(int64_t channels, int64_t rows, int64_t nnz, int64_t window_bytes) {
   const int64_t by_nnz = (MIN_BLOCK_NNZ * channels * rows + nnz - 1) / std::max<int64_t>(1, nnz);
-  return std::min<int64_t>(channels, std::max<int64_t>({1, L1_BUDGET / std::max<int64_t>(1, window_bytes), by_nnz}));
+  const int64_t cb = std::min<int64_t>(channels, std::max<int64_t>({1, L1_BUDGET / std::max<int64_t>(1, window_bytes), by_nnz}));
+  return std::max<int64_t>(1, cb);  // 1 also when there is no channel (nothing kept)
 }
 
 // --- the gather kernel (forward, grad-input) ------------------------------------------------
@@ -154,8 +163,15 @@ inline void gather_piece(const Piece& p, const float* src, const int64_t* off, c
   const int64_t nv = p.width / VW;
   if (nv > 0) {
     gather_dispatch<TILE_V>(nv, s, off, w, b, e, init, first, tmp);
-  } else {  // shorter than one vector
-    for (int64_t k = 0; k < p.width; ++k) {
+  } else {  // shorter than one vector: half a vector where it fits, then one position at a time
+    int64_t k0 = 0;
+    if (HW >= 4 && p.width >= HW) {
+      vh acc = first ? (vh){} + init : loadh(tmp);
+      for (int64_t j = b; j < e; ++j) acc += w[j] * loadh(s + off[j]);
+      storeh(tmp, acc);
+      k0 = HW;
+    }
+    for (int64_t k = k0; k < p.width; ++k) {
       float acc = first ? init : tmp[k];
       for (int64_t j = b; j < e; ++j) acc += w[j] * s[off[j] + k];
       tmp[k] = acc;
@@ -231,37 +247,42 @@ inline void sample_tile(const float* __restrict dy, const float* __restrict src,
   for (int64_t j = b; j < e; ++j) acc[j] += dot_tile<V>(d, src + off[j]);
 }
 
-// The same over a tile of any width (the last of an image): whole vectors, then the rest one
-// position at a time into lane 0 (no read past the width: src and dy may be the caller's tensors).
+// The same over a tile of any width (the last of an image): whole vectors, half a vector if it
+// fits, then the rest one position at a time (no read past the width: src and dy may be the
+// caller's tensors); the partial sums go into the accumulator's lanes.
 inline void sample_any(const float* dy, const float* src, const int64_t* off, int64_t b, int64_t e, int64_t width,
                        vf* acc) {
   const int64_t nv = width / VW;
+  const bool half = HW >= 4 && width - nv * VW >= HW;
+  const int64_t k0 = nv * VW + (half ? HW : 0);
   vf d[TILE_V];
   for (int64_t v = 0; v < nv; ++v) d[v] = loadu(dy + v * VW);
+  const vh dh = half ? loadh(dy + nv * VW) : (vh){};
   for (int64_t j = b; j < e; ++j) {
     const float* p = src + off[j];
     vf s = (vf){};
     for (int64_t v = 0; v < nv; ++v) s += d[v] * loadu(p + v * VW);
+    if (half) {
+      const vh h = dh * loadh(p + nv * VW);
+      for (int l = 0; l < HW; ++l) s[l] += h[l];
+    }
     float rest = 0.f;
-    for (int64_t i = nv * VW; i < width; ++i) rest += dy[i] * p[i];
-    s[0] += rest;
+    for (int64_t i = k0; i < width; ++i) rest += dy[i] * p[i];
+    s[HW] += rest;
     acc[j] += s;
   }
 }
 
-// gw[j] = sum_n sum_{i < L} dy[n * dy_img + r(j) * dystride + i] * src[n * src_img + off[j] + i]
-// for every nonzero j. Work items are (row block, range of tiles): a row block's vector
+// gw[dest[j]] = sum_n sum_{i < L} dy[n * dy_img + r(j) * dystride + i] * src[n * src_img + off[j] + i]
+// for every nonzero j (dest: where it goes in the dense weight gradient). Work items are (row block, range of tiles): a row block's vector
 // accumulators fit L2 (ACC_NNZ), and a layer with few blocks also splits its tiles, each range
 // summing into its own accumulators.
 void sampled_product(int64_t L, int64_t nimg, int64_t src_img, int64_t dy_img, int64_t R, const int32_t* indptr,
                      const std::vector<int64_t>& seg, int64_t NCB, const int64_t* off, const float* src,
-                     const float* dy, int64_t dystride, float* gw, int threads) {
+                     const float* dy, int64_t dystride, const int64_t* dest, float* gw, int threads) {
   const int64_t nnz = indptr[R];
   if (nnz == 0) return;
-  if (L == 0) {
-    std::fill(gw, gw + nnz, 0.f);
-    return;
-  }
+  if (L == 0) return;  // gw is zero already
   std::vector<int64_t> rows{0};  // row blocks: [rows[b], rows[b + 1])
   for (int64_t r = 0; r < R; ++r)
     if (r > rows.back() && indptr[r + 1] - indptr[rows.back()] > ACC_NNZ) rows.push_back(r);
@@ -290,11 +311,11 @@ void sampled_product(int64_t L, int64_t nimg, int64_t src_img, int64_t dy_img, i
             else sample_any(dn + r * dystride, s, off, sg[0], sg[1], width, a);
           }
       }
-      float* out = K > 1 ? partial.data() + k * nnz : gw;
       for (int64_t j = 0; j < jn; ++j) {
         float sum = 0.f;
         for (int l = 0; l < VW; ++l) sum += acc[j][l];
-        out[j0 + j] = sum;
+        if (K > 1) partial[k * nnz + j0 + j] = sum;
+        else gw[dest[j0 + j]] = sum;
       }
     }
   if (K > 1) {
@@ -302,7 +323,7 @@ void sampled_product(int64_t L, int64_t nimg, int64_t src_img, int64_t dy_img, i
     for (int64_t j = 0; j < nnz; ++j) {
       float sum = 0.f;
       for (int64_t k = 0; k < K; ++k) sum += partial[k * nnz + j];
-      gw[j] = sum;
+      gw[dest[j]] = sum;
     }
   }
 }
@@ -310,8 +331,8 @@ void sampled_product(int64_t L, int64_t nimg, int64_t src_img, int64_t dy_img, i
 // --- layouts --------------------------------------------------------------------------------
 
 // How [N, channels, plane] floats lie in a buffer: "stacked" (channel-major, the batch's planes
-// one under the other, so one grid covers the batch: for planes too small to fill vectors) or
-// per image (image-major, NCHW: one grid per image; a contiguous NCHW tensor is used in place).
+// one under the other, so one grid covers the batch) or per image (image-major, NCHW: one grid
+// per image; a contiguous NCHW tensor is used in place).
 struct Layout {
   bool stacked;
   int64_t N, channels, plane;
@@ -322,13 +343,16 @@ struct Layout {
   int64_t src_img() const { return stacked ? 0 : img(); }          // ... and their starts
 };
 
-struct Geometry {  // of a conv: input [N, C, H, W], weight [O, C, KH, KW], stride S, padding P
-  int64_t N, C, H, W, O, KH, KW, S, P, Hout, Wout, Hq, Wq, SA, SB;
-  bool stacked;  // small output planes: work on stacked copies
-  bool direct;   // a 1x1, stride-1, unpadded conv on large planes: x itself is the source
+// A conv: input [N, C, H, W], weight [O, C, KH, KW], stride S, padding P, and how it is computed.
+// Large output planes: per image on the padded, phase-split input (or on x itself: "direct").
+// Small planes ("compact", fewer than 2 vectors per image): the batch's positions in one run,
+// on im2col rows (one per kept (c, r, s)), so no position is wasted on padding.
+struct Geometry {
+  int64_t N, C, H, W, O, KH, KW, KK, S, P, Hout, Wout, Hq, Wq, SA, SB;
+  bool compact, direct;
   Geometry(int64_t N_, int64_t C_, int64_t H_, int64_t W_, int64_t O_, int64_t KH_, int64_t KW_, int64_t S_,
            int64_t P_)
-      : N(N_), C(C_), H(H_), W(W_), O(O_), KH(KH_), KW(KW_), S(S_), P(P_) {
+      : N(N_), C(C_), H(H_), W(W_), O(O_), KH(KH_), KW(KW_), KK(KH_ * KW_), S(S_), P(P_) {
     TORCH_CHECK(S >= 1 && P >= 0 && KH >= 1 && KW >= 1, "bad kernel size, stride or padding");
     TORCH_CHECK(H + 2 * P >= KH && W + 2 * P >= KW, "input smaller than the kernel");
     Hout = (H + 2 * P - KH) / S + 1;
@@ -337,17 +361,18 @@ struct Geometry {  // of a conv: input [N, C, H, W], weight [O, C, KH, KW], stri
     Wq = (W + 2 * P + S - 1) / S;
     SA = std::min(S, KH);  // phases some tap reads: (a, b) with a < SA, b < SB
     SB = std::min(S, KW);
-    stacked = Hout * Wout < 2 * VW && Hout * Wout != VW;
-    direct = !stacked && S == 1 && P == 0 && KH == 1 && KW == 1;
+    compact = Hout * Wout < 2 * VW;
+    direct = !compact && S == 1 && P == 0 && KK == 1;
   }
-  Layout source() const { return {stacked, N, SA * SB * C, Hq * Wq}; }  // the forward's (phase-split) input
-  // Where kept weight column col = c*KH*KW + r*KW + s reads the source.
+  int64_t positions() const { return N * Hout * Wout; }
+  Layout source() const { return {false, N, SA * SB * C, Hq * Wq}; }  // the phase-split input
+  // Where kept weight column col = c*KH*KW + r*KW + s reads the phase-split source.
   int64_t offset(int64_t col) const {
-    const int64_t KK = KH * KW, c = col / KK, r = (col % KK) / KW, s = col % KW;
+    const int64_t c = col / KK, r = (col % KK) / KW, s = col % KW;
     return (((r % S) * SB + (s % S)) * C + c) * source().chan() + (r / S) * Wq + (s / S);
   }
-  // The forward's grid (also grad-weight's): output rows y, columns x at row width Wq.
-  Grid grid() const { return {stacked ? N : 1, Hq, Wq, Hout, Wout}; }
+  // The forward's grid (also grad-weight's): per image at row width Wq, or the batch's positions.
+  Grid grid() const { return compact ? Grid{N, Hout, Wout, Hout, Wout} : Grid{1, Hq, Wq, Hout, Wout}; }
 };
 
 // The input zero-padded and split into phase planes: phase (a, b) of channel c holds
@@ -390,10 +415,48 @@ at::Tensor phase_split(const at::Tensor& x, const Geometry& g, int threads) {
   return buf;
 }
 
+// The compact mode's rows: rows[k] = the k-th weight column (c*KK + r*KW + s) some kept weight
+// uses, row_of[col] = its row (-1: unused). Rows are in column order, so grouped by channel.
+struct Columns {
+  std::vector<int32_t> rows, row_of;
+  Columns(const Geometry& g, const at::Tensor& cols) : row_of(g.C * g.KK, -1) {
+    const int32_t* ci = cols.data_ptr<int32_t>();
+    for (int64_t j = 0; j < cols.numel(); ++j) row_of[ci[j]] = 0;
+    for (int64_t col = 0; col < g.C * g.KK; ++col)
+      if (row_of[col] == 0) {
+        row_of[col] = rows.size();
+        rows.push_back(col);
+      }
+  }
+};
+
+// im2col of the used columns: row k holds xpad[n][c][y*S + r][x*S + s] at position (n, y, x).
+at::Tensor im2col(const at::Tensor& x, const Geometry& g, const Columns& cs, int threads) {
+  const int64_t R = cs.rows.size(), L = g.positions();
+  auto buf = at::empty({R * L}, x.options());
+  float* U = buf.data_ptr<float>();
+  const float* X = x.data_ptr<float>();
+#pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
+  for (int64_t k = 0; k < R; ++k)
+    for (int64_t n = 0; n < g.N; ++n) {
+      const int64_t col = cs.rows[k], c = col / g.KK, r = (col % g.KK) / g.KW, s = col % g.KW;
+      const float* xc = X + (n * g.C + c) * g.H * g.W;
+      float* u = U + k * L + n * g.Hout * g.Wout;
+      for (int64_t y = 0; y < g.Hout; ++y) {
+        const int64_t iy = y * g.S + r - g.P;
+        for (int64_t xo = 0; xo < g.Wout; ++xo) {
+          const int64_t ix = xo * g.S + s - g.P;
+          u[y * g.Wout + xo] = (iy >= 0 && iy < g.H && ix >= 0 && ix < g.W) ? xc[iy * g.W + ix] : 0.f;
+        }
+      }
+    }
+  return buf;
+}
+
 // gy [N, O, Hout, Wout] copied into layout l (planes Hb x Wb) with gy at (top + u, left + v),
 // zeros elsewhere, then `slack` zeros.
-at::Tensor pad_grad(const at::Tensor& gy, const Geometry& g, const Layout& l, int64_t Wb, int64_t top,
-                       int64_t left, int64_t slack, int threads) {
+at::Tensor pad_grad(const at::Tensor& gy, const Geometry& g, const Layout& l, int64_t Wb, int64_t top, int64_t left,
+                    int64_t slack, int threads) {
   auto buf = at::empty({l.size() + slack}, gy.options());
   float* B = buf.data_ptr<float>();
   const float* Y = gy.data_ptr<float>();
@@ -420,90 +483,187 @@ void check_index(const at::Tensor& t, const char* what) {
               " must be a contiguous int32 CPU tensor");
 }
 
-void check_vals(const at::Tensor& t, int64_t n, const char* what) {
-  TORCH_CHECK(t.dtype() == at::kFloat && t.is_contiguous() && t.numel() == n, what, " must be ", n,
-              " contiguous float32 values");
-}
-
 at::Tensor as_input(const at::Tensor& x, const char* what) {
   TORCH_CHECK(x.dim() == 4 && x.dtype() == at::kFloat && x.device().is_cpu(), what,
               " must be float32 [N, C, H, W] on the CPU");
   return x.contiguous();
 }
 
-// Rows' nonzeros as (source offset, source channel) for the forward's CSR over output channels.
-void forward_offsets(const Geometry& g, const at::Tensor& cols, std::vector<int64_t>& off,
-                     std::vector<int32_t>& sch) {
-  const int64_t nnz = cols.numel(), KK = g.KH * g.KW;
-  const int32_t* ci = cols.data_ptr<int32_t>();
-  off.resize(nnz);
-  sch.resize(nnz);
-  for (int64_t j = 0; j < nnz; ++j) {
-    TORCH_CHECK(ci[j] >= 0 && ci[j] < g.C * KK, "column index out of range");
-    off[j] = g.offset(ci[j]);
-    sch[j] = ci[j] / KK;
+// The kept weights as the kernels read them, from CSR over output channels: their values (from
+// the dense weight), where each reads its source, its source channel (for channel blocks) and
+// its index in the dense weight. A compact conv's source is its im2col rows.
+struct Kept {
+  std::vector<float> vals;
+  std::vector<int64_t> off, dest;
+  std::vector<int32_t> sch;
+  Kept(const Geometry& g, const at::Tensor& indptr, const at::Tensor& cols, const float* weight,
+       const Columns* cs) {
+    const int64_t nnz = cols.numel();
+    const int32_t* ip = indptr.data_ptr<int32_t>();
+    const int32_t* ci = cols.data_ptr<int32_t>();
+    vals.resize(nnz);
+    off.resize(nnz);
+    dest.resize(nnz);
+    sch.resize(nnz);
+    for (int64_t o = 0; o < g.O; ++o)
+      for (int64_t j = ip[o]; j < ip[o + 1]; ++j) {
+        TORCH_CHECK(ci[j] >= 0 && ci[j] < g.C * g.KK, "column index out of range");
+        dest[j] = o * g.C * g.KK + ci[j];
+        vals[j] = weight[dest[j]];
+        if (cs) {
+          sch[j] = cs->row_of[ci[j]];
+          off[j] = int64_t(sch[j]) * g.positions();
+        } else {
+          sch[j] = ci[j] / g.KK;
+          off[j] = g.offset(ci[j]);
+        }
+      }
   }
+};
+
+// Channel blocks for a CSR over output channels (forward, grad-weight).
+std::vector<int64_t> forward_blocks(const Geometry& g, const at::Tensor& indptr, const Kept& k,
+                                    const Columns* cs, int64_t& NCB) {
+  const int64_t channels = cs ? int64_t(cs->rows.size()) : g.C;
+  const int64_t window = cs ? std::min(TILE, g.positions()) * 4
+                            : g.SA * g.SB *
+                                  (std::min(TILE, g.grid().L()) + ((g.KH - 1) / g.S) * g.Wq + (g.KW - 1) / g.S + 1) * 4;
+  const int64_t CB = block_channels(channels, g.O, k.vals.size(), window);
+  NCB = std::max<int64_t>(1, (channels + CB - 1) / CB);  // one block even with no channel: it initialises
+  return channel_blocks(g.O, indptr.data_ptr<int32_t>(), k.sch.data(), CB, NCB);
 }
 
-// The forward's channel blocks: a tile's window of every phase of a channel, per channel.
-std::vector<int64_t> forward_blocks(const Geometry& g, const at::Tensor& indptr, const std::vector<int32_t>& sch,
-                                    int64_t nnz, int64_t& NCB) {
-  const int64_t window =
-      g.SA * g.SB * (std::min(TILE, g.grid().L()) + ((g.KH - 1) / g.S) * g.Wq + (g.KW - 1) / g.S + 1) * 4;
-  const int64_t CB = block_channels(g.C, g.O, nnz, window);
-  NCB = (g.C + CB - 1) / CB;
-  return channel_blocks(g.O, indptr.data_ptr<int32_t>(), sch.data(), CB, NCB);
+void check_csr(const at::Tensor& indptr, const at::Tensor& cols, const at::Tensor& weight, int64_t O) {
+  check_index(indptr, "indptr");
+  check_index(cols, "cols");
+  TORCH_CHECK(indptr.numel() == O + 1 && indptr.data_ptr<int32_t>()[O] == cols.numel(),
+              "indptr must have O + 1 entries ending at the nonzero count");
+  TORCH_CHECK(weight.dtype() == at::kFloat && weight.is_contiguous() && weight.dim() == 4, "weight must be float32");
 }
 
 }  // namespace
 
-// Forward: x [N, C, H, W] -> (y [N, O, Hout, Wout], the source the backward reads: the padded,
-// phase-split input, or x itself). Weight: CSR over O (indptr [O + 1], cols c*KH*KW + r*KW + s,
-// vals), bias [O] or empty.
-std::vector<at::Tensor> conv_forward(at::Tensor x, at::Tensor indptr, at::Tensor cols,
-                                        at::Tensor vals, at::Tensor bias, int64_t KH, int64_t KW,
-                                        int64_t stride, int64_t pad, int64_t threads) {
+// Forward: x [N, C, H, W], the dense weight [O, C, KH, KW] and its kept positions as CSR over
+// output channels (indptr [O + 1], cols c*KH*KW + r*KW + s), bias [O] or empty ->
+// (y [N, O, Hout, Wout], the source the backward reads: x itself, its padded phase planes or its
+// im2col rows).
+std::vector<at::Tensor> conv_forward(at::Tensor x, at::Tensor weight, at::Tensor indptr, at::Tensor cols,
+                                     at::Tensor bias, int64_t stride, int64_t pad, int64_t threads) {
   x = as_input(x, "x");
-  check_index(indptr, "indptr");
-  check_index(cols, "cols");
-  const int64_t O = indptr.numel() - 1;
-  TORCH_CHECK(O >= 0 && indptr.data_ptr<int32_t>()[O] == cols.numel(), "indptr does not end at the nonzero count");
-  check_vals(vals, cols.numel(), "vals");
+  weight = weight.contiguous();
+  const int64_t O = weight.size(0);
+  check_csr(indptr, cols, weight, O);
+  TORCH_CHECK(weight.size(1) == x.size(1), "input has ", x.size(1), " channels, the weight expects ", weight.size(1));
   TORCH_CHECK(bias.numel() == 0 || (bias.numel() == O && bias.dtype() == at::kFloat), "bias must be [O] float32");
   bias = bias.contiguous();
-  const Geometry g(x.size(0), x.size(1), x.size(2), x.size(3), O, KH, KW, stride, pad);
-  auto src = g.direct ? x : phase_split(x, g, threads);
-  std::vector<int64_t> off;
-  std::vector<int32_t> sch;
-  forward_offsets(g, cols, off, sch);
+  const Geometry g(x.size(0), x.size(1), x.size(2), x.size(3), O, weight.size(2), weight.size(3), stride, pad);
+  std::unique_ptr<Columns> cs(g.compact ? new Columns(g, cols) : nullptr);
+  auto src = g.compact ? im2col(x, g, *cs, threads) : g.direct ? x : phase_split(x, g, threads);
+  const Kept k(g, indptr, cols, weight.data_ptr<float>(), cs.get());
   int64_t NCB;
-  const auto seg = forward_blocks(g, indptr, sch, cols.numel(), NCB);
+  const auto seg = forward_blocks(g, indptr, k, cs.get(), NCB);
   auto y = at::empty({g.N, O, g.Hout, g.Wout}, x.options());
   const Dst d{y.data_ptr<float>(), O * g.Hout * g.Wout, g.Hout * g.Wout, g.Wout, 1};
   const Layout l = g.source();
-  gather(g.grid(), l.nimg(), l.src_img(), O, seg, NCB, off.data(), vals.data_ptr<float>(),
+  gather(g.grid(), g.compact ? 1 : l.nimg(), g.compact ? 0 : l.src_img(), O, seg, NCB, k.off.data(), k.vals.data(),
          bias.numel() ? bias.data_ptr<float>() : nullptr, src.data_ptr<float>(), d, threads);
   return {y, src};
 }
 
-// Backward: gy [N, O, Hout, Wout] and the forward's source -> (grad-input [N, C, H, W] or None,
-// grad of the kept weights [nnz] in CSR order or None). The transposed weight for grad-input:
-// t_indptr [S*S*C + 1] (rows: phase (r % S, s % S), then input channel c), t_cols
-// o*KH*KW + r*KW + s sorted by o within a row, t_vals the values.
-std::vector<at::Tensor> conv_backward(at::Tensor gy, at::Tensor src, at::Tensor indptr,
-                                         at::Tensor cols, at::Tensor t_indptr, at::Tensor t_cols,
-                                         at::Tensor t_vals, int64_t C, int64_t H, int64_t W, int64_t KH,
-                                         int64_t KW, int64_t stride, int64_t pad, bool need_input,
-                                         bool need_weight, int64_t threads) {
+namespace {
+
+// grad-input of a compact conv: the im2col rows' gradient gU = W^T gy (a gather over a CSR per
+// used column, built here), then added back into gx where each row came from (col2im).
+at::Tensor compact_grad_input(const Geometry& g, const Columns& cs, const at::Tensor& indptr,
+                              const at::Tensor& cols, const float* weight, const float* gyc, int threads) {
+  const int64_t R = cs.rows.size(), L = g.positions(), nnz = cols.numel();
+  const int32_t* ip = indptr.data_ptr<int32_t>();
+  const int32_t* ci = cols.data_ptr<int32_t>();
+  std::vector<int32_t> cp(R + 1, 0);  // CSR over used columns, output channels in order
+  for (int64_t j = 0; j < nnz; ++j) ++cp[cs.row_of[ci[j]] + 1];
+  for (int64_t r = 0; r < R; ++r) cp[r + 1] += cp[r];
+  std::vector<int32_t> fill(cp.begin(), cp.end() - 1), sch(nnz);
+  std::vector<int64_t> off(nnz);
+  std::vector<float> vals(nnz);
+  for (int64_t o = 0; o < g.O; ++o)
+    for (int64_t j = ip[o]; j < ip[o + 1]; ++j) {
+      const int64_t at = fill[cs.row_of[ci[j]]]++;
+      sch[at] = o;
+      off[at] = o * L;
+      vals[at] = weight[o * g.C * g.KK + ci[j]];
+    }
+  const int64_t CB = block_channels(g.O, R, nnz, std::min(TILE, L) * 4), NCB = (g.O + CB - 1) / CB;
+  const auto seg = channel_blocks(R, cp.data(), sch.data(), CB, NCB);
+  auto gu = at::empty({R * L}, at::kFloat);
+  const Dst d{gu.data_ptr<float>(), g.Hout * g.Wout, L, g.Wout, 1};
+  gather(g.grid(), 1, 0, R, seg, NCB, off.data(), vals.data(), nullptr, gyc, d, threads);
+
+  auto gx = at::zeros({g.N, g.C, g.H, g.W}, at::kFloat);
+  float* GX = gx.data_ptr<float>();
+  const float* U = gu.data_ptr<float>();
+  std::vector<int64_t> first(g.C + 1, R);  // rows of channel c: [first[c], first[c + 1])
+  for (int64_t k = R - 1; k >= 0; --k) first[cs.rows[k] / g.KK] = k;
+  for (int64_t c = g.C - 1; c >= 0; --c) first[c] = std::min(first[c], first[c + 1]);
+#pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t c = 0; c < g.C; ++c) {
+      float* xc = GX + (n * g.C + c) * g.H * g.W;
+      for (int64_t k = first[c]; k < first[c + 1]; ++k) {
+        const int64_t col = cs.rows[k], r = (col % g.KK) / g.KW, s = col % g.KW;
+        const float* u = U + k * L + n * g.Hout * g.Wout;
+        for (int64_t y = 0; y < g.Hout; ++y) {
+          const int64_t iy = y * g.S + r - g.P;
+          if (iy < 0 || iy >= g.H) continue;
+          for (int64_t xo = 0; xo < g.Wout; ++xo) {
+            const int64_t ix = xo * g.S + s - g.P;
+            if (ix >= 0 && ix < g.W) xc[iy * g.W + ix] += u[y * g.Wout + xo];
+          }
+        }
+      }
+    }
+  return gx;
+}
+
+}  // namespace
+
+// Backward: gy [N, O, Hout, Wout], the forward's source and the dense weight -> (grad-input
+// [N, C, H, W] or None, the weight's gradient [O, C, KH, KW], zero off the kept positions, or
+// None). The transposed weight, for grad-input on large planes: t_indptr [S*S*C + 1] (rows:
+// phase (r % S, s % S), then input channel c), t_cols o*KH*KW + r*KW + s sorted by o in a row.
+std::vector<at::Tensor> conv_backward(at::Tensor gy, at::Tensor src, at::Tensor weight, at::Tensor indptr,
+                                      at::Tensor cols, at::Tensor t_indptr, at::Tensor t_cols, int64_t H, int64_t W,
+                                      int64_t stride, int64_t pad, bool need_input, bool need_weight,
+                                      int64_t threads) {
   gy = as_input(gy, "grad_output");
-  check_index(indptr, "indptr");
-  check_index(cols, "cols");
-  const int64_t O = indptr.numel() - 1;
-  const Geometry g(gy.size(0), C, H, W, O, KH, KW, stride, pad);
+  weight = weight.contiguous();
+  const int64_t O = weight.size(0), C = weight.size(1);
+  check_csr(indptr, cols, weight, O);
+  const Geometry g(gy.size(0), C, H, W, O, weight.size(2), weight.size(3), stride, pad);
   TORCH_CHECK(gy.size(1) == O && gy.size(2) == g.Hout && gy.size(3) == g.Wout, "grad_output has shape ",
               gy.sizes(), ", expected [", g.N, ", ", O, ", ", g.Hout, ", ", g.Wout, "]");
-  const int64_t S = g.S, P = g.P, KK = KH * KW;
+  const int64_t S = g.S, P = g.P, KH = g.KH, KW = g.KW, KK = g.KK;
+  const float* wv = weight.data_ptr<float>();
+  std::unique_ptr<Columns> cs(g.compact ? new Columns(g, cols) : nullptr);
+  const int64_t srcsize = g.compact ? int64_t(cs->rows.size()) * g.positions() : g.source().size();
+  TORCH_CHECK(src.dtype() == at::kFloat && src.is_contiguous() && src.numel() >= srcsize,
+              "src must be the forward's source");
   at::Tensor gx, gw;
+
+  if (g.compact) {  // gy as [O][N * Hout * Wout], read by both gradients
+    const Layout ql{true, g.N, O, g.Hout * g.Wout};
+    const auto gyc = pad_grad(gy, g, ql, g.Wout, 0, 0, 0, threads);
+    if (need_input) gx = compact_grad_input(g, *cs, indptr, cols, wv, gyc.data_ptr<float>(), threads);
+    if (need_weight) {
+      gw = at::zeros(weight.sizes(), weight.options());
+      const Kept k(g, indptr, cols, wv, cs.get());
+      int64_t NCB;
+      const auto seg = forward_blocks(g, indptr, k, cs.get(), NCB);
+      sampled_product(g.positions(), 1, 0, 0, O, indptr.data_ptr<int32_t>(), seg, NCB, k.off.data(),
+                      src.data_ptr<float>(), gyc.data_ptr<float>(), ql.chan(), k.dest.data(), gw.data_ptr<float>(),
+                      threads);
+    }
+    return {gx, gw};
+  }
 
   // grad-input: phase (a, b) of the padded input covers rows q in [lo(a), hi(a)] (padded row
   // q*S + a is an input row) and reads gy rows q - r' for r' < taps(a); gy is padded by `top`
@@ -522,20 +682,19 @@ std::vector<at::Tensor> conv_backward(at::Tensor gy, at::Tensor src, at::Tensor 
     width = std::max(width, hi(a, W) + 1);
   }
   const int64_t Hb = top + rows, Wb = left + width;
-  const Layout gl{g.stacked, g.N, O, Hb * Wb};      // gy for grad-input
-  const Layout ql{g.stacked, g.N, O, g.Hq * g.Wq};  // gy on the forward's grid, for grad-weight
+  const Layout gl{false, g.N, O, Hb * Wb};      // gy for grad-input
+  const Layout ql{false, g.N, O, g.Hq * g.Wq};  // gy on the forward's grid, for grad-weight
   const bool unpadded = top == 0 && left == 0 && Hb == g.Hout && Wb == g.Wout;
 
   at::Tensor gpad, gq;
   const float* dyq = nullptr;
   if (need_input) {
-    gpad = (unpadded && !g.stacked) ? gy : pad_grad(gy, g, gl, Wb, top, left, (top + 2) * Wb + 2 * TILE, threads);
+    gpad = unpadded ? gy : pad_grad(gy, g, gl, Wb, top, left, (top + 2) * Wb + 2 * TILE, threads);
     if (Hb == g.Hq && Wb == g.Wq)  // the same planes: grad-weight's gy is this one, shifted
       dyq = gpad.data_ptr<float>() + top * Wb + left;
   }
   if (need_weight && dyq == nullptr) {
-    const bool same = !g.stacked && g.Hq == g.Hout && g.Wq == g.Wout;
-    gq = same ? gy : pad_grad(gy, g, ql, g.Wq, 0, 0, 2 * TILE, threads);
+    gq = (g.Hq == g.Hout && g.Wq == g.Wout) ? gy : pad_grad(gy, g, ql, g.Wq, 0, 0, 2 * TILE, threads);
     dyq = gq.data_ptr<float>();
   }
 
@@ -544,52 +703,51 @@ std::vector<at::Tensor> conv_backward(at::Tensor gy, at::Tensor src, at::Tensor 
     check_index(t_cols, "t_cols");
     TORCH_CHECK(t_indptr.numel() == S * S * C + 1 && t_indptr.data_ptr<int32_t>()[S * S * C] == t_cols.numel(),
                 "t_indptr must have stride*stride*C + 1 entries ending at the nonzero count");
-    check_vals(t_vals, t_cols.numel(), "t_vals");
     // Phases no tap reads (a 1x1 stride-2 conv's three of four) get no gradient: start from zeros.
     gx = (g.SA == S && g.SB == S) ? at::empty({g.N, C, H, W}, gy.options()) : at::zeros({g.N, C, H, W}, gy.options());
     const int32_t* tp = t_indptr.data_ptr<int32_t>();
     const int32_t* tc = t_cols.data_ptr<int32_t>();
     std::vector<int64_t> off(t_cols.numel());
     std::vector<int32_t> sch(t_cols.numel());
+    std::vector<float> vals(t_cols.numel());
     for (int64_t ph = 0; ph < S * S; ++ph) {
       const int64_t a = ph / S, b = ph % S;
       const int64_t qlo = lo(a), tlo = lo(b);
-      const Grid grid{g.stacked ? g.N : 1, Hb, Wb, hi(a, H) - qlo + 1, hi(b, W) - tlo + 1};
+      const Grid grid{1, Hb, Wb, hi(a, H) - qlo + 1, hi(b, W) - tlo + 1};
       if (grid.ny <= 0 || grid.nx <= 0 || taps(KH, a) == 0 || taps(KW, b) == 0) continue;
-      for (int64_t j = tp[ph * C]; j < tp[(ph + 1) * C]; ++j) {
-        TORCH_CHECK(tc[j] >= 0 && tc[j] < O * KK, "transposed column index out of range");
-        const int64_t o = tc[j] / KK, r = (tc[j] % KK) / KW, s = tc[j] % KW;
-        TORCH_CHECK(r % S == a && s % S == b, "transposed nonzero in the wrong phase");
-        off[j] = o * gl.chan() + (qlo - r / S + top) * Wb + (tlo - s / S + left);
-        sch[j] = o;
-      }
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t j = tp[ph * C + c]; j < tp[ph * C + c + 1]; ++j) {
+          TORCH_CHECK(tc[j] >= 0 && tc[j] < O * KK, "transposed column index out of range");
+          const int64_t o = tc[j] / KK, r = (tc[j] % KK) / KW, s = tc[j] % KW;
+          TORCH_CHECK(r % S == a && s % S == b, "transposed nonzero in the wrong phase");
+          off[j] = o * gl.chan() + (qlo - r / S + top) * Wb + (tlo - s / S + left);
+          sch[j] = o;
+          vals[j] = wv[(o * C + c) * KK + r * KW + s];
+        }
       const int64_t window = (std::min(TILE, grid.L()) + (taps(KH, a) - 1) * Wb + taps(KW, b)) * 4;
       const int64_t nnzp = tp[(ph + 1) * C] - tp[ph * C];
       const int64_t CB = block_channels(O, C, nnzp, window), NCB = (O + CB - 1) / CB;
       const auto seg = channel_blocks(C, tp + ph * C, sch.data(), CB, NCB);
       const Dst d{gx.data_ptr<float>() + (qlo * S + a - P) * W + (tlo * S + b - P), C * H * W, H * W, S * W, S};
-      gather(grid, gl.nimg(), gl.src_img(), C, seg, NCB, off.data(), t_vals.data_ptr<float>(), nullptr,
-             gpad.data_ptr<float>(), d, threads);
+      gather(grid, gl.nimg(), gl.src_img(), C, seg, NCB, off.data(), vals.data(), nullptr, gpad.data_ptr<float>(), d,
+             threads);
     }
   }
 
   if (need_weight) {
     const Layout l = g.source();
-    TORCH_CHECK(src.dtype() == at::kFloat && src.is_contiguous() && src.numel() >= l.size(),
-                "src must be the forward's source");
-    gw = at::empty({cols.numel()}, gy.options());
-    std::vector<int64_t> off;
-    std::vector<int32_t> sch;
-    forward_offsets(g, cols, off, sch);
+    gw = at::zeros(weight.sizes(), weight.options());
+    const Kept k(g, indptr, cols, wv, nullptr);
     int64_t NCB;
-    const auto seg = forward_blocks(g, indptr, sch, cols.numel(), NCB);
+    const auto seg = forward_blocks(g, indptr, k, nullptr, NCB);
     sampled_product(g.grid().L(), l.nimg(), l.src_img(), ql.src_img(), O, indptr.data_ptr<int32_t>(), seg, NCB,
-                    off.data(), src.data_ptr<float>(), dyq, ql.chan(), gw.data_ptr<float>(), threads);
+                    k.off.data(), src.data_ptr<float>(), dyq, ql.chan(), k.dest.data(), gw.data_ptr<float>(),
+                    threads);
   }
   return {gx, gw};
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("conv_forward", &conv_forward, "sparse conv2d forward (CSR over output channels): (y, source)");
-  m.def("conv_backward", &conv_backward, "sparse conv2d backward: (grad-input, grad of the kept weights)");
+  m.def("conv_backward", &conv_backward, "sparse conv2d backward: (grad-input, dense weight gradient)");
 }
