@@ -46,8 +46,9 @@ class Pattern:
     kernels read the values from the dense weight at every call.
 
     ``indptr``/``cols``: CSR over output channels, cols ``c*KH*KW + r*KW + s``;
-    ``t_indptr``/``t_cols``: the transposed weight for grad-input, rows ``(phase (r % S, s % S),
-    input channel)``, cols ``o*KH*KW + r*KW + s``.
+    ``t_indptr``/``t_cols``/``t_perm``: the transposed weight for grad-input, rows ``(phase
+    (r % S, s % S), input channel)``, cols ``o*KH*KW + r*KW + s``, and where each of its nonzeros
+    is in CSR order.
     """
 
     def __init__(self, mask: torch.Tensor, stride: int) -> None:
@@ -70,6 +71,7 @@ class Pattern:
         self.t_indptr = torch.zeros(s * s * c + 1, dtype=torch.int32)
         self.t_indptr[1:] = torch.bincount(row, minlength=s * s * c).cumsum(0)
         self.t_cols = (out * kk + r * kw + q)[order].to(torch.int32)
+        self.t_perm = order.to(torch.int32)
 
 
 def _kernels(build_dir: Path | None):
@@ -87,24 +89,26 @@ class _SparseConv(torch.autograd.Function):
     def forward(ctx, x, weight, bias, geom):
         pattern, stride, padding, build_dir = geom
         b = bias.detach() if bias is not None else torch.empty(0)
-        y, src = _kernels(build_dir).conv_forward(x, weight.detach(), pattern.indptr, pattern.cols, b, stride, padding,
-                                                  torch.get_num_threads())
-        ctx.save_for_backward(weight, src)  # src: what grad-weight reads (x, its padded phases or im2col)
-        ctx.geom, ctx.in_shape = geom, tuple(x.shape)
+        y, src, vals = _kernels(build_dir).conv_forward(x, weight.detach(), pattern.indptr, pattern.cols, b, stride,
+                                                        padding, torch.get_num_threads())
+        # src: what grad-weight reads (x, its padded phases or im2col rows); vals: the kept weights,
+        # read once (the optimizer changes the weight only after the backward)
+        ctx.save_for_backward(src, vals)
+        ctx.geom, ctx.in_shape, ctx.w_shape = geom, tuple(x.shape), list(weight.shape)
         return y
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cpu")
     def backward(ctx, gy):
-        weight, src = ctx.saved_tensors
+        src, vals = ctx.saved_tensors
         pattern, stride, padding, build_dir = ctx.geom
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         gy = gy.float()
         _, _, h, w = ctx.in_shape
         # gw: dense, exactly zero off the mask (what the optimizer and the checkpoints expect)
-        gx, gw = _kernels(build_dir).conv_backward(gy, src, weight.detach(), pattern.indptr, pattern.cols,
-                                                   pattern.t_indptr, pattern.t_cols, h, w, stride, padding, need_x,
-                                                   need_w, torch.get_num_threads())
+        gx, gw = _kernels(build_dir).conv_backward(gy, src, vals, ctx.w_shape, pattern.indptr, pattern.cols,
+                                                   pattern.t_indptr, pattern.t_cols, pattern.t_perm, h, w, stride,
+                                                   padding, need_x, need_w, torch.get_num_threads())
         gb = gy.sum((0, 2, 3)) if need_b else None
         return gx, gw, gb, None
 

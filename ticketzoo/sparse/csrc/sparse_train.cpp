@@ -73,9 +73,14 @@ struct Grid {
 };
 
 // Where a gather kernel's valid outputs go: base + n * img + row * plane + y * rs + x * cs.
+// With gaps (a 1x1 stride-cs conv's grad-input: only every cs-th row and column has a value),
+// the cs - 1 columns after each value and the cs - 1 rows below are written as zeros, up to
+// width x height: every element once, instead of zeroing the whole gradient first.
 struct Dst {
   float* base;
   int64_t img, plane, rs, cs;
+  bool gaps = false;
+  int64_t width = 0, height = 0;
 };
 
 // A piece of [0, L): computed over [base, base + width), stored from `from` on (a short last
@@ -187,13 +192,23 @@ inline void store_piece(const Piece& p, const float* tmp, const Grid& g, const D
     const int64_t row = i / g.Wg, x = i - row * g.Wg;
     const int64_t seg = std::min(end - i, g.Wg - x);
     const int64_t n = row / g.Hg, y = row - n * g.Hg;
-    if (y < g.ny && x < g.nx) {
+    if (n < g.N && y < g.ny && x < g.nx) {  // (positions rounded up past the grid are dropped)
       const int64_t cnt = std::min(seg, g.nx - x);
       const float* t = tmp + (i - p.base);
       float* o = d.base + n * d.img + r * d.plane + y * d.rs + x * d.cs;
-      if (d.cs == 1) std::memcpy(o, t, cnt * sizeof(float));
-      else
+      if (d.cs == 1) {
+        std::memcpy(o, t, cnt * sizeof(float));
+      } else if (!d.gaps) {
         for (int64_t k = 0; k < cnt; ++k) o[k * d.cs] = t[k];
+      } else {  // y * cs, x * cs is the element (d.base is the plane's start)
+        const int64_t c0 = x * d.cs, c1 = std::min(d.width, (x + cnt) * d.cs);
+        for (int64_t k = 0; k < cnt; ++k) {
+          o[k * d.cs] = t[k];
+          for (int64_t z = k * d.cs + 1; z < std::min((k + 1) * d.cs, c1 - c0); ++z) o[z] = 0.f;
+        }
+        for (int64_t dy = 1; dy < d.cs && y * d.cs + dy < d.height; ++dy)
+          std::fill(o + dy * d.width, o + dy * d.width + (c1 - c0), 0.f);
+      }
     }
     i += seg;
   }
@@ -202,9 +217,13 @@ inline void store_piece(const Piece& p, const float* tmp, const Grid& g, const D
 // out[r][i] = init[r] + sum_{j in row r} w[j] * src[off[j] + i] over the grid, valid positions
 // stored to d. Rows' nonzeros are split by source-channel block as seg says. With nimg > 1 the
 // grid is one image's, run for each image n on src + n * src_img into d.base + n * d.img.
+// `round_up`: compute up to a whole number of vectors past the grid's end (one pass over the
+// nonzeros, no overlapping last piece) where reading past it stays in the source's slack.
 void gather(const Grid& g, int64_t nimg, int64_t src_img, int64_t R, const std::vector<int64_t>& seg, int64_t NCB,
-            const int64_t* off, const float* w, const float* init, const float* src, const Dst& d, int threads) {
-  const auto ps = pieces(g.L());
+            const int64_t* off, const float* w, const float* init, const float* src, const Dst& d, int threads,
+            bool round_up = false) {
+  const int64_t L = g.L();
+  const auto ps = pieces(round_up && L >= VW ? (L + VW - 1) / VW * VW : L);
   const int64_t P = ps.size(), NB = (R + RBLOCK - 1) / RBLOCK;
 #pragma omp parallel for collapse(3) schedule(static) num_threads(threads)
   for (int64_t n = 0; n < nimg; ++n)
@@ -213,7 +232,8 @@ void gather(const Grid& g, int64_t nimg, int64_t src_img, int64_t R, const std::
         alignas(64) float acc[RBLOCK][TILE];
         const Piece& p = ps[t];
         const float* s = src + n * src_img;
-        const Dst dn{d.base + n * d.img, d.img, d.plane, d.rs, d.cs};
+        Dst dn = d;
+        dn.base += n * d.img;
         const int64_t r0 = rb * RBLOCK, r1 = std::min(R, r0 + RBLOCK);
         for (int64_t k = 0; k < NCB; ++k)
           for (int64_t r = r0; r < r1; ++r) {
@@ -247,28 +267,45 @@ inline void sample_tile(const float* __restrict dy, const float* __restrict src,
   for (int64_t j = b; j < e; ++j) acc[j] += dot_tile<V>(d, src + off[j]);
 }
 
-// The same over a tile of any width (the last of an image): whole vectors, half a vector if it
-// fits, then the rest one position at a time (no read past the width: src and dy may be the
-// caller's tensors); the partial sums go into the accumulator's lanes.
+template <int V>
+inline void sample_dispatch(int64_t nv, const float* dy, const float* src, const int64_t* off, int64_t b, int64_t e,
+                            vf* acc) {
+  if constexpr (V > 1) {
+    if (nv < V) return sample_dispatch<V - 1>(nv, dy, src, off, b, e, acc);
+  }
+  sample_tile<V>(dy, src, off, b, e, acc);
+}
+
+inline vf widen(vh h) {  // half a vector, upper lanes zero
+  vf r = (vf){};
+  std::memcpy(&r, &h, sizeof(h));
+  return r;
+}
+
+// The same over a tile of any width (the last of an image): whole vectors, then one more ending
+// at the width whose lanes the whole vectors counted are zero in dy (it overlaps them: nothing
+// is read past the width, as src and dy may be the caller's tensors). Under one vector: half a
+// vector where it fits, then single positions.
 inline void sample_any(const float* dy, const float* src, const int64_t* off, int64_t b, int64_t e, int64_t width,
                        vf* acc) {
-  const int64_t nv = width / VW;
-  const bool half = HW >= 4 && width - nv * VW >= HW;
-  const int64_t k0 = nv * VW + (half ? HW : 0);
-  vf d[TILE_V];
-  for (int64_t v = 0; v < nv; ++v) d[v] = loadu(dy + v * VW);
-  const vh dh = half ? loadh(dy + nv * VW) : (vh){};
+  const int64_t nv = width / VW, rem = width - nv * VW;
+  if (nv > 0) {
+    sample_dispatch<TILE_V>(nv, dy, src, off, b, e, acc);
+    if (rem) {
+      vf dt = loadu(dy + width - VW);
+      for (int64_t l = 0; l < VW - rem; ++l) dt[l] = 0.f;
+      for (int64_t j = b; j < e; ++j) acc[j] += dt * loadu(src + off[j] + width - VW);
+    }
+    return;
+  }
+  const bool half = HW >= 4 && width >= HW;
+  const vh dh = half ? loadh(dy) : (vh){};
   for (int64_t j = b; j < e; ++j) {
     const float* p = src + off[j];
-    vf s = (vf){};
-    for (int64_t v = 0; v < nv; ++v) s += d[v] * loadu(p + v * VW);
-    if (half) {
-      const vh h = dh * loadh(p + nv * VW);
-      for (int l = 0; l < HW; ++l) s[l] += h[l];
-    }
+    vf s = half ? widen(dh * loadh(p)) : (vf){};
     float rest = 0.f;
-    for (int64_t i = k0; i < width; ++i) rest += dy[i] * p[i];
-    s[HW] += rest;
+    for (int64_t i = half ? HW : 0; i < width; ++i) rest += dy[i] * p[i];
+    s[VW - 1] += rest;
     acc[j] += s;
   }
 }
@@ -277,9 +314,13 @@ inline void sample_any(const float* dy, const float* src, const int64_t* off, in
 // for every nonzero j (dest: where it goes in the dense weight gradient). Work items are (row block, range of tiles): a row block's vector
 // accumulators fit L2 (ACC_NNZ), and a layer with few blocks also splits its tiles, each range
 // summing into its own accumulators.
+// With round_up, each image's positions are counted up to a whole number of vectors: where dy is
+// zero past L in its (copied) planes and src has slack, so the last tile needs no overlap.
 void sampled_product(int64_t L, int64_t nimg, int64_t src_img, int64_t dy_img, int64_t R, const int32_t* indptr,
                      const std::vector<int64_t>& seg, int64_t NCB, const int64_t* off, const float* src,
-                     const float* dy, int64_t dystride, const int64_t* dest, float* gw, int threads) {
+                     const float* dy, int64_t dystride, const int64_t* dest, float* gw, int threads,
+                     bool round_up = false) {
+  if (round_up) L = (L + VW - 1) / VW * VW;
   const int64_t nnz = indptr[R];
   if (nnz == 0) return;
   if (L == 0) return;  // gw is zero already
@@ -436,10 +477,10 @@ at::Tensor im2col(const at::Tensor& x, const Geometry& g, const Columns& cs, int
   auto buf = at::empty({R * L}, x.options());
   float* U = buf.data_ptr<float>();
   const float* X = x.data_ptr<float>();
-#pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
-  for (int64_t k = 0; k < R; ++k)
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int64_t k = 0; k < R; ++k) {
+    const int64_t col = cs.rows[k], c = col / g.KK, r = (col % g.KK) / g.KW, s = col % g.KW;
     for (int64_t n = 0; n < g.N; ++n) {
-      const int64_t col = cs.rows[k], c = col / g.KK, r = (col % g.KK) / g.KW, s = col % g.KW;
       const float* xc = X + (n * g.C + c) * g.H * g.W;
       float* u = U + k * L + n * g.Hout * g.Wout;
       for (int64_t y = 0; y < g.Hout; ++y) {
@@ -450,6 +491,7 @@ at::Tensor im2col(const at::Tensor& x, const Geometry& g, const Columns& cs, int
         }
       }
     }
+  }
   return buf;
 }
 
@@ -489,34 +531,31 @@ at::Tensor as_input(const at::Tensor& x, const char* what) {
   return x.contiguous();
 }
 
-// The kept weights as the kernels read them, from CSR over output channels: their values (from
-// the dense weight), where each reads its source, its source channel (for channel blocks) and
-// its index in the dense weight. A compact conv's source is its im2col rows.
+// The kept weights as the kernels read them, from CSR over output channels: where each reads
+// its source, its source channel (for channel blocks) and its index in the dense weight, from a
+// table per weight column (no division per nonzero). A compact conv's source is its im2col rows.
 struct Kept {
-  std::vector<float> vals;
   std::vector<int64_t> off, dest;
   std::vector<int32_t> sch;
-  Kept(const Geometry& g, const at::Tensor& indptr, const at::Tensor& cols, const float* weight,
-       const Columns* cs) {
-    const int64_t nnz = cols.numel();
+  Kept(const Geometry& g, const at::Tensor& indptr, const at::Tensor& cols, const Columns* cs) {
+    const int64_t nnz = cols.numel(), CKK = g.C * g.KK;
     const int32_t* ip = indptr.data_ptr<int32_t>();
     const int32_t* ci = cols.data_ptr<int32_t>();
-    vals.resize(nnz);
+    std::vector<int64_t> col_off(CKK);
+    std::vector<int32_t> col_ch(CKK);
+    for (int64_t col = 0; col < CKK; ++col) {
+      col_ch[col] = cs ? cs->row_of[col] : col / g.KK;
+      col_off[col] = cs ? int64_t(col_ch[col]) * g.positions() : g.offset(col);
+    }
     off.resize(nnz);
     dest.resize(nnz);
     sch.resize(nnz);
     for (int64_t o = 0; o < g.O; ++o)
       for (int64_t j = ip[o]; j < ip[o + 1]; ++j) {
-        TORCH_CHECK(ci[j] >= 0 && ci[j] < g.C * g.KK, "column index out of range");
-        dest[j] = o * g.C * g.KK + ci[j];
-        vals[j] = weight[dest[j]];
-        if (cs) {
-          sch[j] = cs->row_of[ci[j]];
-          off[j] = int64_t(sch[j]) * g.positions();
-        } else {
-          sch[j] = ci[j] / g.KK;
-          off[j] = g.offset(ci[j]);
-        }
+        TORCH_CHECK(ci[j] >= 0 && ci[j] < CKK, "column index out of range");
+        dest[j] = o * CKK + ci[j];
+        off[j] = col_off[ci[j]];
+        sch[j] = col_ch[ci[j]];
       }
   }
 };
@@ -528,17 +567,16 @@ std::vector<int64_t> forward_blocks(const Geometry& g, const at::Tensor& indptr,
   const int64_t window = cs ? std::min(TILE, g.positions()) * 4
                             : g.SA * g.SB *
                                   (std::min(TILE, g.grid().L()) + ((g.KH - 1) / g.S) * g.Wq + (g.KW - 1) / g.S + 1) * 4;
-  const int64_t CB = block_channels(channels, g.O, k.vals.size(), window);
+  const int64_t CB = block_channels(channels, g.O, k.off.size(), window);
   NCB = std::max<int64_t>(1, (channels + CB - 1) / CB);  // one block even with no channel: it initialises
   return channel_blocks(g.O, indptr.data_ptr<int32_t>(), k.sch.data(), CB, NCB);
 }
 
-void check_csr(const at::Tensor& indptr, const at::Tensor& cols, const at::Tensor& weight, int64_t O) {
+void check_csr(const at::Tensor& indptr, const at::Tensor& cols, int64_t O) {
   check_index(indptr, "indptr");
   check_index(cols, "cols");
   TORCH_CHECK(indptr.numel() == O + 1 && indptr.data_ptr<int32_t>()[O] == cols.numel(),
               "indptr must have O + 1 entries ending at the nonzero count");
-  TORCH_CHECK(weight.dtype() == at::kFloat && weight.is_contiguous() && weight.dim() == 4, "weight must be float32");
 }
 
 }  // namespace
@@ -546,28 +584,34 @@ void check_csr(const at::Tensor& indptr, const at::Tensor& cols, const at::Tenso
 // Forward: x [N, C, H, W], the dense weight [O, C, KH, KW] and its kept positions as CSR over
 // output channels (indptr [O + 1], cols c*KH*KW + r*KW + s), bias [O] or empty ->
 // (y [N, O, Hout, Wout], the source the backward reads: x itself, its padded phase planes or its
-// im2col rows).
+// im2col rows; the kept values in CSR order, read from the weight once for both passes).
 std::vector<at::Tensor> conv_forward(at::Tensor x, at::Tensor weight, at::Tensor indptr, at::Tensor cols,
                                      at::Tensor bias, int64_t stride, int64_t pad, int64_t threads) {
   x = as_input(x, "x");
+  TORCH_CHECK(weight.dim() == 4 && weight.dtype() == at::kFloat, "weight must be float32 [O, C, KH, KW]");
   weight = weight.contiguous();
   const int64_t O = weight.size(0);
-  check_csr(indptr, cols, weight, O);
+  check_csr(indptr, cols, O);
   TORCH_CHECK(weight.size(1) == x.size(1), "input has ", x.size(1), " channels, the weight expects ", weight.size(1));
   TORCH_CHECK(bias.numel() == 0 || (bias.numel() == O && bias.dtype() == at::kFloat), "bias must be [O] float32");
   bias = bias.contiguous();
   const Geometry g(x.size(0), x.size(1), x.size(2), x.size(3), O, weight.size(2), weight.size(3), stride, pad);
   std::unique_ptr<Columns> cs(g.compact ? new Columns(g, cols) : nullptr);
   auto src = g.compact ? im2col(x, g, *cs, threads) : g.direct ? x : phase_split(x, g, threads);
-  const Kept k(g, indptr, cols, weight.data_ptr<float>(), cs.get());
+  const Kept k(g, indptr, cols, cs.get());
+  auto vals = at::empty({cols.numel()}, weight.options());
+  float* v = vals.data_ptr<float>();
+  const float* wv = weight.data_ptr<float>();
+  for (int64_t j = 0; j < cols.numel(); ++j) v[j] = wv[k.dest[j]];  // in weight order: a stream
   int64_t NCB;
   const auto seg = forward_blocks(g, indptr, k, cs.get(), NCB);
   auto y = at::empty({g.N, O, g.Hout, g.Wout}, x.options());
   const Dst d{y.data_ptr<float>(), O * g.Hout * g.Wout, g.Hout * g.Wout, g.Wout, 1};
   const Layout l = g.source();
-  gather(g.grid(), g.compact ? 1 : l.nimg(), g.compact ? 0 : l.src_img(), O, seg, NCB, k.off.data(), k.vals.data(),
-         bias.numel() ? bias.data_ptr<float>() : nullptr, src.data_ptr<float>(), d, threads);
-  return {y, src};
+  gather(g.grid(), g.compact ? 1 : l.nimg(), g.compact ? 0 : l.src_img(), O, seg, NCB, k.off.data(), v,
+         bias.numel() ? bias.data_ptr<float>() : nullptr, src.data_ptr<float>(), d, threads,
+         !g.compact && !g.direct);  // the phase-split copy has slack
+  return {y, src, vals};
 }
 
 namespace {
@@ -575,7 +619,7 @@ namespace {
 // grad-input of a compact conv: the im2col rows' gradient gU = W^T gy (a gather over a CSR per
 // used column, built here), then added back into gx where each row came from (col2im).
 at::Tensor compact_grad_input(const Geometry& g, const Columns& cs, const at::Tensor& indptr,
-                              const at::Tensor& cols, const float* weight, const float* gyc, int threads) {
+                              const at::Tensor& cols, const float* vals, const float* gyc, int threads) {
   const int64_t R = cs.rows.size(), L = g.positions(), nnz = cols.numel();
   const int32_t* ip = indptr.data_ptr<int32_t>();
   const int32_t* ci = cols.data_ptr<int32_t>();
@@ -584,19 +628,19 @@ at::Tensor compact_grad_input(const Geometry& g, const Columns& cs, const at::Te
   for (int64_t r = 0; r < R; ++r) cp[r + 1] += cp[r];
   std::vector<int32_t> fill(cp.begin(), cp.end() - 1), sch(nnz);
   std::vector<int64_t> off(nnz);
-  std::vector<float> vals(nnz);
+  std::vector<float> tv(nnz);
   for (int64_t o = 0; o < g.O; ++o)
     for (int64_t j = ip[o]; j < ip[o + 1]; ++j) {
       const int64_t at = fill[cs.row_of[ci[j]]]++;
       sch[at] = o;
       off[at] = o * L;
-      vals[at] = weight[o * g.C * g.KK + ci[j]];
+      tv[at] = vals[j];
     }
   const int64_t CB = block_channels(g.O, R, nnz, std::min(TILE, L) * 4), NCB = (g.O + CB - 1) / CB;
   const auto seg = channel_blocks(R, cp.data(), sch.data(), CB, NCB);
   auto gu = at::empty({R * L}, at::kFloat);
   const Dst d{gu.data_ptr<float>(), g.Hout * g.Wout, L, g.Wout, 1};
-  gather(g.grid(), 1, 0, R, seg, NCB, off.data(), vals.data(), nullptr, gyc, d, threads);
+  gather(g.grid(), 1, 0, R, seg, NCB, off.data(), tv.data(), nullptr, gyc, d, threads);
 
   auto gx = at::zeros({g.N, g.C, g.H, g.W}, at::kFloat);
   float* GX = gx.data_ptr<float>();
@@ -626,36 +670,40 @@ at::Tensor compact_grad_input(const Geometry& g, const Columns& cs, const at::Te
 
 }  // namespace
 
-// Backward: gy [N, O, Hout, Wout], the forward's source and the dense weight -> (grad-input
-// [N, C, H, W] or None, the weight's gradient [O, C, KH, KW], zero off the kept positions, or
-// None). The transposed weight, for grad-input on large planes: t_indptr [S*S*C + 1] (rows:
-// phase (r % S, s % S), then input channel c), t_cols o*KH*KW + r*KW + s sorted by o in a row.
-std::vector<at::Tensor> conv_backward(at::Tensor gy, at::Tensor src, at::Tensor weight, at::Tensor indptr,
-                                      at::Tensor cols, at::Tensor t_indptr, at::Tensor t_cols, int64_t H, int64_t W,
-                                      int64_t stride, int64_t pad, bool need_input, bool need_weight,
-                                      int64_t threads) {
+// Backward: gy [N, O, Hout, Wout], the forward's source and kept values, the weight's shape
+// [O, C, KH, KW] -> (grad-input [N, C, H, W] or None, the weight's gradient [O, C, KH, KW],
+// zero off the kept positions, or None). The transposed weight, for grad-input on large planes:
+// t_indptr [S*S*C + 1] (rows: phase (r % S, s % S), then input channel c), t_cols
+// o*KH*KW + r*KW + s sorted by o in a row, t_perm the CSR index of each of its nonzeros.
+std::vector<at::Tensor> conv_backward(at::Tensor gy, at::Tensor src, at::Tensor vals, std::vector<int64_t> shape,
+                                      at::Tensor indptr, at::Tensor cols, at::Tensor t_indptr, at::Tensor t_cols,
+                                      at::Tensor t_perm, int64_t H, int64_t W, int64_t stride, int64_t pad,
+                                      bool need_input, bool need_weight, int64_t threads) {
   gy = as_input(gy, "grad_output");
-  weight = weight.contiguous();
-  const int64_t O = weight.size(0), C = weight.size(1);
-  check_csr(indptr, cols, weight, O);
-  const Geometry g(gy.size(0), C, H, W, O, weight.size(2), weight.size(3), stride, pad);
+  TORCH_CHECK(shape.size() == 4, "shape must be the weight's [O, C, KH, KW]");
+  const int64_t O = shape[0], C = shape[1];
+  check_csr(indptr, cols, O);
+  TORCH_CHECK(vals.dtype() == at::kFloat && vals.is_contiguous() && vals.numel() == cols.numel(),
+              "vals must be the forward's kept values");
+  const Geometry g(gy.size(0), C, H, W, O, shape[2], shape[3], stride, pad);
   TORCH_CHECK(gy.size(1) == O && gy.size(2) == g.Hout && gy.size(3) == g.Wout, "grad_output has shape ",
               gy.sizes(), ", expected [", g.N, ", ", O, ", ", g.Hout, ", ", g.Wout, "]");
   const int64_t S = g.S, P = g.P, KH = g.KH, KW = g.KW, KK = g.KK;
-  const float* wv = weight.data_ptr<float>();
+  const float* vv = vals.data_ptr<float>();
   std::unique_ptr<Columns> cs(g.compact ? new Columns(g, cols) : nullptr);
   const int64_t srcsize = g.compact ? int64_t(cs->rows.size()) * g.positions() : g.source().size();
   TORCH_CHECK(src.dtype() == at::kFloat && src.is_contiguous() && src.numel() >= srcsize,
               "src must be the forward's source");
+  const auto opts = gy.options();
   at::Tensor gx, gw;
 
   if (g.compact) {  // gy as [O][N * Hout * Wout], read by both gradients
     const Layout ql{true, g.N, O, g.Hout * g.Wout};
     const auto gyc = pad_grad(gy, g, ql, g.Wout, 0, 0, 0, threads);
-    if (need_input) gx = compact_grad_input(g, *cs, indptr, cols, wv, gyc.data_ptr<float>(), threads);
+    if (need_input) gx = compact_grad_input(g, *cs, indptr, cols, vv, gyc.data_ptr<float>(), threads);
     if (need_weight) {
-      gw = at::zeros(weight.sizes(), weight.options());
-      const Kept k(g, indptr, cols, wv, cs.get());
+      gw = at::zeros(shape, opts);
+      const Kept k(g, indptr, cols, cs.get());
       int64_t NCB;
       const auto seg = forward_blocks(g, indptr, k, cs.get(), NCB);
       sampled_product(g.positions(), 1, 0, 0, O, indptr.data_ptr<int32_t>(), seg, NCB, k.off.data(),
@@ -688,66 +736,82 @@ std::vector<at::Tensor> conv_backward(at::Tensor gy, at::Tensor src, at::Tensor 
 
   at::Tensor gpad, gq;
   const float* dyq = nullptr;
+  bool dyq_copied = false;  // zero past each plane's valid rows: grad-weight may round its length up
   if (need_input) {
     gpad = unpadded ? gy : pad_grad(gy, g, gl, Wb, top, left, (top + 2) * Wb + 2 * TILE, threads);
-    if (Hb == g.Hq && Wb == g.Wq)  // the same planes: grad-weight's gy is this one, shifted
+    if (Hb == g.Hq && Wb == g.Wq) {  // the same planes: grad-weight's gy is this one, shifted
       dyq = gpad.data_ptr<float>() + top * Wb + left;
+      dyq_copied = !unpadded;
+    }
   }
   if (need_weight && dyq == nullptr) {
-    gq = (g.Hq == g.Hout && g.Wq == g.Wout) ? gy : pad_grad(gy, g, ql, g.Wq, 0, 0, 2 * TILE, threads);
+    const bool same = g.Hq == g.Hout && g.Wq == g.Wout;
+    gq = same ? gy : pad_grad(gy, g, ql, g.Wq, 0, 0, 2 * TILE, threads);
     dyq = gq.data_ptr<float>();
+    dyq_copied = !same;
   }
 
   if (need_input) {
     check_index(t_indptr, "t_indptr");
     check_index(t_cols, "t_cols");
-    TORCH_CHECK(t_indptr.numel() == S * S * C + 1 && t_indptr.data_ptr<int32_t>()[S * S * C] == t_cols.numel(),
+    check_index(t_perm, "t_perm");
+    const int64_t nnz = t_cols.numel();
+    TORCH_CHECK(t_indptr.numel() == S * S * C + 1 && t_indptr.data_ptr<int32_t>()[S * S * C] == nnz &&
+                    t_perm.numel() == nnz && nnz == cols.numel(),
                 "t_indptr must have stride*stride*C + 1 entries ending at the nonzero count");
-    // Phases no tap reads (a 1x1 stride-2 conv's three of four) get no gradient: start from zeros.
-    gx = (g.SA == S && g.SB == S) ? at::empty({g.N, C, H, W}, gy.options()) : at::zeros({g.N, C, H, W}, gy.options());
+    // Phases no tap reads (a 1x1 stride-2 conv's three of four) get no gradient: zeros, written
+    // with the values for an unpadded 1x1 conv (gaps), else set first.
+    const bool gaps = KK == 1 && S > 1 && P == 0;
+    gx = (gaps || (g.SA == S && g.SB == S)) ? at::empty({g.N, C, H, W}, opts) : at::zeros({g.N, C, H, W}, opts);
     const int32_t* tp = t_indptr.data_ptr<int32_t>();
     const int32_t* tc = t_cols.data_ptr<int32_t>();
-    std::vector<int64_t> off(t_cols.numel());
-    std::vector<int32_t> sch(t_cols.numel());
-    std::vector<float> vals(t_cols.numel());
+    const int32_t* pm = t_perm.data_ptr<int32_t>();
+    std::vector<int64_t> tap_off(KK);  // per (r, s): the offset in its phase, less o * gl.chan()
+    for (int64_t rs = 0; rs < KK; ++rs) {
+      const int64_t r = rs / KW, s = rs % KW;
+      tap_off[rs] = (lo(r % S) - r / S + top) * Wb + (lo(s % S) - s / S + left);
+    }
+    std::vector<int64_t> off(nnz);
+    std::vector<int32_t> sch(nnz);
+    std::vector<float> tv(nnz);
+    for (int64_t j = 0; j < nnz; ++j) {
+      TORCH_CHECK(tc[j] >= 0 && tc[j] < O * KK && pm[j] >= 0 && pm[j] < nnz, "transposed index out of range");
+      const int64_t o = tc[j] / KK;
+      sch[j] = o;
+      off[j] = o * gl.chan() + tap_off[tc[j] - o * KK];
+      tv[j] = vv[pm[j]];
+    }
     for (int64_t ph = 0; ph < S * S; ++ph) {
       const int64_t a = ph / S, b = ph % S;
       const int64_t qlo = lo(a), tlo = lo(b);
       const Grid grid{1, Hb, Wb, hi(a, H) - qlo + 1, hi(b, W) - tlo + 1};
       if (grid.ny <= 0 || grid.nx <= 0 || taps(KH, a) == 0 || taps(KW, b) == 0) continue;
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t j = tp[ph * C + c]; j < tp[ph * C + c + 1]; ++j) {
-          TORCH_CHECK(tc[j] >= 0 && tc[j] < O * KK, "transposed column index out of range");
-          const int64_t o = tc[j] / KK, r = (tc[j] % KK) / KW, s = tc[j] % KW;
-          TORCH_CHECK(r % S == a && s % S == b, "transposed nonzero in the wrong phase");
-          off[j] = o * gl.chan() + (qlo - r / S + top) * Wb + (tlo - s / S + left);
-          sch[j] = o;
-          vals[j] = wv[(o * C + c) * KK + r * KW + s];
-        }
       const int64_t window = (std::min(TILE, grid.L()) + (taps(KH, a) - 1) * Wb + taps(KW, b)) * 4;
       const int64_t nnzp = tp[(ph + 1) * C] - tp[ph * C];
       const int64_t CB = block_channels(O, C, nnzp, window), NCB = (O + CB - 1) / CB;
       const auto seg = channel_blocks(C, tp + ph * C, sch.data(), CB, NCB);
-      const Dst d{gx.data_ptr<float>() + (qlo * S + a - P) * W + (tlo * S + b - P), C * H * W, H * W, S * W, S};
-      gather(grid, gl.nimg(), gl.src_img(), C, seg, NCB, off.data(), vals.data(), nullptr, gpad.data_ptr<float>(), d,
-             threads);
+      const Dst d{gx.data_ptr<float>() + (qlo * S + a - P) * W + (tlo * S + b - P), C * H * W, H * W, S * W, S,
+                  gaps, W, H};
+      gather(grid, gl.nimg(), gl.src_img(), C, seg, NCB, off.data(), tv.data(), nullptr, gpad.data_ptr<float>(), d,
+             threads, !unpadded);
     }
   }
 
   if (need_weight) {
     const Layout l = g.source();
-    gw = at::zeros(weight.sizes(), weight.options());
-    const Kept k(g, indptr, cols, wv, nullptr);
+    gw = at::zeros(shape, opts);
+    const Kept k(g, indptr, cols, nullptr);
     int64_t NCB;
     const auto seg = forward_blocks(g, indptr, k, nullptr, NCB);
-    sampled_product(g.grid().L(), l.nimg(), l.src_img(), ql.src_img(), O, indptr.data_ptr<int32_t>(), seg, NCB,
-                    k.off.data(), src.data_ptr<float>(), dyq, ql.chan(), k.dest.data(), gw.data_ptr<float>(),
-                    threads);
+    const int64_t L = g.grid().L();
+    const bool round_up = dyq_copied && !g.direct && g.Hq * g.Wq >= (L + VW - 1) / VW * VW;
+    sampled_product(L, l.nimg(), l.src_img(), ql.src_img(), O, indptr.data_ptr<int32_t>(), seg, NCB, k.off.data(),
+                    src.data_ptr<float>(), dyq, ql.chan(), k.dest.data(), gw.data_ptr<float>(), threads, round_up);
   }
   return {gx, gw};
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("conv_forward", &conv_forward, "sparse conv2d forward (CSR over output channels): (y, source)");
+  m.def("conv_forward", &conv_forward, "sparse conv2d forward (CSR over output channels): (y, source, kept values)");
   m.def("conv_backward", &conv_backward, "sparse conv2d backward: (grad-input, dense weight gradient)");
 }
