@@ -1,10 +1,11 @@
 """The C++ kernels, compiled for this machine on first use and cached.
 
-``torch.utils.cpp_extension.load`` builds ``csrc/sparse_kernels.cpp`` with ``-O3
--march=native`` and OpenMP into a folder named by a fingerprint of the machine (CPU model
-and flags), the torch version and the source, under :func:`cache_dir`; a later process on
-the same machine loads the built library in well under a second. When no compiler works,
-:func:`kernels` returns None after one logged line and the runtime runs on torch instead.
+``torch.utils.cpp_extension.load`` builds ``csrc/sparse_kernels.cpp`` (inference, :func:`kernels`)
+or ``csrc/sparse_train.cpp`` (training, :func:`train_kernels`) with ``-O3 -march=native`` and
+OpenMP into a folder named by a fingerprint of the machine (CPU model and flags), the torch
+version and the source, under :func:`cache_dir`; a later process on the same machine loads the
+built library in well under a second. When no compiler works, either returns None after one
+logged line and the runtime runs on torch instead.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 _log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).resolve().parent / "csrc" / "sparse_kernels.cpp"
+TRAIN_SOURCE = SOURCE.with_name("sparse_train.cpp")
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-ffp-contract=fast"]
 
 _loaded: dict[str, object] = {}  # build folder -> module (None: the build failed)
@@ -46,7 +48,7 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine_fingerprint() -> str:
+def machine_fingerprint(source: Path = SOURCE) -> str:
     """A short hash of what the compiled code and the timings depend on: CPU model and
     instruction-set flags, core count, torch version and the kernel source."""
     import torch
@@ -59,31 +61,42 @@ def machine_fingerprint() -> str:
                 break
     except OSError:
         pass
-    text = "|".join([cpu_name(), flags, str(os.cpu_count()), torch.__version__, SOURCE.read_text()])
+    text = "|".join([cpu_name(), flags, str(os.cpu_count()), torch.__version__, Path(source).read_text()])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def kernels(build_dir: Path | None = None):
     """The compiled kernel module, or None (logged once, the reason kept for :func:`why_not`)
     when it can be neither loaded nor built here."""
-    folder = _folder(build_dir)
+    return _cached(_folder(build_dir), SOURCE)
+
+
+def train_kernels(build_dir: Path | None = None):
+    """The compiled training kernels (``csrc/sparse_train.cpp``), or None as for :func:`kernels`."""
+    return _cached(_folder(build_dir, TRAIN_SOURCE), TRAIN_SOURCE)
+
+
+def _cached(folder: Path, source: Path):
     key = str(folder)
     if key not in _loaded:
-        _loaded[key] = _load_or_build(folder)
+        _loaded[key] = _load_or_build(folder, source)
     return _loaded[key]
 
 
-def why_not(build_dir: Path | None = None) -> str | None:
-    """Why :func:`kernels` returned None for this build folder (None: they loaded, or were not
-    tried yet)."""
-    return _why.get(str(_folder(build_dir)))
+def why_not(build_dir: Path | None = None, source: Path = SOURCE) -> str | None:
+    """Why :func:`kernels` (``source=TRAIN_SOURCE``: :func:`train_kernels`) returned None for
+    this build folder (None: they loaded, or were not tried yet)."""
+    return _why.get(str(_folder(build_dir, source)))
 
 
 _why: dict[str, str] = {}  # build folder -> why the kernels are not available
 
 
-def _folder(build_dir: Path | None) -> Path:
-    return Path(build_dir) if build_dir is not None else cache_dir() / f"build-{machine_fingerprint()}"
+def _folder(build_dir: Path | None, source: Path = SOURCE) -> Path:
+    if build_dir is not None:
+        return Path(build_dir)
+    home = cache_dir() if source == SOURCE else cache_dir() / "train"
+    return home / f"build-{machine_fingerprint(source)}"
 
 
 def _fail(folder: Path, reason: str) -> None:
@@ -91,10 +104,11 @@ def _fail(folder: Path, reason: str) -> None:
     _log.warning("sparse runtime: %s; sparse layers run on torch instead", reason)
 
 
-def _load_or_build(folder: Path):
+def _load_or_build(folder: Path, source: Path = SOURCE):
     """A library already built in ``folder`` is imported as it is (no compiler, ninja or
     write access needed); a damaged one is set aside and rebuilt; else the source is built."""
-    name = "ticketzoo_sparse_" + folder.name.replace("-", "_")
+    # one module name per source and folder: both libraries can be loaded in one process
+    name = ("ticketzoo_sparse_" if source == SOURCE else "ticketzoo_sparse_train_") + folder.name.replace("-", "_")
     library = folder / f"{name}.so"
     if library.is_file():
         problem = elf_problem(library)
@@ -109,7 +123,7 @@ def _load_or_build(folder: Path):
         except OSError as e:
             _fail(folder, f"{library} is damaged ({problem}) and cannot be moved aside ({e.strerror})")
             return None
-    return _build(folder, name)
+    return _build(folder, name, source)
 
 
 def elf_problem(path: Path) -> str | None:
@@ -152,7 +166,7 @@ def _import_built(name: str, library: Path):
     return module
 
 
-def _build(folder: Path, name: str):
+def _build(folder: Path, name: str, source: Path = SOURCE):
     compiler = os.environ.get("CXX", "c++")
     if shutil.which(compiler) is None:
         _fail(folder, f"no C++ compiler ({compiler} not found) and no kernels built in {folder}")
@@ -173,7 +187,7 @@ def _build(folder: Path, name: str):
         path = os.environ.get("PATH")
         os.environ["PATH"] = os.pathsep.join(p for p in (os.path.dirname(sys.executable), path) if p)
         try:
-            return load(name=name, sources=[str(SOURCE)], extra_cflags=FLAGS, extra_ldflags=["-fopenmp"],
+            return load(name=name, sources=[str(source)], extra_cflags=FLAGS, extra_ldflags=["-fopenmp"],
                         build_directory=str(folder), verbose=False)
         finally:
             if path is None:
