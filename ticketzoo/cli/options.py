@@ -218,6 +218,7 @@ runtime_options = _group([
     (("--threads",), {"type": click.IntRange(min=1),
                       "help": "CPU threads for torch [1 for small models, every core for large ones]."}),
     (("--workers",), {"type": click.IntRange(min=0), "help": "DataLoader workers [by device]."}),
+    *config_specs(TrainConfig, ("runtime",)),
 ])
 
 publish_options = _group([
@@ -268,7 +269,7 @@ def train_config(opts: Mapping[str, Any], values: Mapping[str, Any] | None = Non
     """The ``TrainConfig`` the training, runtime and seed options ask for, built the same way by
     every command that trains (``values``: the recipe fields, default :func:`train_values`)."""
     values = train_values(opts) if values is None else values
-    where = {k: opts[k] for k in ("device", "seed") if opts.get(k) is not None}
+    where = {k: opts[k] for k in ("device", "seed", "runtime") if opts.get(k) is not None}
     return TrainConfig(**values, **where, **runtime_values(opts))
 
 

@@ -30,6 +30,7 @@ from ticketzoo.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("step", "cosine", "linear")
+RUNTIMES = ("auto", "dense", "sparse")
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 _RUNTIME = {**UNHASHED, **LATER}  # not hashed, and left out of to_dict while "auto" (None)
 
@@ -70,6 +71,11 @@ class TrainConfig(Config):
     # (ticketzoo.train.device.resolve_cpu_runtime) and the resolved value is recorded with the run.
     cpu_amp: bool | None = field(default=None, metadata=_RUNTIME)  # bf16 autocast on CPU
     cpu_channels_last: bool | None = field(default=None, metadata=_RUNTIME)  # NHWC model and inputs on CPU
+    # Which kernels multiply the masked layers on the CPU: a runtime choice (results equal within
+    # float tolerance), so out of the hash; resolved per layer and recorded per run.
+    runtime: str = option("auto", later=True, hashed=False, choices=RUNTIMES,
+                          help="Masked layers on the CPU: sparse kernels (forward and backward), dense, or auto "
+                               "(each layer timed once per machine, sparse where it is faster).")
     precise_bn: bool = option(False, later=True,
                               help="Recompute BatchNorm statistics on training batches before each "
                                    "validation (precise BN), so that small batches cannot derail "
@@ -77,7 +83,7 @@ class TrainConfig(Config):
 
     def __post_init__(self) -> None:
         # Normalise so equal recipes hash equally (lr=1 and lr=1.0, lists vs tuples, case).
-        for name in ("optimizer", "schedule"):
+        for name in ("optimizer", "schedule", "runtime"):
             if isinstance(getattr(self, name), str):
                 object.__setattr__(self, name, getattr(self, name).lower())
         self.validate()
@@ -95,6 +101,9 @@ class TrainConfig(Config):
         if self.schedule != "step" and self.milestones:
             raise ConfigError("milestones apply to the step schedule only", field="milestones",
                               value=self.milestones, hint="drop `milestones` or use `schedule` 'step'")
+        if self.runtime not in RUNTIMES:
+            raise ConfigError(f"unknown runtime {self.runtime!r}", field="runtime", value=self.runtime,
+                              hint=f"choose one of {', '.join(RUNTIMES)}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}", field="optimizer", value=self.optimizer,
                               hint=f"choose one of {', '.join(OPTIMIZERS)}")

@@ -12,6 +12,7 @@ that became NaN/inf is a verdict, not an exception.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from torch import nn
 from ticketzoo.find.report import RoundResult
 from ticketzoo.train import status as verdicts
 
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainedRound:
@@ -52,6 +54,9 @@ def train_round(model: nn.Module, weights, masks, src, config, runtime, *, start
     except DivergedError as err:  # NaN/inf: nothing to evaluate
         return TrainedRound(None, None, err.epoch - 1, time.perf_counter() - t0,
                             verdicts.diverged(err.epoch, err.lr, err.loss))
+    if tr.kernels and tr.kernels["sparse"]:
+        log.info(f"{folder.name}: {tr.kernels['sparse']} of {tr.kernels['layers']} masked layers trained on "
+                 f"sparse kernels (runtime {tr.kernels['runtime']})")
     val = evaluate(model, src.val, runtime=runtime) if src.val else None
     test = evaluate(model, src.test, runtime=runtime) if src.test else None
     judged = test if test is not None else val

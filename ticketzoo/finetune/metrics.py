@@ -24,7 +24,7 @@ def run_dict(run, classes) -> dict[str, Any]:
         "epochs": t.history if t else [], "best_epoch": t.best_epoch if t else None,
         "best_val_loss": t.best_val_loss if t else None, "epochs_run": t.epochs_run if t else None,
         "stopped_early": t.stopped_early if t else None, "stop_reason": t.stop_reason if t else None,
-        "resumed": t.resumed if t else None,
+        "resumed": t.resumed if t else None, "kernels": t.kernels if t else None,
         "test_loss": test.loss if test else None,
         "test_accuracy": test.accuracy if test else None,
         "test_samples": test.num_samples if test else 0,

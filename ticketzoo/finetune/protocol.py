@@ -31,6 +31,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ticketzoo.config import unhashed_fields
 from ticketzoo.train import TrainConfig
 from ticketzoo.train.device import resolve_cpu_runtime
 
@@ -45,7 +46,7 @@ WARMUP_SHARE = 0.05
 MIN_PATIENCE = 10
 
 # Fields that say how and where to run, not what the recipe is: always taken from ``train``.
-_RUNTIME = ("seed", "device", "amp", "channels_last", "cpu_amp", "cpu_channels_last", "restore_best")
+_RUNTIME = (*unhashed_fields(TrainConfig), "seed", "amp", "channels_last", "restore_best")
 # (precise_bn is a recipe choice: auto turns it on unless the caller set it)
 
 

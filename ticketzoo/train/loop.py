@@ -67,6 +67,8 @@ class TrainResult:
     final_step: int  # optimizer steps since the schedule's start (includes ``start``)
     stop_reason: str | None = None
     resumed: bool = False
+    # the kernels of the masked layers (config.runtime resolved): runtime, layers, sparse, reason
+    kernels: dict[str, Any] | None = None
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -282,6 +284,7 @@ def train(
     runtime.prepare_model(model)
     maskset = MaskSet(model, masks)
     maskset.apply()
+    kernels = _sparse_kernels(model, masks, config, runtime)
     forward = dist.wrap(model, runtime.device)  # DDP under torchrun; shares model's parameters
     optimizer = build_optimizer(model, config)
     scaler = runtime.grad_scaler()
@@ -342,12 +345,40 @@ def train(
         _emit(cbs, "on_train_end", state)
     finally:
         _emit(cbs, "close")
+        if kernels is not None:
+            kernels.restore()  # the model leaves as it came: its own forwards
     return TrainResult(
         [dict(row) for row in state.history], best["epoch"],
         best["val_loss"] if best["epoch"] is not None else None, stopped_early,
         epochs_run=state.epoch, final_step=state.step, stop_reason=state.stop_reason,
-        resumed=state.resumed,
+        resumed=state.resumed, kernels=_kernels_record(kernels, config, masks),
     )  # fmt: skip
+
+
+def _sparse_kernels(model: nn.Module, masks, config: TrainConfig, runtime: Runtime):
+    """The sparse training kernels on ``model``'s masked layers (:mod:`ticketzoo.sparse.training`),
+    as ``config.runtime`` asks, on the CPU; None where they cannot apply (dense, CUDA, no mask).
+    ``auto`` times each eligible layer at its first input shape and keeps the faster kernel,
+    against the dense layer as it runs (bf16 under CPU autocast)."""
+    if config.runtime == "dense" or runtime.device.type != "cpu" or not masks:
+        return None
+    from ticketzoo.sparse.training import enable_sparse_training
+
+    return enable_sparse_training(model, masks, config.runtime,
+                                  dense_autocast=runtime.amp_dtype)
+
+
+def _kernels_record(plan, config: TrainConfig, masks) -> dict[str, Any] | None:
+    """What ran the masked layers, for the run's records: the runtime asked for, how many
+    masked layers ran sparse, and why none could where none did."""
+    if not masks:
+        return None
+    if plan is None:
+        return {"runtime": config.runtime, "layers": len(masks), "sparse": 0,
+                "reason": "runtime dense" if config.runtime == "dense" else "not on the CPU"}
+    rows = plan.layers()
+    return {"runtime": config.runtime, "layers": len(rows), "sparse": sum(r["kernel"] == "sparse" for r in rows),
+            "reason": plan.reason}
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
