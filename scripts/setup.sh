@@ -2,7 +2,7 @@
 # Create ./.venv with ticketzoo installed (editable) plus test tools; idempotent.
 #
 #   bash scripts/setup.sh          # runtime dependencies
-#   bash scripts/setup.sh --test   # plus pytest and hypothesis
+#   bash scripts/setup.sh --test   # plus pytest, hypothesis and the onnx extra (its tests run too)
 #
 # torchvision comes from PyPI and pulls its matching torch (a CUDA build that also runs
 # on CPU). pyproject's torch>=2.14 keeps pip from mixing in an older CPU-only wheel.
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 python="${PYTHON:-python3}"
 extra=""
-[[ "${1:-}" == "--test" ]] && extra="[test]"
+[[ "${1:-}" == "--test" ]] && extra="[test,onnx]"
 stamp=".venv/.ticketzoo-installed"
 want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)$extra"
 

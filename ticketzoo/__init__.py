@@ -7,6 +7,7 @@
     ticket = ticketzoo.load("file:///srv/zoo/my-ticket")       # a name, name@rev, hf://, file:// or a path
     model = ticket.to_model(num_classes=5)                     # θk; create_model(ref, ...): trained where there is one
     ticketzoo.keep_masks(model, ticket.head_masks_dropped())   # pruned weights stay 0 in your own loop
+    # or: ticketzoo.apply_torch_prune(model, ticket.head_masks_dropped())  # as torch.nn.utils.prune would
 
 Names load on first use (PEP 562), so ``import ticketzoo`` does not import torch.
 """
@@ -27,6 +28,7 @@ _EXPORTS = {
     "Ticket": "ticketzoo.ticket",
     "Mask": "ticketzoo.masks",
     "keep_masks": "ticketzoo.masks",
+    "apply_torch_prune": "ticketzoo.interop",
     "prune": "ticketzoo.pruning",
     "load": "ticketzoo.api",
     "create_model": "ticketzoo.api",

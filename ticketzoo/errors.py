@@ -141,6 +141,10 @@ class ConfigError(TicketzooError, ValueError):
     """A recipe or option value is out of range or inconsistent."""
 
 
+class MissingDependencyError(TicketzooError, ImportError):
+    """An optional feature whose packages are not installed (``pip install 'ticketzoo[onnx]'``)."""
+
+
 class ArgumentTypeError(TicketzooError, TypeError):
     """A library function was given an object of the wrong kind (``prune(None, 0.9)``)."""
 

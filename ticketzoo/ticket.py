@@ -13,7 +13,7 @@ from ticketzoo.card import (ArchConfig, Card, LayerSparsity, Lineage, Preprocess
                             now_iso, preprocess_of, read_card, validate_card)
 from ticketzoo.errors import ConfigError, TicketFormatError
 from ticketzoo.fileio import atomic_write_bytes, sha256_bytes
-from ticketzoo.interop import plain_state_dict, torch_prune_masks
+from ticketzoo.interop import apply_torch_prune, plain_state_dict, torch_prune_masks
 from ticketzoo.masks import Mask
 from ticketzoo.names import check_name, valid_name
 from ticketzoo.ticket_arch import check_tensors, materialize_fresh, meta_model
@@ -293,7 +293,8 @@ class Ticket:
         return out
 
     def to_model(self, weights: str = "rewind", num_classes: int | None = None, *, fresh_head: bool = False,
-                 head_init: str = "default", seed: int | None = None, runtime: str = "dense") -> nn.Module:
+                 head_init: str = "default", seed: int | None = None, runtime: str = "dense",
+                 torch_prune: bool = False) -> nn.Module:
         """The ticket's network with one weight set loaded and pruned weights exactly zero.
 
         With ``num_classes`` other than the card's, or ``fresh_head``, the head is replaced
@@ -301,11 +302,16 @@ class Ticket:
         with ``head_init`` and ``seed``). Train it under :meth:`head_masks_dropped` then.
         ``runtime="sparse"`` returns an eval-mode inference network instead, its pruned layers
         on sparse CPU kernels, kernels chosen for the card's input size (:mod:`ticketzoo.sparse`).
+        ``torch_prune=True`` registers the masks (without the head's, when it is new) as
+        ``torch.nn.utils.prune`` does (``weight_orig`` and ``weight_mask``;
+        :func:`~ticketzoo.interop.apply_torch_prune`), for training code written for torch's pruning.
         """
         from ticketzoo.models import new_head
 
         if runtime not in ("dense", "sparse"):
             raise ConfigError(f"runtime must be 'dense' or 'sparse', got {runtime!r}", field="runtime", value=runtime)
+        if torch_prune and runtime == "sparse":  # the sparse runtime is for inference: no masks to keep
+            raise ConfigError("torch_prune goes with the dense runtime", field="torch_prune", value=torch_prune)
 
         arch = self.card.arch
         model = self._meta_model()
@@ -316,7 +322,8 @@ class Ticket:
         if not fresh_head and classes == arch.num_classes and (head_init != "default" or seed is not None):
             raise ConfigError("head_init and seed shape a new head: pass fresh_head=True (or another num_classes)",
                               field="fresh_head")
-        if fresh_head or classes != arch.num_classes:
+        new = fresh_head or classes != arch.num_classes
+        if new:
             for k in arch.classifier:
                 state.pop(k, None)
             new_head(model, classes, init=head_init, seed=seed, device="cpu")
@@ -326,6 +333,8 @@ class Ticket:
             from ticketzoo.sparse import sparsify
 
             return sparsify(model, example=(1, arch.in_channels, arch.input_size, arch.input_size))
+        if torch_prune:
+            apply_torch_prune(model, self.head_masks_dropped() if new else self.masks)
         return model
 
     def head_masks_dropped(self) -> Mask:
