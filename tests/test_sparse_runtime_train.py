@@ -68,3 +68,18 @@ def test_runtime_is_an_option_of_every_training_command():
     for command in ("find", "finetune", "compare"):
         out = CliRunner().invoke(cli, [command, "--help"]).output
         assert "--runtime [auto|dense|sparse]" in out, command
+
+
+def test_bench_train_times_a_training_step_of_every_runtime(train_compiled, tmp_path):
+    from test_cli import run
+
+    path = tmp_path / "t.safetensors"
+    tiny_ticket(sparsity=0.9, name="tiny-s90", width=0.5).save(path)
+    p = run("bench", str(path), "--train", "--batch-size", "4", "--repeat", "1", "--json", check=0)
+    r = json.loads(p.stdout)
+    assert set(r["runs"]) == {"dense-fp32", "dense-best", "sparse", "auto"}
+    assert all(v["ms"] > 0 for v in r["runs"].values()) and r["layers_total"] >= 2 and r["cpu"]
+    assert r["speedup_vs_best_dense"] == pytest.approx(
+        min(r["runs"]["dense-fp32"]["ms"], r["runs"]["dense-best"]["ms"]) / r["runs"]["auto"]["ms"], rel=0.01)
+    text = run("bench", str(path), "--train", "--batch-size", "4", "--repeat", "1", check=0).stdout
+    assert "one training step" in text and "vs best dense" in text

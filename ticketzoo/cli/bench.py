@@ -17,22 +17,27 @@ from ticketzoo.cli.console import console, err_console, human_size, print_json
               help="Timed runs per variant; the fastest is reported.")
 @click.option("--weights", type=click.Choice(["rewind", "trained"]), default=None,
               help="Weight set [default: trained when the ticket has it, else rewind].")
+@click.option("--train", "training", is_flag=True,
+              help="Time one training step (forward, backward, SGD, masks kept) instead of inference: dense "
+                   "fp32, the best dense option and the sparse training kernels (every layer, and auto).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def command(ref: str, input_size: int | None, batch_size: int, threads: int | None, repeat: int,
-            weights: str | None, as_json: bool) -> None:
-    """Time a ticket on the CPU: dense fp32 eager, dense bf16 autocast and the sparse runtime.
+            weights: str | None, training: bool, as_json: bool) -> None:
+    """Time a ticket on the CPU: dense fp32 eager, dense bf16 autocast and the sparse runtime;
+    with --train, one training step dense and on the sparse training kernels.
 
     \b
     Examples:
       ticketzoo bench fashionmnist-lenet-300-100-s93
       ticketzoo bench NAME --input-size 224 --batch-size 8 --threads 2 --json
+      ticketzoo bench cifar10-resnet50-s97 --train --input-size 224 --batch-size 8
     """
     import os
 
     import torch
 
     from ticketzoo.api import load
-    from ticketzoo.sparse.bench import bench_ticket
+    from ticketzoo.sparse.bench import bench_ticket, bench_ticket_training
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     torch.set_num_threads(threads or cores or 1)
@@ -43,12 +48,30 @@ def command(ref: str, input_size: int | None, batch_size: int, threads: int | No
                                  f"(it has: {', '.join(ticket.weight_sets)})", param_hint="--weights")
     size = input_size or ticket.card.arch.input_size
     say = None if as_json else (lambda msg: err_console.print(msg, style="dim"))
-    result = bench_ticket(ticket, weights=weights, input_size=size, batch_size=batch_size, repeat=repeat,
-                          progress=say)
+    run = bench_ticket_training if training else bench_ticket
+    result = run(ticket, weights=weights, input_size=size, batch_size=batch_size, repeat=repeat, progress=say)
     if as_json:
         print_json(result)
         return
-    _table(result)
+    (_training_table if training else _table)(result)
+
+
+def _training_table(r: dict) -> None:
+    from rich.table import Table
+
+    console.print(f"{r['ticket']} ({r['arch']}, {r['sparsity']:.2%} sparse, {r['weights']} weights): one training "
+                  f"step at batch {r['batch_size']}, {r['input_size']} px, on {r['threads']} threads of {r['cpu']}, "
+                  f"fastest of {r['repeat']}")
+    table = Table(show_edge=False, pad_edge=False)
+    for col in ("runtime", "step (ms)", "images/s", "vs dense fp32", "vs best dense"):
+        table.add_column(col, justify="left" if col == "runtime" else "right")
+    base, best = r["runs"]["dense-fp32"]["ms"], min(r["runs"]["dense-fp32"]["ms"], r["runs"]["dense-best"]["ms"])
+    for name, run in r["runs"].items():
+        table.add_row(name, f"{run['ms']:.1f}", f"{run['images_per_s']:.1f}", f"{base / run['ms']:.2f}x",
+                      f"{best / run['ms']:.2f}x")
+    console.print(table)
+    console.print(f"dense-best: {r['dense_best']}; auto: {r['layers_sparse']} of {r['layers_total']} masked layers "
+                  "on sparse kernels (each timed once per machine, the choice cached)")
 
 
 def _table(r: dict) -> None:

@@ -115,3 +115,74 @@ def bench_ticket(ticket, *, weights: str, input_size: int, batch_size: int, repe
         "dense_safetensors_bytes": dense_safetensors_bytes(ticket.state_dict(weights)),
         "verdict": verdict(ms),
     }
+
+
+def training_step(model: nn.Module, masks, x: torch.Tensor, y: torch.Tensor, *, amp: bool) -> Callable[[], None]:
+    """A zero-argument training step of ``model`` on ``(x, y)``, as the training loop takes it:
+    forward (bf16 autocast with ``amp``), cross-entropy, backward, SGD with momentum, masks
+    re-zeroed."""
+    import torch.nn.functional as F
+
+    from ticketzoo.masks import MaskSet
+
+    keeper = MaskSet(model, masks)
+    keeper.apply()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        keeper.apply()
+
+    return step
+
+
+def bench_ticket_training(ticket, *, weights: str, input_size: int, batch_size: int, repeat: int = 3,
+                          progress: Callable[[str], None] | None = None) -> dict:
+    """One training step of ``ticket`` (its masks kept, head included) on this CPU: dense fp32,
+    the best dense option (channels_last, with bf16 autocast where the CPU has it natively),
+    and the sparse training kernels (``sparse``: every eligible layer; ``auto``: each layer
+    timed, the faster kept), each on its own copy of the network, min of ``repeat``."""
+    import copy
+
+    from ticketzoo.sparse.allocator import keep_freed_memory
+    from ticketzoo.sparse.kernels import cpu_name
+    from ticketzoo.sparse.training import enable_sparse_training
+    from ticketzoo.train.device import cpu_bf16_native
+
+    say = progress or (lambda _msg: None)
+    kept = keep_freed_memory()
+    arch = ticket.card.arch
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn((batch_size, arch.in_channels, input_size, input_size), generator=g)
+    y = torch.randint(0, arch.num_classes, (batch_size,), generator=g)
+    base, masks = ticket.to_model(weights).train(), ticket.masks
+    bf16 = cpu_bf16_native()
+    ms, layers = {}, []
+    for name in ("dense-fp32", "dense-best", "sparse", "auto"):
+        net, xin, plan = copy.deepcopy(base), x, None
+        if name == "dense-best":
+            net, xin = net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+        if name in ("sparse", "auto"):
+            say(f"{name}: preparing the sparse training kernels (the first run on a machine compiles them)")
+            plan = enable_sparse_training(net, masks, name, example_shape=tuple(x.shape) if name == "auto" else None)
+        say(f"timing {name}")
+        ms[name] = min_time(training_step(net, masks, xin, y, amp=name == "dense-best" and bf16), repeat) * 1e3
+        if plan is not None:
+            layers = plan.layers()
+            plan.restore()
+    best = min(ms["dense-fp32"], ms["dense-best"])
+    return {
+        "ticket": ticket.name, "arch": arch.name, "sparsity": ticket.sparsity, "weights": weights,
+        "input_size": input_size, "batch_size": batch_size, "threads": torch.get_num_threads(), "cpu": cpu_name(),
+        "repeat": repeat, "allocator_tuned": kept,
+        "dense_best": "channels_last + bf16 autocast" if bf16 else "channels_last fp32 (no native bf16 here)",
+        "runs": {k: {"ms": round(v, 2), "images_per_s": round(batch_size / v * 1e3, 2)} for k, v in ms.items()},
+        "speedup_vs_dense_fp32": round(ms["dense-fp32"] / ms["auto"], 3),
+        "speedup_vs_best_dense": round(best / ms["auto"], 3),
+        "layers_sparse": sum(r["kernel"] == "sparse" for r in layers), "layers_total": len(layers),
+        "layers": layers,
+    }
