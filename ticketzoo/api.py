@@ -26,16 +26,19 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ticketzoo.card import Card
+from ticketzoo.fileformat import TICKET_FILE
 from ticketzoo.folder import Entry
 from ticketzoo.registry import api as _registry
 from ticketzoo.registry.api import (Base, Last, Pushed, check_target, collect_garbage, filter_entries,  # noqa: F401
                                     finetune_started, list_entries, open_base, open_ticket, remember_finetuned,
                                     remove_ticket, resolve_card, scan_entries, ticket_path, ticket_to_push,
                                     ticket_warnings, verify)
-from ticketzoo.ticket import TICKET_FILE, Ticket
+
+if TYPE_CHECKING:  # imported (with torch) where it is used: list, info, gc, rm import no torch
+    from ticketzoo.ticket import Ticket
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,8 @@ def load(ref: str | Path, *, registry: str | None = None, home: Path | None = No
     when it is not a path: ``name``, ``name@rev``, ``hf://org/repo[/name][@rev]``,
     ``file:///dir/name[@rev]``, a ``.safetensors`` file or a folder holding one. With
     ``registry`` (``file:///dir`` or ``hf://org[/repo]``), ``ref`` is a name in it."""
+    from ticketzoo.ticket import Ticket
+
     if registry is not None:  # like a plain load: not recorded as the ticket pulled last
         return Ticket.load(_registry.pull(str(ref), registry, home=home, record=False).file)
     ticket, _ = open_ticket(str(ref), home=home)
@@ -66,6 +71,8 @@ def push(ticket: Ticket | str | Path, registry: str | None = None, *, name: str 
     ``registry``: ``file:///dir``, ``hf://org[/repo]``, or by default the local registry.
     ``name`` overrides the card's name; hub ``options`` (``private``, ``revision``, ``tag``,
     ``message``) go to the Hub backend. Returns where it went (name, revision, sha256)."""
+    from ticketzoo.ticket import Ticket
+
     if not isinstance(ticket, Ticket):
         return _registry.push(str(ticket), registry, name=name, home=home, **options)
     with tempfile.TemporaryDirectory(prefix="ticketzoo-push-") as tmp:
@@ -114,6 +121,7 @@ def name_moved(source: str | Path, registry: str | None = None, *, name: str,
     from ticketzoo.registry.local import LocalRegistry
     from ticketzoo.registry.named import default_remote
     from ticketzoo.registry.refs import parse_registry_url
+    from ticketzoo.ticket import Ticket
 
     target = parse_registry_url(registry) if registry is not None else default_remote()
     if target is not None and target.kind not in ("file", "local"):

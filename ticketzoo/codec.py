@@ -33,22 +33,21 @@ from safetensors.torch import save as st_save
 
 from ticketzoo.csr import CSRMask, mask_to_scipy
 from ticketzoo.errors import TicketFormatError, short
+# the header, read without torch (list, info, gc and completion read it), re-exported
+from ticketzoo.fileformat import (_METADATA_KEYS, FORMAT_NAME, FORMAT_VERSION, MAX_HEADER,  # noqa: F401
+                                  read_header, read_metadata)
 
 __all__ = ["CSRMask", "Decoded", "FORMAT_VERSION", "encode", "mask_to_scipy", "pack", "unpack", "validate"]
 
-FORMAT_NAME = "ticketzoo-csr"
-FORMAT_VERSION = 1
 SEP = "::"
 MASK = "mask"
 REQUIRED_SET = "rewind"
 
-_METADATA_KEYS = frozenset({"format", "format_version", "weight_sets", "card", "payload_sha256"})
 #: What a mask may claim. Its dense size is not in the file (a 4 MB file can claim
 #: [10**6, 10**6]), so readers bound it before anything is allocated; 2**31 elements is
 #: 20x the largest layer of VGG-16. Tensors are also checked against the architecture.
 MAX_NDIM = 8
 MAX_NUMEL = 2**31
-MAX_HEADER = 100_000_000  # safetensors' own bound on the JSON header
 _SET_NAME = re.compile(r"^[a-z][a-z0-9_]*\Z")
 _VALUE_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
@@ -168,53 +167,6 @@ def _canonical_header(data: bytes) -> bytes:
     text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
     text += b" " * (-len(text) % 8)  # keep the data section 8-byte aligned, as safetensors does
     return len(text).to_bytes(8, "little") + text + data[8 + n :]
-
-
-def read_metadata(data: bytes, path: str | None = None) -> dict[str, str]:
-    """The header metadata of safetensors bytes, checked for format and version only."""
-    if len(data) < 8:
-        raise TicketFormatError("file is too short to be a safetensors file", path=path)
-    n = int.from_bytes(data[:8], "little")
-    if n <= 0 or n > MAX_HEADER or 8 + n > len(data):
-        raise TicketFormatError("not a safetensors file (bad header length; truncated?)", path=path)
-    try:
-        header = json.loads(data[8 : 8 + n])
-    except RecursionError:
-        raise TicketFormatError("safetensors header is not valid JSON: nested too deeply", path=path) from None
-    except (UnicodeDecodeError, ValueError) as e:
-        raise TicketFormatError(f"safetensors header is not valid JSON: {str(e)[:200]}", path=path) from None
-    meta = header.get("__metadata__") if isinstance(header, dict) else None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise TicketFormatError(
-            "not a ticketzoo ticket (header metadata has no format 'ticketzoo-csr')", path=path
-        )
-    version = meta.get("format_version")
-    if version != str(FORMAT_VERSION):
-        newer = isinstance(version, str) and re.fullmatch(r"[0-9]{1,9}", version) and int(version) > FORMAT_VERSION
-        raise TicketFormatError(
-            f"unsupported format version {short(repr(version))} (this ticketzoo reads version {FORMAT_VERSION})",
-            path=path,
-            hint="upgrade ticketzoo" if newer else None,
-        )
-    unknown = sorted(set(meta) - _METADATA_KEYS)
-    if unknown:
-        raise TicketFormatError(f"unexpected header metadata key {short(repr(unknown[0]))} "
-                                "(not part of ticketzoo-csr/1)", path=path)
-    if not all(isinstance(v, str) for v in meta.values()):
-        raise TicketFormatError("header metadata values must be strings", path=path)
-    return meta
-
-
-def read_header(path: str) -> dict[str, str]:
-    """The header metadata of a ticket file, reading only the header (no tensor data)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-            n = int.from_bytes(head, "little") if len(head) == 8 else 0
-            body = f.read(n) if 0 < n <= MAX_HEADER else b""
-    except OSError as e:
-        raise TicketFormatError(f"cannot read: {e.strerror}", path=path) from None
-    return read_metadata(head + body, path)  # a short body fails its length check
 
 
 def unpack(data: bytes, path: str | None = None) -> Decoded:

@@ -19,8 +19,8 @@ from pathlib import Path
 from ticketzoo.card import Card
 from ticketzoo.modelcard import parse_readme, render_readme
 from ticketzoo.errors import IntegrityError, RegistryError
+from ticketzoo.fileformat import TICKET_FILE
 from ticketzoo.fileio import atomic_write_bytes, sha256_bytes, sha256_file
-from ticketzoo.ticket import TICKET_FILE
 
 README = "README.md"
 REV_LEN = 12

@@ -12,13 +12,12 @@ from ticketzoo import codec
 from ticketzoo.card import (ArchConfig, Card, LayerSparsity, Lineage, Preprocess, Recipe, RoundMetrics, SourceData,
                             now_iso, preprocess_of, read_card, validate_card)
 from ticketzoo.errors import ConfigError, TicketFormatError
+from ticketzoo.fileformat import TICKET_FILE  # torch-free readers import it from there
 from ticketzoo.fileio import atomic_write_bytes, sha256_bytes
 from ticketzoo.interop import apply_torch_prune, plain_state_dict, torch_prune_masks
 from ticketzoo.masks import Mask
 from ticketzoo.names import check_name, valid_name
 from ticketzoo.ticket_arch import check_tensors, materialize_fresh, meta_model
-
-TICKET_FILE = "ticket.safetensors"
 
 
 def _state_dict_of(obj: nn.Module | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -14,7 +14,7 @@ import fnmatch
 
 import logging
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from ticketzoo.errors import ConfigError, RegistryError, StorageError, TicketNotFoundError, UnknownArchitectureError
 from ticketzoo.fileio import sha256_bytes
@@ -28,7 +28,9 @@ from ticketzoo.registry.named import default_remote, ticket_file
 from ticketzoo.registry.refs import Ref, check_name, local_registry_ref, parse_ref, parse_registry_url
 from ticketzoo.registry.state import (Last, finetune_started, last_finetuned, last_pulled, last_ticket,  # noqa: F401
                                       record_pull, remember_finetuned, unfinished_finetune)
-from ticketzoo.ticket import Ticket
+
+if TYPE_CHECKING:  # imported (with torch) where it is used: list, info, gc, rm import no torch
+    from ticketzoo.ticket import Ticket
 
 __all__ = ["Pushed", "Last", "Base", "pull", "open_ticket", "push", "verify", "resolve_card", "list_entries",
            "scan_entries", "filter_entries", "ticket_path", "open_base", "last_pulled", "remember_finetuned",
@@ -95,6 +97,8 @@ def open_base(ref_text: str | None, *, home: Path | None = None) -> Base:
     """The base ticket of a fine-tune: ``ref_text`` (read once), or without one the ticket
     pulled last; TicketNotFoundError when none was given and none pulled yet."""
     if ref_text is None:
+        from ticketzoo.ticket import Ticket
+
         entry = last_pulled(home)
         if entry is None:
             raise TicketNotFoundError("no ticket given and none pulled yet",
@@ -176,6 +180,7 @@ def check_target(registry: str | None = None, *, home: Path | None = None) -> No
 def _licensed(opened: Opened, license_: str) -> Opened:
     """The ticket with ``license_`` in its card (new bytes, so a new revision when it changed)."""
     from ticketzoo.card.validate import HUB_LICENSES
+    from ticketzoo.ticket import Ticket
 
     if not isinstance(license_, str) or license_ not in HUB_LICENSES:
         raise ConfigError(f"license {license_!r} is not a Hub license id (lower case, e.g. mit, apache-2.0, "

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ticketzoo.errors import ConfigError, IntegrityError, InvalidRefError
 from ticketzoo.fileio import sha256_bytes
@@ -29,7 +30,9 @@ from ticketzoo.folder import Entry, read_entry, verify_entry
 from ticketzoo.registry.checks import check_readme
 from ticketzoo.registry.local import LocalRegistry
 from ticketzoo.registry.refs import Ref
-from ticketzoo.ticket import Ticket
+
+if TYPE_CHECKING:  # imported (with torch) where it is used: list, info, gc, rm import no torch
+    from ticketzoo.ticket import Ticket
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,8 @@ class Backend:
 def open_entry(entry: Entry) -> Opened:
     """Read a stored ticket once: its bytes checked against the recorded size and sha256,
     then decoded (call under the registry's read lock: :meth:`LocalRegistry.read`)."""
+    from ticketzoo.ticket import Ticket
+
     data = entry.file.read_bytes()
     if len(data) != entry.size or sha256_bytes(data) != entry.sha256:
         verify_entry(entry)  # says what differs (or that the file changed since it was read)
@@ -150,6 +155,8 @@ def verify_stored(entry: Entry) -> tuple[Ticket, Entry]:
 def import_folder(local: LocalRegistry, folder: Path, location: str, expect_sha: str | None = None, *,
                   verified: bool = False) -> Entry:
     """Verify a fetched ticket folder (unless its fetcher already did) and publish it locally."""
+    from ticketzoo.ticket import Ticket
+
     entry = read_entry(folder, location=location)
     if not verified:
         verify_entry(entry)

@@ -7,19 +7,23 @@ say so when it is not), and collect what ``verify`` warns about.
 
 from __future__ import annotations
 
-from ticketzoo import codec
+from typing import TYPE_CHECKING
+
 from ticketzoo.card import Card, card_differences, read_card
 from ticketzoo.errors import IntegrityError, TicketFormatError, UnknownArchitectureError
+from ticketzoo.fileformat import read_header
 from ticketzoo.folder import README, Entry
 from ticketzoo.names import shown
-from ticketzoo.ticket import Ticket
+
+if TYPE_CHECKING:  # imported (with torch) where it is used: list, info, gc, rm import no torch
+    from ticketzoo.ticket import Ticket
 
 __all__ = ["check_readme", "header_card", "listing_problem", "ticket_warnings"]
 
 
 def header_card(entry: Entry) -> Card:
     """The card inside the ticket file's own header (read without decoding any tensor)."""
-    meta = codec.read_header(str(entry.file))
+    meta = read_header(str(entry.file))
     if "card" not in meta:
         raise TicketFormatError("header has no 'card'", path=entry.file)
     return read_card(meta["card"], path=str(entry.file))

@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ticketzoo.errors import IntegrityError, RegistryError, TicketFormatError, TicketNotFoundError
+from ticketzoo.fileformat import TICKET_FILE
 from ticketzoo.fileio import fsync_dir
 from ticketzoo.folder import README, read_entry, verify_entry
 from ticketzoo.names import check_name, valid_name
 from ticketzoo.registry.local import REV_RE, LocalRegistry, delete
-from ticketzoo.ticket import TICKET_FILE
 
 
 @dataclass(frozen=True)

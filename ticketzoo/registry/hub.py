@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ticketzoo.errors import IntegrityError, InvalidRefError, TicketFormatError, TicketNotFoundError
+from ticketzoo.fileformat import TICKET_FILE
 from ticketzoo.folder import README, read_entry, verify_entry, write_ticket_folder
 from ticketzoo.registry.base import Pushed
 from ticketzoo.registry.hub_errors import NoTicketError, Target, offline_push, translated
 from ticketzoo.registry.hub_http import bounded
-from ticketzoo.ticket import TICKET_FILE
 
 if TYPE_CHECKING:
     from ticketzoo.ticket import Ticket

@@ -32,16 +32,20 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ticketzoo.card import Card
 from ticketzoo.errors import (IntegrityError, RegistryError, StorageError, TicketFormatError, TicketNotFoundError,
                               TicketzooError, UnknownArchitectureError)
+from ticketzoo.fileformat import TICKET_FILE
 from ticketzoo.fileio import atomic_write_bytes, current_umask, registry_home
 from ticketzoo.registry import lock
 from ticketzoo.names import check_name, shown, valid_name
 from ticketzoo.folder import (README, REV_LEN, Entry, read_entry, read_readme, verify_entry,  # noqa: F401
                               write_ticket_folder)
-from ticketzoo.ticket import TICKET_FILE, Ticket
+
+if TYPE_CHECKING:  # imported (with torch) where it is used: list, info, gc, rm import no torch
+    from ticketzoo.ticket import Ticket
 
 REV_RE = re.compile(r"^[0-9a-f]{12}\Z")
 STATE_FILE = "state.json"
@@ -171,6 +175,8 @@ class LocalRegistry:
         a new name forces a re-serialisation.
         """
         if isinstance(ticket, bytes):
+            from ticketzoo.ticket import Ticket
+
             ticket, data = Ticket.from_bytes(ticket), ticket
         name = check_name(name or ticket.name)
         try:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ticketzoo.errors import (IntegrityError, InvalidRefError, TicketFormatError, TicketNotFoundError,
                               TicketzooError, short)
+from ticketzoo.fileformat import TICKET_FILE
 from ticketzoo.folder import README, Entry, read_entry, verify_entry
 from ticketzoo.names import shown
 from ticketzoo.registry.base import Backend, Opened, backend_for, import_folder, open_entry, verify_stored
@@ -20,7 +21,6 @@ from ticketzoo.registry.catalog import BUNDLED, CatalogEntry, load_catalog
 from ticketzoo.registry.checks import check_readme
 from ticketzoo.registry.local import LocalRegistry
 from ticketzoo.registry.refs import Ref, parse_ref, parse_registry_url, path_exists
-from ticketzoo.ticket import TICKET_FILE, Ticket
 
 DEFAULT_REGISTRY_ENV = "TICKETZOO_REGISTRY"
 
@@ -157,6 +157,8 @@ class PathBackend(Backend):
                               hint="use `ticketzoo push PATH`")
 
     def open(self, ref: Ref, local: LocalRegistry) -> Opened:
+        from ticketzoo.ticket import Ticket
+
         path = ticket_file(ref.path)
         if not path_exists(path):
             raise TicketNotFoundError(f"no ticket file at {short(str(path))}", ref=ref.text[:200])

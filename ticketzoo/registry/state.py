@@ -15,7 +15,6 @@ from ticketzoo.errors import TicketNotFoundError
 from ticketzoo.folder import Entry
 from ticketzoo.registry.local import LocalRegistry
 from ticketzoo.registry.named import ticket_file
-from ticketzoo.ticket import Ticket
 
 
 def _home(home: Path | None) -> LocalRegistry:
@@ -62,6 +61,8 @@ def unfinished_finetune(home: Path | None = None) -> str | None:
 def remember_finetuned(path: str | Path, *, home: Path | None = None) -> None:
     """Record a fine-tuned ticket file (or its folder) as "the ticket fine-tuned last", which
     ``push`` without a source publishes. Called by the CLI after a fine-tune succeeds."""
+    from ticketzoo.ticket import Ticket
+
     file = ticket_file(Path(path).absolute())
     name = Ticket.load(file).name
     _home(home).update_state({"last_finetuned": {"path": str(file), "name": name}, "last": "finetuned"})
