@@ -151,7 +151,7 @@ def bench_ticket_training(ticket, *, weights: str, input_size: int, batch_size: 
     from ticketzoo.sparse.allocator import keep_freed_memory
     from ticketzoo.sparse.kernels import cpu_name
     from ticketzoo.sparse.training import enable_sparse_training
-    from ticketzoo.train.device import cpu_bf16_native
+    from ticketzoo.cpu import cpu_bf16_native
 
     say = progress or (lambda _msg: None)
     kept = keep_freed_memory()

@@ -109,12 +109,12 @@ def _load_or_build(folder: Path, source: Path = SOURCE):
     write access needed); a damaged one is set aside and rebuilt; else the source is built."""
     # one module name per source and folder: both libraries can be loaded in one process
     name = ("ticketzoo_sparse_" if source == SOURCE else "ticketzoo_sparse_train_") + folder.name.replace("-", "_")
-    library = folder / f"{name}.so"
+    library = _built(folder, name)
     if library.is_file():
         problem = elf_problem(library)
         if problem is None:
             try:
-                return _import_built(name, library)
+                return _import_built(library.stem, library)
             except (ImportError, OSError) as e:  # built for another interpreter, unreadable ...
                 problem = f"cannot be imported ({str(e).splitlines()[0][:160]})"
         _log.warning("sparse runtime: %s %s; building it again", library, problem)
@@ -124,6 +124,15 @@ def _load_or_build(folder: Path, source: Path = SOURCE):
             _fail(folder, f"{library} is damaged ({problem}) and cannot be moved aside ({e.strerror})")
             return None
     return _build(folder, name, source)
+
+
+def _built(folder: Path, name: str) -> Path:
+    """The library built for module ``name`` in ``folder``: ``NAME.so``, or the newest of the
+    ``NAME_vN.so`` torch's ``load`` writes when a module of that name was loaded or failed
+    to build earlier in the same process."""
+    versions = [(int(p.stem.rsplit("_v", 1)[1]), p) for p in folder.glob(f"{name}_v*.so")
+                if p.stem.rsplit("_v", 1)[1].isdigit()]
+    return max(versions)[1] if versions else folder / f"{name}.so"
 
 
 def elf_problem(path: Path) -> str | None:

@@ -18,6 +18,7 @@ from typing import ContextManager
 import torch
 from torch import nn
 
+from ticketzoo.cpu import cpu_bf16_native  # noqa: F401 (defined here until 2026-12; resolve_cpu_runtime reads it)
 from ticketzoo.errors import ConfigError
 from ticketzoo.masks import MaskSet  # noqa: F401  (the loop's on-device masks; one Mask type)
 
@@ -60,16 +61,6 @@ def amp_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:
 #: the CPU computes bf16 natively): torchvision's ImageNet-style convnets. The small LTH models
 #: (one thread, mostly Linear layers) keep fp32 NCHW.
 CPU_FAST_FAMILIES = ("torchvision",)
-
-
-def cpu_bf16_native() -> bool:
-    """Whether this CPU has bf16 arithmetic (AVX-512 BF16 or AMX) that oneDNN uses. Without it
-    bf16 autocast is emulated: measured 9x *slower* than fp32 for a conv net on an AVX2-only
-    EPYC, so it is never a default there."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 #: Tasks whose CPU runs take bf16 autocast by default where the CPU has it natively. Fine-tuning
