@@ -18,7 +18,7 @@ from typing import ContextManager
 import torch
 from torch import nn
 
-from ticketzoo.cpu import cpu_bf16_native  # noqa: F401 (defined here until 2026-12; resolve_cpu_runtime reads it)
+from ticketzoo.cpu import cpu_bf16_native
 from ticketzoo.errors import ConfigError
 from ticketzoo.masks import MaskSet  # noqa: F401  (the loop's on-device masks; one Mask type)
 
