@@ -74,10 +74,16 @@ class Pattern:
         self.t_perm = order.to(torch.int32)
 
 
-def _kernels(build_dir: Path | None):
-    from ticketzoo.sparse.kernels import train_kernels
+_MODULES: dict = {}  # build folder -> the loaded kernels (finding the folder hashes the source: 0.4 ms)
 
-    return train_kernels(build_dir)  # a dict look-up once built
+
+def _kernels(build_dir: Path | None):
+    module = _MODULES.get(build_dir)
+    if module is None:
+        from ticketzoo.sparse.kernels import train_kernels
+
+        module = _MODULES[build_dir] = train_kernels(build_dir)
+    return module
 
 
 class _SparseConv(torch.autograd.Function):

@@ -1,25 +1,29 @@
 // Sparse CPU training kernels for ticketzoo: forward and backward of a conv2d (or a linear layer,
-// as a 1x1 conv on a 1x1 image) whose weight has a fixed mask. fp32, OpenMP.
+// as a 1x1 conv on a 1x1 image) whose weight has a fixed mask. fp32, OpenMP, our own code after
+// the ideas of SparseProp (Nikdan et al. 2023) and direct sparse convolution (Park et al. 2017).
 //
-// Layout. Every kernel works on a "stacked grid": the batch's images lie one under the other in
-// each channel's plane, zero-padded, so one channel is a single [N * Hg, Wg] plane and position
-// i = (n * Hg + y) * Wg + x. A nonzero weight then reads its source plane at one fixed offset for
-// every output position of the whole batch (rows and columns past the valid ones are computed
-// into padding and dropped), so the inner loops are contiguous multiply-adds over the batch's
-// positions, vectorised with GCC vector extensions of the native width (-march=native), also on
-// the small planes of late layers or small images where one image's plane is shorter than a vector.
+// The weight is CSR over output channels; every kept weight (o, c, r, s) reads one source plane
+// at one fixed offset for a whole run of output positions, so the inner loops are contiguous
+// multiply-adds over positions, vectorised with GCC vector extensions of the native width
+// (-march=native), a tile of 8 vectors held in registers across a row's nonzeros.
 //
-//   forward      y[o] = b[o] + sum_{kept (c,r,s)} w * x_pad[c] shifted by (r, s)
-//                 the padded input is split into stride*stride phase planes once, so a stride-2
-//                 conv is a sum of stride-1 reads (as in the inference kernel, sparse_kernels.cpp).
-//   grad-input   gx = transposed sparse conv: for each stride phase (a, b) of the padded input,
+//   forward      y[o] = b[o] + sum_{kept (c,r,s)} w * x_pad[c] shifted by (r, s): the padded
+//                 input split into stride*stride phase planes once, so a stride-2 conv is a sum
+//                 of stride-1 reads (as in the inference kernel, sparse_kernels.cpp).
+//   grad-input   the transposed sparse conv: for each stride phase (a, b) of the padded input,
 //                 gx_phase[c] = sum_{kept (o, r = a + S r', s = b + S s')} w * gy_pad[o] shifted
-//                 by (-r', -s'): the same gather kernel over a CSR per input channel (built once
-//                 in Python), each input channel's tile accumulated in registers.
-//   grad-weight  only the kept positions: gw[j] = sum over the batch's positions of
-//                 gy[o(j)] * x_pad[c(j)] shifted by (r(j), s(j)): a sampled dense-dense product,
-//                 a dot product of two contiguous runs per kept weight, with a tile of gy kept
-//                 in registers across all of an output channel's nonzeros.
+//                 by (-r', -s'): the same gather kernel over a CSR per (phase, input channel)
+//                 (built once in Python), each input channel's tile accumulated in registers.
+//   grad-weight  only the kept positions, a sampled dense-dense product: gw[j] = sum over the
+//                 batch's positions of gy[o(j)] * x_pad[c(j)] shifted by (r(j), s(j)), a dot
+//                 product of two contiguous runs, a tile of gy kept in registers across all of
+//                 an output channel's nonzeros; written into a dense gradient, zero elsewhere.
+//
+// Two layouts. Large output planes run per image on NCHW-ordered buffers (a 1x1 stride-1 conv
+// reads x and gy in place; others read padded copies, row width Wq, the columns past the output
+// computed and dropped). Small planes ("compact": fewer than two vectors per image, late layers
+// and small images) run the batch's positions as one run on im2col rows, one per weight column
+// some kept weight uses, so no position is spent on padding and a batch of 8 fills half a vector.
 
 // Only the headers used (not <torch/extension.h>): the first build on a machine takes a third of the time.
 #include <ATen/core/Tensor.h>
@@ -445,11 +449,14 @@ at::Tensor phase_split(const at::Tensor& x, const Geometry& g, int threads) {
             std::fill(d, d + g.P, 0.f);
             std::memcpy(d + g.P, xr, g.W * sizeof(float));
             std::fill(d + g.P + g.W, d + g.Wq, 0.f);
-          } else {
-            for (int64_t v = 0; v < g.Wq; ++v) {
-              const int64_t col = v * S + bb - g.P;
-              d[v] = (col >= 0 && col < g.W) ? xr[col] : 0.f;
-            }
+          } else {  // columns v0 .. v1 - 1 read the row (v*S + bb - P in [0, W)), a strided copy
+            const int64_t v0 = std::min(g.Wq, g.P - bb <= 0 ? int64_t(0) : (g.P - bb + S - 1) / S);
+            const int64_t last = g.W - 1 + g.P - bb;
+            const int64_t v1 = std::max(v0, std::min(g.Wq, last < 0 ? int64_t(0) : last / S + 1));
+            const float* xs = xr + bb - g.P;
+            std::fill(d, d + v0, 0.f);
+            for (int64_t v = v0; v < v1; ++v) d[v] = xs[v * S];
+            std::fill(d + v1, d + g.Wq, 0.f);
           }
         }
       }
