@@ -170,7 +170,7 @@ class _Layer:
         if self.kind == "conv":
             return _SparseConv.apply(x, weight, bias, geom)
         o, i = self.weight_shape
-        y = _SparseConv.apply(x.reshape(-1, i, 1, 1), weight.view(o, i, 1, 1), bias, geom)  # a 1x1 conv on 1x1
+        y = _SparseConv.apply(x.reshape(-1, i, 1, 1), weight.reshape(o, i, 1, 1), bias, geom)  # a 1x1 conv on 1x1
         return y.reshape(*x.shape[:-1], o)
 
     def run_dense(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

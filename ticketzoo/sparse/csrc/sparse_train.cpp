@@ -218,35 +218,58 @@ inline void store_piece(const Piece& p, const float* tmp, const Grid& g, const D
   }
 }
 
-// out[r][i] = init[r] + sum_{j in row r} w[j] * src[off[j] + i] over the grid, valid positions
-// stored to d. Rows' nonzeros are split by source-channel block as seg says. With nimg > 1 the
-// grid is one image's, run for each image n on src + n * src_img into d.base + n * d.img.
+// One gather: out[r][i] = init[r] + sum_{j in row r} w[j] * src[off[j] + i] over the grid, valid
+// positions stored to d. Rows' nonzeros are split by source-channel block as seg says.
+struct Job {
+  Grid grid;
+  const int64_t* seg;
+  int64_t NCB;
+  Dst d;
+  const float* init;
+};
+
+// Runs jobs over grids of the same length side by side: for each image, piece and block of rows,
+// every job in turn (a strided grad-input's phases (a, 0), (a, 1) write interleaved columns of the
+// same rows: together they fill each line of gx while it is in cache). With nimg > 1 the grids
+// are one image's, run for each image n on src + n * src_img into d.base + n * d.img.
 // `round_up`: compute up to a whole number of vectors past the grid's end (one pass over the
 // nonzeros, no overlapping last piece) where reading past it stays in the source's slack.
-void gather(const Grid& g, int64_t nimg, int64_t src_img, int64_t R, const std::vector<int64_t>& seg, int64_t NCB,
-            const int64_t* off, const float* w, const float* init, const float* src, const Dst& d, int threads,
-            bool round_up = false) {
-  const int64_t L = g.L();
+void gather_jobs(const std::vector<Job>& jobs, int64_t nimg, int64_t src_img, int64_t R, const int64_t* off,
+                 const float* w, const float* src, int threads, bool round_up = false) {
+  if (jobs.empty()) return;
+  const int64_t L = jobs[0].grid.L();
   const auto ps = pieces(round_up && L >= VW ? (L + VW - 1) / VW * VW : L);
-  const int64_t P = ps.size(), NB = (R + RBLOCK - 1) / RBLOCK;
-#pragma omp parallel for collapse(3) schedule(static) num_threads(threads)
+  const int64_t P = ps.size(), NB = (R + RBLOCK - 1) / RBLOCK, J = jobs.size();
+  // Dynamic chunks (a thread that loses its core to another process does not hold the others at
+  // the barrier) of up to one piece's row blocks (they read the same source window).
+  const int chunk = std::max<int64_t>(1, std::min(NB, nimg * P * NB / (4 * std::max(1, threads))));
+#pragma omp parallel for collapse(3) schedule(dynamic, chunk) num_threads(threads)
   for (int64_t n = 0; n < nimg; ++n)
     for (int64_t t = 0; t < P; ++t)
       for (int64_t rb = 0; rb < NB; ++rb) {
         alignas(64) float acc[RBLOCK][TILE];
         const Piece& p = ps[t];
         const float* s = src + n * src_img;
-        Dst dn = d;
-        dn.base += n * d.img;
         const int64_t r0 = rb * RBLOCK, r1 = std::min(R, r0 + RBLOCK);
-        for (int64_t k = 0; k < NCB; ++k)
-          for (int64_t r = r0; r < r1; ++r) {
-            const int64_t* sg = seg.data() + r * (NCB + 1) + k;
-            if (k > 0 && sg[0] == sg[1]) continue;  // no nonzero of row r in this block
-            gather_piece(p, s, off, w, sg[0], sg[1], init ? init[r] : 0.f, k == 0, acc[r - r0]);
-          }
-        for (int64_t r = r0; r < r1; ++r) store_piece(p, acc[r - r0], g, dn, r);
+        for (int64_t q = 0; q < J; ++q) {
+          const Job& job = jobs[q];
+          for (int64_t k = 0; k < job.NCB; ++k)
+            for (int64_t r = r0; r < r1; ++r) {
+              const int64_t* sg = job.seg + r * (job.NCB + 1) + k;
+              if (k > 0 && sg[0] == sg[1]) continue;  // no nonzero of row r in this block
+              gather_piece(p, s, off, w, sg[0], sg[1], job.init ? job.init[r] : 0.f, k == 0, acc[r - r0]);
+            }
+          Dst dn = job.d;
+          dn.base += n * job.d.img;
+          for (int64_t r = r0; r < r1; ++r) store_piece(p, acc[r - r0], job.grid, dn, r);
+        }
       }
+}
+
+void gather(const Grid& g, int64_t nimg, int64_t src_img, int64_t R, const std::vector<int64_t>& seg, int64_t NCB,
+            const int64_t* off, const float* w, const float* init, const float* src, const Dst& d, int threads,
+            bool round_up = false) {
+  gather_jobs({Job{g, seg.data(), NCB, d, init}}, nimg, src_img, R, off, w, src, threads, round_up);
 }
 
 // --- the sampled product (grad-weight) ------------------------------------------------------
@@ -788,19 +811,23 @@ std::vector<at::Tensor> conv_backward(at::Tensor gy, at::Tensor src, at::Tensor 
       off[j] = o * gl.chan() + tap_off[tc[j] - o * KK];
       tv[j] = vv[pm[j]];
     }
-    for (int64_t ph = 0; ph < S * S; ++ph) {
-      const int64_t a = ph / S, b = ph % S;
-      const int64_t qlo = lo(a), tlo = lo(b);
-      const Grid grid{1, Hb, Wb, hi(a, H) - qlo + 1, hi(b, W) - tlo + 1};
-      if (grid.ny <= 0 || grid.nx <= 0 || taps(KH, a) == 0 || taps(KW, b) == 0) continue;
-      const int64_t window = (std::min(TILE, grid.L()) + (taps(KH, a) - 1) * Wb + taps(KW, b)) * 4;
-      const int64_t nnzp = tp[(ph + 1) * C] - tp[ph * C];
-      const int64_t CB = block_channels(O, C, nnzp, window), NCB = (O + CB - 1) / CB;
-      const auto seg = channel_blocks(C, tp + ph * C, sch.data(), CB, NCB);
-      const Dst d{gx.data_ptr<float>() + (qlo * S + a - P) * W + (tlo * S + b - P), C * H * W, H * W, S * W, S,
-                  gaps, W, H};
-      gather(grid, gl.nimg(), gl.src_img(), C, seg, NCB, off.data(), tv.data(), nullptr, gpad.data_ptr<float>(), d,
-             threads, !unpadded);
+    for (int64_t a = 0; a < S; ++a) {  // the phases of a row phase together (see gather_jobs)
+      std::vector<Job> jobs;
+      std::vector<std::vector<int64_t>> segs(S);
+      for (int64_t b = 0; b < S; ++b) {
+        const int64_t ph = a * S + b, qlo = lo(a), tlo = lo(b);
+        const Grid grid{1, Hb, Wb, hi(a, H) - qlo + 1, hi(b, W) - tlo + 1};
+        if (grid.ny <= 0 || grid.nx <= 0 || taps(KH, a) == 0 || taps(KW, b) == 0) continue;
+        const int64_t window = (std::min(TILE, grid.L()) + (taps(KH, a) - 1) * Wb + taps(KW, b)) * 4;
+        const int64_t nnzp = tp[(ph + 1) * C] - tp[ph * C];
+        const int64_t CB = block_channels(O, C, nnzp, window), NCB = (O + CB - 1) / CB;
+        segs[b] = channel_blocks(C, tp + ph * C, sch.data(), CB, NCB);
+        const Dst d{gx.data_ptr<float>() + (qlo * S + a - P) * W + (tlo * S + b - P), C * H * W, H * W, S * W, S,
+                    gaps, W, H};
+        jobs.push_back(Job{grid, segs[b].data(), NCB, d, nullptr});
+      }
+      gather_jobs(jobs, gl.nimg(), gl.src_img(), C, off.data(), tv.data(), gpad.data_ptr<float>(), threads,
+                  !unpadded);
     }
   }
 
