@@ -40,6 +40,9 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace {
 
@@ -58,6 +61,7 @@ constexpr int64_t RBLOCK = 16;             // rows (output channels, input chann
 constexpr int64_t L1_BUDGET = 16 * 1024;   // bytes of source window per channel block
 constexpr int64_t MIN_BLOCK_NNZ = 8;       // nonzeros per row and channel block, on average
 constexpr int64_t ACC_NNZ = 2048;          // grad-weight accumulators per work item (128 KiB, L2)
+constexpr int64_t STREAM_BYTES = 16 << 20;  // outputs larger than this are stored past the cache
 
 inline vf loadu(const float* p) { return *reinterpret_cast<const vfu*>(p); }
 inline void storeu(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
@@ -68,6 +72,12 @@ typedef float vh __attribute__((vector_size(HW * 4)));
 typedef float vhu __attribute__((vector_size(HW * 4), aligned(4), may_alias));
 inline vh loadh(const float* p) { return *reinterpret_cast<const vhu*>(p); }
 inline void storeh(float* p, vh v) { *reinterpret_cast<vhu*>(p) = v; }
+inline vf widen(vh h) {  // half a vector, upper lanes zero
+  vf r = (vf){};
+  std::memcpy(&r, &h, sizeof(h));
+  return r;
+}
+
 
 // Positions i = (n * Hg + y) * Wg + x of a stacked grid; (y, x) is valid when y < ny, x < nx.
 // Computing stops after the last image's last valid row.
@@ -85,6 +95,7 @@ struct Dst {
   int64_t img, plane, rs, cs;
   bool gaps = false;
   int64_t width = 0, height = 0;
+  bool stream = false;  // non-temporal stores (see copy_out)
 };
 
 // A piece of [0, L): computed over [base, base + width), stored from `from` on (a short last
@@ -188,30 +199,68 @@ inline void gather_piece(const Piece& p, const float* src, const int64_t* off, c
   }
 }
 
+// Copy cnt floats out; with `stream`, the 64-byte-aligned middle goes past the cache (a large
+// output that the cache would not keep anyway: no read for ownership of its lines).
+inline void copy_out(float* o, const float* t, int64_t cnt, bool stream) {
+#if defined(__AVX512F__)
+  if (stream && cnt >= 64) {
+    int64_t k = 0;
+    for (; k < cnt && (reinterpret_cast<uintptr_t>(o + k) & 63); ++k) o[k] = t[k];
+    for (; k + 16 <= cnt; k += 16) _mm512_stream_ps(o + k, _mm512_loadu_ps(t + k));
+    for (; k < cnt; ++k) o[k] = t[k];
+    return;
+  }
+#endif
+  std::memcpy(o, t, cnt * sizeof(float));
+}
+
+inline void zero_out(float* o, int64_t cnt, bool stream) {
+#if defined(__AVX512F__)
+  if (stream && cnt >= 64) {
+    int64_t k = 0;
+    for (; k < cnt && (reinterpret_cast<uintptr_t>(o + k) & 63); ++k) o[k] = 0.f;
+    for (; k + 16 <= cnt; k += 16) _mm512_stream_ps(o + k, _mm512_setzero_ps());
+    for (; k < cnt; ++k) o[k] = 0.f;
+    return;
+  }
+#endif
+  std::fill(o, o + cnt, 0.f);
+}
+
 // Store a computed piece (positions [p.from, p.base + p.width)) of row r: valid ones only.
 inline void store_piece(const Piece& p, const float* tmp, const Grid& g, const Dst& d, int64_t r) {
   const int64_t end = p.base + p.width;
+  // grid rows as wide as the output's and laid out like them: one run per image
+  const bool flat = g.nx == g.Wg && d.cs == 1 && d.rs == g.Wg;
   int64_t i = p.from;
   while (i < end) {
     const int64_t row = i / g.Wg, x = i - row * g.Wg;
-    const int64_t seg = std::min(end - i, g.Wg - x);
     const int64_t n = row / g.Hg, y = row - n * g.Hg;
+    int64_t seg = std::min(end - i, g.Wg - x);
+    if (flat && n < g.N && y < g.ny) seg = std::min(end - i, (n * g.Hg + g.ny) * g.Wg - i);
     if (n < g.N && y < g.ny && x < g.nx) {  // (positions rounded up past the grid are dropped)
-      const int64_t cnt = std::min(seg, g.nx - x);
+      const int64_t cnt = flat ? seg : std::min(seg, g.nx - x);
       const float* t = tmp + (i - p.base);
       float* o = d.base + n * d.img + r * d.plane + y * d.rs + x * d.cs;
       if (d.cs == 1) {
-        std::memcpy(o, t, cnt * sizeof(float));
+        copy_out(o, t, cnt, d.stream);
       } else if (!d.gaps) {
         for (int64_t k = 0; k < cnt; ++k) o[k * d.cs] = t[k];
       } else {  // y * cs, x * cs is the element (d.base is the plane's start)
         const int64_t c0 = x * d.cs, c1 = std::min(d.width, (x + cnt) * d.cs);
-        for (int64_t k = 0; k < cnt; ++k) {
+        int64_t k = 0;
+        if (d.cs == 2 && HW * 2 == VW) {  // stride 2: HW values and their zeros, one vector at a time
+          typedef int32_t vi __attribute__((vector_size(VW * 4)));
+          vi mask;
+          for (int l = 0; l < VW; ++l) mask[l] = (l & 1) ? VW : l / 2;  // lane VW: the zero vector's first
+          for (; k + HW <= cnt && 2 * (k + HW) <= c1 - c0; k += HW)
+            storeu(o + 2 * k, __builtin_shuffle(widen(loadh(t + k)), (vf){}, mask));
+        }
+        for (; k < cnt; ++k) {
           o[k * d.cs] = t[k];
           for (int64_t z = k * d.cs + 1; z < std::min((k + 1) * d.cs, c1 - c0); ++z) o[z] = 0.f;
         }
-        for (int64_t dy = 1; dy < d.cs && y * d.cs + dy < d.height; ++dy)
-          std::fill(o + dy * d.width, o + dy * d.width + (c1 - c0), 0.f);
+        for (int64_t dy = 1; dy < d.cs && y * d.cs + dy < d.height; ++dy) zero_out(o + dy * d.width, c1 - c0, d.stream);
       }
     }
     i += seg;
@@ -262,6 +311,9 @@ void gather_jobs(const std::vector<Job>& jobs, int64_t nimg, int64_t src_img, in
           Dst dn = job.d;
           dn.base += n * job.d.img;
           for (int64_t r = r0; r < r1; ++r) store_piece(p, acc[r - r0], job.grid, dn, r);
+#if defined(__AVX512F__)
+          if (job.d.stream) _mm_sfence();  // streamed stores done before the kernel returns
+#endif
         }
       }
 }
@@ -301,12 +353,6 @@ inline void sample_dispatch(int64_t nv, const float* dy, const float* src, const
     if (nv < V) return sample_dispatch<V - 1>(nv, dy, src, off, b, e, acc);
   }
   sample_tile<V>(dy, src, off, b, e, acc);
-}
-
-inline vf widen(vh h) {  // half a vector, upper lanes zero
-  vf r = (vf){};
-  std::memcpy(&r, &h, sizeof(h));
-  return r;
 }
 
 // The same over a tile of any width (the last of an image): whole vectors, then one more ending
@@ -636,7 +682,8 @@ std::vector<at::Tensor> conv_forward(at::Tensor x, at::Tensor weight, at::Tensor
   int64_t NCB;
   const auto seg = forward_blocks(g, indptr, k, cs.get(), NCB);
   auto y = at::empty({g.N, O, g.Hout, g.Wout}, x.options());
-  const Dst d{y.data_ptr<float>(), O * g.Hout * g.Wout, g.Hout * g.Wout, g.Wout, 1};
+  Dst d{y.data_ptr<float>(), O * g.Hout * g.Wout, g.Hout * g.Wout, g.Wout, 1};
+  d.stream = y.numel() * 4 > STREAM_BYTES;
   const Layout l = g.source();
   gather(g.grid(), g.compact ? 1 : l.nimg(), g.compact ? 0 : l.src_img(), O, seg, NCB, k.off.data(), v,
          bias.numel() ? bias.data_ptr<float>() : nullptr, src.data_ptr<float>(), d, threads,
@@ -822,8 +869,9 @@ std::vector<at::Tensor> conv_backward(at::Tensor gy, at::Tensor src, at::Tensor 
         const int64_t nnzp = tp[(ph + 1) * C] - tp[ph * C];
         const int64_t CB = block_channels(O, C, nnzp, window), NCB = (O + CB - 1) / CB;
         segs[b] = channel_blocks(C, tp + ph * C, sch.data(), CB, NCB);
-        const Dst d{gx.data_ptr<float>() + (qlo * S + a - P) * W + (tlo * S + b - P), C * H * W, H * W, S * W, S,
-                    gaps, W, H};
+        Dst d{gx.data_ptr<float>() + (qlo * S + a - P) * W + (tlo * S + b - P), C * H * W, H * W, S * W, S,
+              gaps, W, H};
+        d.stream = (S == 1 || gaps) && gx.numel() * 4 > STREAM_BYTES;
         jobs.push_back(Job{grid, segs[b].data(), NCB, d, nullptr});
       }
       gather_jobs(jobs, gl.nimg(), gl.src_img(), C, off.data(), tv.data(), gpad.data_ptr<float>(), threads,
