@@ -40,9 +40,6 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
 namespace {
 
@@ -61,7 +58,6 @@ constexpr int64_t RBLOCK = 16;             // rows (output channels, input chann
 constexpr int64_t L1_BUDGET = 16 * 1024;   // bytes of source window per channel block
 constexpr int64_t MIN_BLOCK_NNZ = 8;       // nonzeros per row and channel block, on average
 constexpr int64_t ACC_NNZ = 2048;          // grad-weight accumulators per work item (128 KiB, L2)
-constexpr int64_t STREAM_BYTES = 16 << 20;  // outputs larger than this are stored past the cache
 
 inline vf loadu(const float* p) { return *reinterpret_cast<const vfu*>(p); }
 inline void storeu(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
@@ -95,7 +91,6 @@ struct Dst {
   int64_t img, plane, rs, cs;
   bool gaps = false;
   int64_t width = 0, height = 0;
-  bool stream = false;  // non-temporal stores (see copy_out)
 };
 
 // A piece of [0, L): computed over [base, base + width), stored from `from` on (a short last
@@ -199,34 +194,6 @@ inline void gather_piece(const Piece& p, const float* src, const int64_t* off, c
   }
 }
 
-// Copy cnt floats out; with `stream`, the 64-byte-aligned middle goes past the cache (a large
-// output that the cache would not keep anyway: no read for ownership of its lines).
-inline void copy_out(float* o, const float* t, int64_t cnt, bool stream) {
-#if defined(__AVX512F__)
-  if (stream && cnt >= 64) {
-    int64_t k = 0;
-    for (; k < cnt && (reinterpret_cast<uintptr_t>(o + k) & 63); ++k) o[k] = t[k];
-    for (; k + 16 <= cnt; k += 16) _mm512_stream_ps(o + k, _mm512_loadu_ps(t + k));
-    for (; k < cnt; ++k) o[k] = t[k];
-    return;
-  }
-#endif
-  std::memcpy(o, t, cnt * sizeof(float));
-}
-
-inline void zero_out(float* o, int64_t cnt, bool stream) {
-#if defined(__AVX512F__)
-  if (stream && cnt >= 64) {
-    int64_t k = 0;
-    for (; k < cnt && (reinterpret_cast<uintptr_t>(o + k) & 63); ++k) o[k] = 0.f;
-    for (; k + 16 <= cnt; k += 16) _mm512_stream_ps(o + k, _mm512_setzero_ps());
-    for (; k < cnt; ++k) o[k] = 0.f;
-    return;
-  }
-#endif
-  std::fill(o, o + cnt, 0.f);
-}
-
 // Store a computed piece (positions [p.from, p.base + p.width)) of row r: valid ones only.
 inline void store_piece(const Piece& p, const float* tmp, const Grid& g, const Dst& d, int64_t r) {
   const int64_t end = p.base + p.width;
@@ -243,7 +210,7 @@ inline void store_piece(const Piece& p, const float* tmp, const Grid& g, const D
       const float* t = tmp + (i - p.base);
       float* o = d.base + n * d.img + r * d.plane + y * d.rs + x * d.cs;
       if (d.cs == 1) {
-        copy_out(o, t, cnt, d.stream);
+        std::memcpy(o, t, cnt * sizeof(float));
       } else if (!d.gaps) {
         for (int64_t k = 0; k < cnt; ++k) o[k * d.cs] = t[k];
       } else {  // y * cs, x * cs is the element (d.base is the plane's start)
@@ -260,7 +227,8 @@ inline void store_piece(const Piece& p, const float* tmp, const Grid& g, const D
           o[k * d.cs] = t[k];
           for (int64_t z = k * d.cs + 1; z < std::min((k + 1) * d.cs, c1 - c0); ++z) o[z] = 0.f;
         }
-        for (int64_t dy = 1; dy < d.cs && y * d.cs + dy < d.height; ++dy) zero_out(o + dy * d.width, c1 - c0, d.stream);
+        for (int64_t dy = 1; dy < d.cs && y * d.cs + dy < d.height; ++dy)
+          std::fill(o + dy * d.width, o + dy * d.width + (c1 - c0), 0.f);
       }
     }
     i += seg;
@@ -311,9 +279,6 @@ void gather_jobs(const std::vector<Job>& jobs, int64_t nimg, int64_t src_img, in
           Dst dn = job.d;
           dn.base += n * job.d.img;
           for (int64_t r = r0; r < r1; ++r) store_piece(p, acc[r - r0], job.grid, dn, r);
-#if defined(__AVX512F__)
-          if (job.d.stream) _mm_sfence();  // streamed stores done before the kernel returns
-#endif
         }
       }
 }
@@ -682,8 +647,7 @@ std::vector<at::Tensor> conv_forward(at::Tensor x, at::Tensor weight, at::Tensor
   int64_t NCB;
   const auto seg = forward_blocks(g, indptr, k, cs.get(), NCB);
   auto y = at::empty({g.N, O, g.Hout, g.Wout}, x.options());
-  Dst d{y.data_ptr<float>(), O * g.Hout * g.Wout, g.Hout * g.Wout, g.Wout, 1};
-  d.stream = y.numel() * 4 > STREAM_BYTES;
+  const Dst d{y.data_ptr<float>(), O * g.Hout * g.Wout, g.Hout * g.Wout, g.Wout, 1};
   const Layout l = g.source();
   gather(g.grid(), g.compact ? 1 : l.nimg(), g.compact ? 0 : l.src_img(), O, seg, NCB, k.off.data(), v,
          bias.numel() ? bias.data_ptr<float>() : nullptr, src.data_ptr<float>(), d, threads,
@@ -869,9 +833,8 @@ std::vector<at::Tensor> conv_backward(at::Tensor gy, at::Tensor src, at::Tensor 
         const int64_t nnzp = tp[(ph + 1) * C] - tp[ph * C];
         const int64_t CB = block_channels(O, C, nnzp, window), NCB = (O + CB - 1) / CB;
         segs[b] = channel_blocks(C, tp + ph * C, sch.data(), CB, NCB);
-        Dst d{gx.data_ptr<float>() + (qlo * S + a - P) * W + (tlo * S + b - P), C * H * W, H * W, S * W, S,
-              gaps, W, H};
-        d.stream = (S == 1 || gaps) && gx.numel() * 4 > STREAM_BYTES;
+        const Dst d{gx.data_ptr<float>() + (qlo * S + a - P) * W + (tlo * S + b - P), C * H * W, H * W, S * W, S,
+                    gaps, W, H};
         jobs.push_back(Job{grid, segs[b].data(), NCB, d, nullptr});
       }
       gather_jobs(jobs, gl.nimg(), gl.src_img(), C, off.data(), tv.data(), gpad.data_ptr<float>(), threads,
