@@ -22,7 +22,7 @@ the head included), so every layer keeps about the same fraction; the init weigh
 where the mask keeps them. (Pruning torchvision's own init globally would not do: its scale
 differs per layer, which leaves the stem and the 1x1 convs dense and prunes layer4 and the head
 entirely.) ``--ticket REF`` times a real ticket's masks (``ticketzoo.load``) instead; its
-sparsity is its own. Dense speed does not depend on the masks: the dense runtimes are timed
+sparsity is its own (pass its ``--size``). Dense speed does not depend on the masks: the dense runtimes are timed
 once per (size, batch).
 
 ``--layers`` adds a per-layer table for each configuration: forward+backward of each masked
@@ -216,11 +216,13 @@ def main(threads, repeat, sparsities, batches, sizes, runtimes, ticket_ref, num_
                f"{'compiled' if compiled else 'unavailable: ' + str(why_not(source=TRAIN_SOURCE))}; {sprop}")
     click.echo(f"one training step (forward, backward, SGD, masks), min of {repeat} after a warm-up; ms\n")
 
+    channels = 3
     if ticket_ref:
         import ticketzoo
 
         ticket = ticketzoo.load(ticket_ref)
-        configs = [(f"ticket {ticket.name} (s{ticket.sparsity:.3f})", ticket.to_model(ticket.ready_weights()),
+        channels = ticket.card.arch.in_channels
+        configs = [(f"ticket {ticket.name} (s{ticket.sparsity:.3f})", ticket.to_model(ticket.ready_weights),
                     ticket.masks)]
     else:
         base = torchvision.models.resnet50(num_classes=num_classes)
@@ -231,13 +233,13 @@ def main(threads, repeat, sparsities, batches, sizes, runtimes, ticket_ref, num_
     for size in sizes:
         for batch in batches:
             g = torch.Generator().manual_seed(0)
-            x = torch.randn(batch, 3, size, size, generator=g)
-            y = torch.randint(0, num_classes if not ticket_ref else 2, (batch,), generator=g)
+            x = torch.randn(batch, channels, size, size, generator=g)
+            y = torch.randint(0, num_classes, (batch,), generator=g)
             dense_ms: dict[str, float] = {}
             for label, model, masks in configs:
-                if ticket_ref:
-                    with torch.no_grad():
-                        y = torch.randint(0, model(x[:1]).shape[1], (batch,), generator=g)
+                if ticket_ref:  # labels within the ticket's head
+                    classes = [m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+                    y = torch.randint(0, classes, (batch,), generator=g)
                 ms: dict[str, float] = {}
                 extra: dict[str, object] = {}
                 for runtime in runtimes:

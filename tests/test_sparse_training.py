@@ -79,6 +79,7 @@ LAYERS = {  # name: (layer, input shape)
     "conv7x7-stride2-pad3": (lambda: nn.Conv2d(3, 16, 7, stride=2, padding=3), (2, 3, 23, 22)),
     "conv1x1-stride2": (lambda: nn.Conv2d(16, 32, 1, stride=2), (2, 16, 13, 12)),  # a ResNet downsample
     "conv1x1-stride2-even": (lambda: nn.Conv2d(8, 12, 1, stride=2), (2, 8, 12, 12)),  # output rows = phase rows
+    "conv1x1-stride2-wide": (lambda: nn.Conv2d(8, 12, 1, stride=2), (2, 8, 6, 35)),  # vectors of values and zeros
     "conv3x3-7x7-plane": (lambda: nn.Conv2d(24, 16, 3, padding=1), (3, 24, 7, 7)),  # ResNet-50's layer4 at 224 px
     "conv5x3-unpadded": (lambda: nn.Conv2d(6, 10, (5, 3)), (2, 6, 12, 10)),
     "linear": (lambda: nn.Linear(40, 30), (5, 40)),

@@ -74,10 +74,16 @@ class Pattern:
         self.t_perm = order.to(torch.int32)
 
 
-def _kernels(build_dir: Path | None):
-    from ticketzoo.sparse.kernels import train_kernels
+_MODULES: dict = {}  # build folder -> the loaded kernels (finding the folder hashes the source: 0.4 ms)
 
-    return train_kernels(build_dir)  # a dict look-up once built
+
+def _kernels(build_dir: Path | None):
+    module = _MODULES.get(build_dir)
+    if module is None:
+        from ticketzoo.sparse.kernels import train_kernels
+
+        module = _MODULES[build_dir] = train_kernels(build_dir)
+    return module
 
 
 class _SparseConv(torch.autograd.Function):
@@ -164,7 +170,7 @@ class _Layer:
         if self.kind == "conv":
             return _SparseConv.apply(x, weight, bias, geom)
         o, i = self.weight_shape
-        y = _SparseConv.apply(x.reshape(-1, i, 1, 1), weight.view(o, i, 1, 1), bias, geom)  # a 1x1 conv on 1x1
+        y = _SparseConv.apply(x.reshape(-1, i, 1, 1), weight.reshape(o, i, 1, 1), bias, geom)  # a 1x1 conv on 1x1
         return y.reshape(*x.shape[:-1], o)
 
     def run_dense(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

@@ -1,25 +1,29 @@
 // Sparse CPU training kernels for ticketzoo: forward and backward of a conv2d (or a linear layer,
-// as a 1x1 conv on a 1x1 image) whose weight has a fixed mask. fp32, OpenMP.
+// as a 1x1 conv on a 1x1 image) whose weight has a fixed mask. fp32, OpenMP, our own code after
+// the ideas of SparseProp (Nikdan et al. 2023) and direct sparse convolution (Park et al. 2017).
 //
-// Layout. Every kernel works on a "stacked grid": the batch's images lie one under the other in
-// each channel's plane, zero-padded, so one channel is a single [N * Hg, Wg] plane and position
-// i = (n * Hg + y) * Wg + x. A nonzero weight then reads its source plane at one fixed offset for
-// every output position of the whole batch (rows and columns past the valid ones are computed
-// into padding and dropped), so the inner loops are contiguous multiply-adds over the batch's
-// positions, vectorised with GCC vector extensions of the native width (-march=native), also on
-// the small planes of late layers or small images where one image's plane is shorter than a vector.
+// The weight is CSR over output channels; every kept weight (o, c, r, s) reads one source plane
+// at one fixed offset for a whole run of output positions, so the inner loops are contiguous
+// multiply-adds over positions, vectorised with GCC vector extensions of the native width
+// (-march=native), a tile of 8 vectors held in registers across a row's nonzeros.
 //
-//   forward      y[o] = b[o] + sum_{kept (c,r,s)} w * x_pad[c] shifted by (r, s)
-//                 the padded input is split into stride*stride phase planes once, so a stride-2
-//                 conv is a sum of stride-1 reads (as in the inference kernel, sparse_kernels.cpp).
-//   grad-input   gx = transposed sparse conv: for each stride phase (a, b) of the padded input,
+//   forward      y[o] = b[o] + sum_{kept (c,r,s)} w * x_pad[c] shifted by (r, s): the padded
+//                 input split into stride*stride phase planes once, so a stride-2 conv is a sum
+//                 of stride-1 reads (as in the inference kernel, sparse_kernels.cpp).
+//   grad-input   the transposed sparse conv: for each stride phase (a, b) of the padded input,
 //                 gx_phase[c] = sum_{kept (o, r = a + S r', s = b + S s')} w * gy_pad[o] shifted
-//                 by (-r', -s'): the same gather kernel over a CSR per input channel (built once
-//                 in Python), each input channel's tile accumulated in registers.
-//   grad-weight  only the kept positions: gw[j] = sum over the batch's positions of
-//                 gy[o(j)] * x_pad[c(j)] shifted by (r(j), s(j)): a sampled dense-dense product,
-//                 a dot product of two contiguous runs per kept weight, with a tile of gy kept
-//                 in registers across all of an output channel's nonzeros.
+//                 by (-r', -s'): the same gather kernel over a CSR per (phase, input channel)
+//                 (built once in Python), each input channel's tile accumulated in registers.
+//   grad-weight  only the kept positions, a sampled dense-dense product: gw[j] = sum over the
+//                 batch's positions of gy[o(j)] * x_pad[c(j)] shifted by (r(j), s(j)), a dot
+//                 product of two contiguous runs, a tile of gy kept in registers across all of
+//                 an output channel's nonzeros; written into a dense gradient, zero elsewhere.
+//
+// Two layouts. Large output planes run per image on NCHW-ordered buffers (a 1x1 stride-1 conv
+// reads x and gy in place; others read padded copies, row width Wq, the columns past the output
+// computed and dropped). Small planes ("compact": fewer than two vectors per image, late layers
+// and small images) run the batch's positions as one run on im2col rows, one per weight column
+// some kept weight uses, so no position is spent on padding and a batch of 8 fills half a vector.
 
 // Only the headers used (not <torch/extension.h>): the first build on a machine takes a third of the time.
 #include <ATen/core/Tensor.h>
@@ -64,6 +68,12 @@ typedef float vh __attribute__((vector_size(HW * 4)));
 typedef float vhu __attribute__((vector_size(HW * 4), aligned(4), may_alias));
 inline vh loadh(const float* p) { return *reinterpret_cast<const vhu*>(p); }
 inline void storeh(float* p, vh v) { *reinterpret_cast<vhu*>(p) = v; }
+inline vf widen(vh h) {  // half a vector, upper lanes zero
+  vf r = (vf){};
+  std::memcpy(&r, &h, sizeof(h));
+  return r;
+}
+
 
 // Positions i = (n * Hg + y) * Wg + x of a stacked grid; (y, x) is valid when y < ny, x < nx.
 // Computing stops after the last image's last valid row.
@@ -187,13 +197,16 @@ inline void gather_piece(const Piece& p, const float* src, const int64_t* off, c
 // Store a computed piece (positions [p.from, p.base + p.width)) of row r: valid ones only.
 inline void store_piece(const Piece& p, const float* tmp, const Grid& g, const Dst& d, int64_t r) {
   const int64_t end = p.base + p.width;
+  // grid rows as wide as the output's and laid out like them: one run per image
+  const bool flat = g.nx == g.Wg && d.cs == 1 && d.rs == g.Wg;
   int64_t i = p.from;
   while (i < end) {
     const int64_t row = i / g.Wg, x = i - row * g.Wg;
-    const int64_t seg = std::min(end - i, g.Wg - x);
     const int64_t n = row / g.Hg, y = row - n * g.Hg;
+    int64_t seg = std::min(end - i, g.Wg - x);
+    if (flat && n < g.N && y < g.ny) seg = std::min(end - i, (n * g.Hg + g.ny) * g.Wg - i);
     if (n < g.N && y < g.ny && x < g.nx) {  // (positions rounded up past the grid are dropped)
-      const int64_t cnt = std::min(seg, g.nx - x);
+      const int64_t cnt = flat ? seg : std::min(seg, g.nx - x);
       const float* t = tmp + (i - p.base);
       float* o = d.base + n * d.img + r * d.plane + y * d.rs + x * d.cs;
       if (d.cs == 1) {
@@ -202,7 +215,15 @@ inline void store_piece(const Piece& p, const float* tmp, const Grid& g, const D
         for (int64_t k = 0; k < cnt; ++k) o[k * d.cs] = t[k];
       } else {  // y * cs, x * cs is the element (d.base is the plane's start)
         const int64_t c0 = x * d.cs, c1 = std::min(d.width, (x + cnt) * d.cs);
-        for (int64_t k = 0; k < cnt; ++k) {
+        int64_t k = 0;
+        if (d.cs == 2 && HW * 2 == VW) {  // stride 2: HW values and their zeros, one vector at a time
+          typedef int32_t vi __attribute__((vector_size(VW * 4)));
+          vi mask;
+          for (int l = 0; l < VW; ++l) mask[l] = (l & 1) ? VW : l / 2;  // lane VW: the zero vector's first
+          for (; k + HW <= cnt && 2 * (k + HW) <= c1 - c0; k += HW)
+            storeu(o + 2 * k, __builtin_shuffle(widen(loadh(t + k)), (vf){}, mask));
+        }
+        for (; k < cnt; ++k) {
           o[k * d.cs] = t[k];
           for (int64_t z = k * d.cs + 1; z < std::min((k + 1) * d.cs, c1 - c0); ++z) o[z] = 0.f;
         }
@@ -214,35 +235,58 @@ inline void store_piece(const Piece& p, const float* tmp, const Grid& g, const D
   }
 }
 
-// out[r][i] = init[r] + sum_{j in row r} w[j] * src[off[j] + i] over the grid, valid positions
-// stored to d. Rows' nonzeros are split by source-channel block as seg says. With nimg > 1 the
-// grid is one image's, run for each image n on src + n * src_img into d.base + n * d.img.
+// One gather: out[r][i] = init[r] + sum_{j in row r} w[j] * src[off[j] + i] over the grid, valid
+// positions stored to d. Rows' nonzeros are split by source-channel block as seg says.
+struct Job {
+  Grid grid;
+  const int64_t* seg;
+  int64_t NCB;
+  Dst d;
+  const float* init;
+};
+
+// Runs jobs over grids of the same length side by side: for each image, piece and block of rows,
+// every job in turn (a strided grad-input's phases (a, 0), (a, 1) write interleaved columns of the
+// same rows: together they fill each line of gx while it is in cache). With nimg > 1 the grids
+// are one image's, run for each image n on src + n * src_img into d.base + n * d.img.
 // `round_up`: compute up to a whole number of vectors past the grid's end (one pass over the
 // nonzeros, no overlapping last piece) where reading past it stays in the source's slack.
-void gather(const Grid& g, int64_t nimg, int64_t src_img, int64_t R, const std::vector<int64_t>& seg, int64_t NCB,
-            const int64_t* off, const float* w, const float* init, const float* src, const Dst& d, int threads,
-            bool round_up = false) {
-  const int64_t L = g.L();
+void gather_jobs(const std::vector<Job>& jobs, int64_t nimg, int64_t src_img, int64_t R, const int64_t* off,
+                 const float* w, const float* src, int threads, bool round_up = false) {
+  if (jobs.empty()) return;
+  const int64_t L = jobs[0].grid.L();
   const auto ps = pieces(round_up && L >= VW ? (L + VW - 1) / VW * VW : L);
-  const int64_t P = ps.size(), NB = (R + RBLOCK - 1) / RBLOCK;
-#pragma omp parallel for collapse(3) schedule(static) num_threads(threads)
+  const int64_t P = ps.size(), NB = (R + RBLOCK - 1) / RBLOCK, J = jobs.size();
+  // Dynamic chunks (a thread that loses its core to another process does not hold the others at
+  // the barrier) of up to one piece's row blocks (they read the same source window).
+  const int chunk = std::max<int64_t>(1, std::min(NB, nimg * P * NB / (4 * std::max(1, threads))));
+#pragma omp parallel for collapse(3) schedule(dynamic, chunk) num_threads(threads)
   for (int64_t n = 0; n < nimg; ++n)
     for (int64_t t = 0; t < P; ++t)
       for (int64_t rb = 0; rb < NB; ++rb) {
         alignas(64) float acc[RBLOCK][TILE];
         const Piece& p = ps[t];
         const float* s = src + n * src_img;
-        Dst dn = d;
-        dn.base += n * d.img;
         const int64_t r0 = rb * RBLOCK, r1 = std::min(R, r0 + RBLOCK);
-        for (int64_t k = 0; k < NCB; ++k)
-          for (int64_t r = r0; r < r1; ++r) {
-            const int64_t* sg = seg.data() + r * (NCB + 1) + k;
-            if (k > 0 && sg[0] == sg[1]) continue;  // no nonzero of row r in this block
-            gather_piece(p, s, off, w, sg[0], sg[1], init ? init[r] : 0.f, k == 0, acc[r - r0]);
-          }
-        for (int64_t r = r0; r < r1; ++r) store_piece(p, acc[r - r0], g, dn, r);
+        for (int64_t q = 0; q < J; ++q) {
+          const Job& job = jobs[q];
+          for (int64_t k = 0; k < job.NCB; ++k)
+            for (int64_t r = r0; r < r1; ++r) {
+              const int64_t* sg = job.seg + r * (job.NCB + 1) + k;
+              if (k > 0 && sg[0] == sg[1]) continue;  // no nonzero of row r in this block
+              gather_piece(p, s, off, w, sg[0], sg[1], job.init ? job.init[r] : 0.f, k == 0, acc[r - r0]);
+            }
+          Dst dn = job.d;
+          dn.base += n * job.d.img;
+          for (int64_t r = r0; r < r1; ++r) store_piece(p, acc[r - r0], job.grid, dn, r);
+        }
       }
+}
+
+void gather(const Grid& g, int64_t nimg, int64_t src_img, int64_t R, const std::vector<int64_t>& seg, int64_t NCB,
+            const int64_t* off, const float* w, const float* init, const float* src, const Dst& d, int threads,
+            bool round_up = false) {
+  gather_jobs({Job{g, seg.data(), NCB, d, init}}, nimg, src_img, R, off, w, src, threads, round_up);
 }
 
 // --- the sampled product (grad-weight) ------------------------------------------------------
@@ -274,12 +318,6 @@ inline void sample_dispatch(int64_t nv, const float* dy, const float* src, const
     if (nv < V) return sample_dispatch<V - 1>(nv, dy, src, off, b, e, acc);
   }
   sample_tile<V>(dy, src, off, b, e, acc);
-}
-
-inline vf widen(vh h) {  // half a vector, upper lanes zero
-  vf r = (vf){};
-  std::memcpy(&r, &h, sizeof(h));
-  return r;
 }
 
 // The same over a tile of any width (the last of an image): whole vectors, then one more ending
@@ -445,11 +483,14 @@ at::Tensor phase_split(const at::Tensor& x, const Geometry& g, int threads) {
             std::fill(d, d + g.P, 0.f);
             std::memcpy(d + g.P, xr, g.W * sizeof(float));
             std::fill(d + g.P + g.W, d + g.Wq, 0.f);
-          } else {
-            for (int64_t v = 0; v < g.Wq; ++v) {
-              const int64_t col = v * S + bb - g.P;
-              d[v] = (col >= 0 && col < g.W) ? xr[col] : 0.f;
-            }
+          } else {  // columns v0 .. v1 - 1 read the row (v*S + bb - P in [0, W)), a strided copy
+            const int64_t v0 = std::min(g.Wq, g.P - bb <= 0 ? int64_t(0) : (g.P - bb + S - 1) / S);
+            const int64_t last = g.W - 1 + g.P - bb;
+            const int64_t v1 = std::max(v0, std::min(g.Wq, last < 0 ? int64_t(0) : last / S + 1));
+            const float* xs = xr + bb - g.P;
+            std::fill(d, d + v0, 0.f);
+            for (int64_t v = v0; v < v1; ++v) d[v] = xs[v * S];
+            std::fill(d + v1, d + g.Wq, 0.f);
           }
         }
       }
@@ -781,19 +822,23 @@ std::vector<at::Tensor> conv_backward(at::Tensor gy, at::Tensor src, at::Tensor 
       off[j] = o * gl.chan() + tap_off[tc[j] - o * KK];
       tv[j] = vv[pm[j]];
     }
-    for (int64_t ph = 0; ph < S * S; ++ph) {
-      const int64_t a = ph / S, b = ph % S;
-      const int64_t qlo = lo(a), tlo = lo(b);
-      const Grid grid{1, Hb, Wb, hi(a, H) - qlo + 1, hi(b, W) - tlo + 1};
-      if (grid.ny <= 0 || grid.nx <= 0 || taps(KH, a) == 0 || taps(KW, b) == 0) continue;
-      const int64_t window = (std::min(TILE, grid.L()) + (taps(KH, a) - 1) * Wb + taps(KW, b)) * 4;
-      const int64_t nnzp = tp[(ph + 1) * C] - tp[ph * C];
-      const int64_t CB = block_channels(O, C, nnzp, window), NCB = (O + CB - 1) / CB;
-      const auto seg = channel_blocks(C, tp + ph * C, sch.data(), CB, NCB);
-      const Dst d{gx.data_ptr<float>() + (qlo * S + a - P) * W + (tlo * S + b - P), C * H * W, H * W, S * W, S,
-                  gaps, W, H};
-      gather(grid, gl.nimg(), gl.src_img(), C, seg, NCB, off.data(), tv.data(), nullptr, gpad.data_ptr<float>(), d,
-             threads, !unpadded);
+    for (int64_t a = 0; a < S; ++a) {  // the phases of a row phase together (see gather_jobs)
+      std::vector<Job> jobs;
+      std::vector<std::vector<int64_t>> segs(S);
+      for (int64_t b = 0; b < S; ++b) {
+        const int64_t ph = a * S + b, qlo = lo(a), tlo = lo(b);
+        const Grid grid{1, Hb, Wb, hi(a, H) - qlo + 1, hi(b, W) - tlo + 1};
+        if (grid.ny <= 0 || grid.nx <= 0 || taps(KH, a) == 0 || taps(KW, b) == 0) continue;
+        const int64_t window = (std::min(TILE, grid.L()) + (taps(KH, a) - 1) * Wb + taps(KW, b)) * 4;
+        const int64_t nnzp = tp[(ph + 1) * C] - tp[ph * C];
+        const int64_t CB = block_channels(O, C, nnzp, window), NCB = (O + CB - 1) / CB;
+        segs[b] = channel_blocks(C, tp + ph * C, sch.data(), CB, NCB);
+        const Dst d{gx.data_ptr<float>() + (qlo * S + a - P) * W + (tlo * S + b - P), C * H * W, H * W, S * W, S,
+                    gaps, W, H};
+        jobs.push_back(Job{grid, segs[b].data(), NCB, d, nullptr});
+      }
+      gather_jobs(jobs, gl.nimg(), gl.src_img(), C, off.data(), tv.data(), gpad.data_ptr<float>(), threads,
+                  !unpadded);
     }
   }
 
