@@ -66,28 +66,6 @@ def random_magnitude_masks(model, sparsity: float, seed: int = 0):
     return magnitude_prune(scores, Mask.ones_like(model, names), sparsity)
 
 
-def training_step(model, masks, x, y, *, amp: bool):
-    """A zero-argument training step of ``model`` on ``(x, y)``."""
-    import torch
-    import torch.nn.functional as F
-
-    from ticketzoo.masks import MaskSet
-
-    keeper = MaskSet(model, masks)
-    keeper.apply()
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-
-    def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-            loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        keeper.apply()
-
-    return step
-
-
 def sparseprop_ms(module, shape, needs_gx: bool, repeat: int) -> float | None:
     """SparseProp's forward+backward of ``module`` (ms, the faster of its two vectorisations), or
     None where it does not take the layer."""
@@ -191,7 +169,7 @@ def main(threads, repeat, sparsities, batches, sizes, runtimes, ticket_ref, num_
 
     from ticketzoo.sparse import enable_sparse_training
     from ticketzoo.sparse.allocator import keep_freed_memory
-    from ticketzoo.sparse.bench import min_time
+    from ticketzoo.sparse.bench import min_time, training_step
     from ticketzoo.sparse.kernels import TRAIN_SOURCE, cpu_name, train_kernels, why_not
     from ticketzoo.train.device import cpu_bf16_native
 

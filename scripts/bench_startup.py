@@ -26,17 +26,9 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from ticketzoo.sparse.kernels import cpu_name
+
 DEFAULT_TICKET = "fashionmnist-lenet-300-100-s93"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def commands(ticket: str) -> list[tuple[str, list[str], dict[str, str]]]:
@@ -114,7 +106,7 @@ def main() -> None:
         torch_version = metadata.version("torch")
     except metadata.PackageNotFoundError:
         torch_version = "not installed"
-    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical cores)")
+    print(f"CPU: {cpu_name()} ({os.cpu_count()} logical cores)")
     print(f"Python {platform.python_version()}, torch {torch_version}; tree {root}; "
           f"{args.runs} runs per command")
     width = max(len(r[0]) for r in rows)

@@ -61,7 +61,8 @@ def machine_fingerprint(source: Path = SOURCE) -> str:
                 break
     except OSError:
         pass
-    text = "|".join([cpu_name(), flags, str(os.cpu_count()), torch.__version__, Path(source).read_text()])
+    headers = [h.read_text() for h in sorted(Path(source).parent.glob("*.h"))]  # what the source includes
+    text = "|".join([cpu_name(), flags, str(os.cpu_count()), torch.__version__, Path(source).read_text(), *headers])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -13,6 +13,8 @@
 
 #include <torch/extension.h>
 
+#include "vectors.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -24,43 +26,12 @@
 
 namespace {
 
-// One native vector: a vector wider than the hardware's is split by GCC into spilled halves.
-#if defined(__AVX512F__)
-constexpr int VW = 16;  // zmm
-#elif defined(__AVX__)
-constexpr int VW = 8;  // ymm (AVX2 + FMA with -march=native)
-#else
-constexpr int VW = 4;  // xmm / NEON
-#endif
-typedef float vf __attribute__((vector_size(VW * 4)));
-typedef float vfu __attribute__((vector_size(VW * 4), aligned(4), may_alias));  // unaligned access
+using namespace ticketzoo_vectors;  // VW, vf, loadu, storeu, gather_tile
+
 constexpr int TILE_V = 128 / VW;  // vectors per full tile: 128 outputs in registers
 constexpr int64_t OBLOCK = 16;   // output channels per work item
 constexpr int64_t L1_BUDGET = 16 * 1024;  // bytes of input window per channel block (L1d is 32-48 KiB)
 constexpr int64_t MIN_BLOCK_NNZ = 8;      // nonzeros per row and channel block, on average
-
-inline vf loadu(const float* p) { return *reinterpret_cast<const vfu*>(p); }
-inline void storeu(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
-
-// One output row-tile: V vectors of outputs starting at src (already offset by the tile base),
-// accumulated over the nonzeros [b, e) of one output channel, starting from the bias (first
-// channel block) or from the partial sums already in acc_io.
-template <int V>
-inline void row_tile(const float* __restrict src, const int32_t* __restrict off, const float* __restrict w,
-                     int64_t b, int64_t e, float bias, bool first, float* acc_io) {
-  vf acc[V];
-  if (first)
-    for (int v = 0; v < V; ++v) acc[v] = (vf){} + bias;
-  else
-    for (int v = 0; v < V; ++v) acc[v] = loadu(acc_io + v * VW);
-  for (int64_t j = b; j < e; ++j) {
-    const vf wj = (vf){} + w[j];
-    const float* p = src + off[j];
-#pragma GCC unroll 16
-    for (int v = 0; v < V; ++v) acc[v] += wj * loadu(p + v * VW);
-  }
-  for (int v = 0; v < V; ++v) storeu(acc_io + v * VW, acc[v]);
-}
 
 // A piece of the L = Hout*Wq positions of one output plane: computed over [base, base + width),
 // stored from `from` on (a short last piece is recomputed over an overlapping, in-bounds window).
@@ -112,14 +83,14 @@ inline void store_piece(const Piece& p, const float* tmp, int64_t Wq, int64_t Wo
   }
 }
 
-// row_tile<nv> for a run-time nv in [1, V].
+// gather_tile<nv> for a run-time nv in [1, V].
 template <int V>
 inline void dispatch(int64_t nv, const float* s, const int32_t* off, const float* w, int64_t b, int64_t e,
                      float bias, bool first, float* tmp) {
   if constexpr (V > 1) {
     if (nv < V) return dispatch<V - 1>(nv, s, off, w, b, e, bias, first, tmp);
   }
-  row_tile<V>(s, off, w, b, e, bias, first, tmp);
+  gather_tile<V>(s, off, w, b, e, bias, first, tmp);
 }
 
 inline void compute_piece(const Piece& p, const float* src, const int32_t* off, const float* w, int64_t b,

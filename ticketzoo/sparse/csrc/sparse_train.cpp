@@ -37,21 +37,16 @@
 #include <memory>
 #include <vector>
 
+#include "vectors.h"
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 namespace {
 
-#if defined(__AVX512F__)
-constexpr int VW = 16;  // zmm
-#elif defined(__AVX__)
-constexpr int VW = 8;  // ymm
-#else
-constexpr int VW = 4;  // xmm / NEON
-#endif
-typedef float vf __attribute__((vector_size(VW * 4)));
-typedef float vfu __attribute__((vector_size(VW * 4), aligned(4), may_alias));  // unaligned access
+using namespace ticketzoo_vectors;  // VW, vf, loadu, storeu, gather_tile
+
 constexpr int TILE_V = 8;                  // vectors per tile: 8 accumulators hide the FMA latency
 constexpr int64_t TILE = TILE_V * VW;      // positions per tile
 constexpr int64_t RBLOCK = 16;             // rows (output channels, input channels) per work item
@@ -59,8 +54,6 @@ constexpr int64_t L1_BUDGET = 16 * 1024;   // bytes of source window per channel
 constexpr int64_t MIN_BLOCK_NNZ = 8;       // nonzeros per row and channel block, on average
 constexpr int64_t ACC_NNZ = 2048;          // grad-weight accumulators per work item (128 KiB, L2)
 
-inline vf loadu(const float* p) { return *reinterpret_cast<const vfu*>(p); }
-inline void storeu(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
 
 // Half a vector, for runs of VW/2 .. VW-1 positions (a batch of 8 images of one position each).
 constexpr int HW = VW / 2;
@@ -144,24 +137,6 @@ int64_t block_channels(int64_t channels, int64_t rows, int64_t nnz, int64_t wind
 
 // --- the gather kernel (forward, grad-input) ------------------------------------------------
 
-// One tile: V vectors of outputs at src (already offset by the tile base), accumulated over the
-// nonzeros [b, e) of one row, starting from `init` (first channel block) or from acc_io.
-template <int V>
-inline void gather_tile(const float* __restrict src, const int64_t* __restrict off, const float* __restrict w,
-                        int64_t b, int64_t e, float init, bool first, float* acc_io) {
-  vf acc[V];
-  if (first)
-    for (int v = 0; v < V; ++v) acc[v] = (vf){} + init;
-  else
-    for (int v = 0; v < V; ++v) acc[v] = loadu(acc_io + v * VW);
-  for (int64_t j = b; j < e; ++j) {
-    const vf wj = (vf){} + w[j];
-    const float* p = src + off[j];
-#pragma GCC unroll 16
-    for (int v = 0; v < V; ++v) acc[v] += wj * loadu(p + v * VW);
-  }
-  for (int v = 0; v < V; ++v) storeu(acc_io + v * VW, acc[v]);
-}
 
 template <int V>
 inline void gather_dispatch(int64_t nv, const float* s, const int64_t* off, const float* w, int64_t b, int64_t e,
