@@ -238,3 +238,16 @@ def test_help_of_the_training_commands_imports_no_torch():
                 "assert 'torch' not in sys.modules and 'numpy' not in sys.modules\n")
         p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert p.returncode == 0 and "--epochs" in p.stdout and "--max-epochs" not in p.stdout, p.stderr
+
+
+def test_every_option_of_every_command_has_help():
+    """Issue 32: `bench`/`predict --batch-size` had no help; no visible option may lack it."""
+    import click
+
+    from ticketzoo.cli.main import cli
+
+    ctx = click.Context(cli)
+    missing = [f"{name} {p.opts[0]}" for name in cli.list_commands(ctx)
+               for p in cli.get_command(ctx, name).params
+               if isinstance(p, click.Option) and not p.hidden and not (p.help or "").strip()]
+    assert not missing, missing

@@ -11,7 +11,8 @@ from ticketzoo.cli.console import console, err_console, human_size, print_json
 @click.argument("ref")
 @click.option("--input-size", type=click.IntRange(1, 4096), default=None,
               help="Image side in pixels [default: the card's].")
-@click.option("--batch-size", type=click.IntRange(1, 4096), default=1, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=1, show_default=True,
+              help="Images per timed call (1: latency; larger: throughput).")
 @click.option("--threads", type=click.IntRange(1, 1024), default=None, help="CPU threads [default: all cores].")
 @click.option("--repeat", type=click.IntRange(1, 1000), default=5, show_default=True,
               help="Timed runs per variant; the fastest is reported.")

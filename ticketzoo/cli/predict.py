@@ -19,7 +19,8 @@ from ticketzoo.cli.console import console, err_console, print_json
               help="cpu: the sparse runtime; cuda: dense on the GPU.")
 @click.option("--weights", type=click.Choice(["rewind", "trained"]), default=None,
               help="Weight set [default: trained when the ticket has it, else rewind].")
-@click.option("--batch-size", type=click.IntRange(1, 4096), default=16, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=16, show_default=True,
+              help="Images per forward pass (memory vs speed; the predictions do not depend on it).")
 @click.option("--force", is_flag=True, help="Overwrite --out when it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def command(ref: str, data: Path, out: Path | None, device: str, weights: str | None, batch_size: int,
