@@ -10,7 +10,7 @@ from typing import Any
 
 from ticketzoo.card.schema import Card
 from ticketzoo.card.validate import validate_card
-from ticketzoo.config import Config, describe_type, fit
+from ticketzoo.config import Config, config_type, describe_type, fit
 from ticketzoo.config.find import upgrade_legacy
 from ticketzoo.errors import ConfigError, TicketFormatError, short
 
@@ -127,12 +127,12 @@ def _known(tp: type, value: dict[str, Any]) -> dict[str, Any]:
     """``value`` without the keys config ``tp`` (and its nested configs) does not know: a newer
     writer's fields, ignored as in the rest of the card."""
     hints = typing.get_type_hints(tp)
+    names = {f.name for f in dataclasses.fields(tp)}
     out = {}
     for key, item in value.items():
-        if key not in {f.name for f in dataclasses.fields(tp)}:
+        if key not in names:
             continue
-        sub = next((t for t in (hints.get(key), *typing.get_args(hints.get(key)))
-                    if isinstance(t, type) and issubclass(t, Config)), None)
+        sub = config_type(hints[key])
         out[key] = _known(sub, item) if sub is not None and isinstance(item, dict) else item
     return out
 

@@ -8,7 +8,7 @@ from ticketzoo.cli.console import console, print_columns, print_json, pushed_jso
 from ticketzoo.cli.options import (PAPER, alias_option, config_from, config_options, data_config, data_options,
                                    gather, output_options, publish_options, runtime_options, train_config,
                                    train_values, training_options)
-from ticketzoo.config.find import FindRecipe
+from ticketzoo.config.find import FindRecipe, val_split
 
 _ARCH_HELP = ("Architecture: torchvision (resnet18/34/50, vgg*_bn, ...) or LTH (lenet_300_100, "
               "conv2/4/6, cifar_resnet20/56, cifar_vgg16/19).")
@@ -91,7 +91,7 @@ def command(**opts) -> None:
     data = {"input_size": o["input_size"] or spec.native_size or 32,
             "channels": o["channels"] or spec.native_channels or 3}
     if o.get("val_fraction") is not None:  # the old flag: named datasets read only V of --split
-        data["split"] = (1.0 - o["val_fraction"], o["val_fraction"], 0.0)
+        data["split"] = val_split(o["val_fraction"])
     recipe = config_from(
         FindRecipe, o, source=spec.source, data_kind=spec.kind, data=data_config(o, **data),
         train=train_config(o, values),  # CPU precision "auto": find resolves it per run

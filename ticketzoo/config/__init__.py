@@ -99,7 +99,7 @@ class Config:
         values = {}
         for key, value in data.items():
             tp = hints[key]
-            sub = _config_type(tp)
+            sub = config_type(tp)
             if sub is not None and isinstance(value, Mapping):
                 values[key] = sub.from_dict(value, prefix=f"{prefix}{key}.")
             else:
@@ -188,7 +188,7 @@ def _hints(cls: type) -> dict[str, Any]:
     return _HINTS[cls]
 
 
-def _config_type(tp: Any) -> type[Config] | None:
+def config_type(tp: Any) -> type[Config] | None:
     """The Config class in ``tp`` (``X`` or ``X | None``), else None."""
     for t in (tp, *typing.get_args(tp)):
         if isinstance(t, type) and issubclass(t, Config):

@@ -200,6 +200,12 @@ class FindRecipe(Config):
 LEGACY_DATA = ("data_seed", "split", "val_fraction", "input_size", "channels", "augment")
 
 
+def val_split(fraction: float) -> tuple[float, float, float]:
+    """The split of a named dataset whose train set gives ``fraction`` to val (its ``val_fraction``
+    until 2026-12): only val's share is read, the test set is the official one."""
+    return (1.0 - fraction, fraction, 0.0)
+
+
 def upgrade_legacy(data: Mapping[str, Any]) -> dict[str, Any]:
     """A recipe dict of the first releases in today's form: its data fields moved into ``data``,
     ``init`` named ``weight_init``."""
@@ -215,7 +221,7 @@ def upgrade_legacy(data: Mapping[str, Any]) -> dict[str, Any]:
     if "data_seed" in old:
         new["split_seed"] = old["data_seed"]
     if out.get("data_kind") == "named" and isinstance(old.get("val_fraction"), (int, float)):
-        new["split"] = (1.0 - old["val_fraction"], old["val_fraction"], 0.0)  # only val's share is read
+        new["split"] = val_split(old["val_fraction"])
     elif "split" in old:
         new["split"] = old["split"]
     if old.get("augment"):
