@@ -571,3 +571,45 @@ def test_example_digits_folder_is_rebuilt_by_its_script(tmp_path):
         assert len(ours) == len(theirs) == 30
         for a, b in zip(ours, theirs):
             assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
+
+
+def _bloodcells_script():
+    script = Path(__file__).parents[1] / "scripts" / "make_example_bloodcells.py"
+    spec = importlib.util.spec_from_file_location("make_example_bloodcells", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_example_bloodcells_folder_is_what_its_sums_and_script_say(tmp_path):
+    """examples/bloodcells holds 40 unchanged PBC JPEGs per white-cell class, as SHA256SUMS
+    lists them, and the script picks the first sorted names per class from a PBC tarball."""
+    import tarfile
+
+    module = _bloodcells_script()
+    shipped = Path(__file__).parents[1] / "examples" / "bloodcells"
+    sums = dict(reversed(line.split("  ")) for line in (shipped / "SHA256SUMS").read_text().splitlines())
+    files = sorted(p for p in shipped.glob("*/*") if p.is_file())
+    assert [f"{p.parent.name}/{p.name}" for p in files] == sorted(sums) and len(files) == 200
+    for path in files:
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == sums[f"{path.parent.name}/{path.name}"]
+    assert sorted({p.parent.name for p in files}) == list(module.CLASSES)
+
+    tar_path = tmp_path / "pbc.tar.xz"  # the shipped files, in reverse order, plus decoys
+    with tarfile.open(tar_path, "w:xz") as tar:
+        def add(name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(f"pbc_bloodcells/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+        for path in reversed(files):
+            add(f"{path.parent.name}/{path.name}", path.read_bytes())
+        add("platelet/PLT_1.jpg", b"not kept")  # not a white-cell class
+        add("neutrophil/zz_last.jpg", b"sorted after the 40th")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(module.main, ["--tar", str(tar_path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "SHA256SUMS").read_text() == (shipped / "SHA256SUMS").read_text()
+    assert sorted(p.relative_to(out) for p in out.glob("*/*")) == [p.relative_to(shipped) for p in files]
+    result = CliRunner().invoke(module.main, ["--tar", str(tar_path), "--out", str(out), "--per-class", "42"])
+    assert result.exit_code == 1 and "fewer than --per-class 42" in result.output

@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import io
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -30,6 +31,7 @@ from ticketzoo.train import (
     train,
 )
 from ticketzoo.train.callbacks import TrainState
+from ticketzoo.train.checkpoint import load_checkpoint
 
 CPU = dict(device="cpu", patience=None, milestones=())
 
@@ -330,7 +332,20 @@ def test_cpu_determinism():
 # --- checkpoints -----------------------------------------------------------------------
 
 
-def test_resume_is_bitwise_identical(tmp_path):
+class SeesCheckpoint(Callback):
+    """Records at each epoch's end whether a checkpoint file exists yet."""
+
+    def __init__(self, path: Path):
+        self.path, self.seen = path, []
+
+    def on_epoch_end(self, state: TrainState, metrics) -> None:
+        self.seen.append(self.path.exists())
+
+
+@pytest.mark.parametrize("every_s", [0.0, 3600.0], ids=["every-epoch", "interval"])
+def test_resume_is_bitwise_identical(tmp_path, every_s):
+    """Per-epoch checkpoints and interval ones (kept in memory, written when the run is
+    interrupted) resume to the same weights as a run that was never stopped."""
     config = TrainConfig(max_epochs=3, patience=2, device="cpu", milestones=(2,), weight_decay=1e-3)
     val = loader(dataset(24, seed=7), shuffle=False)
     masks = random_masks(tiny_model())
@@ -340,9 +355,13 @@ def test_resume_is_bitwise_identical(tmp_path):
     expected = train(straight, masks, data, val, config, checkpoint_dir=tmp_path / "a")
 
     run_dir = tmp_path / "b"
+    sees = SeesCheckpoint(run_dir / "checkpoint.pt")
     with pytest.raises(KeyboardInterrupt):  # crash in the middle of epoch 3
-        train(tiny_model(), masks, loader(dataset(), seed=11), val, config,
-              checkpoint_dir=run_dir, callbacks=[Raise(epoch=2, iteration=3)])  # fmt: skip
+        train(tiny_model(), masks, loader(dataset(), seed=11), val, config, checkpoint_dir=run_dir,
+              callbacks=[sees, Raise(epoch=2, iteration=3)], checkpoint_every_s=every_s)  # fmt: skip
+    # epoch 1's checkpoint is written after epoch 1's callbacks; the interval writes none
+    assert sees.seen == ([False, True] if every_s == 0 else [False, False])
+    assert load_checkpoint(run_dir / "checkpoint.pt")["epoch"] == 2  # the last finished epoch
     resumed = tiny_model(seed=99)  # different init: the checkpoint must win
     log = tmp_path / "log.csv"
     result = train(resumed, masks, loader(dataset(), seed=123), val, config, checkpoint_dir=run_dir,
@@ -354,6 +373,8 @@ def test_resume_is_bitwise_identical(tmp_path):
     rows = list(csv.DictReader(log.open()))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
 
+    done = load_checkpoint(run_dir / "checkpoint.pt")  # finished: the weights it ends with, only
+    assert done["finished"] and done["optimizer"] is None and done["best"]["state"] is None
     again = tiny_model(seed=5)  # a finished run returns at once with the same weights
     data = loader(dataset(), seed=0)
     done = train(again, masks, data, val, config, checkpoint_dir=run_dir, resume=True)

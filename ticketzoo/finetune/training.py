@@ -2,7 +2,9 @@
 
 A run ends ``ok``, ``diverged`` or ``chance`` (:mod:`.status`); a diverged run does not
 stop the others. :func:`train_run` is the per-job primitive (a built model and its masks
-in, a judged run out) that ``ticketzoo compare`` runs once per job. Each run keeps a per-epoch checkpoint in ``checkpoints/<init>-seed<N>/``:
+in, a judged run out) that ``ticketzoo compare`` runs once per job. Each run keeps a
+checkpoint in ``checkpoints/<init>-seed<N>/`` (its last epoch, written at most once a
+minute and when it ends or is interrupted):
 resumed, a finished run returns from it at once (best epoch restored) and is only
 evaluated again; a diverged run's ``status.json`` says so, so it is not trained again.
 """
@@ -31,6 +33,10 @@ from ticketzoo.train import (CSVLogger, DivergedError, EvalResult, ProgressCallb
                              TrainConfig, TrainResult, cpu_state_dict, evaluate, resolve_device, train)
 
 STATUS_FILE = "status.json"
+#: Seconds between checkpoint writes: a ResNet-50 fine-tune's epoch on a few hundred images
+#: takes ~2 s and its checkpoint ~0.7 s to write; an interrupted run still writes its last
+#: epoch (:class:`ticketzoo.train.checkpoint.Writer`).
+CHECKPOINT_EVERY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -120,7 +126,7 @@ def train_run(model: nn.Module, masks: dict[str, torch.Tensor] | None, *, init: 
     t0 = time.perf_counter()
     try:
         result = train(model, masks, loaders.train, loaders.val, train_config, callbacks=callbacks,
-                       checkpoint_dir=folder, resume=resume)
+                       checkpoint_dir=folder, resume=resume, checkpoint_every_s=CHECKPOINT_EVERY_S)
     except DivergedError as err:
         verdict = verdicts.diverged(err.epoch, err.lr, err.loss)
         run = RunResult(**common, train=None, test=None, time_s=time.perf_counter() - t0,

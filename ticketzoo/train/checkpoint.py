@@ -5,11 +5,16 @@ model, optimizer and grad-scaler state, the position (epoch/step), the best epoc
 weights, callback states (early-stopping counters, history), every RNG the run draws
 from (torch CPU/CUDA, Python, NumPy, the train loader's generator) and the config hash,
 so a resumed run on CPU ends bitwise identical to an uninterrupted one.
+
+:class:`Writer` writes them, after every epoch or at most once per ``every_s`` seconds.
 """
 
 from __future__ import annotations
 
+import copy
+import logging
 import random
+import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -25,6 +30,7 @@ from ticketzoo.train.device import cpu_state_dict
 FORMAT = "ticketzoo-train-checkpoint"
 VERSION = 1
 FILENAME = "checkpoint.pt"
+log = logging.getLogger(__name__)
 _REQUIRED = (
     "config_hash", "epoch", "step", "finished", "stopped_early", "model", "optimizer", "rng", "best"
 )  # fmt: skip
@@ -148,20 +154,61 @@ def load_callback_states(callbacks: Iterable[Any], states: list[dict[str, Any] |
             fn(saved["state"])
 
 
-def save_run(
-    path: Path, expected: Mapping[str, Any], state: TrainState, scaler: Any,
-    best: Mapping[str, Any], callbacks: list, loader: Any, *, finished: bool, stopped_early: bool,
-) -> Path:  # fmt: skip
-    """Write the checkpoint of ``state`` at an epoch boundary (see the module docstring)."""
-    payload = {
+def run_payload(
+    expected: Mapping[str, Any], state: TrainState, scaler: Any, best: Mapping[str, Any],
+    callbacks: list, loader: Any, *, finished: bool, stopped_early: bool,
+) -> dict[str, Any]:  # fmt: skip
+    """The checkpoint of ``state`` at an epoch boundary (see the module docstring).
+
+    A finished run's checkpoint holds only the weights it ends with (the best epoch's when
+    one was kept) and no optimizer state: resuming it only returns them, and a ResNet-50's
+    shrinks from 377 MB (weights, AdamW state, best weights) to 94 MB."""
+    model, best = cpu_state_dict(state.model), dict(best)
+    if finished and best.get("state") is not None:
+        model, best["state"] = best["state"], None
+    return {
         "format": FORMAT, "version": VERSION, **expected, "config": state.config.to_dict(),
         "epoch": state.epoch, "step": state.step, "finished": finished,
-        "stopped_early": stopped_early, "stop_reason": state.stop_reason,
-        "model": cpu_state_dict(state.model), "optimizer": state.optimizer.state_dict(),
-        "scaler": scaler.state_dict() if scaler is not None else None, "best": dict(best),
+        "stopped_early": stopped_early, "stop_reason": state.stop_reason, "model": model,
+        "optimizer": None if finished else state.optimizer.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None and not finished else None, "best": best,
         "callbacks": callback_states(callbacks), "rng": capture_rng(loader),
     }  # fmt: skip
-    return save_atomic(payload, path)
+
+
+class Writer:
+    """Writes a run's epoch-boundary checkpoints to ``path``: every epoch (``every_s`` 0), or at
+    most once per ``every_s`` seconds and whenever the run finishes.
+
+    Why the interval: a ResNet-50 fine-tune's checkpoint (weights, AdamW state, best weights:
+    377 MB) takes ~0.7 s to write on a 2-core CPU, a quarter of a 2-second epoch. Between
+    writes the latest boundary is kept in memory (a copy) and :meth:`flush` writes it when
+    the run is interrupted (Ctrl-C, an error), so only a process killed outright loses more
+    than the epoch it was in: at most ``every_s`` seconds of training.
+    """
+
+    def __init__(self, path: Path, every_s: float = 0.0) -> None:
+        self.path, self.every_s = path, every_s
+        self.last = time.monotonic()
+        self.pending: dict[str, Any] | None = None
+
+    def epoch_end(self, payload: dict[str, Any], *, force: bool = False) -> None:
+        """Write ``payload`` (:func:`run_payload`) now, or keep a copy until it is due."""
+        now = time.monotonic()
+        if force or now - self.last >= self.every_s:
+            save_atomic(payload, self.path)
+            self.last, self.pending = now, None
+        else:  # the live optimizer state and callbacks move on: copy all but the fresh weights
+            self.pending = {k: v if k == "model" else copy.deepcopy(v) for k, v in payload.items()}
+
+    def flush(self) -> None:
+        """Write the boundary kept in memory, if any (an interrupted run's last epoch)."""
+        if self.pending is not None:
+            payload, self.pending = self.pending, None
+            try:
+                save_atomic(payload, self.path)
+            except Exception as exc:  # the interruption being handled matters more
+                log.warning("%s: the last epoch's checkpoint could not be written: %s", self.path, exc)
 
 
 def apply_run(
@@ -173,7 +220,8 @@ def apply_run(
     check_compatible(payload, path, **expected)
     try:
         model.load_state_dict(payload["model"])
-        optimizer.load_state_dict(payload["optimizer"])
+        if payload["optimizer"] is not None:  # None: a finished run (see run_payload)
+            optimizer.load_state_dict(payload["optimizer"])
         if scaler is not None and payload.get("scaler"):
             scaler.load_state_dict(payload["scaler"])
     except (RuntimeError, ValueError, KeyError) as exc:

@@ -253,7 +253,7 @@ def _train_epoch(state: TrainState, loader, runtime: Runtime, masks: MaskSet, sc
 def train(
     model: nn.Module, masks: Mapping[str, torch.Tensor] | None, train_loader, val_loader,
     config: TrainConfig | None = None, *, callbacks: Iterable = (), start: StepLike | None = None,
-    checkpoint_dir: str | Path | None = None, resume: bool = False,
+    checkpoint_dir: str | Path | None = None, resume: bool = False, checkpoint_every_s: float = 0.0,
 ) -> TrainResult:  # fmt: skip
     """Train ``model`` in place under ``masks`` from ``start`` (default 0) to ``max_epochs``.
 
@@ -262,8 +262,9 @@ def train(
     With ``config.precise_bn`` BatchNorm statistics are recomputed on training batches at the
     end of every epoch, before validation (:mod:`ticketzoo.train.precise_bn`).
     With validation and ``restore_best``, the lowest-val-loss epoch's weights are loaded
-    at the end. With ``checkpoint_dir`` a checkpoint is written after every epoch;
-    ``resume=True`` continues from it (or starts fresh if there is none; a finished run
+    at the end. With ``checkpoint_dir`` a checkpoint is written after every epoch (at most
+    once per ``checkpoint_every_s`` seconds when given, and at the end; :class:`~ticketzoo.
+    train.checkpoint.Writer`); ``resume=True`` continues from it (or starts fresh if there is none; a finished run
     returns at once). Without ``resume`` an existing checkpoint is overwritten."""
     config = config if config is not None else TrainConfig()
     config.validate()
@@ -296,6 +297,7 @@ def train(
     best: dict[str, Any] = {"epoch": None, "val_loss": math.inf, "state": None}
     finished = stopped_early = False
     path = Path(checkpoint_dir) / ckpt.FILENAME if checkpoint_dir is not None else None
+    writer = ckpt.Writer(path, checkpoint_every_s) if path is not None and dist.is_main() else None
     expected = {"config_hash": config.hash(), "masks_digest": ckpt.masks_digest(masks),
                 "start_step": start_step}  # fmt: skip
 
@@ -337,12 +339,17 @@ def train(
             state.epoch += 1
             finished = state.stop_requested or state.epoch >= config.max_epochs
             stopped_early = state.stop_requested and state.epoch < config.max_epochs
-            if path is not None and dist.is_main():  # rank 0 alone writes
-                ckpt.save_run(path, {**expected, **layout}, state, scaler, best, cbs, train_loader,
-                              finished=finished, stopped_early=stopped_early)  # fmt: skip
+            if writer is not None:
+                writer.epoch_end(ckpt.run_payload({**expected, **layout}, state, scaler, best, cbs,
+                                                  train_loader, finished=finished,
+                                                  stopped_early=stopped_early), force=finished)
         if best["state"] is not None:
             model.load_state_dict(best["state"])
         _emit(cbs, "on_train_end", state)
+    except BaseException:  # Ctrl-C, an error, a stop from another rank: keep the last epoch
+        if writer is not None:
+            writer.flush()
+        raise
     finally:
         _emit(cbs, "close")
         if kernels is not None:
