@@ -63,8 +63,6 @@ def test_pull_prints_path(tmp_path):
     "args,message",
     [
         (["info", "../x"], "no ticket file at ../x"),
-        (["pull", "../x"], "is a file path"),
-        (["pull", "Bad_Name"], "invalid ticket name"),
         (["pull", "nope"], "no ticket named 'nope'"),
         (["push", "x.safetensors", "--registry", "s3://x"], "no ticket file"),
         (["verify", "missing.safetensors"], "no ticket file"),
@@ -74,6 +72,27 @@ def test_user_errors_are_one_line(tmp_path, args, message):
     p = run(*args, check=1)
     assert message in p.stderr
     assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["pull", "Bad_Name"], "invalid ticket name"),
+        (["info", "Bad_Name"], "invalid ticket name"),
+        (["push", "x.safetensors", "--name", "Bad_Name"], "invalid ticket name"),
+        (["push", "x.safetensors", "--name=Bad_Name"], "invalid ticket name"),
+        (["rm", "./x"], "is not a ticket NAME[@REV]"),
+        (["pull", "../x"], "is a file path"),
+        (["pull", "hf://"], "malformed hub reference"),
+    ],
+)
+def test_a_malformed_name_typed_is_a_usage_error(tmp_path, args, message):
+    """One rule (docs/CLI.md): what was typed is wrong, so exit 2, as for a flag out of range."""
+    if args[0] == "push":
+        tiny_ticket().save(tmp_path / "x.safetensors")
+        args = [a.replace("x.safetensors", str(tmp_path / "x.safetensors")) for a in args]
+    p = run(*args, check=2)
+    assert message in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
 
 def test_corrupt_file_error_and_debug_traceback(tmp_path):
@@ -113,7 +132,7 @@ def test_brackets_in_data_are_printed_verbatim(tmp_path):
     run("push", str(path), check=0)
     listing = run("list", check=0).stdout
     assert "control" in listing.splitlines()[0] and "reinit" in listing
-    p = run("pull", "hf://a", check=1)
+    p = run("pull", "hf://a", check=2)  # typed wrong: a usage error
     assert "hf://ORG/REPO[/NAME][@REV]" in p.stderr and "Traceback" not in p.stderr
 
 

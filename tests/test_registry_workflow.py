@@ -119,7 +119,7 @@ def test_list_registry_file_url_and_plain_folder(cli, tmp_path, monkeypatch):
     assert [r["name"] for r in json.loads(cli("list", "--registry", "zoo", "--json")[1])] == ["alpha", "beta"]
     assert LocalRegistry().names() == []  # the local registry was never touched
     code, out, err = cli("list", "--registry", "s3://bucket")
-    assert code == 1 and "unsupported scheme in registry URL" in err
+    assert code == 2 and "unsupported scheme in registry URL" in err  # a flag value typed wrong
 
 
 # --- rm ----------------------------------------------------------------------------------------
@@ -142,7 +142,7 @@ def test_rm_a_ticket_and_a_revision(cli, tmp_path):
     assert sorted(p.name for p in reg.tickets.iterdir()) == ["stays"]  # no hidden leftovers
     code, _, err = cli("rm", "gone")
     assert code == 1 and "no ticket 'gone'" in err
-    assert cli("rm", "./some/file.safetensors")[0] == 1
+    assert cli("rm", "./some/file.safetensors")[0] == 2  # not a name: a usage error
 
 
 def test_rm_of_the_only_revision_removes_the_ticket(tmp_path):

@@ -34,7 +34,7 @@ def test_push_refuses_a_name_or_license_with_a_newline(tmp_path, cli, ticket_fil
     registry = tmp_path / "reg"
     registry.mkdir()
     code, _, err = cli("push", ticket_file, "--registry", f"file://{registry}", "--name", "evil\n")
-    assert code == 1 and "invalid ticket name" in err
+    assert code == 2 and "invalid ticket name" in err  # typed: a usage error (docs/CLI.md)
     code, _, err = cli("push", ticket_file, "--registry", f"file://{registry}", "--license", "mit\n")
     assert code == 2 and "is not a Hub license id" in err
     code, _, err = cli("push", ticket_file, "--registry", f"file://{registry}", "--license", "cc-by-4")

@@ -43,11 +43,17 @@ def flag_for(field: str | None, command: click.Command | None) -> str | None:
     return next((o for o in option.opts if o.startswith("--")), None)
 
 
-def is_usage_error(error: Exception, command: click.Command | None) -> bool:
-    """A setting's value refused (:class:`~ticketzoo.errors.ConfigError`) that one of the
-    command's flags sets: the command line was wrong, so exit 2 like click's type errors."""
-    from ticketzoo.errors import ConfigError
+def is_usage_error(error: Exception, command: click.Command | None, args: list[str] = ()) -> bool:
+    """The command line was wrong, so exit 2 like click's type errors: a setting's value
+    refused (:class:`~ticketzoo.errors.ConfigError`) that one of the command's flags sets, or
+    a malformed ticket name or reference (:class:`~ticketzoo.errors.InvalidRefError`) typed
+    as one of ``args`` (``push --name Bad_Name``, ``rm ./x``, ``pull hf://``). The same
+    errors about a name read from a file are the file's problem: exit 1."""
+    from ticketzoo.errors import ConfigError, InvalidRefError
 
+    if isinstance(error, InvalidRefError):
+        ref = error.ref
+        return ref is not None and any(a == ref or a.endswith(f"={ref}") for a in map(str, args))
     return isinstance(error, ConfigError) and flag_for(getattr(error, "field", None), command) is not None
 
 

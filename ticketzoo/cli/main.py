@@ -96,9 +96,10 @@ def main(argv: list[str] | None = None) -> None:
 
         command = _command(argv)
         err_console.print(f"error: {_one_line(describe(e, command))}")
-        # A flag's value out of range is a usage error, as click's own type errors are
-        # (`--epochs 0` and `--epochs three` both exit 2).
-        sys.exit(EXIT_USAGE if is_usage_error(e, command) else EXIT_USER)
+        # A flag's value out of range or a malformed name typed is a usage error, as click's
+        # own type errors are (`--epochs 0` and `--epochs three` both exit 2).
+        args = sys.argv[1:] if argv is None else argv
+        sys.exit(EXIT_USAGE if is_usage_error(e, command, args) else EXIT_USER)
     except BrokenPipeError:
         sys.exit(EXIT_OK)
     except Exception as e:  # a bug, not a user error: still one line unless debugging
