@@ -299,12 +299,26 @@ def test_create_model_like_timm(tmp_path, caplog):
         ticketzoo.create_model(str(only), weights="trained")
 
 
-def test_shell_completion_of_ticket_names(tmp_path):
-    env = {**os.environ, "_TICKETZOO_COMPLETE": "bash_complete", "COMP_WORDS": "ticketzoo info fashionmnist-lenet",
-           "COMP_CWORD": "2"}
+def _completed(words: str) -> list[str]:
+    env = {**os.environ, "_TICKETZOO_COMPLETE": "bash_complete", "COMP_WORDS": words,
+           "COMP_CWORD": str(len(words.split(" ")) - 1)}  # a trailing space: a new, empty word
     p = subprocess.run([sys.executable, "-m", "ticketzoo"], capture_output=True, text=True, env=env)
-    names = [line.split(",", 1)[1] for line in p.stdout.splitlines() if "," in line]
-    assert BUNDLED in names and all(n.startswith("fashionmnist-lenet") for n in names), p.stdout + p.stderr
+    assert p.returncode == 0 and not p.stderr, p.stderr
+    return [line.split(",", 1)[1] for line in p.stdout.splitlines() if "," in line]
+
+
+def test_shell_completion_of_ticket_names(cli, tmp_path):
+    names = _completed("ticketzoo info fashionmnist-lenet")
+    assert BUNDLED in names and all(n.startswith("fashionmnist-lenet") for n in names), names
+    # rm offers what it can remove: the local registry's tickets, never the catalog's
+    assert _completed("ticketzoo rm fashionmnist-lenet") == []
+    cli("push", saved(tmp_path, "mine-s50"))
+    cli("push", saved(tmp_path, "mine-s90", seed=3))
+    assert _completed("ticketzoo rm ") == ["mine-s50", "mine-s90"]
+    # compare also takes a family: NAME runs every NAME-sNN
+    swept = _completed("ticketzoo compare ")
+    assert {"mine", "mine-s50", "mine-s90", "fashionmnist-lenet-300-100", BUNDLED} <= set(swept), swept
+    assert "mine" not in _completed("ticketzoo info mi")
 
 
 def test_cache_view_and_rm_say_sizes(cli, tmp_path):

@@ -41,3 +41,18 @@ def check_name(name: str) -> str:
     if not valid_name(name):
         raise InvalidRefError(f"invalid ticket name {shown(name)}", ref=name, hint=NAME_RULE)
     return name
+
+
+_FAMILY_SUFFIX = re.compile(r"-s\d+$")
+
+
+def family_of(name: str) -> str:
+    """The family a ticket name belongs to: the name without its ``-sNN`` sparsity suffix."""
+    return _FAMILY_SUFFIX.sub("", name)
+
+
+def family_members(prefix: str, names) -> list[str]:
+    """Names of the family ``prefix``: exactly ``prefix-sNN`` (NN digits), by NN ascending."""
+    pattern = re.compile(re.escape(prefix) + r"-s(\d+)$")
+    found = [(int(m.group(1)), n) for n in set(names) if (m := pattern.fullmatch(n))]
+    return [n for _, n in sorted(found)]

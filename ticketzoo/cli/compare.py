@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from ticketzoo.cli.console import console, print_json
-from ticketzoo.cli.options import (TRAIN_FIELDS, complete_ticket_names, config_options, data_options, gather,
+from ticketzoo.cli.options import (TRAIN_FIELDS, complete_sweep_names, config_options, data_options, gather,
                                    output_options, finetune_config, runtime_options, training_options)
 from ticketzoo.config.compare import CompareConfig
 from ticketzoo.config.finetune import FinetuneConfig, protocol_notes
@@ -21,7 +21,7 @@ _DEFAULTS = CompareConfig()  # shown in --help: the command's defaults (3 seeds,
 
 
 @click.command("compare")
-@click.argument("tickets", nargs=-1, required=True, metavar="TICKET...", shell_complete=complete_ticket_names)
+@click.argument("tickets", nargs=-1, required=True, metavar="TICKET...", shell_complete=complete_sweep_names)
 @data_options(notes={"split": "drawn once, with --split-seed, for every run", "input_size": "the tickets'",
                      "resize": "input size x 8/7"}, without=("channels",))  # the tickets'
 @training_options(notes=protocol_notes(TRAIN_FIELDS))

@@ -319,11 +319,9 @@ def finetune_config(opts: Mapping[str, Any], **values: Any):
                        data=data_config(opts), **values)
 
 
-def complete_ticket_names(ctx: click.Context, param: click.Parameter, incomplete: str):
-    """Shell completion of ticket names (local registry and catalog), for every REF argument.
-
-    Enable it with ``eval "$(_TICKETZOO_COMPLETE=bash_source ticketzoo)"`` (zsh_source,
-    fish_source); see the README. Paths, URLs and ``NAME@`` complete as typed."""
+def _completions(incomplete: str, *, local_only: bool = False, families: bool = False):
+    """Ticket names starting with ``incomplete`` (local registry and catalog, or the local
+    registry alone), plus with ``families`` the family names (``NAME`` of ``NAME-sNN``)."""
     from click.shell_completion import CompletionItem
 
     if "/" in incomplete or "@" in incomplete or incomplete.startswith("."):
@@ -334,5 +332,27 @@ def complete_ticket_names(ctx: click.Context, param: click.Parameter, incomplete
         rows, _ = scan_entries()
     except Exception:  # noqa: BLE001 - a completion must never print an error into the shell
         return []
-    names = sorted({entry.name for entry, _, _ in rows if entry.name.startswith(incomplete)})
-    return [CompletionItem(n) for n in names]
+    from ticketzoo.names import family_members, family_of
+
+    names = {entry.name for entry, where, _ in rows if not local_only or where.startswith("local")}
+    if families:
+        names |= {f for f in map(family_of, names) if family_members(f, names)}
+    return [CompletionItem(n) for n in sorted(n for n in names if n.startswith(incomplete))]
+
+
+def complete_ticket_names(ctx: click.Context, param: click.Parameter, incomplete: str):
+    """Shell completion of ticket names (local registry and catalog), for every REF argument.
+
+    Enable it with ``eval "$(_TICKETZOO_COMPLETE=bash_source ticketzoo)"`` (zsh_source,
+    fish_source); see the README. Paths, URLs and ``NAME@`` complete as typed."""
+    return _completions(incomplete)
+
+
+def complete_local_names(ctx: click.Context, param: click.Parameter, incomplete: str):
+    """Completion for ``rm``: the local registry's tickets only (a catalog entry is not removable)."""
+    return _completions(incomplete, local_only=True)
+
+
+def complete_sweep_names(ctx: click.Context, param: click.Parameter, incomplete: str):
+    """Completion for ``compare``: ticket names and family names (``NAME`` runs every ``NAME-sNN``)."""
+    return _completions(incomplete, families=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import click
 
 from ticketzoo.cli.console import console, human_size, print_json
-from ticketzoo.cli.options import complete_ticket_names
+from ticketzoo.cli.options import complete_local_names
 
 
 @click.command("rm")
-@click.argument("ref", metavar="NAME[@REV]", shell_complete=complete_ticket_names)
+@click.argument("ref", metavar="NAME[@REV]", shell_complete=complete_local_names)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def command(ref: str, as_json: bool) -> None:
     """Remove a ticket, every revision of it, from the local registry; NAME@REV removes one

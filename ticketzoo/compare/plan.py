@@ -20,6 +20,7 @@ import re
 from dataclasses import asdict, dataclass
 
 from ticketzoo.config.compare import CONDITIONS
+from ticketzoo.names import family_members, family_of  # noqa: F401 - re-exported
 
 MASKED = ("rewind", "trained", "reinit", "random_prune")  # one job per ticket
 LABELS = {
@@ -29,21 +30,6 @@ LABELS = {
     "random_prune": "random pruning (same layer counts)",
     "dense": "dense from scratch",
 }
-_FAMILY_SUFFIX = re.compile(r"-s\d+$")
-
-
-def family_of(name: str) -> str:
-    """The family a ticket name belongs to: the name without its ``-sNN`` sparsity suffix."""
-    return _FAMILY_SUFFIX.sub("", name)
-
-
-def family_members(prefix: str, names) -> list[str]:
-    """Names of the family ``prefix``: exactly ``prefix-sNN`` (NN digits), by NN ascending."""
-    pattern = re.compile(re.escape(prefix) + r"-s(\d+)$")
-    found = [(int(m.group(1)), n) for n in set(names) if (m := pattern.fullmatch(n))]
-    return [n for _, n in sorted(found)]
-
-
 @dataclass(frozen=True)
 class SweepTicket:
     """One ticket of a comparison, as the jobs need it (picklable: a path, not tensors)."""
