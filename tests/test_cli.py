@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
@@ -270,3 +271,16 @@ def test_every_option_of_every_command_has_help():
                for p in cli.get_command(ctx, name).params
                if isinstance(p, click.Option) and not p.hidden and not (p.help or "").strip()]
     assert not missing, missing
+
+
+def test_help_points_to_the_cli_docs_a_wheel_ships():
+    """`ticketzoo --help` names docs/CLI.md by a path that exists, and a wheel carries docs/
+    as ticketzoo/_docs (pyproject's force-include), where an installed CLI finds it."""
+    import tomllib
+
+    out = " ".join(run("--help", check=0).stdout.split())
+    path = Path(out.split("JSON keys and exit codes: ", 1)[1].split()[0])
+    assert path.name == "CLI.md" and path.is_file() and "## Exit codes" in path.read_text()
+    root = Path(__file__).parents[1]
+    wheel = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]
+    assert wheel["force-include"]["docs"] == "ticketzoo/_docs" and (root / "docs" / "CLI.md").is_file()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -11,6 +12,14 @@ from ticketzoo import __version__
 from ticketzoo.cli.console import err_console
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
+
+
+def docs_file(name: str) -> Path:
+    """``docs/NAME``: in a wheel ``ticketzoo/_docs/NAME``, in a checkout ``docs/NAME`` beside
+    the package (where a missing file is named anyway, so the help still says what to read)."""
+    package = Path(__file__).resolve().parents[1]
+    shipped = package / "_docs" / name
+    return shipped if shipped.is_file() else package.parent / "docs" / name
 
 
 class LazyGroup(click.Group):
@@ -47,7 +56,8 @@ class LazyGroup(click.Group):
         return getattr(import_module(f"ticketzoo.cli.{module}"), "command")
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=f"Every command: `ticketzoo COMMAND --help`; JSON keys and exit codes: {docs_file('CLI.md')}")
 @click.version_option(__version__, prog_name="ticketzoo")
 def cli() -> None:
     """ticketzoo: find, share and fine-tune sparse lottery tickets.
@@ -58,8 +68,6 @@ def cli() -> None:
       ticketzoo pull fashionmnist-lenet-300-100-s79
       ticketzoo finetune --data ./my_images
       ticketzoo push --registry hf://my-lab --license mit
-
-    Every command: `ticketzoo COMMAND --help`; JSON keys and exit codes: docs/CLI.md.
     """
 
 
