@@ -135,16 +135,18 @@ def test_find_card_recipe_is_pinned():
 # The catalog's tickets re-encoded by Ticket.to_bytes, and their Hub README (render_readme). The
 # files themselves are unchanged (their sha256 is in each README's front matter); re-encoding
 # writes card schema 3 since issue 28 (before: 722d4958..., e01ed646..., 93b609ca..., 375c670c...
-# and READMEs ce0a927b..., 8869a37f..., 8e5a74c5..., 8f7796c7...).
+# and READMEs ce0a927b..., 8869a37f..., 8e5a74c5..., 8f7796c7...). The READMEs changed again when
+# their usage line stopped claiming `pip install ticketzoo` (issue 32; before: 5d04859c...,
+# 202f23b5..., 3e0e5e17..., 73800e6f...).
 CATALOG = {
     "fashionmnist-lenet-300-100-s49": ("ce90b786c0c3f2d4be85f3db01201d29cca39e94f45af612eba53ba473bdb73c",
-                                       "5d04859c17ecd634d405a1dfa2d03eba266218c28a2b50bd20d00c543586a3c4"),
+                                       "64030f99de76170f0bffc162bc0133dcea979c829eac7f82d728bf75d2b8cdb7"),
     "fashionmnist-lenet-300-100-s79": ("84ce7cfb8523a38d9d2b042e21b34fbe98a7355ce13f2050174d1771e64da911",
-                                       "202f23b5a8b993c6a18c0d1799dcf92e0b4268a34eafacb30831cd8bec0c9e97"),
+                                       "2b36879b95a5830cf8955e73a5536fc5bd10ae490ba66620457d2a3cefca6792"),
     "fashionmnist-lenet-300-100-s89": ("1a59af0ee9e22b931258bd94c39dda325d1b0401ae4c9330bffcd4643d92317d",
-                                       "3e0e5e171ef8fcb18a747409fd06f1ed6c2a7c3c1da5f0014a5dde2acdedfc81"),
+                                       "40c7aff00a51cf2dea9d2413a45c9958af94967b7647c8a31a6a4e75a3fd9a1f"),
     "fashionmnist-lenet-300-100-s93": ("8610f6c8a070fd227d496cfcc39a99095836c6148563cb58b18e6a8f5ecee56a",
-                                       "73800e6f0927a87dfb5e4a5eb52a29d1e7d28e29869ec220c51b20b5b877f9d3"),
+                                       "59072c1a654ae3e8fc054be8e0ee824c98acce5beba1e3b9ad0246076704fa67"),
 }
 
 

@@ -116,7 +116,7 @@ def render_readme(
         "",
         "## Usage",
         "",
-        "With [ticketzoo](https://pypi.org/project/ticketzoo/) (`pip install ticketzoo`), from the command line:",
+        "With ticketzoo (not on PyPI yet: `pip install .` in a checkout of its source), from the command line:",
         "",
         "```bash",
         f"ticketzoo info {card.name}",

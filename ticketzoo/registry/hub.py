@@ -248,7 +248,7 @@ def _family_readme(api, repo: str, revision: str | None, ticket: Ticket) -> str:
     meta = ModelCardData(library_name="ticketzoo", tags=["lottery-ticket", "sparse", "ticketzoo"],
                          ticketzoo={"family": family})
     lines = ["---", meta.to_yaml(), "---", "", f"# {repo}", "",
-             "A family of sparse lottery tickets published with [ticketzoo](https://pypi.org/project/ticketzoo/).",
+             "A family of sparse lottery tickets published with ticketzoo (not on PyPI yet).",
              "Each folder holds one ticket (`ticket.safetensors` and its card `README.md`).", "",
              "| ticket | architecture | source | sparsity | pull |", "|---|---|---|---|---|"]
     for r in family:
