@@ -77,24 +77,34 @@ def test_push_after_a_failed_finetune_refuses_instead_of_publishing_the_base(cli
                        "--lr", 1e9)
     assert code == 1 and "diverged" in err
     code, out, err = cli("push", "--registry", zoo)
-    assert code == 1 and "the last fine-tune into" in err and "did not succeed" in err, err
+    assert code == 1 and "the last fine-tune into" in err and "failed (" in err and "diverged" in err, err
     assert str(tmp_path / "A") in err and LocalRegistry(zoo).names() == []
     # a fine-tune that fails on a missing folder is a failed fine-tune too
     assert cli("pull", "starter")[0] == 0
     code, _, err = cli("finetune", "starter", "--data", tmp_path / "no-such-folder", "--out", tmp_path / "B")
     assert code in (1, 2)
     code, _, err = cli("push", "--registry", zoo)
-    assert code == 1 and "did not succeed" in err and LocalRegistry(zoo).names() == []
+    assert code == 1 and "failed (image folder" in err and LocalRegistry(zoo).names() == []
     # a later successful command is what push takes, and it names it
     assert cli("pull", "starter")[0] == 0
     code, out, err = cli("push", "--registry", zoo)
     assert code == 0 and "pushing the ticket pulled last: starter" in err
 
 
+def test_push_in_a_fresh_home_after_a_finetune_that_never_started_says_why(cli, tmp_path):
+    code, _, err = cli("finetune", "--data", tmp_path)  # nothing pulled: it cannot start
+    assert code == 1 and "none pulled yet" in err
+    code, _, err = cli("push", "--registry", tmp_path)
+    assert code == 1 and "the last fine-tune failed (no ticket given and none pulled yet)" in err, err
+
+
 def test_finetune_state_in_the_library(tmp_path):
     tuned = saved(tmp_path, "tuned")
-    api.finetune_started(tmp_path / "out")
-    with pytest.raises(TicketNotFoundError, match="did not succeed"):
+    api.finetune_started(tmp_path / "out")  # no result and no failure recorded: killed, or running
+    with pytest.raises(TicketNotFoundError, match=r"did not finish \(it was killed, or still runs\)"):
+        api.push(registry=str(tmp_path))
+    api.finetune_failed("no run trained")
+    with pytest.raises(TicketNotFoundError, match=r"the last fine-tune into .*out failed \(no run trained\)"):
         api.push(registry=str(tmp_path))
     api.remember_finetuned(tuned)
     assert api.ticket_to_push().source == str(tuned)

@@ -43,17 +43,42 @@ def command(ref, **opts) -> None:
       ticketzoo finetune NAME --data ./my_images --init rewind --compare dense,reinit --seeds 3
       ticketzoo finetune --data cifar10 --download --push --registry hf://my-lab
     """
-    from ticketzoo.cli.errors import flags_in
-    from ticketzoo.cli.progress import library_output
-    from ticketzoo.data.source import data_label
-    from ticketzoo.finetune import NoTrainedRunError, default_name, finetune
-    from ticketzoo.api import check_target, finetune_started, open_base, push, remember_finetuned
+    from ticketzoo.api import finetune_failed, finetune_started
     from ticketzoo.train import distributed
 
     o = gather(opts)
     distributed.ensure()  # under torchrun: join the group before any data is read
     if distributed.is_main():  # until its result is recorded, `push` without a ticket refuses
         _note(finetune_started, o["out_dir"])
+    try:
+        _finetune(ref, o)
+    except BaseException as e:  # `push` without a ticket then says why there is no result
+        if distributed.is_main():
+            _note(finetune_failed, _failure(e))
+        raise
+
+
+def _failure(error: BaseException) -> str:
+    """One line for ``state.json``: why the fine-tune ended without a result."""
+    from ticketzoo.errors import TicketzooError
+
+    if isinstance(error, (KeyboardInterrupt, click.Abort)):
+        return "interrupted"
+    if isinstance(error, TicketzooError):
+        return " ".join(error.message.splitlines())[:300]
+    if isinstance(error, click.ClickException):
+        return " ".join(error.format_message().splitlines())[:300]
+    return f"{type(error).__name__}: {' '.join(str(error).splitlines())}"[:300]
+
+
+def _finetune(ref, o: dict) -> None:
+    from ticketzoo.api import check_target, open_base, push, remember_finetuned
+    from ticketzoo.cli.errors import flags_in
+    from ticketzoo.cli.progress import library_output
+    from ticketzoo.data.source import data_label
+    from ticketzoo.finetune import NoTrainedRunError, default_name, finetune
+    from ticketzoo.train import distributed
+
     if o["push"]:
         check_target(o["registry"])  # a --registry naming no folder fails now, not after training
     base = open_base(ref)

@@ -26,7 +26,7 @@ from ticketzoo.registry.cleanup import GcReport, gc, remove
 from ticketzoo.registry.local import LocalRegistry
 from ticketzoo.registry.named import default_remote, ticket_file
 from ticketzoo.registry.refs import Ref, check_name, local_registry_ref, parse_ref, parse_registry_url
-from ticketzoo.registry.state import (Last, finetune_started, last_finetuned, last_pulled, last_ticket,  # noqa: F401
+from ticketzoo.registry.state import (Last, finetune_failed, finetune_started, last_finetuned, last_pulled, last_ticket,  # noqa: F401
                                       record_pull, remember_finetuned, unfinished_finetune)
 
 if TYPE_CHECKING:  # imported (with torch) where it is used: list, info, gc, rm import no torch
@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # imported (with torch) where it is used: list, info, gc, rm 
 
 __all__ = ["Pushed", "Last", "Base", "pull", "open_ticket", "push", "verify", "resolve_card", "list_entries",
            "scan_entries", "filter_entries", "ticket_path", "open_base", "last_pulled", "remember_finetuned",
-           "last_finetuned", "last_ticket", "finetune_started", "remove_ticket", "collect_garbage", "ticket_warnings"]
+           "last_finetuned", "last_ticket", "finetune_failed", "finetune_started", "remove_ticket", "collect_garbage", "ticket_warnings"]
 
 log = logging.getLogger("ticketzoo")
 
@@ -129,12 +129,13 @@ def _check_arch(ticket: Ticket) -> None:
 
 def ticket_to_push(home: Path | None = None) -> Last:
     """What ``push`` with no source publishes: the ticket fine-tuned or pulled last."""
-    out = unfinished_finetune(home)
-    if out is not None:
-        where = f" into {out}" if out else ""
-        raise TicketNotFoundError(f"the last fine-tune{where} did not succeed (it failed, or still runs), so there "
-                                  "is no result of it to push", hint="give the ticket to push: a ticket file, "
-                                  "folder or NAME")
+    unfinished = unfinished_finetune(home)
+    if unfinished is not None:
+        where = f" into {unfinished.out}" if unfinished.out else ""
+        why = (f"failed ({unfinished.error})" if unfinished.error is not None
+               else "did not finish (it was killed, or still runs)")
+        raise TicketNotFoundError(f"the last fine-tune{where} {why}, so there is no result of it to push",
+                                  hint="give the ticket to push: a ticket file, folder or NAME")
     last = last_ticket(home)
     if last is None:
         raise TicketNotFoundError("no ticket given, and none fine-tuned or pulled yet",

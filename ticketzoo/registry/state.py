@@ -47,15 +47,32 @@ def finetune_started(out_dir: str | Path | None = None, *, home: Path | None = N
     _home(home).update_state({"finetune_started": {"out": out}, "last": "finetune-started"})
 
 
-def unfinished_finetune(home: Path | None = None) -> str | None:
-    """The output folder (or "") of a fine-tune that started last and never recorded a
-    result (it failed, was killed, or still runs); None when the last command finished."""
+def finetune_failed(reason: str, *, home: Path | None = None) -> None:
+    """Record why the fine-tune that started last ended without a result (one line)."""
+    local = _home(home)
+    started = local.read_state().get("finetune_started")
+    started = started if isinstance(started, dict) else {}
+    local.update_state({"finetune_started": {**started, "error": reason}})
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """A fine-tune that started last and recorded no result."""
+
+    out: str  # its output folder, "" when not known
+    error: str | None  # why it failed; None: it was killed, or still runs
+
+
+def unfinished_finetune(home: Path | None = None) -> Unfinished | None:
+    """The fine-tune that started last and never recorded a result (it failed, was killed,
+    or still runs); None when the last command finished."""
     state = _home(home).read_state()
     if state.get("last") != "finetune-started":
         return None
     started = state.get("finetune_started")
-    out = started.get("out") if isinstance(started, dict) else None
-    return out if isinstance(out, str) else ""
+    started = started if isinstance(started, dict) else {}
+    out, error = started.get("out"), started.get("error")
+    return Unfinished(out if isinstance(out, str) else "", error if isinstance(error, str) else None)
 
 
 def remember_finetuned(path: str | Path, *, home: Path | None = None) -> None:
