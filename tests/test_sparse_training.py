@@ -20,7 +20,7 @@ from torch import nn
 from sparse_build import sparse_cache  # noqa: F401 - fixture
 from ticketzoo.errors import ConfigError
 from ticketzoo.sparse import enable_sparse_training
-from ticketzoo.sparse.training import _Chooser
+from ticketzoo.sparse.choose import TrainingChooser
 
 TOL = 1e-4  # relative to the reference's largest magnitude
 
@@ -295,7 +295,7 @@ def test_auto_times_each_layer_once_and_caches_the_choice(train_compiled, tmp_pa
     def no_timing(*a, **k):
         raise AssertionError("timed again although the choice was cached")
 
-    monkeypatch.setattr(_Chooser, "_time", no_timing)
+    monkeypatch.setattr(TrainingChooser, "_time", no_timing)
     again = enable_sparse_training(model, masks, runtime="auto", example_shape=x.shape, build_dir=built)  # read
     assert [r["kernel"] for r in again.layers()] == [r["kernel"] for r in rows]
     again.restore()

@@ -18,9 +18,7 @@ they were.
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 import types
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -29,9 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ticketzoo.sparse.choose import TrainingChooser
+from ticketzoo.sparse.layers import DENSE, SPARSE
+
 _log = logging.getLogger(__name__)
 
-SPARSE, DENSE = "sparse", "dense"
 RUNTIMES = ("auto", SPARSE, DENSE)
 MAX_DENSITY = 0.2  # above this the dense kernels win everywhere we measured; such layers stay dense
 _ATTR = "_ticketzoo_sparse_training"  # the module attribute holding its _Layer (not in the state dict)
@@ -140,7 +140,7 @@ class _Layer:
         self.density = kept / max(1, mask.numel())
         self.nnz = kept
         self.force: str | None = None  # runtime "sparse"/"dense": no timing
-        self.chooser: _Chooser | None = None
+        self.chooser: TrainingChooser | None = None
         self.calibrating = None  # the example input while the plan calibrates
         self.previous = None  # an instance-level forward the module had before the swap
         self.build_dir: Path | None = None  # where the kernels were built (None: the default folder)
@@ -211,102 +211,6 @@ def _sparse_forward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 # --- kernel choice ------------------------------------------------------------------------------
-
-
-class _Chooser:
-    """Times a layer's dense and sparse forward+backward at an input shape (min of ``reps`` after a
-    warm-up), keeps the faster, and remembers it in a per-machine JSON file (None: memory only)."""
-
-    def __init__(self, path: Path | None, reps: int, dense_autocast: torch.dtype | None) -> None:
-        self.path = Path(path) if path is not None else None
-        self.reps = max(1, int(reps))
-        self.dense_autocast = dense_autocast
-        self.table = self._read()
-        self._memo: dict[tuple, str] = {}
-
-    def _read(self) -> dict[str, dict]:
-        if self.path is None or not self.path.is_file():
-            return {}
-        try:
-            table = json.loads(self.path.read_text())
-        except (OSError, ValueError):  # a damaged cache only loses timings
-            _log.info("sparse training: ignoring unreadable kernel-choice cache %s", self.path)
-            return {}
-        table = table if isinstance(table, dict) else {}
-        good = {k: v for k, v in table.items() if _well_formed(v)}
-        if len(good) < len(table):
-            _log.info("sparse training: ignoring %d malformed entr(ies) of %s", len(table) - len(good), self.path)
-        return good
-
-    def choose(self, layer: _Layer, module: nn.Module, shape: tuple, needs_gx: bool) -> str:
-        threads = torch.get_num_threads()
-        memo = (id(layer), shape, needs_gx, threads)
-        kernel = self._memo.get(memo)
-        if kernel is not None:
-            return kernel
-        dense = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dense_autocast]
-        key = f"t={threads}|dense={dense}|{layer.key(shape, needs_gx)}"
-        entry = self.table.get(key)
-        if entry is None:
-            ms = {k: round(self._time(layer, module, shape, needs_gx, k) * 1e3, 4) for k in (DENSE, SPARSE)}
-            entry = self.table[key] = {"kernel": min(ms, key=ms.get), "ms": ms}
-            self._save()
-        layer.row.update(kernel=entry["kernel"], dense_ms=entry["ms"][DENSE], sparse_ms=entry["ms"][SPARSE],
-                         input=list(shape), grad_input=needs_gx)
-        self._memo[memo] = entry["kernel"]
-        return entry["kernel"]
-
-    def _time(self, layer: _Layer, module: nn.Module, shape: tuple, needs_gx: bool, kernel: str) -> float:
-        """Seconds for one forward+backward of ``layer`` on random tensors of the real shapes (the
-        model's parameters are not touched)."""
-        g = torch.Generator().manual_seed(0)
-        x = torch.randn(shape, generator=g).requires_grad_(needs_gx)
-        w = module.weight.detach().clone().requires_grad_()
-        b = module.bias.detach().clone().requires_grad_() if module.bias is not None else None
-        inputs = [t for t in (x, w, b) if t is not None and t.requires_grad]
-        amp = kernel == DENSE and self.dense_autocast is not None
-
-        def forward():
-            with torch.autocast("cpu", dtype=self.dense_autocast or torch.bfloat16, enabled=amp):
-                return layer.run_sparse(x, w, b) if kernel == SPARSE else layer.run_dense(x, w, b)
-
-        with torch.enable_grad():
-            try:
-                y = forward()
-                gy = torch.randn(y.shape, generator=g).to(y.dtype)
-            except RuntimeError as e:  # a kernel refusing this input: never chosen
-                _log.debug("sparse training: %s %s failed: %s", layer.name, kernel, e)
-                return float("inf") if kernel == SPARSE else 0.0
-            torch.autograd.grad(forward(), inputs, gy)  # warm-up: allocator, oneDNN primitives
-            best = float("inf")
-            for _ in range(self.reps):
-                start = time.perf_counter()
-                torch.autograd.grad(forward(), inputs, gy)
-                best = min(best, time.perf_counter() - start)
-        return best
-
-    def _save(self) -> None:
-        """Write the choices (atomically, merged with what another process added); a read-only
-        cache only costs the timing again next time."""
-        if self.path is None:
-            return
-        from ticketzoo.fileio import atomic_write_bytes
-
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            merged = {**self._read(), **self.table}
-            atomic_write_bytes(self.path, json.dumps(merged, indent=1, sort_keys=True).encode())
-        except OSError as e:
-            _log.info("sparse training: kernel choices not cached (%s)", e)
-
-
-def _well_formed(entry) -> bool:
-    """An entry as :meth:`_Chooser.choose` writes it: both kernels timed, the chosen one among them."""
-    if not isinstance(entry, dict) or not isinstance(entry.get("ms"), dict):
-        return False
-    ms = entry["ms"]
-    return (entry.get("kernel") in (DENSE, SPARSE) and set(ms) == {DENSE, SPARSE}
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in ms.values()))
 
 
 # --- the plan -----------------------------------------------------------------------------------
@@ -424,7 +328,7 @@ def enable_sparse_training(model: nn.Module, masks: Mapping[str, torch.Tensor], 
         return plan
 
     path = K.cache_dir() / f"train-choices-{K.machine_fingerprint(K.TRAIN_SOURCE)}.json" if cache else None
-    chooser = _Chooser(path, reps, dense_autocast) if runtime == "auto" else None
+    chooser = TrainingChooser(path, reps, dense_autocast) if runtime == "auto" else None
     for module, layer in layers.items():
         if layer.pattern is None:
             continue
