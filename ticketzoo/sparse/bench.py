@@ -12,18 +12,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-
-def min_time(fn: Callable[[], object], repeat: int, warmup: int = 1) -> float:
-    """The fastest of ``repeat`` calls (seconds) after ``warmup`` untimed ones: on a shared
-    machine the minimum is the run least disturbed by other work."""
-    for _ in range(warmup):
-        fn()
-    best = float("inf")
-    for _ in range(max(1, repeat)):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+from ticketzoo.sparse.choose import min_time
 
 
 def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:

@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -77,12 +78,15 @@ class ChoiceCache:
             _log.info("%s: kernel choices not cached (%s)", self.what, e)
 
 
-def min_seconds(run, reps: int) -> float:
-    """The fastest of ``reps`` calls of ``run`` (the caller has warmed it up)."""
+def min_time(fn: Callable[[], object], repeat: int, warmup: int = 1) -> float:
+    """The fastest of ``repeat`` calls (seconds) after ``warmup`` untimed ones: on a shared
+    machine the minimum is the run least disturbed by other work."""
+    for _ in range(warmup):
+        fn()
     best = float("inf")
-    for _ in range(max(1, reps)):
+    for _ in range(max(1, repeat)):
         start = time.perf_counter()
-        run()
+        fn()
         best = min(best, time.perf_counter() - start)
     return best
 
@@ -128,7 +132,7 @@ class Chooser:
         except RuntimeError as e:  # a kernel refusing this input: never chosen
             _log.debug("sparse runtime: %s kernel %s failed: %s", layer.layer_name, kernel, e)
             return float("inf") if kernel != DENSE else 0.0
-        return min_seconds(lambda: layer.run(kernel, x, residual, relu), self.reps)
+        return min_time(lambda: layer.run(kernel, x, residual, relu), self.reps, warmup=0)
 
     def save(self) -> None:
         """Write new choices to the cache file (atomically); a read-only cache is skipped."""
@@ -185,7 +189,7 @@ class TrainingChooser:
                 _log.debug("sparse training: %s %s failed: %s", layer.name, kernel, e)
                 return float("inf") if kernel == SPARSE else 0.0
             torch.autograd.grad(forward(), inputs, gy)  # warm-up: allocator, oneDNN primitives
-            return min_seconds(lambda: torch.autograd.grad(forward(), inputs, gy), self.reps)
+            return min_time(lambda: torch.autograd.grad(forward(), inputs, gy), self.reps, warmup=0)
 
 
 def _well_formed(entry) -> bool:
