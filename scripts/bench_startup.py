@@ -75,8 +75,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ticketzoo-bench-") as tmp:
         pristine = Path(tmp) / "home"
         env = {**base_env, "TICKETZOO_HOME": str(pristine)}
+        # cwd: `python -m` puts the working directory first on sys.path, before PYTHONPATH, so a
+        # run from inside a checkout would measure that checkout, not --root
         pulled = subprocess.run([args.python, "-m", "ticketzoo", "pull", args.ticket], env=env,
-                                capture_output=True, text=True)
+                                capture_output=True, text=True, cwd=tmp)
         if pulled.returncode != 0:
             sys.exit(f"setup failed: ticketzoo pull {args.ticket}: {pulled.stderr.strip()}")
 
@@ -89,7 +91,7 @@ def main() -> None:
             cmd = [args.python, *(["-X", "importtime"] if importtime else []), "-m", "ticketzoo", *argv]
             start = time.perf_counter()
             done = subprocess.run(cmd, env={**env, "TICKETZOO_HOME": str(home), **extra}, capture_output=True,
-                                  text=True)
+                                  text=True, cwd=tmp)
             elapsed = time.perf_counter() - start
             if done.returncode != 0:
                 sys.exit(f"{label}: exit {done.returncode}: {done.stderr.strip()[-500:]}")
