@@ -1,6 +1,6 @@
 """Bundle tickets of a finished ``ticketzoo find`` run into the catalog (``cards/<name>/``).
 
-    python scripts/bundle_zoo_run.py RUN_DIR [--ship 89,97,99] [--out cards]
+    python scripts/bundle_zoo_run.py RUN_DIR [--ship 89,97,99] [--out cards] [--replace-previous]
                                      [--deviation TEXT ...] [--target-dense 0.75] [--bench 224x8,224x1]
     python scripts/bundle_zoo_run.py cards/NAME [cards/NAME ...] --bench 224x8,224x1
 
@@ -15,6 +15,9 @@ against dense fp32 and bf16 (:func:`ticketzoo.sparse.bench.bench_ticket`, min of
 machine: run it on a quiet one) and records the figures, the CPU and the thread count in
 ``extra["speed"]`` and the description. Given bundled card folders instead of a run folder,
 it measures those tickets again and replaces the speed they record (and nothing else).
+A card folder that already holds a ticket keeps it as an earlier revision
+(``cards/NAME/revisions/REV/``, pullable as ``NAME@REV``, its README naming the revision
+that superseded it) unless ``--replace-previous`` is given.
 """
 
 from __future__ import annotations
@@ -78,6 +81,28 @@ def speed_sentence(b: dict) -> str:
             f"{runs['dense-fp32']['ms']:.1f} ms, dense bf16 {runs['dense-bf16']['ms']:.1f} ms: {b['verdict']}.")
 
 
+def keep_previous(folder: Path, new_data: bytes) -> None:
+    """Move the card folder's current ticket into ``revisions/<rev>/`` (the catalog serves it as
+    NAME@REV; its README says which revision superseded it), unless it is the same file."""
+    import hashlib
+
+    from ticketzoo.folder import write_ticket_folder
+    from ticketzoo.ticket import Ticket
+
+    current = folder / "ticket.safetensors"
+    if not current.is_file():
+        raise click.ClickException(f"{folder} holds no bundled ticket to keep: use --replace-previous")
+    data = current.read_bytes()
+    old, new = hashlib.sha256(data).hexdigest()[:12], hashlib.sha256(new_data).hexdigest()[:12]
+    if old == new:
+        return
+    dest = folder / "revisions" / old
+    dest.mkdir(parents=True, exist_ok=True)
+    write_ticket_folder(dest, data, Ticket.from_bytes(data).card,
+                        extra_meta={"location": "bundled", "superseded_by": new})
+    click.echo(f"{folder.name}@{old} kept as an earlier revision ({dest})")
+
+
 def rebench(folder: Path, benches: list[str]) -> None:
     """Measure a bundled ticket again and replace the speed its card records."""
     from ticketzoo.folder import write_ticket_folder
@@ -102,10 +127,13 @@ def rebench(folder: Path, benches: list[str]) -> None:
 @click.option("--out", type=click.Path(file_okay=False), default=str(ROOT / "cards"), show_default=True)
 @click.option("--deviation", multiple=True, help="A deviation from the paper's recipe, for the cards.")
 @click.option("--target-dense", type=float, default=None, help="Dense accuracy the recipe aimed at.")
+@click.option("--keep-previous/--replace-previous", "previous", default=True, show_default=True,
+              help="Keep a card folder's current ticket as an earlier revision (revisions/REV/, pullable as "
+                   "NAME@REV, its README naming the new one), or drop it.")
 @click.option("--bench", "benches", default="", metavar="SxB[,SxB]",
               help="Measure sparse vs dense speed at these input sizes x batch sizes, e.g. 224x8,224x1.")
 def main(run_dir: tuple[str, ...], ship: str, out: str, deviation: tuple[str, ...], target_dense: float | None,
-         benches: str) -> None:
+         previous: bool, benches: str) -> None:
     from ticketzoo.config.find import percent
     from ticketzoo.folder import write_ticket_folder
     from ticketzoo.ticket import Ticket
@@ -140,10 +168,13 @@ def main(run_dir: tuple[str, ...], ship: str, out: str, deviation: tuple[str, ..
                                               + "".join(f" {speed_sentence(x)}" for x in speed),
                                   extra={**card.extra, "source_results": results, **({"speed": speed} if speed else {})})
         folder = Path(out) / ticket.name
-        if folder.exists():
+        data = ticket.to_bytes()
+        if folder.exists() and not previous:
             shutil.rmtree(folder)
-        folder.mkdir(parents=True)
-        write_ticket_folder(folder, ticket.to_bytes(), ticket.card, extra_meta={"location": "bundled"})
+        elif folder.exists():
+            keep_previous(folder, data)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_ticket_folder(folder, data, ticket.card, extra_meta={"location": "bundled"})
         click.echo(f"{ticket.name}: {summary(results, row, target_dense)}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 from pathlib import Path
@@ -69,6 +70,28 @@ def test_bundled_cards_carry_every_round_and_the_controls(tmp_path, monkeypatch)
     assert "one seed" in shown.output and "tiny-rgb-conv2-s90" in shown.output and "(dense)" in shown.output
     readme = (out / "tiny-rgb-conv2-s80" / "README.md").read_text()
     assert "| round | sparsity | ticket | reinit | ticket − dense | name |" in readme
+
+    # A second revision of the same names: HEAD moves, the first stays pullable as NAME@REV.
+    name, first = "tiny-rgb-conv2-s80", (out / "tiny-rgb-conv2-s80" / "ticket.safetensors").read_bytes()
+    old = hashlib.sha256(first).hexdigest()[:12]
+    result = CliRunner().invoke(_script().main, [str(run.run_dir), "--ship", "80,90", "--out", str(out),
+                                                 "--deviation", "a second revision"])
+    assert result.exit_code == 0 and f"{name}@{old} kept as an earlier revision" in result.output, result.output
+    new = hashlib.sha256((out / name / "ticket.safetensors").read_bytes()).hexdigest()[:12]
+    kept = out / name / "revisions" / old
+    assert new != old and (kept / "ticket.safetensors").read_bytes() == first
+    assert f"A newer revision of this ticket exists**: `{name}@{new}`" in (kept / "README.md").read_text()
+    assert "A newer revision" not in (out / name / "README.md").read_text()
+    assert api.load(name).card.description.endswith("a second revision.")
+    assert json.loads(CliRunner().invoke(cli, ["info", name, "--json"]).output)["newer_revision"] is None
+    assert "4 epochs" in api.load(f"{name}@{old}").card.description  # the earlier one, verified on import
+    assert [e.name for e in api.list_tickets()].count(name) == 1  # list shows HEAD only
+    shown = CliRunner().invoke(cli, ["info", f"{name}@{old}", "--json"])
+    assert shown.exit_code == 0 and json.loads(shown.output)["newer_revision"] == new, shown.output
+    shown = CliRunner().invoke(cli, ["info", name])  # the local copy is now the earlier one: said so
+    assert f"a newer revision is the catalog's HEAD: {name}@{new}" in " ".join(shown.output.split())
+    missing = str(CliRunner().invoke(cli, ["pull", f"{name}@0123456789ab"]).exception)
+    assert "not found" in missing and old in missing and new in missing  # every revision is named
 
 
 def test_no_round_at_the_asked_sparsity_is_an_error(tmp_path):

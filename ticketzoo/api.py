@@ -33,7 +33,7 @@ from ticketzoo.fileformat import TICKET_FILE
 from ticketzoo.folder import Entry
 from ticketzoo.registry import api as _registry
 from ticketzoo.registry.api import (Base, Last, Pushed, check_target, collect_garbage, filter_entries,  # noqa: F401
-                                    finetune_failed, finetune_started, list_entries, open_base, open_ticket, remember_finetuned,
+                                    finetune_failed, finetune_started, list_entries, newer_revision, open_base, open_ticket, remember_finetuned,
                                     remove_ticket, resolve_card, scan_entries, ticket_path, ticket_to_push,
                                     ticket_warnings, verify)
 
@@ -179,6 +179,6 @@ def list_tickets(*, arch: str | None = None, source: str | None = None, min_spar
 
 
 __all__ = ["Base", "Entry", "Last", "Listed", "Pushed", "check_target", "collect_garbage", "create_model",
-           "filter_entries", "finetune_failed", "finetune_started", "list_entries", "list_tickets", "load", "name_moved", "open_base",
+           "filter_entries", "finetune_failed", "finetune_started", "list_entries", "list_tickets", "load", "name_moved", "newer_revision", "open_base",
            "open_ticket", "pull", "push", "remember_finetuned", "remove_ticket", "resolve_card", "scan_entries",
            "ticket_path", "ticket_to_push", "ticket_warnings", "verify"]

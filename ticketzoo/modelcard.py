@@ -17,6 +17,14 @@ from ticketzoo.errors import TicketFormatError
 _HUB_DATASETS = {"cifar10", "cifar100", "mnist", "fashion_mnist", "svhn"}
 
 
+def _superseded(name: str, sha256: str, newer: object) -> list[str]:
+    """The README's first lines for an earlier revision kept in the catalog (``superseded_by``)."""
+    if not isinstance(newer, str):
+        return []
+    return [f"> **A newer revision of this ticket exists**: `{name}@{newer}`, what `ticketzoo pull {name}` "
+            f"takes. This earlier revision stays pullable as `{name}@{sha256[:12]}`.", ""]
+
+
 def render_readme(
     card: Card, *, sha256: str, size: int, filename: str = "ticket.safetensors", extra_meta: dict | None = None,
     front: dict | None = None,
@@ -71,6 +79,7 @@ def render_readme(
         "",
         f"# {card.name}",
         "",
+        *_superseded(card.name, sha256, (extra_meta or {}).get("superseded_by")),
         public_text(card.description) or f"A sparse lottery ticket for `{a.name}` found on `{card.source.dataset}`.",
         "",
         "| field | value |",

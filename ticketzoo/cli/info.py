@@ -24,12 +24,14 @@ def command(ref: str, registry: str | None, as_json: bool) -> None:
       ticketzoo info ./ticket.safetensors
     """
     from ticketzoo.card import family_caption, family_table, seed_table
-    from ticketzoo.api import resolve_card
+    from ticketzoo.api import newer_revision, resolve_card
 
     if registry is not None:
         ref = _located(ref, registry)
     card, entry = resolve_card(ref)
     where = _where(ref, entry)
+    newer = newer_revision(card.name, where["revision"]) if where["revision"] else None
+    where["newer_revision"] = newer  # the catalog's HEAD when this is an earlier revision
     if as_json:
         data = card.to_dict()
         data.update(where)
@@ -60,6 +62,9 @@ def command(ref: str, registry: str | None, as_json: bool) -> None:
         facts.append(("parent", f"{card.lineage.parent} (sha256 {card.lineage.parent_sha256})"))
     if where["sha256"]:
         facts.append(("revision", f"{where['revision']} ({where['location']})"))
+    if newer:
+        facts.append(("superseded", f"a newer revision is the catalog's HEAD: {card.name}@{newer} "
+                                    f"(`ticketzoo pull {card.name}`); this one stays pullable as {card.name}@{where['revision']}"))
         facts.append(("file", f"{where['path'] or '(not local yet)'} ({human_size(where['size'])}, "
                               f"sha256 {where['sha256']})"))
     for k, v in facts:
@@ -110,7 +115,8 @@ def _where(ref: str, entry) -> dict:
         from ticketzoo.registry.refs import parse_ref
 
         parsed = parse_ref(ref)
-        item = load_catalog().get(parsed.name) if parsed.kind == "name" else None
+        head = load_catalog().get(parsed.name) if parsed.kind == "name" else None
+        item = head.revision(parsed.revision) if head is not None else None  # NAME@REV: maybe an earlier one
         if item is None:
             return {"revision": None, "sha256": None, "size": None, "path": ref if parsed.kind == "path" else None,
                     "location": "file" if parsed.kind == "path" else None}

@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # imported (with torch) where it is used: list, info, gc, rm 
 
 __all__ = ["Pushed", "Last", "Base", "pull", "open_ticket", "push", "verify", "resolve_card", "list_entries",
            "scan_entries", "filter_entries", "ticket_path", "open_base", "last_pulled", "remember_finetuned",
-           "last_finetuned", "last_ticket", "finetune_failed", "finetune_started", "remove_ticket", "collect_garbage", "ticket_warnings"]
+           "last_finetuned", "last_ticket", "finetune_failed", "finetune_started", "newer_revision", "remove_ticket", "collect_garbage", "ticket_warnings"]
 
 log = logging.getLogger("ticketzoo")
 
@@ -220,6 +220,18 @@ def resolve_card(ref_text: str, *, home: Path | None = None):
     catalog already describes it; a stored file is checked first (sha256, README card)."""
     ref = parse_ref(ref_text)
     return backend_for(ref.kind).card(ref, _home(home))
+
+
+def newer_revision(name: str, revision: str) -> str | None:
+    """The catalog's current revision of ``name`` when it is not ``revision`` (the ticket shown
+    is an earlier one, superseded), else None."""
+    try:
+        head = load_catalog().get(name)
+    except RegistryError:  # a damaged catalog is reported by the commands that read it
+        return None
+    if head is None or head.entry.revision == revision or not head.revision(revision):
+        return None  # the HEAD itself, or a revision the catalog never published
+    return head.entry.revision
 
 
 # --- listing -----------------------------------------------------------------------------------

@@ -53,8 +53,9 @@ class NamedBackend(Backend):
         except TicketNotFoundError as e:
             missing = e
         catalog = load_catalog()
-        item = catalog.get(ref.name)
-        if item is None or (ref.revision and not item.entry.revision.startswith(ref.revision)):
+        head = catalog.get(ref.name)
+        item = head.revision(ref.revision) if head is not None else None  # HEAD, or NAME@REV of an earlier one
+        if item is None:
             if damaged is not None:
                 raise damaged
             return self._from_default_remote(ref, local, catalog, missing)
@@ -114,8 +115,9 @@ class NamedBackend(Backend):
         except TicketNotFoundError as e:
             if getattr(e, "removed", False):
                 raise
-        item = load_catalog().get(ref.name)
-        if item is not None and not ref.revision:
+        head = load_catalog().get(ref.name)
+        item = head.revision(ref.revision) if head is not None else None
+        if item is not None:
             if item.location == BUNDLED:
                 check_readme(verify_entry(item.entry))
             return item.entry.card, None
@@ -124,9 +126,10 @@ class NamedBackend(Backend):
 
 def _no_revision(ref: Ref, local: LocalRegistry, catalog: dict[str, CatalogEntry], also: str) -> TicketNotFoundError:
     """``NAME@REV`` where NAME exists but REV does not: the revision is what is missing."""
-    known = list(local.revisions(ref.name))
-    if ref.name in catalog and catalog[ref.name].entry.revision not in known:
-        known.append(catalog[ref.name].entry.revision)
+    known = set(local.revisions(ref.name))
+    if ref.name in catalog:
+        head = catalog[ref.name]
+        known |= {item.entry.revision for item in (head, *head.earlier)}
     return TicketNotFoundError(
         f"revision {shown(ref.revision)} of {ref.name!r} not found in the local registry or the catalog{also} "
         f"(revisions: {', '.join(sorted(known)) or 'none'})", ref=ref.text,
