@@ -23,6 +23,7 @@ that superseded it) unless ``--replace-previous`` is given.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -31,8 +32,21 @@ import click
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def source_results(rows: list[dict], classes: int, test_images: int | None = None) -> dict:
-    """Per round: sparsity, ticket and control test accuracy; dense; CPU-minutes."""
+def train_minutes(run: Path | None, row: dict) -> float:
+    """A line's training minutes: its epochs at their median time (``train.csv``). The wall time
+    it records would also count the hours a long job sat paused (SIGSTOP) or shared the CPU."""
+    import statistics
+
+    from ticketzoo.find.rundir import epoch_times
+
+    times = epoch_times(run, row["round"], None if row["line"] == "imp" else row["line"]) if run else []
+    return (statistics.median(times) * len(times) if times else row["time_s"] or 0.0) / 60
+
+
+def source_results(rows: list[dict], classes: int, test_images: int | None = None,
+                   run: Path | None = None, machine: str | None = None) -> dict:
+    """Per round: sparsity, ticket and control test accuracy; dense; CPU-minutes (from the
+    per-epoch times in ``run`` when given) and the ``machine`` they were measured on."""
     dense = next(r for r in rows if r["round"] == 0 and r["line"] == "imp")
     rounds = []
     for r in sorted((r for r in rows if r["line"] == "imp" and r["round"] > 0), key=lambda r: r["round"]):
@@ -40,10 +54,12 @@ def source_results(rows: list[dict], classes: int, test_images: int | None = Non
         rounds.append({"round": r["round"], "sparsity": round(r["sparsity"], 6), "ticket": r["test_accuracy"],
                        "ticket_minus_dense": r["test_accuracy"] - dense["test_accuracy"],
                        **({"controls": controls} if controls else {}), "name": r["ticket"],
-                       "train_minutes": round(r["time_s"] / 60, 1)})
-    minutes = sum(r["time_s"] or 0.0 for r in rows) / 60
-    return {"seeds": 1, "dense": dense["test_accuracy"], "chance": 1.0 / classes, "rounds": rounds,
-            "train_cpu_minutes": round(minutes, 1), **({"test_images": test_images} if test_images else {})}
+                       "train_minutes": round(sum(train_minutes(run, x) for x in rows
+                                                  if x["round"] == r["round"]), 1)})
+    minutes = sum(train_minutes(run, r) for r in rows)
+    return {"seeds": 1, "dense": dense["test_accuracy"], "dense_minutes": round(train_minutes(run, dense), 1),
+            "chance": 1.0 / classes, "rounds": rounds, "train_cpu_minutes": round(minutes, 1),
+            **({"machine": machine} if machine else {}), **({"test_images": test_images} if test_images else {})}
 
 
 def summary(results: dict, row: dict, target: float | None) -> str:
@@ -54,7 +70,9 @@ def summary(results: dict, row: dict, target: float | None) -> str:
             "test of the difference)")
     for line, acc in row.get("controls", {}).items():
         text += f", a random {line} of the same mask {pct(acc)}"
-    text += f". The run trained for {results['train_cpu_minutes']:.0f} CPU-minutes in all."
+    on = f" on {results['machine']}" if results.get("machine") else ""
+    text += (f". The run trained for {results['train_cpu_minutes']:.0f} CPU-minutes in all{on} (each epoch "
+             "counted at its line's median epoch time, so hours the job sat paused do not count).")
     if row["ticket"] <= results["chance"] + 0.02:
         text += " This ticket is at chance level: it did not train."
     if target is not None and dense < target:
@@ -130,10 +148,12 @@ def rebench(folder: Path, benches: list[str]) -> None:
 @click.option("--keep-previous/--replace-previous", "previous", default=True, show_default=True,
               help="Keep a card folder's current ticket as an earlier revision (revisions/REV/, pullable as "
                    "NAME@REV, its README naming the new one), or drop it.")
+@click.option("--machine", default=None, metavar="TEXT",
+              help="The machine the run trained on, for the cards (default: this machine's CPU).")
 @click.option("--bench", "benches", default="", metavar="SxB[,SxB]",
               help="Measure sparse vs dense speed at these input sizes x batch sizes, e.g. 224x8,224x1.")
 def main(run_dir: tuple[str, ...], ship: str, out: str, deviation: tuple[str, ...], target_dense: float | None,
-         previous: bool, benches: str) -> None:
+         previous: bool, machine: str | None, benches: str) -> None:
     from ticketzoo.config.find import percent
     from ticketzoo.folder import write_ticket_folder
     from ticketzoo.ticket import Ticket
@@ -156,7 +176,11 @@ def main(run_dir: tuple[str, ...], ship: str, out: str, deviation: tuple[str, ..
         raise click.ClickException(f"no round of {run} has a sparsity in {sorted(wanted)}")
     first = Ticket.load(run / shipped[0]["file"])
     counts = json.loads((run / "recipe.json").read_text()).get("data", {}).get("counts", {})
-    results = source_results(rows, first.card.arch.num_classes, counts.get("test"))
+    if machine is None:
+        from ticketzoo.sparse.kernels import cpu_name
+
+        machine = f"{cpu_name()}, {os.cpu_count()} cores"
+    results = source_results(rows, first.card.arch.num_classes, counts.get("test"), run, machine)
     results["deviations"] = list(deviation)
     for r in shipped:
         ticket = Ticket.load(run / r["file"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import statistics
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -71,18 +72,34 @@ def test_bundled_cards_carry_every_round_and_the_controls(tmp_path, monkeypatch)
     readme = (out / "tiny-rgb-conv2-s80" / "README.md").read_text()
     assert "| round | sparsity | ticket | reinit | ticket − dense | name |" in readme
 
+    from ticketzoo.sparse.kernels import cpu_name
+
+    assert results["machine"].startswith(cpu_name()) and f"CPU-minutes in all on {cpu_name()}" in ticket.card.description
+
     # A second revision of the same names: HEAD moves, the first stays pullable as NAME@REV.
+    # Between the two, round 2's first epoch "took" 10^6 s (the job paused): its minutes count
+    # the median epoch, not the pause.
     name, first = "tiny-rgb-conv2-s80", (out / "tiny-rgb-conv2-s80" / "ticket.safetensors").read_bytes()
     old = hashlib.sha256(first).hexdigest()[:12]
+    csv_path = run.run_dir / "round_02" / "train.csv"
+    lines = csv_path.read_text().splitlines()
+    assert lines[0].endswith(",time_s") and len(lines) == 4  # 3 epochs
+    csv_path.write_text("\n".join([lines[0], lines[1].rsplit(",", 1)[0] + ",1000000.0", *lines[2:]]) + "\n")
     result = CliRunner().invoke(_script().main, [str(run.run_dir), "--ship", "80,90", "--out", str(out),
-                                                 "--deviation", "a second revision"])
+                                                 "--deviation", "a second revision", "--machine", "a test box"])
     assert result.exit_code == 0 and f"{name}@{old} kept as an earlier revision" in result.output, result.output
     new = hashlib.sha256((out / name / "ticket.safetensors").read_bytes()).hexdigest()[:12]
     kept = out / name / "revisions" / old
     assert new != old and (kept / "ticket.safetensors").read_bytes() == first
     assert f"A newer revision of this ticket exists**: `{name}@{new}`" in (kept / "README.md").read_text()
     assert "A newer revision" not in (out / name / "README.md").read_text()
-    assert api.load(name).card.description.endswith("a second revision.")
+    head = api.load(name).card
+    assert head.description.endswith("a second revision.") and head.extra["source_results"]["machine"] == "a test box"
+    round2 = head.extra["source_results"]["rounds"][1]
+    kept_s = [float(x.rsplit(",", 1)[1]) for x in lines[2:]]  # the ticket's epochs 2 and 3, and 10^6 s
+    reinit_s = _epoch_s(run.run_dir, 2, "reinit")
+    expected = 3 * max(kept_s) + len(reinit_s) * statistics.median(reinit_s)
+    assert abs(round2["train_minutes"] * 60 - expected) < 6  # minutes are rounded to 0.1
     assert json.loads(CliRunner().invoke(cli, ["info", name, "--json"]).output)["newer_revision"] is None
     assert "4 epochs" in api.load(f"{name}@{old}").card.description  # the earlier one, verified on import
     assert [e.name for e in api.list_tickets()].count(name) == 1  # list shows HEAD only
@@ -92,6 +109,11 @@ def test_bundled_cards_carry_every_round_and_the_controls(tmp_path, monkeypatch)
     assert f"a newer revision is the catalog's HEAD: {name}@{new}" in " ".join(shown.output.split())
     missing = str(CliRunner().invoke(cli, ["pull", f"{name}@0123456789ab"]).exception)
     assert "not found" in missing and old in missing and new in missing  # every revision is named
+
+
+def _epoch_s(run_dir: Path, r: int, line: str) -> list[float]:
+    lines = (run_dir / f"round_{r:02d}" / line / "train.csv").read_text().splitlines()[1:]
+    return [float(x.rsplit(",", 1)[1]) for x in lines]
 
 
 def test_no_round_at_the_asked_sparsity_is_an_error(tmp_path):

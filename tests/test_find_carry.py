@@ -33,7 +33,7 @@ def _recipe(folder: Path, **kw) -> FindRecipe:
 
 def _stop_before(round_: int):
     """An ``_out_of_time`` that says the budget runs out before ``round_``."""
-    def out_of_time(self, started, budget):
+    def out_of_time(self, started, budget, i):
         return max((r.round for r in self.results), default=0) >= round_ - 1
     return out_of_time
 
@@ -115,3 +115,57 @@ def test_a_carry_folder_of_bare_files_still_continues(folder, tmp_path, monkeypa
     second = find_tickets(recipe, str(folder), run_dir=tmp_path / "job2", threads=1,
                           carry_in=tmp_path / "carry")
     assert (second.run_dir / second.rounds[-1].file).read_bytes() == (full.run_dir / full.rounds[-1].file).read_bytes()
+
+
+def _set_epoch_times(run_dir: Path, seconds: float, wall: float) -> None:
+    """Rewrite round 0's per-epoch times (train.csv) and its recorded wall time (result.json,
+    log.json), as a run paused for hours (wall) whose epochs took ``seconds`` each would."""
+    csv_path = run_dir / "round_00" / "train.csv"
+    lines = csv_path.read_text().splitlines()
+    col = lines[0].split(",").index("time_s")
+    rows = [line.split(",") for line in lines[1:]]
+    for row in rows:
+        row[col] = str(seconds)
+    csv_path.write_text("\n".join([lines[0], *(",".join(r) for r in rows)]) + "\n")
+    for path in (run_dir / "round_00" / "result.json", run_dir / "log.json"):
+        data = json.loads(path.read_text())
+        for row in data["rounds"] if "rounds" in data else [data]:
+            row["time_s"] = wall
+        path.write_text(json.dumps(data))
+
+
+def test_the_time_budget_costs_epochs_not_paused_wall_time(folder, tmp_path, monkeypatch):
+    """A round 0 that took 10^6 s of wall time (the job paused for days) with 0.01 s epochs
+    does not stop the next round under a 1-hour budget; 10^4 s epochs do."""
+    recipe = _recipe(folder, rounds=1)
+    with monkeypatch.context() as m:
+        m.setattr(imp_module._IMP, "_out_of_time", _stop_before(1))
+        early = find_tickets(recipe, str(folder), run_dir=tmp_path / "run", threads=1, time_budget=1.0)
+    assert early.stopped and [r.round for r in early.rounds] == [0]
+
+    _set_epoch_times(early.run_dir, seconds=1e4, wall=1.0)  # 2 epochs x 2 lines x 10^4 s > 1 h
+    again = find_tickets(recipe, str(folder), run_dir=tmp_path / "run", threads=1, time_budget=3600)
+    assert again.stopped and [r.round for r in again.rounds] == [0]
+
+    _set_epoch_times(early.run_dir, seconds=0.01, wall=1e6)
+    done = find_tickets(recipe, str(folder), run_dir=tmp_path / "run", threads=1, time_budget=3600)
+    assert not done.stopped and [(r.round, r.line) for r in done.rounds] == [(0, "imp"), (1, "imp"), (1, "reinit")]
+
+
+def test_find_carry_out_after_a_stop_before_round_1_is_a_note(folder, tmp_path, monkeypatch, capsys):
+    """`find --time-budget --carry-out` that stops before any pruning round finished exits 0
+    and says the run folder holds the run; no carry folder is written."""
+    from ticketzoo.cli.main import main
+
+    monkeypatch.setattr(imp_module._IMP, "_out_of_time", _stop_before(1))
+    args = ["find", "--arch", "conv2", "--width", "0.125", "--data", str(folder), "--input-size", "16",
+            "--rounds", "2", "--epochs", "2", "--rewind", "1ep", "--batch-size", "8", "--lr", "0.03",
+            "--patience", "0", "--threads", "1",
+            "--run-dir", str(tmp_path / "runs"), "--time-budget", "60", "--carry-out", str(tmp_path / "carry")]
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    out = capsys.readouterr()
+    assert info.value.code == 0, out.err
+    assert "nothing carried to" in out.out and "no pruning round has finished yet" in out.out
+    assert "stopped early by --time-budget" in out.out
+    assert not (tmp_path / "carry").exists()

@@ -115,11 +115,15 @@ def command(**opts) -> None:
                               on_ticket=on_ticket)
     if not distributed.is_main():  # under torchrun every rank returns; one reports
         return
-    carried = None
+    carried, nothing_to_carry = None, False
     if o["carry_out"]:
-        from ticketzoo.find.carry import export_carry
+        from ticketzoo.find.carry import export_carry, last_round
 
-        carried = export_carry(result.run_dir, o["carry_out"])
+        # A budget that ran out before round 1 finished leaves nothing a carry could hold:
+        # the run folder alone continues it, which is what the note below says.
+        nothing_to_carry = result.stopped and last_round(list(result.rounds), recipe) is None
+        if not nothing_to_carry:
+            carried = export_carry(result.run_dir, o["carry_out"])
     if as_json:
         print_json({"run_dir": str(result.run_dir), "recipe_hash": recipe.hash(),
                     "rounds": [r.to_dict() for r in result.rounds], "stopped": result.stopped,
@@ -140,3 +144,6 @@ def command(**opts) -> None:
         console.print("stopped early by --time-budget: run the same command again to continue")
     if carried is not None:
         console.print(f"carry for the next job in {carried.parent} (log.json, {carried.name})")
+    if nothing_to_carry:
+        console.print(f"nothing carried to {o['carry_out']}: no pruning round has finished yet (a carry "
+                      f"starts after round 1); the run folder {result.run_dir} holds where it stands")

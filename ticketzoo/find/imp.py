@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,7 +204,7 @@ class _IMP:
         stopped, failed = False, None
         for i in range(first, r.rounds + 1):
             if time_budget is not None and self.platform.from_main(
-                    lambda: run.result(i) is None and self._out_of_time(started, time_budget)):
+                    lambda: run.result(i) is None and self._out_of_time(started, time_budget, i)):
                 self._say(f"stopping before round {i}: the time budget of {time_budget:.0f}s "
                           "would run out during it")
                 stopped = True
@@ -234,12 +235,20 @@ class _IMP:
         self.platform.write(lambda: write_logs(run.root, r, self.results))
         return FindResult(run.root, r, tuple(self.results), stopped, failed)
 
-    def _out_of_time(self, started: float, budget: float) -> bool:
-        """Would the next round (as long as the longest so far, controls included) overrun?"""
-        per_round: dict[int, float] = {}
+    def _out_of_time(self, started: float, budget: float, i: int) -> bool:
+        """Would round ``i`` (its ticket and its control, a full schedule each) overrun?
+
+        Epochs are costed at the median epoch so far, not at the rounds' wall time: an epoch
+        that ran while the job was paused (SIGSTOP) or shared the CPU would inflate the
+        estimate by hours and stop a run that has time left."""
+        times: list[float] = []
         for x in self.results:
-            per_round[x.round] = per_round.get(x.round, 0.0) + x.time_s
-        estimate = max(per_round.values(), default=0.0)
+            got = self.run_dir.epoch_times(x.round, None if x.line == "imp" else x.line)
+            times += got or ([x.time_s / x.epochs] * x.epochs if x.epochs else [])  # carried rows
+        if not times:
+            return False
+        lines = 1 + self.recipe.controls_at(i)
+        estimate = statistics.median(times) * self.recipe.train.max_epochs * lines
         return time.monotonic() - started + estimate > budget
 
     def _round0(self) -> RoundResult:

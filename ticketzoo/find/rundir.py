@@ -29,6 +29,7 @@ the world size it was started with.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -45,6 +46,17 @@ from ticketzoo.fileio import atomic_write_bytes, fsync_dir
 
 RECIPE_FILE = "recipe.json"
 _HINT = "use another `run_dir`, or delete the folder to start over"
+
+
+def epoch_times(root: Path, r: int, line: str | None = None) -> list[float]:
+    """Seconds per epoch of round ``r``'s ``line`` (``line`` None: the ticket) in run folder
+    ``root``, from its ``train.csv``; empty when there is none (a round carried from elsewhere)."""
+    path = Path(root) / f"round_{r:02d}" / (line or "") / "train.csv"
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            return [float(row["time_s"]) for row in csv.DictReader(f) if row.get("time_s")]
+    except (OSError, ValueError, KeyError):
+        return []
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -240,6 +252,10 @@ class RunDir:
     def result(self, r: int, line: str | None = None) -> dict[str, Any] | None:
         path = self.root / f"round_{r:02d}" / (line or "") / "result.json"
         return read_json(path) if path.is_file() else None
+
+    def epoch_times(self, r: int, line: str | None = None) -> list[float]:
+        """Seconds per epoch of round ``r``'s ``line`` (see :func:`epoch_times`)."""
+        return epoch_times(self.root, r, line)
 
     def write_result(self, r: int, result: Mapping[str, Any], line: str | None = None) -> None:
         folder = self.round_dir(r, line)
