@@ -2,13 +2,18 @@
 
     python scripts/bundle_zoo_run.py RUN_DIR [--ship 89,97,99] [--out cards] [--replace-previous]
                                      [--deviation TEXT ...] [--target-dense 0.75] [--bench 224x8,224x1]
+                                     [--data DATA [--data-root DIR]] [--machine TEXT]
     python scripts/bundle_zoo_run.py cards/NAME [cards/NAME ...] --bench 224x8,224x1
 
 For the ResNet-50 zoo (scripts/make_resnet50_zoo.sh): one seed per family fits the CPU
 budget, so each card holds that seed's measured source test accuracy for every round (dense
 round 0, each ticket, the reinit controls where they were trained), the CPU-minutes the run
 spent training, the recipe's deviations from Sabatelli et al. and whether the dense target
-was met, in its description and in ``extra`` (``source_results``). Nothing is averaged over
+was met, in its description and in ``extra`` (``source_results``). With ``--data`` (the data
+the run trained on) every round is scored again per test image and each ticket is tested
+against the dense network and its controls on the same images (exact McNemar, and the bound
+on two runs' training-noise difference, :mod:`ticketzoo.find.paired`): that is how one seed
+can still say whether a ticket beat its reinit control. Nothing is averaged over
 seeds that were not run: the card says "one seed". A round whose accuracy is at chance is
 called so. ``--bench SIZExBATCH,...`` also measures each ticket with the sparse CPU runtime
 against dense fp32 and bf16 (:func:`ticketzoo.sparse.bench.bench_ticket`, min of 5, on this
@@ -62,6 +67,33 @@ def source_results(rows: list[dict], classes: int, test_images: int | None = Non
             **({"machine": machine} if machine else {}), **({"test_images": test_images} if test_images else {})}
 
 
+def add_paired(results: dict, run: Path, data: str, data_root: str | None) -> list[str]:
+    """Score every line of ``run`` per test image and put each round's McNemar tests in
+    ``results`` (``rounds[i]["paired"]``); returns warnings about accuracies that differ from
+    the recorded ones."""
+    from ticketzoo.find.paired import paired_tests, score_lines
+
+    scores = score_lines(run, data, data_root)
+    warnings = [f"round {s.round} ({s.line}): {100 * s.accuracy:.2f}% recomputed, {100 * s.recorded:.2f}% recorded"
+                for s in scores if s.recorded is not None and abs(s.accuracy - s.recorded) > 0.5 / len(s.correct)]
+    tests = paired_tests(scores)
+    for row in results["rounds"]:
+        if row["round"] in tests:
+            row["paired"] = {k: t.to_dict() for k, t in tests[row["round"]].items()}
+    results["paired_note"] = ("exact McNemar tests on the same test images; noise_sd: the sd of the difference "
+                              "of two runs from training noise alone, at most (independent errors, Jordan 2024)")
+    return warnings
+
+
+def paired_sentence(what: str, t: dict) -> str:
+    p = "no image tells them apart" if t["p"] is None else f"McNemar p = {t['p']:.2g}"
+    verdict = ("beyond what training noise alone gives" if t["beyond_noise"] else
+               "not beyond what training noise alone could give")
+    return (f"ticket − {what} {t['delta']:+.2f} points on the same {t['images']} test images ({t['a_only']} images "
+            f"only the ticket got right, {t['b_only']} only the {what}; {p}; two runs differ by at most "
+            f"{t['noise_sd']:.2f} points sd from training noise): {verdict}")
+
+
 def summary(results: dict, row: dict, target: float | None) -> str:
     pct = lambda x: f"{100 * x:.2f}%"  # noqa: E731
     dense = results["dense"]
@@ -70,6 +102,8 @@ def summary(results: dict, row: dict, target: float | None) -> str:
             "test of the difference)")
     for line, acc in row.get("controls", {}).items():
         text += f", a random {line} of the same mask {pct(acc)}"
+    for key, t in (row.get("paired") or {}).items():
+        text += f". Paired: {paired_sentence(key.removeprefix('vs_'), t)}"
     on = f" on {results['machine']}" if results.get("machine") else ""
     text += (f". The run trained for {results['train_cpu_minutes']:.0f} CPU-minutes in all{on} (each epoch "
              "counted at its line's median epoch time, so hours the job sat paused do not count).")
@@ -150,10 +184,14 @@ def rebench(folder: Path, benches: list[str]) -> None:
                    "NAME@REV, its README naming the new one), or drop it.")
 @click.option("--machine", default=None, metavar="TEXT",
               help="The machine the run trained on, for the cards (default: this machine's CPU).")
+@click.option("--data", default=None, metavar="DATA",
+              help="The data the run trained on (as given to find): score every round per test image and "
+                   "record paired (McNemar) tests of each ticket against dense and its controls.")
+@click.option("--data-root", default=None, help="Where a named dataset's files are (find's --data-root).")
 @click.option("--bench", "benches", default="", metavar="SxB[,SxB]",
               help="Measure sparse vs dense speed at these input sizes x batch sizes, e.g. 224x8,224x1.")
 def main(run_dir: tuple[str, ...], ship: str, out: str, deviation: tuple[str, ...], target_dense: float | None,
-         previous: bool, machine: str | None, benches: str) -> None:
+         previous: bool, machine: str | None, data: str | None, data_root: str | None, benches: str) -> None:
     from ticketzoo.config.find import percent
     from ticketzoo.folder import write_ticket_folder
     from ticketzoo.ticket import Ticket
@@ -182,6 +220,9 @@ def main(run_dir: tuple[str, ...], ship: str, out: str, deviation: tuple[str, ..
         machine = f"{cpu_name()}, {os.cpu_count()} cores"
     results = source_results(rows, first.card.arch.num_classes, counts.get("test"), run, machine)
     results["deviations"] = list(deviation)
+    if data is not None:
+        for warning in add_paired(results, run, data, data_root):
+            click.echo(f"warning: {warning} (the recomputed figures are the ones tested)", err=True)
     for r in shipped:
         ticket = Ticket.load(run / r["file"])
         row = next(x for x in results["rounds"] if x["round"] == r["round"])

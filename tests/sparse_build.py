@@ -14,9 +14,10 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def sparse_cache(tmp_path_factory):
-    """The folder the runtime builds in and caches choices in (set for this process and children)."""
-    folder = os.environ.get("TICKETZOO_SPARSE_CACHE") or str(tmp_path_factory.getbasetemp() / "sparse-cache")
+def sparse_cache(shared_sparse_cache):
+    """The folder the runtime builds in and caches choices in (set for this process and children;
+    every test's home fixture points there too, see conftest.py)."""
+    folder = shared_sparse_cache
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TICKETZOO_SPARSE_CACHE", folder)
         yield folder

@@ -36,12 +36,23 @@ def test_bundled_cards_carry_every_round_and_the_controls(tmp_path, monkeypatch)
     run = find_tickets(recipe, str(folder), run_dir=tmp_path / "runs")
     out = tmp_path / "catalog"
     result = CliRunner().invoke(_script().main, [str(run.run_dir), "--ship", "80,90", "--out", str(out),
-                                                 "--deviation", "4 epochs", "--target-dense", "0.99"])
+                                                 "--deviation", "4 epochs", "--target-dense", "0.99",
+                                                 "--data", str(folder)])
     assert result.exit_code == 0, result.output
+    assert "recomputed" not in result.output  # scored again per image: the recorded accuracies
     assert sorted(p.name for p in out.iterdir()) == ["tiny-rgb-conv2-s80", "tiny-rgb-conv2-s90"]
     ticket = Ticket.load(out / "tiny-rgb-conv2-s80" / "ticket.safetensors")
     results = ticket.card.extra["source_results"]
     assert [r["round"] for r in results["rounds"]] == [1, 2, 3] and results["seeds"] == 1
+    # Paired tests on the same test images: every ticket against dense, round 2's against its control.
+    assert [sorted(r["paired"]) for r in results["rounds"]] == [["vs_dense"], ["vs_dense", "vs_reinit"], ["vs_dense"]]
+    for r in results["rounds"]:
+        for key, t in r["paired"].items():
+            other = results["dense"] if key == "vs_dense" else r["controls"]["reinit"]
+            assert t["images"] == results["test_images"]
+            assert abs(t["delta"] - 100 * (r["ticket"] - other)) < 1e-6  # the recorded accuracies
+            assert abs(t["delta"] - 100 * (t["a_only"] - t["b_only"]) / t["images"]) < 1e-6
+    assert "Paired: ticket − dense" in ticket.card.description
     assert set(results["rounds"][1]["controls"]) == {"reinit"} and "controls" not in results["rounds"][0]
     assert "one seed" in ticket.card.description and "Deviation from Sabatelli et al.: 4 epochs" in ticket.card.description
     assert results["dense"] == 1.0 and "missed" not in ticket.card.description  # every round trains here

@@ -160,7 +160,7 @@ def test_list_wide_says_what_each_ticket_is_on_its_source(capsys):
     rows = {r["name"]: r for r in json.loads(out)}
     s97 = rows["cifar10-resnet50-s97"]["source_results"]
     assert (s97["ticket"], s97["dense"], s97["reinit"], s97["vs_reinit"], s97["seeds"]) == (
-        0.705, 0.6192, 0.5543, "higher", 1)
+        0.705, 0.6192, 0.5543, "higher (untested)", 1)  # one seed, no paired test recorded
     lenet = rows["fashionmnist-lenet-300-100-s79"]["source_results"]
     assert lenet["seeds"] == 3 and lenet["vs_reinit"] == "no difference shown"  # the Welch test's verdict
     assert rows["cifar10-resnet50-s99"]["source_results"]["vs_reinit"] is None  # no control at s99

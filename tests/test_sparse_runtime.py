@@ -291,9 +291,10 @@ def test_bf16_autocast_input_runs_dense(compiled):
 
 
 def test_choices_are_timed_once_and_cached_per_machine(compiled, tmp_path, monkeypatch):
+    built = Path(compiled.__file__).parent  # the session's build: a new cache folder would rebuild
     monkeypatch.setenv("TICKETZOO_SPARSE_CACHE", str(tmp_path / "cache"))
     model = prune_model(randomise_bn(ConvBN()), 0.6)
-    fast = sparsify(model, example=(1, 3, 12, 12))
+    fast = sparsify(model, example=(1, 3, 12, 12), build_dir=built)
     files = list((tmp_path / "cache").glob("choices-*.json"))
     assert len(files) == 1
     table = json.loads(files[0].read_text())
@@ -304,12 +305,12 @@ def test_choices_are_timed_once_and_cached_per_machine(compiled, tmp_path, monke
         raise AssertionError("timed again although the choice was cached")
 
     monkeypatch.setattr(Chooser, "_time", no_timing)
-    again = sparsify(model, example=(1, 3, 12, 12))  # a new process on this machine: read, not timed
+    again = sparsify(model, example=(1, 3, 12, 12), build_dir=built)  # a new process on this machine: read, not timed
     assert [r["kernel"] for r in again.layers()] == [r["kernel"] for r in fast.layers()]
     files[0].write_text("{not json")  # a damaged cache is ignored (and timed again)
     monkeypatch.undo()
     monkeypatch.setenv("TICKETZOO_SPARSE_CACHE", str(tmp_path / "cache"))
-    sparsify(model, example=(1, 3, 12, 12))
+    sparsify(model, example=(1, 3, 12, 12), build_dir=built)
     assert len(json.loads(files[0].read_text())) == 3
     # valid JSON with wrong shapes (issue 31 #4): those entries are timed again, never an error
     table = json.loads(files[0].read_text())
@@ -318,7 +319,7 @@ def test_choices_are_timed_once_and_cached_per_machine(compiled, tmp_path, monke
     table[keys[1]] = {"kernel": "sparse", "ms": {"dense": None, "sparse": 1.0}}
     table[keys[2]] = {"ms": {"dense": 1.0}}
     files[0].write_text(json.dumps(table))
-    again = sparsify(model, example=(1, 3, 12, 12))
+    again = sparsify(model, example=(1, 3, 12, 12), build_dir=built)
     assert [r["kernel"] for r in again.layers()]
     healed = json.loads(files[0].read_text())
     assert all(isinstance(e, dict) and e["kernel"] in e["ms"] for e in healed.values())

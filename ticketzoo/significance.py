@@ -8,6 +8,12 @@ judge a difference the same way.
   per-pair differences get a two-sided paired t-test (``scipy.stats.ttest_rel``) and, as a
   check that does not assume normality, the Wilcoxon signed-rank test
   (``scipy.stats.wilcoxon``, zero differences dropped).
+* :func:`mcnemar`: two networks scored on the same test images, one seed each: the exact
+  McNemar test (a two-sided binomial test on the images only one of them got right).
+* :func:`run_sd`: how far one training run's test accuracy can stray from its expected value
+  through training noise alone, at most ``sqrt(acc (1 - acc) / N)`` when the errors of
+  repeated runs are independent across test images (Jordan, "Calibrated Chaos", ICLR 2024:
+  that assumption reproduces the spread of repeated CIFAR-10 trainings).
 * :func:`wilson`: the Wilson score interval of a binomial proportion.
 * :func:`min_detectable_difference`: the rough smallest difference a design detects with
   80% power at p < 0.05, from its test images alone: ``(t(1-α/2) + t(power)) *
@@ -18,6 +24,7 @@ judge a difference the same way.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 import warnings
@@ -63,6 +70,46 @@ def paired_test(a: list[float], b: list[float]) -> PairedTest:
         pw = float(wilcoxon(nonzero).pvalue) if nonzero else None
     ci = float(t_dist.ppf(1 - ALPHA / 2, m - 1)) * se
     return PairedTest(m, delta, se, ci, p, pw)
+
+
+@dataclass(frozen=True)
+class McNemar:
+    """``a − b`` on the same test images, one run each."""
+
+    images: int
+    a_only: int  # images a got right and b wrong
+    b_only: int
+    delta: float  # points, 100 × (acc_a − acc_b)
+    p: float | None  # exact McNemar, two-sided; None when no image tells them apart
+    noise_sd: float  # points: run-to-run sd of the difference of two runs, at most (:func:`run_sd`)
+
+    @property
+    def beyond_noise(self) -> bool:
+        """The difference passes the test and is over twice what two runs differ by alone."""
+        return self.p is not None and self.p < ALPHA and abs(self.delta) > 2 * self.noise_sd
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "beyond_noise": self.beyond_noise}
+
+
+def run_sd(accuracy: float, images: int) -> float:
+    """Points: the upper bound on one run's training-noise sd (module docstring)."""
+    return 100 * math.sqrt(accuracy * (1 - accuracy) / images) if images else math.inf
+
+
+def mcnemar(a: list[bool], b: list[bool]) -> McNemar:
+    """The exact McNemar test of two networks' per-image correctness on the same images."""
+    from scipy.stats import binomtest
+
+    if len(a) != len(b) or not a:
+        raise ValueError("mcnemar needs two equally long, non-empty lists")
+    n = len(a)
+    a_only = sum(1 for x, y in zip(a, b) if x and not y)
+    b_only = sum(1 for x, y in zip(a, b) if y and not x)
+    acc_a, acc_b = sum(map(bool, a)) / n, sum(map(bool, b)) / n
+    p = float(binomtest(a_only, a_only + b_only, 0.5).pvalue) if a_only + b_only else None
+    noise = math.hypot(run_sd(acc_a, n), run_sd(acc_b, n))
+    return McNemar(n, a_only, b_only, 100 * (acc_a - acc_b), p, noise)
 
 
 def wilson(successes: float, n: float, z: float = 1.959963984540054) -> tuple[float, float] | None:

@@ -81,7 +81,9 @@ class SourceSummary:
     reinit: float | None
     seeds: int
     # against the reinit control: over seeds the Welch test's verdict ("better", "no difference
-    # shown", ...); one seed only "higher"/"lower" (no test); None: no control was trained
+    # shown", ...); one seed with paired per-image tests "higher"/"lower" when the difference is
+    # beyond training noise, else "no difference shown"; one seed without them "higher (untested)"
+    # or "lower (untested)"; None: no control was trained
     vs_reinit: str | None
 
     def to_dict(self) -> dict:
@@ -105,7 +107,13 @@ def source_summary(card: Card) -> SourceSummary | None:
         if row is None:
             return None
         reinit = (row.get("controls") or {}).get("reinit")
-        versus = None if reinit is None or row["ticket"] is None else "higher" if row["ticket"] > reinit else "lower"
+        paired = (row.get("paired") or {}).get("vs_reinit")
+        if reinit is None or row["ticket"] is None:
+            versus = None
+        elif isinstance(paired, dict):
+            versus = ("higher" if paired["delta"] > 0 else "lower") if paired.get("beyond_noise") else "no difference shown"
+        else:
+            versus = ("higher" if row["ticket"] > reinit else "lower") + " (untested)"
         return SourceSummary(row["ticket"], results.get("dense"), reinit, int(results.get("seeds", 1)), versus)
     if card.recipe.method == "imp" and card.metrics:  # a find ticket: its run's rounds, no control recorded
         by_round = {m.round: m.test_accuracy for m in card.metrics}
