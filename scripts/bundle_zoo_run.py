@@ -37,15 +37,25 @@ import click
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _epoch_times(run: Path | None, row: dict) -> list[float]:
+    from ticketzoo.find.rundir import epoch_times
+
+    return epoch_times(run, row["round"], None if row["line"] == "imp" else row["line"]) if run else []
+
+
 def train_minutes(run: Path | None, row: dict) -> float:
     """A line's training minutes: its epochs at their median time (``train.csv``). The wall time
     it records would also count the hours a long job sat paused (SIGSTOP) or shared the CPU."""
     import statistics
 
-    from ticketzoo.find.rundir import epoch_times
-
-    times = epoch_times(run, row["round"], None if row["line"] == "imp" else row["line"]) if run else []
+    times = _epoch_times(run, row)
     return (statistics.median(times) * len(times) if times else row["time_s"] or 0.0) / 60
+
+
+def trained_epochs(run: Path | None, row: dict) -> int:
+    """Epochs a line trained: a pruned round's start at the rewind point (``train.csv`` rows;
+    without one, the schedule's epochs the row records)."""
+    return len(_epoch_times(run, row)) or int(row["epochs"] or 0)
 
 
 def source_results(rows: list[dict], classes: int, test_images: int | None = None,
@@ -55,14 +65,18 @@ def source_results(rows: list[dict], classes: int, test_images: int | None = Non
     dense = next(r for r in rows if r["round"] == 0 and r["line"] == "imp")
     rounds = []
     for r in sorted((r for r in rows if r["line"] == "imp" and r["round"] > 0), key=lambda r: r["round"]):
-        controls = {c["line"]: c["test_accuracy"] for c in rows if c["round"] == r["round"] and c["line"] != "imp"}
+        others = [c for c in rows if c["round"] == r["round"] and c["line"] != "imp"]
+        controls = {c["line"]: c["test_accuracy"] for c in others}
         rounds.append({"round": r["round"], "sparsity": round(r["sparsity"], 6), "ticket": r["test_accuracy"],
                        "ticket_minus_dense": r["test_accuracy"] - dense["test_accuracy"],
                        **({"controls": controls} if controls else {}), "name": r["ticket"],
+                       "epochs": trained_epochs(run, r),
+                       **({"control_epochs": {c["line"]: trained_epochs(run, c) for c in others}} if others else {}),
                        "train_minutes": round(sum(train_minutes(run, x) for x in rows
                                                   if x["round"] == r["round"]), 1)})
     minutes = sum(train_minutes(run, r) for r in rows)
-    return {"seeds": 1, "dense": dense["test_accuracy"], "dense_minutes": round(train_minutes(run, dense), 1),
+    return {"seeds": 1, "dense": dense["test_accuracy"], "dense_epochs": trained_epochs(run, dense),
+            "dense_minutes": round(train_minutes(run, dense), 1),
             "chance": 1.0 / classes, "rounds": rounds, "train_cpu_minutes": round(minutes, 1),
             **({"machine": machine} if machine else {}), **({"test_images": test_images} if test_images else {})}
 
@@ -102,6 +116,10 @@ def summary(results: dict, row: dict, target: float | None) -> str:
             "test of the difference)")
     for line, acc in row.get("controls", {}).items():
         text += f", a random {line} of the same mask {pct(acc)}"
+    if "dense_epochs" in results:
+        text += (f". Epochs: the dense network {results['dense_epochs']}, this ticket {row['epochs']} from its "
+                 "rewind point")
+        text += "".join(f", the {line} {n}" for line, n in (row.get("control_epochs") or {}).items())
     for key, t in (row.get("paired") or {}).items():
         text += f". Paired: {paired_sentence(key.removeprefix('vs_'), t)}"
     on = f" on {results['machine']}" if results.get("machine") else ""

@@ -53,6 +53,10 @@ def test_bundled_cards_carry_every_round_and_the_controls(tmp_path, monkeypatch)
             assert abs(t["delta"] - 100 * (r["ticket"] - other)) < 1e-6  # the recorded accuracies
             assert abs(t["delta"] - 100 * (t["a_only"] - t["b_only"]) / t["images"]) < 1e-6
     assert "Paired: ticket − dense" in ticket.card.description
+    # epochs per line: rewind "0" trains every round the dense network's 3 epochs
+    assert results["dense_epochs"] == 3 and [r["epochs"] for r in results["rounds"]] == [3, 3, 3]
+    assert results["rounds"][1]["control_epochs"] == {"reinit": 3}
+    assert "Epochs: the dense network 3, this ticket 3 from its rewind point" in ticket.card.description
     assert set(results["rounds"][1]["controls"]) == {"reinit"} and "controls" not in results["rounds"][0]
     assert "one seed" in ticket.card.description and "Deviation from Sabatelli et al.: 4 epochs" in ticket.card.description
     assert results["dense"] == 1.0 and "missed" not in ticket.card.description  # every round trains here

@@ -37,8 +37,8 @@ _DEFAULTS = FindRecipe(arch="resnet50", source="data")  # the recipe's defaults,
                    "is a run folder); re-running the same recipe resumes.")
 @runtime_options(defaults={"device": "auto"})
 @click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), default=None,
-              metavar="SECONDS", help="Stop before a round that would end after this many seconds "
-              "(re-run, or --carry-in on another machine, to continue).")
+              metavar="SECONDS", help="Stop before a round that would end after this many seconds, "
+              "costed at the median epoch so far (re-run, or --carry-in on another machine, to continue).")
 @click.option("--carry-out", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="At the end, write log.json and the last round's ticket here: all a machine "
                    "that keeps nothing needs to continue the run.")
