@@ -11,7 +11,8 @@ Typical use::
 
 Modules, each importing only those above it: ``recipe`` (the typed recipe, its hash, ticket
 names), ``sources`` (``data`` to loaders), ``rundir`` (the resumable run folder),
-``report`` (cards, logs), ``imp`` (the driver).
+``report`` (cards, logs), ``imp`` (the driver), ``paired`` (a finished run's lines scored
+per test image, for paired tests of one seed).
 """
 
 from ticketzoo.find.imp import FindResult, find_tickets
