@@ -111,9 +111,9 @@ def paired_sentence(what: str, t: dict) -> str:
 def summary(results: dict, row: dict, target: float | None) -> str:
     pct = lambda x: f"{100 * x:.2f}%"  # noqa: E731
     dense = results["dense"]
+    untested = "" if row.get("paired") else "; one seed, so no test of the difference"
     text = (f"Source test accuracy from one seed: this ticket {pct(row['ticket'])}, the dense network "
-            f"{pct(dense)} (ticket − dense {100 * row['ticket_minus_dense']:+.2f} points; one seed, so no "
-            "test of the difference)")
+            f"{pct(dense)} (ticket − dense {100 * row['ticket_minus_dense']:+.2f} points{untested})")
     for line, acc in row.get("controls", {}).items():
         text += f", a random {line} of the same mask {pct(acc)}"
     if "dense_epochs" in results:

@@ -52,7 +52,7 @@ def test_bundled_cards_carry_every_round_and_the_controls(tmp_path, monkeypatch)
             assert t["images"] == results["test_images"]
             assert abs(t["delta"] - 100 * (r["ticket"] - other)) < 1e-6  # the recorded accuracies
             assert abs(t["delta"] - 100 * (t["a_only"] - t["b_only"]) / t["images"]) < 1e-6
-    assert "Paired: ticket − dense" in ticket.card.description
+    assert "Paired: ticket − dense" in ticket.card.description and "no test of the difference" not in ticket.card.description
     # epochs per line: rewind "0" trains every round the dense network's 3 epochs
     assert results["dense_epochs"] == 3 and [r["epochs"] for r in results["rounds"]] == [3, 3, 3]
     assert results["rounds"][1]["control_epochs"] == {"reinit": 3}
