@@ -72,8 +72,12 @@ def rows(cards: Path = CARDS) -> list[tuple[str, ...]]:
                 reinit = "-"
             elif s.seeds > 1:  # a Welch t-test over the seeds
                 reinit = f"{_pct(s.reinit)}: {s.vs_reinit or 'not compared'} (t-test)"
-            else:
-                reinit = f"{_pct(s.reinit)}: ticket {s.vs_reinit or 'not compared'} (no test)"
+            elif (s.vs_reinit or "").endswith(" (untested)"):  # one seed, no paired tests recorded
+                reinit = f"{_pct(s.reinit)}: ticket {s.vs_reinit.removesuffix(' (untested)')} (no test)"
+            else:  # one seed, paired per-image tests (McNemar and the training-noise bound)
+                verdict = s.vs_reinit or "not compared"
+                ticket = "ticket " if verdict in ("higher", "lower") else ""
+                reinit = f"{_pct(s.reinit)}: {ticket}{verdict} (paired test)"
         out.append((f"`{entry.name}`", card.arch.name, card.source.dataset, f"{card.sparsity:.1%}", accuracy, reinit,
                     human_size(entry.size), speed_cell(card.extra.get("speed"))))
     return out

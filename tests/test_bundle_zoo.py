@@ -52,6 +52,11 @@ def test_bundled_cards_carry_every_round_and_the_controls(tmp_path, monkeypatch)
             assert t["images"] == results["test_images"]
             assert abs(t["delta"] - 100 * (r["ticket"] - other)) < 1e-6  # the recorded accuracies
             assert abs(t["delta"] - 100 * (t["a_only"] - t["b_only"]) / t["images"]) < 1e-6
+    catalog_spec = importlib.util.spec_from_file_location("catalog_table", ROOT / "scripts" / "catalog_table.py")
+    catalog = importlib.util.module_from_spec(catalog_spec)
+    catalog_spec.loader.exec_module(catalog)
+    row = next(line for line in catalog.render(out).splitlines() if "`tiny-rgb-conv2-s80`" in line)
+    assert "(paired test)" in row and "(untested)" not in row  # the README's catalog table says how it knows
     assert "Paired: ticket − dense" in ticket.card.description and "no test of the difference" not in ticket.card.description
     # epochs per line: rewind "0" trains every round the dense network's 3 epochs
     assert results["dense_epochs"] == 3 and [r["epochs"] for r in results["rounds"]] == [3, 3, 3]
