@@ -9,10 +9,12 @@
 #   A dense round of 24 epochs (one-cycle: 2 warm-up epochs, linear decay to 0; label smoothing
 #   0.1; random crop with 4 px padding and flips), late reset k = 2 epochs, three rounds to
 #   89/97/99% sparsity, each trained from θk for the same 22 epochs the dense network trained
-#   after k (a fair budget), reinit controls at 89% and 97% (24 epochs from a fresh init).
-#   6 x 24 - 6 = 138 epochs of 45k images: about 6 hours on the 2-core EPYC at ~2.6 min per
-#   epoch (bf16 autocast + channels_last, resolved per run); masked layers train on the sparse
-#   kernels where `--runtime auto` measures them faster.
+#   after k (a fair budget), reinit controls at 89% and 97% (a fresh init of the same mask
+#   trained on the same 22 epochs of the schedule, from the rewind point on, as open_lth's
+#   reinit branch does). 24 + 5 x 22 = 134 epochs of 45k images: measured on the 2-core EPYC,
+#   ~3.3 min per dense epoch and ~2.4 at 89% (22 of 54 masked layers on the sparse kernels,
+#   which `--runtime auto` picks where it measures them faster), so about 6.5 CPU-hours
+#   (bf16 autocast + channels_last, resolved per run).
 # Revision 1 (issue 17): dense round of 7 epochs (CIFAR-10) or 3 (Fashion-MNIST), four rounds
 #   to 67/89/97/99%, ~100 and 71 CPU-minutes; its tickets stay pullable as NAME@rev.
 # Deviations from the paper are listed in each card's recipe. Runs resume: run the same
