@@ -65,7 +65,7 @@ class NoTrainedRunError(TicketzooError, RuntimeError):
 def finetune(ticket: Ticket, data: str | Path, config: FinetuneConfig | None = None, *,
              out_dir: str | Path, data_root: str | Path | None = None, download: bool = False,
              base_ref: str | None = None, base_sha256: str | None = None, progress: Progress | None = None,
-             resume: bool = False, overwrite: bool = False, word=str) -> FinetuneResult:
+             resume: bool = False, overwrite: bool = False, word=str, callbacks: tuple = ()) -> FinetuneResult:
     """Fine-tune ``ticket`` on ``data`` (a folder, or a dataset name read from ``data_root``).
 
     ``resume`` continues from the per-run checkpoints in ``out_dir`` (finished runs are not
@@ -74,6 +74,8 @@ def finetune(ticket: Ticket, data: str | Path, config: FinetuneConfig | None = N
     every fold and seed (:mod:`ticketzoo.data.folds`); the saved ticket is the first ``ok``
     run of ``config.init`` (fold 0 first). ``word`` rewrites `field` names in what is logged;
     each run's start goes to :data:`~ticketzoo.progress.progress_log`, its epochs to ``progress``.
+    ``callbacks`` (:class:`~ticketzoo.train.Callback`) join every run's training loop: their
+    ``on_train_start`` marks each run's start (it sees the run's config and seed).
     """
     config = config or FinetuneConfig()
     ticket = _at_input_size(ticket, config.data.input_size)
@@ -135,7 +137,7 @@ def finetune(ticket: Ticket, data: str | Path, config: FinetuneConfig | None = N
                                       extra=style("bold"))
                     run, start, final = run_one(ticket, init, seed, classes, fold_sets, config,
                                                 protocol.with_seed(resolved, seed), out, resume, fold=fold,
-                                                progress=progress)
+                                                progress=progress, callbacks=callbacks)
                     run = dataclasses.replace(run, test_sha256=tests[fold])
                     runs.append(run)
                     if not run.ok:

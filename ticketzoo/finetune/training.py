@@ -88,16 +88,16 @@ def start_model(ticket: Ticket, init: str, num_classes: int, seed: int,
 
 def run_one(ticket: Ticket, init: str, seed: int, num_classes: int, sets: dict, config,
             train_config: TrainConfig, out: Path, resume: bool, fold: int | None = None,
-            progress: Progress | None = None):
+            progress: Progress | None = None, callbacks: tuple = ()):
     """Train one run (on ``sets``: fold ``fold``'s, with K folds), its epochs reported to
-    ``progress``; returns ``(RunResult, start weights, final weights or None)``."""
+    ``progress`` and ``callbacks``; returns ``(RunResult, start weights, final weights or None)``."""
     model, masks = start_model(ticket, init, num_classes, seed, config.weight_init)
     start = cpu_state_dict(model)
     tag = f"{init}-seed{seed}" if fold is None else f"{init}-fold{fold}-seed{seed}"
     run, final = train_run(model, masks, init=init, seed=seed, num_classes=num_classes, sets=sets,
                            train_config=train_config, workers=config.workers,
                            folder=out / "checkpoints" / tag, out=out, log=str(Path("logs") / f"{tag}.csv"),
-                           resume=resume, progress=progress)
+                           resume=resume, progress=progress, callbacks=callbacks)
     return (run if fold is None else dataclasses.replace(run, fold=fold)), start, final
 
 
