@@ -116,7 +116,10 @@ def study(refs: list[str], datas: list[str], config: FinetuneConfig, out: Path) 
             folder = out / f"{Path(str(ref)).name.replace('@', '_')}-{Path(data).name}"
             result = finetune(ticket, data, config, out_dir=folder, overwrite=True, callbacks=(probe,))
             for run in result.runs:
-                records = probe.runs[run.seed]
+                records = probe.runs.get(run.seed)
+                if not records:  # diverged in its first epoch: nothing to pick from
+                    print(f"{ref} on {data}, seed {run.seed}: {run.status}, no epoch scored", flush=True)
+                    continue
                 row = {"ticket": str(ref), "data": str(data), "seed": run.seed, "status": run.status,
                        "reported_test": run.test.accuracy if run.test else None,
                        "best_epoch": run.train.best_epoch if run.train else None, "time_s": round(run.time_s, 1),
