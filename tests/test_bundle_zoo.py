@@ -125,8 +125,13 @@ def test_bundled_cards_carry_every_round_and_the_controls(tmp_path, monkeypatch)
     assert [e.name for e in api.list_tickets()].count(name) == 1  # list shows HEAD only
     shown = CliRunner().invoke(cli, ["info", f"{name}@{old}", "--json"])
     assert shown.exit_code == 0 and json.loads(shown.output)["newer_revision"] == new, shown.output
-    shown = CliRunner().invoke(cli, ["info", name])  # the local copy is now the earlier one: said so
-    assert f"a newer revision is the catalog's HEAD: {name}@{new}" in " ".join(shown.output.split())
+    # The local HEAD is now the earlier revision; the bare name still means the catalog's HEAD,
+    # as on a machine that never held the earlier one (it stays reachable as NAME@REV).
+    shown = CliRunner().invoke(cli, ["info", name, "--json"])
+    assert (json.loads(shown.output)["revision"], json.loads(shown.output)["newer_revision"]) == (new, None)
+    assert api.load(name).card.description.endswith("a second revision.")
+    assert [(e.revision, e.location) for e in api.list_tickets() if e.name == name] == [(new, "local+catalog")]
+    assert CliRunner().invoke(cli, ["pull", name]).output.strip().endswith(f"{name}/{new}/ticket.safetensors")
     missing = str(CliRunner().invoke(cli, ["pull", f"{name}@0123456789ab"]).exception)
     assert "not found" in missing and old in missing and new in missing  # every revision is named
 

@@ -259,6 +259,15 @@ def scan_entries(*, home: Path | None = None, registry: str | None = None
     catalog = load_catalog()
     rows = []
     for n in sorted(set(local) | set(catalog)):
+        if n in local and n in catalog and catalog[n].supersedes(local[n].revision):
+            # The bare name now means the catalog's HEAD (named.current): list that, held here or not.
+            try:
+                with local_reg.reading():
+                    entry = local_reg.resolve(n, catalog[n].entry.revision)
+                    rows.append((entry, "local+catalog", listing_problem(entry)))
+                continue
+            except TicketNotFoundError:
+                local.pop(n)
         if n in local:
             where = "local+catalog" if n in catalog else "local"
             rows.append((local[n], where, problems[n]))

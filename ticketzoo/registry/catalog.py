@@ -49,6 +49,10 @@ class CatalogEntry:
                 return item
         return None
 
+    def supersedes(self, rev: str | None) -> bool:
+        """True when ``rev`` is one of this name's earlier published revisions (not HEAD)."""
+        return rev is not None and any(item.entry.revision == rev for item in self.earlier)
+
 
 def load_catalog() -> dict[str, CatalogEntry]:
     """Every catalog entry by name; the first folder that names a ticket wins."""

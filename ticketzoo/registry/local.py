@@ -276,6 +276,22 @@ class LocalRegistry:
         except TicketNotFoundError:
             return False
 
+    def head(self, name: str) -> str | None:
+        """The revision ``name``'s HEAD names (None when the registry holds no ``name``)."""
+        base = self.tickets / check_name(name)
+        head = base / "HEAD"
+        try:
+            with open(head, "rb") as f:
+                text = f.read(64).decode("ascii", "replace").strip()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as e:
+            raise RegistryError(f"{head}: cannot read: {e.strerror}") from None
+        if not REV_RE.match(text):  # it becomes a path: never "../..", never anything else
+            raise RegistryError(f"{head}: does not name a revision of {name!r} ({shown(text)}); "
+                                "the registry is damaged", hint=f"push {name} again, or delete {base}")
+        return text
+
     def resolve(self, name: str, revision: str | None = None) -> Entry:
         """The entry for ``name`` at ``revision`` (a unique prefix of ≥4 digits) or HEAD.
 
@@ -284,17 +300,9 @@ class LocalRegistry:
         base = self.tickets / check_name(name)
         ref = f"{name}@{revision}" if revision else name
         if revision is None:
-            head = base / "HEAD"
-            try:
-                with open(head, "rb") as f:
-                    text = f.read(64).decode("ascii", "replace").strip()
-            except (FileNotFoundError, NotADirectoryError):
-                raise TicketNotFoundError(f"no ticket {name!r} in registry {self.location}", ref=ref) from None
-            except OSError as e:
-                raise RegistryError(f"{head}: cannot read: {e.strerror}") from None
-            if not REV_RE.match(text):  # it becomes a path: never "../..", never anything else
-                raise RegistryError(f"{head}: does not name a revision of {name!r} ({shown(text)}); "
-                                    "the registry is damaged", hint=f"push {name} again, or delete {base}")
+            text = self.head(name)
+            if text is None:
+                raise TicketNotFoundError(f"no ticket {name!r} in registry {self.location}", ref=ref)
             matches = [text]
         else:
             revs = self.revisions(name)

@@ -3,12 +3,15 @@
 A name resolves in the local registry first, then in the zoo catalog (whose entries may
 live on the Hub or in a ``file://`` registry: fetched through that backend and checked
 against the sha256 the catalog records), then in ``$TICKETZOO_REGISTRY`` when it is set.
+A bare NAME whose local HEAD is a revision the catalog has since superseded means the
+catalog's HEAD (:func:`current`), so one command takes one ticket on every machine.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from ticketzoo.errors import (IntegrityError, InvalidRefError, TicketFormatError, TicketNotFoundError,
@@ -36,6 +39,23 @@ def default_remote() -> Ref | None:
         raise InvalidRefError(f"{DEFAULT_REGISTRY_ENV}: {e.message}", ref=e.ref, hint=e.hint) from None
 
 
+def current(ref: Ref, local: LocalRegistry) -> Ref:
+    """``ref`` with the catalog's HEAD revision when it is a bare NAME and the local HEAD is an
+    earlier catalog revision (pulled before the catalog moved on, or pulled as NAME@REV);
+    otherwise ``ref`` itself. A local HEAD the catalog never published (the user's own push)
+    stays what the bare name means."""
+    if ref.revision is not None:
+        return ref
+    head = load_catalog().get(ref.name)
+    if head is None or not head.earlier:
+        return ref
+    try:
+        held = local.head(ref.name)
+    except TicketzooError:  # a damaged HEAD: the usual path reports it
+        return ref
+    return replace(ref, revision=head.entry.revision) if head.supersedes(held) else ref
+
+
 class NamedBackend(Backend):
     """``NAME[@REV]``: the local registry, else the catalog, else ``$TICKETZOO_REGISTRY``."""
 
@@ -44,6 +64,7 @@ class NamedBackend(Backend):
 
     def pull(self, ref: Ref, local: LocalRegistry) -> Entry:
         """A local ticket, verified; else (or when the local copy is damaged) the catalog's."""
+        ref = current(ref, local)
         damaged: IntegrityError | None = None
         missing: TicketNotFoundError | None = None
         try:
@@ -88,6 +109,7 @@ class NamedBackend(Backend):
     def open(self, ref: Ref, local: LocalRegistry) -> Opened:
         """A local ticket read once under the read lock; else (or when the local copy is
         damaged) pulled first, as :meth:`pull` does."""
+        ref = current(ref, local)
         try:
             return local.read(ref.name, ref.revision, open_entry)
         except (TicketNotFoundError, IntegrityError) as e:
@@ -96,6 +118,7 @@ class NamedBackend(Backend):
         return super().open(ref, local)
 
     def verify(self, ref: Ref, local: LocalRegistry):
+        ref = current(ref, local)
         try:  # a damaged local copy is reported, not repaired
             return local.read(ref.name, ref.revision, verify_stored)
         except TicketNotFoundError as e:
@@ -110,6 +133,7 @@ class NamedBackend(Backend):
             check_readme(verify_entry(entry))
             return entry.card, entry
 
+        ref = current(ref, local)
         try:
             return local.read(ref.name, ref.revision, check)
         except TicketNotFoundError as e:
