@@ -90,7 +90,13 @@ def test_bundled_cards_carry_every_round_and_the_controls(tmp_path, monkeypatch)
     assert shown.exit_code == 0, shown.output
     assert "one seed" in shown.output and "tiny-rgb-conv2-s90" in shown.output and "(dense)" in shown.output
     readme = (out / "tiny-rgb-conv2-s80" / "README.md").read_text()
-    assert "| round | sparsity | ticket | reinit | ticket − dense | name |" in readme
+    assert ("| round | sparsity | ticket | reinit | ticket − dense | ticket − reinit | epochs | CPU-minutes | name |"
+            in readme)
+    assert rows[2][6] == "3 (reinit 3)" and rows[0][6] == str(results["dense_epochs"]) == "3"  # rewind 0it
+    vs_reinit = results["rounds"][1]["paired"]["vs_reinit"]
+    p = "no image tells them apart" if vs_reinit["p"] is None else f"p {vs_reinit['p']:.2g}"
+    assert rows[2][5] == (f"{vs_reinit['delta']:+.2f} ({p}, "
+                          f"{'beyond' if vs_reinit['beyond_noise'] else 'within'} noise)")
 
     from ticketzoo.sparse.kernels import cpu_name
 

@@ -40,14 +40,18 @@ def seed_table(card: Card) -> tuple[tuple[str, ...], list[tuple[str, ...]]] | No
     return SEED_TABLE_HEADER, rows
 
 
-FAMILY_TABLE_HEADER = ("round", "sparsity", "ticket", "reinit", "ticket − dense", "name")
+FAMILY_TABLE_HEADER = ("round", "sparsity", "ticket", "reinit", "ticket − dense", "ticket − reinit", "epochs",
+                       "CPU-minutes", "name")
 
 
 def family_table(card: Card) -> tuple[tuple[str, ...], list[tuple[str, ...]]] | None:
     """The source results of the one-seed run a ticket was bundled from, as text rows: dense
     round 0, every round's ticket and its reinit control where one was trained (``—``: not
-    trained), written by ``scripts/bundle_zoo_run.py`` in ``extra["source_results"]``; None
-    when the card has none (or holds results over seeds, :func:`seed_table`)."""
+    trained), each difference with its paired test where the card records one (McNemar's p,
+    and whether it is beyond training noise; "untested" where it does not), the epochs and
+    CPU-minutes of each round (the controls' included), written by
+    ``scripts/bundle_zoo_run.py`` in ``extra["source_results"]``; None when the card has none
+    (or holds results over seeds, :func:`seed_table`)."""
     results = card.extra.get("source_results")
     if not isinstance(results, dict) or not isinstance(results.get("rounds"), list):
         return None
@@ -55,11 +59,30 @@ def family_table(card: Card) -> tuple[tuple[str, ...], list[tuple[str, ...]]] | 
     def pct(x) -> str:
         return "—" if x is None else f"{100 * x:.2f}%"
 
-    rows = [("0", "0.0000", pct(results["dense"]) + " (dense)", "—", "—", "")]
+    def versus(delta, test) -> str:
+        if delta is None:
+            return "—"
+        if not isinstance(test, dict):
+            return f"{100 * delta:+.2f} (untested)"
+        p = "no image tells them apart" if test["p"] is None else f"p {test['p']:.2g}"
+        return f"{test['delta']:+.2f} ({p}, {'beyond' if test['beyond_noise'] else 'within'} noise)"
+
+    def number(x) -> str:
+        return "—" if x is None else f"{x:g}"
+
+    rows = [("0", "0.0000", pct(results["dense"]) + " (dense)", "—", "—", "—", number(results.get("dense_epochs")),
+             number(results.get("dense_minutes")), "")]
     for r in results["rounds"]:
-        controls = r.get("controls") or {}
-        rows.append((str(r["round"]), f"{r['sparsity']:.4f}", pct(r["ticket"]), pct(controls.get("reinit")),
-                     f"{100 * r['ticket_minus_dense']:+.2f}", str(r.get("name") or "")))
+        controls, paired = r.get("controls") or {}, r.get("paired") or {}
+        reinit = controls.get("reinit")
+        epochs = number(r.get("epochs"))
+        control_epochs = (r.get("control_epochs") or {}).get("reinit")
+        if control_epochs is not None:
+            epochs += f" (reinit {number(control_epochs)})"
+        rows.append((str(r["round"]), f"{r['sparsity']:.4f}", pct(r["ticket"]), pct(reinit),
+                     versus(r["ticket_minus_dense"], paired.get("vs_dense")),
+                     versus(None if reinit is None else r["ticket"] - reinit, paired.get("vs_reinit")),
+                     epochs, number(r.get("train_minutes")), str(r.get("name") or "")))
     return FAMILY_TABLE_HEADER, rows
 
 
@@ -67,8 +90,11 @@ def family_caption(card: Card) -> str:
     """What :func:`family_table` rests on: one seed, the test images, the CPU-minutes."""
     r = card.extra["source_results"]
     images = f" on {r['test_images']} test images" if r.get("test_images") else ""
+    paired = any(isinstance(row.get("paired"), dict) for row in r["rounds"])
+    tests = ("; differences in points, p: exact McNemar test on the same test images, beyond noise: also "
+             "over twice the training-noise sd of two runs" if paired else "")
     return (f"Source test accuracy of the run this ticket comes from (one seed{images}; "
-            f"{r.get('train_cpu_minutes', '?')} CPU-minutes of training in all)")
+            f"{r.get('train_cpu_minutes', '?')} CPU-minutes of training in all{tests})")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -83,7 +83,10 @@ def command(ref: str, registry: str | None, as_json: bool) -> None:
         console.print(t)
     family = family_table(card)
     if family is not None:
-        t = Table(*family[0], title=family_caption(card), box=None)
+        t = Table(title=family_caption(card), box=None)
+        names = max((len(row[-1]) for row in family[1]), default=0)
+        for header in family[0]:  # wrapped at spaces, never cut; a ticket name stays whole
+            t.add_column(header, overflow="fold", min_width=names if header == "name" else None)
         for row in family[1]:
             t.add_row(*row)
         console.print(t)
