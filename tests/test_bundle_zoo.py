@@ -138,6 +138,10 @@ def test_bundled_cards_carry_every_round_and_the_controls(tmp_path, monkeypatch)
     assert api.load(name).card.description.endswith("a second revision.")
     assert [(e.revision, e.location) for e in api.list_tickets() if e.name == name] == [(new, "local+catalog")]
     assert CliRunner().invoke(cli, ["pull", name]).output.strip().endswith(f"{name}/{new}/ticket.safetensors")
+    # A revision the catalog never published (the user's own push of the name) stays what it means.
+    own = api.push(str(out / "tiny-rgb-conv2-s90" / "ticket.safetensors"), name=name)
+    assert own.revision not in (old, new) and api.load(name).card.sparsity == api.load("tiny-rgb-conv2-s90").card.sparsity
+    assert [e.revision for e in api.list_tickets() if e.name == name] == [own.revision]
     missing = str(CliRunner().invoke(cli, ["pull", f"{name}@0123456789ab"]).exception)
     assert "not found" in missing and old in missing and new in missing  # every revision is named
 

@@ -20,7 +20,7 @@ from ticketzoo.errors import ConfigError, RegistryError, StorageError, TicketNot
 from ticketzoo.fileio import sha256_bytes
 from ticketzoo.folder import Entry
 from ticketzoo.registry.base import Opened, Pushed, backend_for
-from ticketzoo.registry.catalog import BUNDLED, load_catalog
+from ticketzoo.registry.catalog import BUNDLED, catalog_entry, load_catalog
 from ticketzoo.registry.checks import listing_problem, ticket_warnings  # noqa: F401 (ticket_warnings: re-exported)
 from ticketzoo.registry.cleanup import GcReport, gc, remove
 from ticketzoo.registry.local import LocalRegistry
@@ -226,7 +226,7 @@ def newer_revision(name: str, revision: str) -> str | None:
     """The catalog's current revision of ``name`` when it is not ``revision`` (the ticket shown
     is an earlier one, superseded), else None."""
     try:
-        head = load_catalog().get(name)
+        head = catalog_entry(name)
     except RegistryError:  # a damaged catalog is reported by the commands that read it
         return None
     if head is None or head.entry.revision == revision or not head.revision(revision):

@@ -61,19 +61,35 @@ def load_catalog() -> dict[str, CatalogEntry]:
         if not d.is_dir():
             continue
         for folder in sorted(d.iterdir()):
-            if not folder.is_dir() or not valid_name(folder.name) or folder.name in out:
-                continue
-            if not (folder / "README.md").is_file():
-                continue
-            head = _read(folder)
-            earlier = [_read(sub) for sub in sorted((folder / REVISIONS).glob("*")) if sub.is_dir()]
-            for item in earlier:
-                if item.name != head.name or item.entry.folder.name != item.entry.revision:
-                    raise RegistryError(f"catalog entry {item.entry.folder} is damaged: it holds "
-                                        f"{item.name}@{item.entry.revision}, not {head.name}@{item.entry.folder.name}")
-            earlier.sort(key=lambda item: item.entry.card.created, reverse=True)
-            out[folder.name] = CatalogEntry(head.entry, head.location, tuple(earlier))
+            if folder.name not in out and _is_entry(folder):
+                out[folder.name] = _entry(folder)
     return out
+
+
+def catalog_entry(name: str) -> CatalogEntry | None:
+    """``load_catalog().get(name)``, reading only that name's folders."""
+    if not valid_name(name):
+        return None
+    for d in catalog_dirs():
+        if _is_entry(d / name):
+            return _entry(d / name)
+    return None
+
+
+def _is_entry(folder: Path) -> bool:
+    return folder.is_dir() and valid_name(folder.name) and (folder / "README.md").is_file()
+
+
+def _entry(folder: Path) -> CatalogEntry:
+    """A catalog folder's HEAD with its earlier revisions (newest first), each checked."""
+    head = _read(folder)
+    earlier = [_read(sub) for sub in sorted((folder / REVISIONS).glob("*")) if sub.is_dir()]
+    for item in earlier:
+        if item.name != head.name or item.entry.folder.name != item.entry.revision:
+            raise RegistryError(f"catalog entry {item.entry.folder} is damaged: it holds "
+                                f"{item.name}@{item.entry.revision}, not {head.name}@{item.entry.folder.name}")
+    earlier.sort(key=lambda item: item.entry.card.created, reverse=True)
+    return CatalogEntry(head.entry, head.location, tuple(earlier))
 
 
 def _read(folder: Path) -> CatalogEntry:

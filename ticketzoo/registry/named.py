@@ -20,7 +20,7 @@ from ticketzoo.fileformat import TICKET_FILE
 from ticketzoo.folder import README, Entry, read_entry, verify_entry
 from ticketzoo.names import shown
 from ticketzoo.registry.base import Backend, Opened, backend_for, import_folder, open_entry, verify_stored
-from ticketzoo.registry.catalog import BUNDLED, CatalogEntry, load_catalog
+from ticketzoo.registry.catalog import BUNDLED, CatalogEntry, catalog_entry, load_catalog
 from ticketzoo.registry.checks import check_readme
 from ticketzoo.registry.local import LocalRegistry
 from ticketzoo.registry.refs import Ref, parse_ref, parse_registry_url, path_exists
@@ -46,14 +46,12 @@ def current(ref: Ref, local: LocalRegistry) -> Ref:
     stays what the bare name means."""
     if ref.revision is not None:
         return ref
-    head = load_catalog().get(ref.name)
-    if head is None or not head.earlier:
-        return ref
     try:
         held = local.head(ref.name)
-    except TicketzooError:  # a damaged HEAD: the usual path reports it
+        head = catalog_entry(ref.name) if held is not None else None
+    except TicketzooError:  # a damaged HEAD or catalog entry: the usual path reports it
         return ref
-    return replace(ref, revision=head.entry.revision) if head.supersedes(held) else ref
+    return replace(ref, revision=head.entry.revision) if head is not None and head.supersedes(held) else ref
 
 
 class NamedBackend(Backend):
