@@ -135,19 +135,20 @@ def _set_epoch_times(run_dir: Path, seconds: float, wall: float) -> None:
 
 
 def test_the_time_budget_costs_epochs_not_paused_wall_time(folder, tmp_path, monkeypatch):
-    """A round 0 that took 10^6 s of wall time (the job paused for days) with 0.01 s epochs
-    does not stop the next round under a 1-hour budget; 10^4 s epochs do."""
+    """A round 0 that took 10^6 s of wall time (the job paused for days) with 1200 s epochs
+    does not stop the next round under a 1-hour budget (its two lines train 1 epoch each,
+    from the rewind point after epoch 1 of 2: 2400 s); 10^4 s epochs do."""
     recipe = _recipe(folder, rounds=1)
     with monkeypatch.context() as m:
         m.setattr(imp_module._IMP, "_out_of_time", _stop_before(1))
         early = find_tickets(recipe, str(folder), run_dir=tmp_path / "run", threads=1, time_budget=1.0)
     assert early.stopped and [r.round for r in early.rounds] == [0]
 
-    _set_epoch_times(early.run_dir, seconds=1e4, wall=1.0)  # 2 epochs x 2 lines x 10^4 s > 1 h
+    _set_epoch_times(early.run_dir, seconds=1e4, wall=1.0)  # 1 epoch x 2 lines x 10^4 s > 1 h
     again = find_tickets(recipe, str(folder), run_dir=tmp_path / "run", threads=1, time_budget=3600)
     assert again.stopped and [r.round for r in again.rounds] == [0]
 
-    _set_epoch_times(early.run_dir, seconds=0.01, wall=1e6)
+    _set_epoch_times(early.run_dir, seconds=1200, wall=1e6)  # costed as 2 epochs per line: 4800 s, stopped
     done = find_tickets(recipe, str(folder), run_dir=tmp_path / "run", threads=1, time_budget=3600)
     assert not done.stopped and [(r.round, r.line) for r in done.rounds] == [(0, "imp"), (1, "imp"), (1, "reinit")]
 

@@ -236,7 +236,8 @@ class _IMP:
         return FindResult(run.root, r, tuple(self.results), stopped, failed)
 
     def _out_of_time(self, started: float, budget: float, i: int) -> bool:
-        """Would round ``i`` (its ticket and its control, a full schedule each) overrun?
+        """Would round ``i`` (its ticket and its control, each trained from the rewind point to
+        the end of the schedule) overrun?
 
         Epochs are costed at the median epoch so far, not at the rounds' wall time: an epoch
         that ran while the job was paused (SIGSTOP) or shared the CPU would inflate the
@@ -248,7 +249,8 @@ class _IMP:
         if not times:
             return False
         lines = 1 + self.recipe.controls_at(i)
-        estimate = statistics.median(times) * self.recipe.train.max_epochs * lines
+        epochs = self.recipe.train.max_epochs - self.k / self.ipe  # a pruned line starts at k
+        estimate = statistics.median(times) * epochs * lines
         return time.monotonic() - started + estimate > budget
 
     def _round0(self) -> RoundResult:
