@@ -97,6 +97,9 @@ def test_bundled_cards_carry_every_round_and_the_controls(tmp_path, monkeypatch)
     p = "no image tells them apart" if vs_reinit["p"] is None else f"p {vs_reinit['p']:.2g}"
     assert rows[2][5] == (f"{vs_reinit['delta']:+.2f} ({p}, "
                           f"{'beyond' if vs_reinit['beyond_noise'] else 'within'} noise)")
+    # `info` prints each cell whole on its round's line, even piped (80 columns)
+    line = next(x for x in shown.output.splitlines() if x.startswith("2 "))
+    assert rows[2][4] in line and rows[2][5] in line and "tiny-rgb-conv2-s80" in line
 
     from ticketzoo.sparse.kernels import cpu_name
 

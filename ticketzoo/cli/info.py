@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ticketzoo.cli.console import console, human_size, print_json
+from ticketzoo.cli.console import console, human_size, print_columns, print_json
 from ticketzoo.cli.options import complete_ticket_names
 
 
@@ -82,14 +82,9 @@ def command(ref: str, registry: str | None, as_json: bool) -> None:
             t.add_row(*row)
         console.print(t)
     family = family_table(card)
-    if family is not None:
-        t = Table(title=family_caption(card), box=None)
-        names = max((len(row[-1]) for row in family[1]), default=0)
-        for header in family[0]:  # wrapped at spaces, never cut; a ticket name stays whole
-            t.add_column(header, overflow="fold", min_width=names if header == "name" else None)
-        for row in family[1]:
-            t.add_row(*row)
-        console.print(t)
+    if family is not None:  # wider than 80 columns: plain columns, every cell whole on one line
+        console.print(family_caption(card))
+        print_columns(list(family[0]), [list(row) for row in family[1]])
     t = Table("tensor", "shape", "kept", "total", "sparsity", title="per-layer sparsity", box=None)
     for layer in card.layers:
         t.add_row(layer.name, "x".join(map(str, layer.shape)), str(layer.kept), str(layer.total), f"{layer.sparsity:.2%}")
